@@ -1,0 +1,1 @@
+"""Encrypted, tamper-evident session records: age files, keys, event log."""

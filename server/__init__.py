@@ -1,0 +1,1 @@
+"""NEXUS virtual interview server: app factory, settings, auth, store and views."""

@@ -1,0 +1,90 @@
+"""`create_app(settings)`: the only place that wires the interview server together."""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp_jinja2
+import aiohttp_session
+import jinja2
+from aiohttp import web
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+import web as web_assets
+
+from . import middleware
+from .appkeys import CLOCK, PASSWORDS, SETTINGS, STORE, THROTTLE
+from .auth import LoginThrottle, Passwords
+from .secret import Secret
+from .settings import Settings
+from .store import Store
+from .types import Clock, utc_now
+from .views.http import csrf_token, principal_of
+from .views.routes import ROUTES, STATIC_PREFIX
+
+SESSION_COOKIE = "nexus_session"
+
+
+def session_key(path: Path) -> Secret[bytes]:
+    """The cookie-encryption key, made on first start (readable by this user only)."""
+    if path.exists():
+        key = base64.urlsafe_b64decode(path.read_bytes().strip())
+        if len(key) != 32:
+            raise ValueError(f"{path} does not hold a 32-byte key")
+        return Secret(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = os.urandom(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(base64.urlsafe_b64encode(key))
+    return Secret(key)
+
+
+async def _template_context(request: web.Request) -> dict[str, object]:
+    return {"principal": await principal_of(request), "csrf_token": await csrf_token(request)}
+
+
+def create_app(
+    settings: Settings, clock: Clock = utc_now, passwords: Passwords | None = None
+) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[middleware.errors, middleware.csrf, middleware.access_middleware(ROUTES)],
+    )
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[STORE] = Store(settings.database_path, clock)
+    app[PASSWORDS] = passwords or Passwords()
+    app[THROTTLE] = LoginThrottle(settings.login_attempts_per_minute, clock)
+
+    # The session middleware must run outside the others, so it goes first.
+    storage = EncryptedCookieStorage(
+        session_key(settings.session_key_path).reveal(),
+        cookie_name=SESSION_COOKIE,
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="Strict",
+        max_age=settings.session_max_age,
+    )
+    app.middlewares.insert(0, aiohttp_session.session_middleware(storage))
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(web_assets.TEMPLATES),
+        autoescape=True,
+        context_processors=[_template_context],
+    )
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
+    app.router.add_static(STATIC_PREFIX, web_assets.STATIC)
+    app.on_response_prepare.append(middleware.security_headers)
+    app.cleanup_ctx.append(_store_ctx)
+    return app
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    await app[STORE].open()
+    yield
+    await app[STORE].close()

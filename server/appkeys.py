@@ -1,0 +1,16 @@
+"""Typed keys for what `create_app` builds and the views use (no module-level state)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .auth import LoginThrottle, Passwords
+from .settings import Settings
+from .store import Store
+from .types import Clock
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+PASSWORDS = web.AppKey("passwords", Passwords)
+THROTTLE = web.AppKey("throttle", LoginThrottle)
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")

@@ -1,0 +1,153 @@
+"""Credentials: argon2id passwords, TOTP codes with replay protection, sign-in throttling,
+and applicant invitation tokens (only their SHA-256 is stored)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+
+import argon2
+import pyotp
+
+from .errors import BadRequest, Forbidden, TooManyRequests
+from .secret import Secret
+from .types import AccountId, Agency, Clock, InterviewId, Role
+
+MIN_PASSWORD_LENGTH = 12
+TOTP_ISSUER = "NEXUS interview"
+INVITATION_TOKEN_BYTES = 32  # 256 bits
+
+
+class Passwords:
+    """argon2id with the library's current recommended parameters."""
+
+    def __init__(self, hasher: argon2.PasswordHasher | None = None) -> None:
+        self._hasher = hasher or argon2.PasswordHasher()
+        self._dummy = Secret(self._hasher.hash(secrets.token_urlsafe(16)))
+
+    def hash(self, password: Secret[str]) -> str:
+        value = password.reveal()
+        if len(value) < MIN_PASSWORD_LENGTH:
+            raise BadRequest(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+        return self._hasher.hash(value)
+
+    def verify(self, password_hash: Secret[str], password: Secret[str]) -> bool:
+        try:
+            return self._hasher.verify(password_hash.reveal(), password.reveal())
+        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+            return False
+
+    def verify_nothing(self, password: Secret[str]) -> None:
+        """Spend the time a real check takes, so unknown usernames cannot be told apart."""
+        self.verify(self._dummy, password)
+
+
+def new_totp_secret() -> Secret[str]:
+    return Secret(pyotp.random_base32())
+
+
+def totp_uri(secret: Secret[str], username: str) -> str:
+    return pyotp.TOTP(secret.reveal()).provisioning_uri(name=username, issuer_name=TOTP_ISSUER)
+
+
+def totp_step(secret: Secret[str], code: str, now: datetime) -> int | None:
+    """The 30-second step the code belongs to (now, or one step either side for clock
+    drift), or None if it matches none."""
+    code = code.strip().replace(" ", "")
+    if not (code.isdigit() and len(code) == 6):
+        return None
+    totp = pyotp.TOTP(secret.reveal())
+    current = totp.timecode(now)
+    for step in (current, current - 1, current + 1):
+        if secrets.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+def new_invitation_token() -> Secret[str]:
+    return Secret(secrets.token_urlsafe(INVITATION_TOKEN_BYTES))
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request comes from, as kept in the encrypted session cookie."""
+
+    role: Role
+    account_id: AccountId | None = None
+    agency: Agency | None = None
+    interview_id: InterviewId | None = None
+
+    def officer_seat(self) -> tuple[AccountId, Agency]:
+        """The officer's account and agency; Forbidden for anyone else."""
+        if self.role is not Role.OFFICER or self.account_id is None or self.agency is None:
+            raise Forbidden("only officers may do this")
+        return self.account_id, self.agency
+
+    def own_interview(self) -> InterviewId:
+        """The one interview an applicant's session opens; Forbidden for anyone else."""
+        if self.role is not Role.APPLICANT or self.interview_id is None:
+            raise Forbidden("only the invited applicant may do this")
+        return self.interview_id
+
+    @property
+    def label(self) -> str:
+        if self.role is Role.APPLICANT:
+            return f"applicant:{self.interview_id}"
+        suffix = f":{self.agency}" if self.agency else ""
+        return f"{self.role}:{self.account_id}{suffix}"
+
+    def to_session(self) -> dict[str, object]:
+        return {
+            "role": self.role.value,
+            "account_id": self.account_id,
+            "agency": self.agency.value if self.agency else None,
+            "interview_id": self.interview_id,
+        }
+
+    @classmethod
+    def from_session(cls, data: object) -> Principal | None:
+        if not isinstance(data, dict) or data.get("role") not in {r.value for r in Role}:
+            return None
+        agency = data.get("agency")
+        return cls(
+            role=Role(data["role"]),
+            account_id=data.get("account_id"),
+            agency=Agency(agency) if agency else None,
+            interview_id=data.get("interview_id"),
+        )
+
+
+class LoginThrottle:
+    """At most ``per_minute`` sign-in attempts per client address in any 60 seconds."""
+
+    MAX_CLIENTS = 100_000
+
+    def __init__(self, per_minute: int, clock: Clock) -> None:
+        self._per_minute = per_minute
+        self._clock = clock
+        self._attempts: dict[str, deque[float]] = {}
+
+    def check(self, client: str) -> None:
+        now = self._clock().timestamp()
+        attempts = self._attempts.setdefault(client, deque())
+        while attempts and attempts[0] <= now - 60:
+            attempts.popleft()
+        if len(attempts) >= self._per_minute:
+            retry = int(attempts[0] + 60 - now) + 1
+            raise TooManyRequests(
+                f"too many sign-in attempts from this address; try again in {retry} s", retry
+            )
+        attempts.append(now)
+        if len(self._attempts) > self.MAX_CLIENTS:
+            self._forget_idle(now)
+
+    def _forget_idle(self, now: float) -> None:
+        for client in [c for c, a in self._attempts.items() if not a or a[-1] <= now - 60]:
+            del self._attempts[client]

@@ -1,0 +1,277 @@
+"""`nexus-interview`: the server, the operator's commands and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import segno
+from aiohttp import web
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from recordings.keys import HOLDERS, Identity, write_identity_file
+
+from . import operator
+from .app import create_app
+from .auth import Passwords
+from .errors import BadRequest, NexusError
+from .secret import Secret
+from .settings import SETTINGS, Settings, describe, load_settings
+from .store import Store
+from .types import Agency, InterviewMode, utc_now
+
+T = TypeVar("T")
+Command = Callable[[argparse.Namespace, Settings], Awaitable[int] | int]
+
+
+def _settings_flags() -> argparse.ArgumentParser:
+    """Every setting as a flag, accepted by every command, on either side of its name."""
+    parser = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    group = parser.add_argument_group("settings (also NEXUS_* environment variables)")
+    for setting in SETTINGS:
+        group.add_argument(
+            setting.flag,
+            dest=f"setting_{setting.name}",
+            metavar="VALUE",
+            help=f"{setting.help} [{setting.env}, default {setting.default!r}]",
+        )
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    flags = _settings_flags()
+    parser = argparse.ArgumentParser(
+        prog="nexus-interview", description="NEXUS virtual interview server", parents=[flags]
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, run: Command, help: str, **kwargs: Any) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, parents=[flags], **kwargs)
+        sub.set_defaults(run=run)
+        return sub
+
+    def group(name: str, help: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+        sub = commands.add_parser(name, help=help)
+        return sub.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    command("serve", _serve, "run the interview server")
+    command("demo", _demo, "seed ./demo-data, print the sign-ins and links, and serve")
+    command("settings", _settings, "print every setting with its value and help")
+
+    applications = group("applications", "application records")
+    sub = applications.add_parser("import", help="import a CSV or JSON Lines file", parents=[flags])
+    sub.add_argument("file", type=Path)
+    sub.set_defaults(run=_import)
+
+    for role in ("officers", "auditors"):
+        sub = group(role, f"{role} accounts").add_parser(
+            "add", help=f"add one of the {role}", parents=[flags]
+        )
+        sub.add_argument("--username", required=True)
+        sub.add_argument("--name", required=True, help="display name")
+        if role == "officers":
+            sub.add_argument("--agency", required=True, type=str.upper, choices=list(Agency))
+            sub.add_argument("--country", help="ISO code of the country they work from")
+            sub.set_defaults(run=_add_officer)
+        else:
+            sub.add_argument("--organisation", default="Joint audit body")
+            sub.set_defaults(run=_add_auditor)
+        sub.add_argument(
+            "--password-stdin",
+            action="store_true",
+            help="read the password from standard input instead of a prompt",
+        )
+
+    sub = command("invite", _invite, "schedule an interview and print the applicant's link")
+    sub.add_argument("application_id")
+    sub.add_argument("--mode", choices=list(InterviewMode), default=InterviewMode.JOINT)
+    sub.add_argument("--starts", type=_aware_datetime, help="window start (ISO 8601, with zone)")
+    sub.add_argument("--hours", type=int, help="window length in hours")
+
+    keys = group("keys", "age key material for agencies and the audit body")
+    sub = keys.add_parser("generate", help="write a new identity file", parents=[flags])
+    sub.add_argument("--for", dest="holder", required=True, choices=HOLDERS)
+    sub.add_argument("--out", type=Path, required=True, help="identity file to create")
+    sub.set_defaults(run=_keys_generate)
+    return parser
+
+
+def _aware_datetime(raw: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not an ISO 8601 date and time") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{raw!r} needs a time zone, e.g. Z or -05:00")
+    return moment
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {
+        key.removeprefix("setting_"): value
+        for key, value in vars(args).items()
+        if key.startswith("setting_")
+    }
+    console = Console(stderr=True)
+    try:
+        settings = load_settings(os.environ, overrides)
+        logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+        result = args.run(args, settings)
+        return asyncio.run(result) if asyncio.iscoroutine(result) else int(result)
+    except NexusError as exc:
+        console.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    store = await Store(settings.database_path).open()
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from .demo import run_demo
+
+    return run_demo(settings, Console())
+
+
+def _settings(args: argparse.Namespace, settings: Settings) -> int:
+    table = Table("Environment", "Flag", "Value", "Meaning")
+    for row in describe(settings):
+        table.add_row(*row)
+    Console(width=160).print(table)
+    return 0
+
+
+async def _import(args: argparse.Namespace, settings: Settings) -> int:
+    console = Console()
+    with Progress(
+        TextColumn("importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("import", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, total=total, advance=done if done else 0)
+
+        counts = await _with_store(
+            settings, lambda store: operator.import_applications(store, args.file, progress)
+        )
+    print(
+        f"imported {args.file}: {counts.inserted} new, {counts.updated} updated, "
+        f"{counts.unchanged} unchanged"
+    )
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> Secret[str]:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat the password: ") != password:
+            raise BadRequest("the two passwords differ")
+    else:
+        raise BadRequest("no terminal to ask for the password: use --password-stdin")
+    return Secret(password)
+
+
+def print_enrolment(enrolment: operator.Enrolment, console: Console) -> None:
+    console.print(f"added {enrolment.username} (account {enrolment.account_id})")
+    console.print("Enrol the one-time-code app by scanning this code, or enter the URI:")
+    console.print(enrolment.otpauth_uri, soft_wrap=True, highlight=False)
+    segno.make(enrolment.otpauth_uri, error="m").terminal(compact=True)
+
+
+async def _add_officer(args: argparse.Namespace, settings: Settings) -> int:
+    password = _read_password(args)
+    enrolment = await _with_store(
+        settings,
+        lambda store: operator.add_officer(
+            store,
+            Passwords(),
+            args.username,
+            args.name,
+            Agency(args.agency),
+            args.country,
+            password,
+        ),
+    )
+    print_enrolment(enrolment, Console())
+    return 0
+
+
+async def _add_auditor(args: argparse.Namespace, settings: Settings) -> int:
+    password = _read_password(args)
+    enrolment = await _with_store(
+        settings,
+        lambda store: operator.add_auditor(
+            store, Passwords(), args.username, args.name, args.organisation, password
+        ),
+    )
+    print_enrolment(enrolment, Console())
+    return 0
+
+
+async def _invite(args: argparse.Namespace, settings: Settings) -> int:
+    invitation = await _with_store(
+        settings,
+        lambda store: operator.invite(
+            store,
+            settings,
+            args.application_id,
+            InterviewMode(args.mode),
+            args.starts or utc_now(),
+            args.hours,
+        ),
+    )
+    print(
+        f"interview {invitation.interview_id}, open {invitation.window_start:%Y-%m-%d %H:%M %Z}"
+        f" to {invitation.window_end:%Y-%m-%d %H:%M %Z}"
+    )
+    print("Send this link to the applicant (it is shown once and cannot be recovered):")
+    print(invitation.link.reveal())
+    return 0
+
+
+def _keys_generate(args: argparse.Namespace, settings: Settings) -> int:
+    out: Path = args.out
+    if out.resolve().is_relative_to(settings.data_dir.resolve()):
+        raise BadRequest(
+            f"{out} is inside the interview server's data directory, which must never hold "
+            "a private key; write it somewhere the server cannot read"
+        )
+    identity = Identity.generate()
+    write_identity_file(out, identity)
+    print(f"wrote the {args.holder} identity to {out} (mode 0600)")
+    print(f"its recipient, for NEXUS_{args.holder.upper()}_RECIPIENT: {identity.recipient}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

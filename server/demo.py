@@ -1,0 +1,262 @@
+"""`nexus-interview demo`: a ready-to-click pilot on SQLite in ./demo-data.
+
+Layout: ``demo-data/server`` is the server's data directory; ``demo-data/identities`` holds
+the agencies' and audit body's private identities, outside it, as in a real deployment;
+``demo-data/demo-credentials.json`` keeps the demo accounts' passwords and TOTP secrets so
+that every run can print them. Applicant links are new on every run (only their hashes are
+stored, so old ones cannot be printed again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import secrets
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import pyotp
+from aiohttp import web
+from rich.console import Console
+
+from recordings.keys import HOLDERS, Identity, read_identity_file, write_identity_file
+
+from . import operator
+from .app import create_app
+from .auth import Passwords
+from .importer import ApplicationRow
+from .secret import Secret
+from .settings import SETTINGS, Settings
+from .store import Store
+from .types import Agency, ApplicationType, InterviewMode, Program, utc_now
+
+ROOT = Path("demo-data")
+LINKS_SHOWN = 5
+_SURNAMES = [
+    "Tremblay",
+    "Smith",
+    "Gagnon",
+    "Johnson",
+    "Roy",
+    "Williams",
+    "Côté",
+    "Brown",
+    "Bouchard",
+    "Garcia",
+    "Gauthier",
+    "Miller",
+    "Morin",
+    "Davis",
+    "Lavoie",
+    "Wilson",
+    "Fortin",
+    "Martinez",
+    "Gagné",
+    "Anderson",
+]
+_GIVEN = [
+    "Émilie",
+    "James",
+    "Olivier",
+    "Maria",
+    "Chloé",
+    "Robert",
+    "Félix",
+    "Linda",
+    "Léa",
+    "Michael",
+    "Gabriel",
+    "Patricia",
+    "Zoé",
+    "David",
+    "Nathan",
+    "Jennifer",
+    "Alice",
+    "William",
+    "Sophie",
+    "Daniel",
+]
+STAFF = (
+    ("cbsa.officer1", "Geneviève Lapointe", Agency.CBSA),
+    ("cbsa.officer2", "Marc Belanger", Agency.CBSA),
+    ("cbp.officer1", "Angela Ruiz", Agency.CBP),
+    ("cbp.officer2", "Thomas Reed", Agency.CBP),
+)
+AUDITOR = ("auditor1", "Priya Natarajan")
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    username: str
+    role: str
+    password: Secret[str]
+    totp_secret: Secret[str]
+
+
+def demo_applications(count: int = 20) -> list[ApplicationRow]:
+    """Deterministic applications: NEXUS and FAST, new and renewal."""
+    rng = random.Random(2026)  # noqa: S311 - demo data, not a secret
+    rows = []
+    for n in range(count):
+        program = Program.FAST if n % 4 == 3 else Program.NEXUS
+        kind = ApplicationType.RENEWAL if n % 3 == 1 else ApplicationType.NEW
+        born = date(1950 + rng.randrange(50), rng.randrange(1, 13), rng.randrange(1, 29))
+        applied = date(2022, 4, 1) + timedelta(days=rng.randrange(900))
+        rows.append(
+            ApplicationRow(
+                id=f"{'NX' if program is Program.NEXUS else 'FT'}-DEMO-{n + 1:04d}",
+                program=program,
+                application_type=kind,
+                surname=_SURNAMES[n],
+                given_names=_GIVEN[n],
+                date_of_birth=born,
+                citizenship="CAN" if n % 2 else "USA",
+                email=f"applicant{n + 1}@example.org",
+                applied_on=applied,
+                card_expiry=applied + timedelta(days=400)
+                if kind is ApplicationType.RENEWAL
+                else None,
+            )
+        )
+    return rows
+
+
+def demo_settings(settings: Settings, root: Path = ROOT) -> Settings:
+    """The demo's data directory and recipients; an explicit public URL is kept."""
+    recipients = {
+        f"{holder}_recipient": str(_identity(root, holder).recipient) for holder in HOLDERS
+    }
+    default_url = next(s.default for s in SETTINGS if s.name == "public_url")
+    public_url = settings.public_url
+    if public_url == default_url:
+        public_url = f"http://{settings.host}:{settings.port}"
+    return settings.replace(data_dir=root / "server", public_url=public_url, **recipients)
+
+
+def _identity(root: Path, holder: str) -> Identity:
+    """The holder's demo identity, made on first use outside the server's data directory."""
+    path = root / "identities" / f"{holder}-identity.txt"
+    if not path.exists():
+        write_identity_file(path, Identity.generate())
+    return read_identity_file(path)[0]
+
+
+async def seed(store: Store) -> list[DemoAccount]:
+    """The demo applications and accounts, on a new database."""
+    await store.applications.import_rows(
+        [(row.id, row.values()) for row in demo_applications()], actor="demo:seed"
+    )
+    passwords, accounts = Passwords(), []
+    for username, name, agency in STAFF:
+        password = Secret(secrets.token_urlsafe(12))
+        enrolment = await operator.add_officer(
+            store, passwords, username, name, agency, None, password
+        )
+        accounts.append(DemoAccount(username, f"{agency} officer", password, enrolment.totp_secret))
+    password = Secret(secrets.token_urlsafe(12))
+    enrolment = await operator.add_auditor(
+        store, passwords, AUDITOR[0], AUDITOR[1], "Joint audit body", password
+    )
+    accounts.append(DemoAccount(AUDITOR[0], "auditor", password, enrolment.totp_secret))
+    return accounts
+
+
+def load_credentials(path: Path) -> list[DemoAccount] | None:
+    if not path.exists():
+        return None
+    return [
+        DemoAccount(a["username"], a["role"], Secret(a["password"]), Secret(a["totp"]))
+        for a in json.loads(path.read_text("utf-8"))
+    ]
+
+
+def save_credentials(path: Path, accounts: list[DemoAccount]) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(
+            [
+                {
+                    "username": a.username,
+                    "role": a.role,
+                    "password": a.password.reveal(),
+                    "totp": a.totp_secret.reveal(),
+                }
+                for a in accounts
+            ],
+            handle,
+            indent=2,
+        )
+
+
+async def prepare(
+    settings: Settings, saved: list[DemoAccount] | None
+) -> tuple[list[DemoAccount], list[tuple[ApplicationRow, InterviewMode, Secret[str]]]]:
+    """Seed a new database (or reuse the saved accounts) and issue fresh applicant links."""
+    store = await Store(settings.database_path).open()
+    try:
+        accounts = saved if saved is not None else await seed(store)
+        applications = demo_applications()[:LINKS_SHOWN]
+        links = []
+        for n, row in enumerate(applications):
+            mode = InterviewMode.TWO_STEP if n == LINKS_SHOWN - 1 else InterviewMode.JOINT
+            start = utc_now() - timedelta(minutes=5)
+            invitation = await operator.invite(store, settings, row.id, mode, start, 12)
+            links.append((row, mode, invitation.link))
+    finally:
+        await store.close()
+    return accounts, links
+
+
+def show(
+    settings: Settings,
+    root: Path,
+    accounts: list[DemoAccount],
+    links: list[tuple[ApplicationRow, InterviewMode, Secret[str]]],
+    console: Console,
+) -> None:
+    out = console.print
+    out(f"[bold]Staff sign-in[/] at {settings.public_url}/login", highlight=False)
+    out(
+        "[bold red]DEMO ONLY: these passwords and TOTP secrets exist for this demo; "
+        "real ones are never printed.[/]"
+    )
+    for account in accounts:
+        code = pyotp.TOTP(account.totp_secret.reveal()).now()
+        out(
+            f"  {account.username:<14} {account.role:<13} password {account.password.reveal()}"
+            f"  TOTP secret {account.totp_secret.reveal()}  (code now {code})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    out(
+        "  Codes change every 30 s: put the secret in an authenticator app "
+        "(or: oathtool --totp -b SECRET).",
+        highlight=False,
+    )
+    out("[bold]Applicant links[/] (new on every run; the applicant confirms the date of birth):")
+    for row, mode, link in links:
+        out(
+            f"  {row.id}  {row.given_names} {row.surname}, born {row.date_of_birth}, {mode}",
+            highlight=False,
+        )
+        out(f"    {link.reveal()}", highlight=False, soft_wrap=True)
+    out(
+        f"Private identities of CBSA, CBP and the audit body: {root / 'identities'}",
+        highlight=False,
+    )
+
+
+def run_demo(settings: Settings, console: Console, root: Path = ROOT) -> int:
+    settings = demo_settings(settings, root)
+    credentials = root / "demo-credentials.json"
+    saved = load_credentials(credentials)
+    accounts, links = asyncio.run(prepare(settings, saved))
+    if saved is None:
+        save_credentials(credentials, accounts)
+    show(settings, root, accounts, links, console)
+    console.print(f"Serving on [bold]{settings.public_url}[/] — press Ctrl-C to stop.")
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    return 0

@@ -1,0 +1,122 @@
+"""Request middlewares and response headers: errors, access, CSRF, security headers.
+
+Order (outermost first): errors -> access -> csrf -> handler. Errors of every kind,
+including aiohttp's own 404/405/413, come out as a clear JSON message for the API and a
+page for browsers; an unexpected exception is logged and answered with a plain 500 that
+reveals nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+import aiohttp_jinja2
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from .errors import CsrfRejected, NexusError, TooManyRequests
+from .views.http import CSRF_FIELD, CSRF_HEADER, session_of, wants_json
+from .views.routes import Route
+
+log = logging.getLogger(__name__)
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(self), microphone=(self), geolocation=()",
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+}
+
+
+def error_response(request: web.Request, status: int, code: str, message: str) -> web.Response:
+    if wants_json(request):
+        return web.json_response({"error": {"code": code, "message": message}}, status=status)
+    return aiohttp_jinja2.render_template(
+        "error.html", request, {"status": status, "message": message}, status=status
+    )
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except NexusError as exc:
+        response = error_response(request, exc.status, exc.code, exc.message)
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = {
+            404: "there is nothing at this address",
+            405: f"{request.method} is not allowed here",
+            413: "the request body is too large",
+        }.get(exc.status, exc.reason)
+        return error_response(request, exc.status, exc.reason.lower().replace(" ", "_"), message)
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error_response(request, 500, "internal_error", "something went wrong on our side")
+
+
+def access_middleware(routes: tuple[Route, ...]) -> Middleware:
+    """Applies each route's policy; a route missing from the table is refused outright."""
+    policies = {(route.method, route.path): route.access for route in routes}
+
+    @web.middleware
+    async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
+        matched = request.match_info.route
+        resource = matched.resource
+        if resource is None or isinstance(resource, web.StaticResource):
+            return await handler(request)  # aiohttp's own 404/405 answers; public files
+        policy = policies.get((matched.method, resource.canonical))
+        if policy is None:
+            raise web.HTTPForbidden(reason="Route without an access policy")
+        request["principal"] = await policy.enforce(request)
+        return await handler(request)
+
+    return access
+
+
+@web.middleware
+async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every state-changing request carries the session's token (header or form field)."""
+    if request.method in SAFE_METHODS:
+        return await handler(request)
+    expected = (await session_of(request)).get("csrf")
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.content_type == "application/x-www-form-urlencoded":
+        field = (await request.post()).get(CSRF_FIELD)
+        sent = field if isinstance(field, str) else None
+    if not (isinstance(expected, str) and sent and hmac.compare_digest(expected, sent)):
+        raise CsrfRejected(
+            "this form has expired or was not sent from our page; reload the page and try again"
+        )
+    return await handler(request)
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if not request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")

@@ -1,0 +1,126 @@
+"""What the operator does from the CLI: import applications, add staff, issue invitations.
+
+Each function takes an open `Store` and returns what the CLI prints; none prints itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from .auth import Passwords, new_invitation_token, new_totp_secret, token_hash, totp_uri
+from .errors import BadRequest
+from .importer import read_applications
+from .secret import Secret
+from .settings import Settings
+from .store import Store
+from .store.applications import ImportCounts
+from .types import AccountId, Agency, InterviewId, InterviewMode
+
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    account_id: AccountId
+    username: str
+    totp_secret: Secret[str]
+
+    @property
+    def otpauth_uri(self) -> str:
+        return totp_uri(self.totp_secret, self.username)
+
+
+@dataclass(frozen=True)
+class Invitation:
+    interview_id: InterviewId
+    link: Secret[str]
+    window_start: datetime
+    window_end: datetime
+
+
+async def import_applications(
+    store: Store, path: Path, progress: Callable[[int, int], None] | None = None
+) -> ImportCounts:
+    """Validate the whole file first; store it only if every row is good."""
+    rows = read_applications(path)
+    if progress:
+        progress(0, len(rows))
+    step = (lambda done: progress(done, len(rows))) if progress else None
+    return await store.applications.import_rows(rows, actor="operator:import", progress=step)
+
+
+def _check_staff(username: str, display_name: str) -> tuple[str, str]:
+    username = username.strip().lower()
+    if not _USERNAME.fullmatch(username):
+        raise BadRequest(
+            "a username is 3-64 characters: lower-case letters, digits, '.', '_' or '-'"
+        )
+    display_name = display_name.strip()
+    if not 1 <= len(display_name) <= 100:
+        raise BadRequest("a display name is 1-100 characters")
+    return username, display_name
+
+
+async def add_officer(
+    store: Store,
+    passwords: Passwords,
+    username: str,
+    display_name: str,
+    agency: Agency,
+    country: str | None,
+    password: Secret[str],
+) -> Enrolment:
+    username, display_name = _check_staff(username, display_name)
+    country = (country or agency.home_country).upper()
+    if not _COUNTRY.fullmatch(country):
+        raise BadRequest("the country is a two-letter ISO 3166 code such as CA or US")
+    secret = new_totp_secret()
+    account_id = await store.accounts.add_officer(
+        username, display_name, agency, country, passwords.hash(password), secret.reveal()
+    )
+    return Enrolment(account_id, username, secret)
+
+
+async def add_auditor(
+    store: Store,
+    passwords: Passwords,
+    username: str,
+    display_name: str,
+    organisation: str,
+    password: Secret[str],
+) -> Enrolment:
+    username, display_name = _check_staff(username, display_name)
+    if not 1 <= len(organisation.strip()) <= 100:
+        raise BadRequest("an organisation is 1-100 characters")
+    secret = new_totp_secret()
+    account_id = await store.accounts.add_auditor(
+        username, display_name, organisation.strip(), passwords.hash(password), secret.reveal()
+    )
+    return Enrolment(account_id, username, secret)
+
+
+async def invite(
+    store: Store,
+    settings: Settings,
+    application_id: str,
+    mode: InterviewMode,
+    starts: datetime,
+    hours: int | None = None,
+) -> Invitation:
+    """Schedule an interview and make its link; only the token's hash is stored."""
+    if starts.tzinfo is None:
+        raise BadRequest("give the start time with its time zone, e.g. 2026-12-01T14:00Z")
+    ends = starts + timedelta(hours=hours or settings.invite_window_hours)
+    await store.applications.get(application_id)  # a clear 'no application' first
+    token = new_invitation_token()
+    interview_id = await store.interviews.schedule(
+        application_id, mode, starts, ends, token_hash(token.reveal()), actor="operator:invite"
+    )
+    return Invitation(
+        interview_id, Secret(f"{settings.public_url}/i/{token.reveal()}"), starts, ends
+    )

@@ -1,0 +1,228 @@
+"""Every setting declared once, as data: name, default, help and a typed cast.
+
+A value comes from a command-line flag (``--port 9000``), else from the environment
+(``NEXUS_PORT=9000``), else from the default. ``nexus-interview settings`` prints them all
+and the README's table lists them (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import SettingError
+from .secret import Secret
+
+ENV_PREFIX = "NEXUS_"
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def cast(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number between {low} and {high}") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected a whole number between {low} and {high}")
+        return value
+
+    return cast
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false (also accepted: 1/0, yes/no, on/off)")
+
+
+def _host(raw: str) -> str:
+    value = raw.strip()
+    if value == "localhost":
+        return value
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError("expected an IP address to bind to, such as 127.0.0.1") from None
+    return value
+
+
+def _url(raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError("expected an absolute http:// or https:// address")
+    return value
+
+
+def _path(raw: str) -> Path:
+    if not raw.strip():
+        raise ValueError("expected a file system path")
+    return Path(raw.strip()).expanduser()
+
+
+def _optional_path(raw: str) -> Path | None:
+    return _path(raw) if raw.strip() else None
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level(raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in _LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(_LOG_LEVELS)}")
+    return value
+
+
+_AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
+
+
+def _recipient(raw: str) -> str:
+    value = raw.strip()
+    if value and not _AGE_RECIPIENT.fullmatch(value):
+        raise ValueError("expected an age X25519 recipient (age1…, 62 characters) or nothing")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: ``name`` is the attribute on `Settings`; env and flag derive from it."""
+
+    name: str
+    default: str
+    help: str
+    cast: Callable[[str], Any]
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, raw: str, source: str) -> Any:
+        try:
+            return self.cast(raw)
+        except ValueError as exc:
+            shown = "(hidden)" if self.secret else repr(raw)
+            raise SettingError(f"{source} {shown} is not valid: {exc}") from None
+
+
+def _setting(default: str, help: str, cast: Callable[[str], Any], secret: bool = False) -> Any:
+    """Declare a `Settings` field together with its default, help text and cast."""
+    return dataclasses.field(
+        metadata={"setting": {"default": default, "help": help, "cast": cast, "secret": secret}}
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = _setting("127.0.0.1", "Address the server binds to.", _host)
+    port: int = _setting("8080", "TCP port the server listens on.", _int_between(1, 65535))
+    public_url: str = _setting(
+        "http://127.0.0.1:8080",
+        "Address applicants and officers use; applicant links start with it.",
+        _url,
+    )
+    data_dir: Path = _setting(
+        "nexus-data",
+        "Directory for the database, the session key and recordings. Never holds a "
+        "recipient's private key.",
+        _path,
+    )
+    database: Path | None = _setting(
+        "", "SQLite database file; empty means DATA_DIR/nexus.sqlite3.", _optional_path
+    )
+    cookie_secure: bool = _setting(
+        "true",
+        "Mark session cookies Secure (browsers still accept them on http://localhost).",
+        _bool,
+    )
+    session_max_age: int = _setting(
+        "28800",
+        "Seconds a sign-in lasts before it must be repeated.",
+        _int_between(60, 7 * 24 * 3600),
+    )
+    max_body_bytes: int = _setting(
+        "65536", "Largest request body accepted, in bytes.", _int_between(1024, 64 * 1024 * 1024)
+    )
+    login_max_failures: int = _setting(
+        "5", "Wrong sign-ins in a row before an account is locked.", _int_between(1, 100)
+    )
+    login_lockout_seconds: int = _setting(
+        "900", "How long a locked account stays locked, in seconds.", _int_between(1, 86400)
+    )
+    login_attempts_per_minute: int = _setting(
+        "20", "Sign-in attempts allowed per client address per minute.", _int_between(1, 10000)
+    )
+    dob_max_failures: int = _setting(
+        "5", "Wrong dates of birth before an applicant link locks.", _int_between(1, 100)
+    )
+    invite_window_hours: int = _setting(
+        "72",
+        "Default length of an interview window from `invite`, in hours.",
+        _int_between(1, 24 * 90),
+    )
+    cbsa_recipient: str = _setting("", "CBSA's age recipient (public key).", _recipient)
+    cbp_recipient: str = _setting("", "CBP's age recipient (public key).", _recipient)
+    audit_recipient: str = _setting("", "The audit body's age recipient (public key).", _recipient)
+    log_level: str = _setting("INFO", "Logging level: DEBUG, INFO, WARNING or ERROR.", _log_level)
+
+    @property
+    def database_path(self) -> Path:
+        return self.database or self.data_dir / "nexus.sqlite3"
+
+    @property
+    def session_key_path(self) -> Path:
+        return self.data_dir / "session.key"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(name=f.name, **f.metadata["setting"]) for f in dataclasses.fields(Settings)
+)
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, overrides: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings from flags (``overrides``, raw strings by name), then env, then defaults."""
+    env = env or {}
+    overrides = overrides or {}
+    unknown = set(overrides) - {s.name for s in SETTINGS}
+    if unknown:
+        raise SettingError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.name in overrides:
+            values[setting.name] = setting.parse(overrides[setting.name], setting.flag)
+        elif setting.env in env:
+            values[setting.name] = setting.parse(env[setting.env], setting.env)
+        else:
+            values[setting.name] = setting.parse(setting.default, f"default of {setting.name}")
+    return Settings(**values)
+
+
+def describe(settings: Settings) -> list[tuple[str, str, str, str]]:
+    """(env, flag, current value, help) for each setting; secret values are hidden."""
+    rows = []
+    for setting in SETTINGS:
+        value = getattr(settings, setting.name)
+        shown = (
+            repr(Secret(str(value))) if setting.secret else ("" if value is None else str(value))
+        )
+        rows.append((setting.env, setting.flag, shown, setting.help))
+    return rows

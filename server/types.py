@@ -1,0 +1,78 @@
+"""Names of the domain: ID types and the closed sets of values the store accepts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import NewType
+
+ApplicationId = NewType("ApplicationId", str)
+InterviewId = NewType("InterviewId", str)
+AccountId = NewType("AccountId", int)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """UTC timestamps as stored: sortable text, second precision."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+class Program(StrEnum):
+    NEXUS = "NEXUS"
+    FAST = "FAST"
+
+
+class ApplicationType(StrEnum):
+    NEW = "new"
+    RENEWAL = "renewal"
+
+
+class Agency(StrEnum):
+    CBSA = "CBSA"
+    CBP = "CBP"
+
+    @property
+    def home_country(self) -> str:
+        return "CA" if self is Agency.CBSA else "US"
+
+
+class Role(StrEnum):
+    APPLICANT = "applicant"
+    OFFICER = "officer"
+    AUDITOR = "auditor"
+
+
+class InterviewMode(StrEnum):
+    JOINT = "joint"
+    TWO_STEP = "two_step"
+
+
+class InterviewState(StrEnum):
+    SCHEDULED = "scheduled"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class Verdict(StrEnum):
+    APPROVE = "approve"
+    DENY = "deny"
+    REFER = "refer"
+
+
+class ApplicationStatus(StrEnum):
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    APPROVED = "approved"
+    DENIED = "denied"
+    REFERRED = "referred"

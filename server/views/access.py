@@ -1,0 +1,95 @@
+"""Who may reach what. Every route names one of these policies; the access middleware
+applies it before the handler runs, so a handler never forgets a check.
+
+Roles (PRODUCT.md): an applicant reaches only their own interview; an officer only
+interviews assigned to them or waiting in their agency's queue; an auditor reads but never
+changes anything; the operator works from the CLI and has no web role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from ..appkeys import STORE
+from ..auth import Principal
+from ..errors import Forbidden, Unauthorized
+from ..store.interviews import Interview
+from ..types import Role
+from .http import principal_of
+
+Check = Callable[[web.Request, Principal], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Access:
+    """A named policy: ``roles`` may try; ``check`` then looks at the target itself."""
+
+    name: str
+    roles: frozenset[Role] | None  # None: anyone, signed in or not
+    check: Check | None = None
+
+    async def enforce(self, request: web.Request) -> Principal | None:
+        principal = await principal_of(request)
+        if self.roles is None:
+            return principal
+        if principal is None:
+            raise Unauthorized(
+                "sign in first"
+                if Role.APPLICANT not in self.roles
+                else "open the link from your invitation first"
+            )
+        if principal.role not in self.roles:
+            raise Forbidden(f"this page is not open to the {principal.role} role")
+        if principal.role is Role.AUDITOR and request.method not in {"GET", "HEAD"}:
+            raise Forbidden("auditors have read-only access")
+        if self.check is not None:
+            await self.check(request, principal)
+        return principal
+
+
+async def interview_in_path(request: web.Request) -> Interview:
+    return await request.app[STORE].interviews.get(request.match_info["interview_id"])
+
+
+async def _officer_may_see(request: web.Request, principal: Principal) -> None:
+    """Assigned to it, or it waits for an officer of their agency."""
+    if principal.role is Role.AUDITOR:
+        await interview_in_path(request)  # 404 for an unknown id, like everyone else
+        return
+    interview = await interview_in_path(request)
+    account_id, agency = principal.officer_seat()
+    if interview.is_assigned(account_id):
+        return
+    queue = await request.app[STORE].interviews.queue(agency)
+    if interview.id not in {waiting.id for waiting in queue}:
+        raise Forbidden(f"interview {interview.id} is assigned to other officers")
+
+
+async def _officer_assigned(request: web.Request, principal: Principal) -> None:
+    interview = await interview_in_path(request)
+    account_id, agency = principal.officer_seat()
+    if interview.officer_for(agency) != account_id:
+        raise Forbidden(f"only the {agency} officer assigned to {interview.id} may do this")
+
+
+async def _officer_may_take(request: web.Request, principal: Principal) -> None:
+    interview = await interview_in_path(request)
+    account_id, agency = principal.officer_seat()
+    if interview.officer_for(agency) == account_id:
+        return
+    if interview.officer_for(agency) is not None:
+        raise Forbidden(f"interview {interview.id} already has a {agency} officer")
+
+
+PUBLIC = Access("public", None)
+APPLICANT = Access("applicant", frozenset({Role.APPLICANT}))
+OFFICER = Access("officer", frozenset({Role.OFFICER}))
+AUDITOR = Access("auditor", frozenset({Role.AUDITOR}))
+INTERVIEW_READER = Access(
+    "interview reader", frozenset({Role.OFFICER, Role.AUDITOR}), _officer_may_see
+)
+INTERVIEW_TAKER = Access("interview taker", frozenset({Role.OFFICER}), _officer_may_take)
+INTERVIEW_DECIDER = Access("assigned officer", frozenset({Role.OFFICER}), _officer_assigned)

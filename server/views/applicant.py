@@ -1,0 +1,103 @@
+"""The applicant's side: the invitation link, date-of-birth check, their own interview."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from ..appkeys import CLOCK, SETTINGS, STORE
+from ..auth import Principal, token_hash
+from ..errors import BadRequest, Gone, Locked, NexusError, NotFound
+from ..store.interviews import Interview
+from ..types import InterviewState, Role
+from .http import client_address, current, json_ok, read_form, sign_in
+
+TOKEN_LENGTH = 43  # 32 random bytes, base64url without padding
+
+
+async def _invited_interview(request: web.Request) -> Interview:
+    """The interview the link's token opens, if it may still be opened."""
+    token = request.match_info["token"]
+    store = request.app[STORE]
+    interview = None
+    if len(token) == TOKEN_LENGTH:
+        interview = await store.interviews.by_token_hash(token_hash(token))
+    if interview is None or interview.state is InterviewState.CANCELLED:
+        raise NotFound("this interview link is not valid; use the newest link you were sent")
+    if interview.window_end <= request.app[CLOCK]() or not interview.is_open:
+        raise Gone("this interview link has expired; contact the program office for a new one")
+    if interview.dob_failures >= request.app[SETTINGS].dob_max_failures:
+        raise Locked(
+            "this link is locked after too many wrong dates of birth; contact the program office"
+        )
+    return interview
+
+
+async def invitation_page(request: web.Request) -> web.StreamResponse:
+    await _invited_interview(request)
+    return aiohttp_jinja2.render_template("invitation.html", request, {"error": None})
+
+
+async def confirm_identity(request: web.Request) -> web.StreamResponse:
+    interview = await _invited_interview(request)
+    store = request.app[STORE]
+    form = await read_form(request, {"date_of_birth": 10})
+    try:
+        given = date.fromisoformat(form["date_of_birth"])
+    except ValueError:
+        raise BadRequest("enter the date of birth as YYYY-MM-DD") from None
+    application = await store.applications.get(interview.application_id)
+    label = f"applicant:{interview.id}"
+    if given != application.date_of_birth:
+        failures = await store.interviews.record_dob_failure(interview.id)
+        await store.access_log.append(
+            label,
+            Role.APPLICANT,
+            "confirm-identity",
+            interview.id,
+            "denied",
+            client_address(request),
+        )
+        left = request.app[SETTINGS].dob_max_failures - failures
+        error: NexusError = (
+            Locked("this link is now locked; contact the program office")
+            if left <= 0
+            else BadRequest(f"that date of birth does not match; {left} tries left")
+        )
+        return aiohttp_jinja2.render_template(
+            "invitation.html", request, {"error": error.message}, status=error.status
+        )
+    await store.interviews.confirm_dob(interview.id)
+    await store.access_log.append(
+        label, Role.APPLICANT, "confirm-identity", interview.id, "allowed", client_address(request)
+    )
+    await sign_in(request, Principal(role=Role.APPLICANT, interview_id=interview.id))
+    raise web.HTTPSeeOther("/interview")
+
+
+async def _own_interview(request: web.Request) -> Interview:
+    interview_id = current(request).own_interview()
+    interview = await request.app[STORE].interviews.get(interview_id)
+    if interview.state is InterviewState.CANCELLED:
+        raise Gone("this interview was replaced by a newer one; use the newest link you were sent")
+    return interview
+
+
+async def interview_page(request: web.Request) -> web.StreamResponse:
+    interview = await _own_interview(request)
+    return aiohttp_jinja2.render_template("interview.html", request, {"interview": interview})
+
+
+async def interview_info(request: web.Request) -> web.StreamResponse:
+    interview = await _own_interview(request)
+    return json_ok(
+        {
+            "id": interview.id,
+            "mode": interview.mode,
+            "state": interview.state,
+            "window_start": interview.summary()["window_start"],
+            "window_end": interview.summary()["window_end"],
+        }
+    )

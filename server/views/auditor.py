@@ -1,0 +1,41 @@
+"""Read-only views for auditors on the interview server (replay lives in the audit console)."""
+
+from __future__ import annotations
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from ..appkeys import STORE
+from ..errors import BadRequest
+from .http import json_ok, log_access
+
+PAGE_SIZE = 100
+
+
+def _page(request: web.Request) -> int:
+    raw = request.query.get("page", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1_000_000:
+        raise BadRequest("page must be a whole number from 1")
+    return int(raw)
+
+
+async def console_page(request: web.Request) -> web.StreamResponse:
+    page = _page(request)
+    interviews = await request.app[STORE].interviews.all(PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    await log_access(request, "list-interviews")
+    return aiohttp_jinja2.render_template(
+        "audit.html", request, {"interviews": interviews, "page": page}
+    )
+
+
+async def interviews(request: web.Request) -> web.StreamResponse:
+    page = _page(request)
+    found = await request.app[STORE].interviews.all(PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    await log_access(request, "list-interviews")
+    return json_ok({"page": page, "interviews": [i.summary() for i in found]})
+
+
+async def access_log(request: web.Request) -> web.StreamResponse:
+    entries = await request.app[STORE].access_log.entries(limit=PAGE_SIZE)
+    await log_access(request, "read-access-log")
+    return json_ok({"entries": entries})

@@ -1,0 +1,126 @@
+"""Request helpers shared by the views: the caller, validated bodies, CSRF, JSON answers."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+from aiohttp_session import Session, get_session
+
+from ..appkeys import SETTINGS, STORE
+from ..auth import Principal
+from ..errors import BadRequest, PayloadTooLarge, Unauthorized
+
+T = TypeVar("T")
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+PRINCIPAL = "principal"
+
+
+async def session_of(request: web.Request) -> Session:
+    return await get_session(request)
+
+
+async def principal_of(request: web.Request) -> Principal | None:
+    return Principal.from_session((await session_of(request)).get(PRINCIPAL))
+
+
+def current(request: web.Request) -> Principal:
+    """The caller, as the access middleware found them on a route that needs a sign-in."""
+    principal = request.get("principal")
+    if not isinstance(principal, Principal):
+        raise Unauthorized("sign in first")
+    return principal
+
+
+async def csrf_token(request: web.Request) -> str:
+    """The session's CSRF token, created on first use."""
+    session = await session_of(request)
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+async def sign_in(request: web.Request, principal: Principal) -> None:
+    """A fresh session (new CSRF token) for the newly signed-in principal."""
+    session = await session_of(request)
+    session.invalidate()
+    session = await session_of(request)
+    session[PRINCIPAL] = principal.to_session()
+    session["csrf"] = secrets.token_urlsafe(32)
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+async def read_body(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(
+            f"the request body is larger than {request.app[SETTINGS].max_body_bytes} bytes"
+        ) from None
+
+
+async def read_json(request: web.Request, kind: type[T]) -> T:
+    """The body decoded strictly into ``kind``: wrong types, unknown or missing fields and
+    malformed JSON are a 400 naming the field."""
+    if request.content_type != "application/json":
+        raise BadRequest("send the body as JSON with Content-Type: application/json")
+    body = await read_body(request)
+    try:
+        return msgspec.json.decode(body, type=kind, strict=True)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"invalid request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+
+
+async def read_form(
+    request: web.Request, fields: dict[str, int], optional: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """A urlencoded form with exactly ``fields`` (name -> maximum length), CSRF aside."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise BadRequest("send the form as application/x-www-form-urlencoded")
+    await read_body(request)
+    form = await request.post()
+    values: dict[str, str] = {}
+    for name, value in form.items():
+        if name == CSRF_FIELD:
+            continue
+        if name not in fields:
+            raise BadRequest(f"unexpected form field {name!r}")
+        if not isinstance(value, str):
+            raise BadRequest(f"form field {name!r} must be text")
+        if len(value) > fields[name]:
+            raise BadRequest(f"form field {name!r} is longer than {fields[name]} characters")
+        values[name] = value
+    missing = [name for name in fields if name not in values and name not in optional]
+    if missing:
+        raise BadRequest(f"missing form field(s): {', '.join(missing)}")
+    return values
+
+
+def json_ok(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=msgspec.json.encode(data), status=status, content_type="application/json"
+    )
+
+
+def wants_json(request: web.Request) -> bool:
+    return request.path.startswith("/api/") or request.path == "/healthz"
+
+
+async def log_access(
+    request: web.Request, action: str, target: str = "", outcome: str = "allowed"
+) -> None:
+    """Append the signed-in caller's access to ``target`` to the access log."""
+    principal = current(request)
+    await request.app[STORE].access_log.append(
+        principal.label, principal.role, action, target, outcome, client_address(request)
+    )

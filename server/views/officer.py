@@ -1,0 +1,119 @@
+"""The officer's console: availability, the queue, taking an interview, the decision."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import aiohttp_jinja2
+import msgspec
+from aiohttp import web
+
+from ..appkeys import STORE
+from ..auth import Principal
+from ..errors import BadRequest
+from ..reason_codes import REASON_CODES, check_reason_codes
+from ..store.decisions import Decision
+from ..types import Agency, Role, Verdict
+from .access import interview_in_path
+from .http import current, json_ok, log_access, read_json
+
+MAX_NOTES = 5000
+
+
+class AvailabilityBody(msgspec.Struct, forbid_unknown_fields=True):
+    available: bool
+
+
+class DecisionBody(msgspec.Struct, forbid_unknown_fields=True):
+    verdict: Verdict
+    reason_codes: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=16)]], msgspec.Meta(max_length=10)
+    ]
+    notes: Annotated[str, msgspec.Meta(max_length=MAX_NOTES)] = ""
+
+
+async def console_page(request: web.Request) -> web.StreamResponse:
+    account_id, agency = current(request).officer_seat()
+    account = await request.app[STORE].accounts.get(account_id)
+    return aiohttp_jinja2.render_template(
+        "officer.html",
+        request,
+        {"account": account, "reason_codes": REASON_CODES[agency], "verdicts": list(Verdict)},
+    )
+
+
+async def queue(request: web.Request) -> web.StreamResponse:
+    _, agency = current(request).officer_seat()
+    waiting = await request.app[STORE].interviews.queue(agency)
+    return json_ok({"agency": agency, "interviews": [i.summary() for i in waiting]})
+
+
+async def set_availability(request: web.Request) -> web.StreamResponse:
+    account_id, _ = current(request).officer_seat()
+    body = await read_json(request, AvailabilityBody)
+    await request.app[STORE].accounts.set_available(account_id, body.available)
+    await log_access(request, "availability", "available" if body.available else "away")
+    return json_ok({"available": body.available})
+
+
+def _visible_decisions(
+    decisions: dict[Agency, Decision], principal: Principal
+) -> dict[str, object]:
+    """Blind until both agencies have decided: an officer sees only their own agency's."""
+    both_in = len(decisions) == len(Agency)
+    shown = {
+        agency: decision.as_json()
+        for agency, decision in decisions.items()
+        if both_in or principal.role is Role.AUDITOR or agency is principal.agency
+    }
+    return {"both_decided": both_in, "decisions": shown}
+
+
+async def interview(request: web.Request) -> web.StreamResponse:
+    store = request.app[STORE]
+    shown = await interview_in_path(request)
+    application = await store.applications.get(shown.application_id)
+    decisions = await store.decisions.for_interview(shown.id)
+    await log_access(request, "view-interview", shown.id)
+    return json_ok(
+        {
+            "interview": shown.summary(),
+            "application": application.public_record(),
+            **_visible_decisions(decisions, current(request)),
+        }
+    )
+
+
+async def take(request: web.Request) -> web.StreamResponse:
+    account_id, agency = current(request).officer_seat()
+    taken = await request.app[STORE].interviews.take(
+        request.match_info["interview_id"], account_id, agency
+    )
+    await log_access(request, "take-interview", taken.id)
+    return json_ok({"interview": taken.summary()})
+
+
+async def decide(request: web.Request) -> web.StreamResponse:
+    principal = current(request)
+    account_id, agency = principal.officer_seat()
+    body = await read_json(request, DecisionBody)
+    codes = tuple(body.reason_codes)
+    problem = check_reason_codes(agency, body.verdict, codes)
+    if problem:
+        raise BadRequest(problem)
+    interview = await interview_in_path(request)
+    status = await request.app[STORE].decisions.record(
+        interview.id,
+        interview.application_id,
+        agency,
+        body.verdict,
+        codes,
+        body.notes,
+        account_id,
+        principal.label,
+    )
+    await log_access(request, "decide", interview.id)
+    decisions = await request.app[STORE].decisions.for_interview(interview.id)
+    visible = _visible_decisions(decisions, principal)
+    result = status if visible["both_decided"] else None
+    return json_ok({"application_status": result, **visible}, status=201)

@@ -1,0 +1,55 @@
+"""The route table: every route with its access policy, in one list.
+
+The access middleware reads the policy from here, and the authorization-matrix test walks
+this same list, so a route cannot be added without a policy or escape the matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from . import access, applicant, auditor, officer, public
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    access: access.Access
+
+    @property
+    def name(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/", public.index, access.PUBLIC),
+    Route("GET", "/healthz", public.healthz, access.PUBLIC),
+    Route("GET", "/login", public.login_page, access.PUBLIC),
+    Route("POST", "/login", public.login, access.PUBLIC),
+    Route("POST", "/logout", public.logout, access.PUBLIC),
+    Route("GET", "/api/session", public.session_info, access.PUBLIC),
+    Route("GET", "/i/{token}", applicant.invitation_page, access.PUBLIC),
+    Route("POST", "/i/{token}", applicant.confirm_identity, access.PUBLIC),
+    Route("GET", "/interview", applicant.interview_page, access.APPLICANT),
+    Route("GET", "/api/applicant/interview", applicant.interview_info, access.APPLICANT),
+    Route("GET", "/officer", officer.console_page, access.OFFICER),
+    Route("GET", "/api/officer/queue", officer.queue, access.OFFICER),
+    Route("POST", "/api/officer/availability", officer.set_availability, access.OFFICER),
+    Route("GET", "/api/interviews/{interview_id}", officer.interview, access.INTERVIEW_READER),
+    Route("POST", "/api/interviews/{interview_id}/take", officer.take, access.INTERVIEW_TAKER),
+    Route(
+        "POST", "/api/interviews/{interview_id}/decision", officer.decide, access.INTERVIEW_DECIDER
+    ),
+    Route("GET", "/audit", auditor.console_page, access.AUDITOR),
+    Route("GET", "/api/audit/interviews", auditor.interviews, access.AUDITOR),
+    Route("GET", "/api/audit/access-log", auditor.access_log, access.AUDITOR),
+)
+
+STATIC_PREFIX = "/static"

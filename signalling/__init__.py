@@ -1,0 +1,1 @@
+"""WebSocket signalling, waiting room and pairing, interview rooms (see issue #3)."""
