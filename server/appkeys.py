@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .auth import LoginThrottle, Passwords
+from .auth import LoginThrottle, Passwords, Principal
 from .settings import Settings
 from .store import Store
 from .types import Clock
@@ -14,3 +14,5 @@ STORE = web.AppKey("store", Store)
 PASSWORDS = web.AppKey("passwords", Passwords)
 THROTTLE = web.AppKey("throttle", LoginThrottle)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
+"""The caller, set by the access middleware on every routed request (None: anonymous)."""

@@ -66,10 +66,12 @@ _AT_FIELD = re.compile(r"^(?P<what>.*) - at `\$\.(?P<field>\w+)`$")
 def _reason(exc: msgspec.ValidationError | msgspec.DecodeError) -> str:
     """msgspec's "Expected `int`, got `str` - at `$.x`" as "x: expected `int`, got `str`"."""
     text = str(exc)
+    text = text[0].lower() + text[1:]
     match = _AT_FIELD.match(text)
     if match:
-        text = f"{match['field']}: {match['what']}"
-    return text[0].lower() + text[1:]
+        what = match["what"]
+        text = f"{match['field']}: {what[0].lower()}{what[1:]}"
+    return text
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, ApplicationRow | str]]:

@@ -15,6 +15,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from .appkeys import PRINCIPAL
 from .errors import CsrfRejected, NexusError, TooManyRequests
 from .views.http import CSRF_FIELD, CSRF_HEADER, session_of, wants_json
 from .views.routes import Route
@@ -92,7 +93,7 @@ def access_middleware(routes: tuple[Route, ...]) -> Middleware:
         policy = policies.get((matched.method, resource.canonical))
         if policy is None:
             raise web.HTTPForbidden(reason="Route without an access policy")
-        request["principal"] = await policy.enforce(request)
+        request[PRINCIPAL] = await policy.enforce(request)
         return await handler(request)
 
     return access

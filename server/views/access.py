@@ -18,7 +18,7 @@ from ..auth import Principal
 from ..errors import Forbidden, Unauthorized
 from ..store.interviews import Interview
 from ..types import Role
-from .http import principal_of
+from .http import principal_of, wants_json
 
 Check = Callable[[web.Request, Principal], Awaitable[None]]
 
@@ -36,11 +36,11 @@ class Access:
         if self.roles is None:
             return principal
         if principal is None:
-            raise Unauthorized(
-                "sign in first"
-                if Role.APPLICANT not in self.roles
-                else "open the link from your invitation first"
-            )
+            if Role.APPLICANT in self.roles:
+                raise Unauthorized("open the link from your invitation first")
+            if request.method == "GET" and not wants_json(request):
+                raise web.HTTPSeeOther("/login")  # a staff page: offer the sign-in
+            raise Unauthorized("sign in first")
         if principal.role not in self.roles:
             raise Forbidden(f"this page is not open to the {principal.role} role")
         if principal.role is Role.AUDITOR and request.method not in {"GET", "HEAD"}:

@@ -9,14 +9,14 @@ import msgspec
 from aiohttp import web
 from aiohttp_session import Session, get_session
 
-from ..appkeys import SETTINGS, STORE
+from ..appkeys import PRINCIPAL, SETTINGS, STORE
 from ..auth import Principal
 from ..errors import BadRequest, PayloadTooLarge, Unauthorized
 
 T = TypeVar("T")
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
-PRINCIPAL = "principal"
+SESSION_PRINCIPAL = "principal"
 
 
 async def session_of(request: web.Request) -> Session:
@@ -24,13 +24,13 @@ async def session_of(request: web.Request) -> Session:
 
 
 async def principal_of(request: web.Request) -> Principal | None:
-    return Principal.from_session((await session_of(request)).get(PRINCIPAL))
+    return Principal.from_session((await session_of(request)).get(SESSION_PRINCIPAL))
 
 
 def current(request: web.Request) -> Principal:
     """The caller, as the access middleware found them on a route that needs a sign-in."""
-    principal = request.get("principal")
-    if not isinstance(principal, Principal):
+    principal = request.get(PRINCIPAL)
+    if principal is None:
         raise Unauthorized("sign in first")
     return principal
 
@@ -50,7 +50,7 @@ async def sign_in(request: web.Request, principal: Principal) -> None:
     session = await session_of(request)
     session.invalidate()
     session = await session_of(request)
-    session[PRINCIPAL] = principal.to_session()
+    session[SESSION_PRINCIPAL] = principal.to_session()
     session["csrf"] = secrets.token_urlsafe(32)
 
 

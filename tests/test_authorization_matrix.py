@@ -1,0 +1,195 @@
+"""Every route x every role, generated from the route table: a new route without an entry
+here fails `test_every_route_is_in_the_matrix`, so none can escape the matrix."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from aiohttp import web
+
+from server.views.routes import ROUTES, Route
+from server.types import Agency
+
+from .fakes import Session, World, add_applications, application
+
+ROLES = (
+    "anonymous",
+    "applicant",
+    "other_applicant",
+    "cbsa_assigned",
+    "cbp_assigned",
+    "unassigned_officer",
+    "auditor",
+)
+
+
+def by_role(
+    anonymous: int,
+    applicant: int,
+    officers: tuple[int, int, int],
+    auditor: int,
+    other_applicant: int | None = None,
+) -> dict[str, int]:
+    cbsa, cbp, unassigned = officers
+    return {
+        "anonymous": anonymous,
+        "applicant": applicant,
+        "other_applicant": applicant if other_applicant is None else other_applicant,
+        "cbsa_assigned": cbsa,
+        "cbp_assigned": cbp,
+        "unassigned_officer": unassigned,
+        "auditor": auditor,
+    }
+
+
+EVERYONE_200 = by_role(200, 200, (200, 200, 200), 200)
+OFFICERS_ONLY = by_role(401, 403, (200, 200, 200), 403)
+AUDITOR_ONLY = by_role(401, 403, (403, 403, 403), 200)
+
+# Expected status per route and role; interview routes address the interview of
+# "applicant", to which "cbsa_assigned" and "cbp_assigned" are assigned.
+EXPECTED: dict[str, dict[str, int]] = {
+    "GET /": EVERYONE_200,
+    "GET /healthz": EVERYONE_200,
+    "GET /login": EVERYONE_200,
+    "POST /login": by_role(401, 401, (401, 401, 401), 401),  # unknown user: the form ran
+    "POST /logout": by_role(303, 303, (303, 303, 303), 303),
+    "GET /api/session": EVERYONE_200,
+    "GET /i/{token}": EVERYONE_200,
+    "POST /i/{token}": by_role(303, 303, (303, 303, 303), 303),
+    "GET /interview": by_role(401, 200, (403, 403, 403), 403),
+    "GET /api/applicant/interview": by_role(401, 200, (403, 403, 403), 403),
+    "GET /officer": by_role(303, 403, (200, 200, 200), 403),
+    "GET /api/officer/queue": OFFICERS_ONLY,
+    "POST /api/officer/availability": OFFICERS_ONLY,
+    "GET /api/interviews/{interview_id}": by_role(401, 403, (200, 200, 403), 200),
+    "POST /api/interviews/{interview_id}/take": by_role(401, 403, (200, 200, 403), 403),
+    "POST /api/interviews/{interview_id}/decision": by_role(401, 403, (201, 201, 403), 403),
+    "GET /audit": by_role(303, 403, (403, 403, 403), 200),
+    "GET /api/audit/interviews": AUDITOR_ONLY,
+    "GET /api/audit/access-log": AUDITOR_ONLY,
+}
+
+
+@dataclass
+class Matrix:
+    world: World
+    sessions: dict[str, Session]
+    interview_id: str
+    other_interview_id: str
+    token: str
+
+
+@pytest.fixture
+async def matrix(world: World) -> AsyncIterator[Matrix]:
+    store = world.store
+    await add_applications(
+        store, application("NX-0001"), application("NX-0002", date_of_birth="1975-01-02")
+    )
+    interview_id, token = await world.invite("NX-0001")
+    other_id, other_token = await world.invite("NX-0002")
+    accounts = {
+        "cbsa_assigned": await world.add_officer("cbsa.assigned", Agency.CBSA),
+        "cbp_assigned": await world.add_officer("cbp.assigned", Agency.CBP),
+        "unassigned_officer": await world.add_officer("cbsa.other", Agency.CBSA),
+        "auditor": await world.add_auditor("auditor.one"),
+    }
+    sessions: dict[str, Session] = {}
+    for role, account in accounts.items():
+        client = await world.client()
+        assert (await world.sign_in(client, account)).status == 303
+        sessions[role] = await world.session_of(client)
+    for role, (link, dob) in {
+        "applicant": (token, "1980-05-17"),
+        "other_applicant": (other_token, "1975-01-02"),
+    }.items():
+        client = await world.client()
+        assert (await world.confirm_dob(client, link, dob)).status == 303
+        sessions[role] = await world.session_of(client)
+    sessions["anonymous"] = await world.session_of_anonymous()
+    for role in ("cbsa_assigned", "cbp_assigned"):
+        taker = await world.client(sessions[role])
+        response = await taker.post(f"/api/interviews/{interview_id}/take")
+        assert response.status == 200, await response.text()
+    yield Matrix(world, sessions, interview_id, other_id, token)
+
+
+def test_every_route_is_in_the_matrix() -> None:
+    names = [route.name for route in ROUTES]
+    assert len(names) == len(set(names)), "two routes share a method and path"
+    assert set(names) == set(EXPECTED), (
+        f"routes missing from the matrix: {set(names) - set(EXPECTED)}; "
+        f"stale matrix rows: {set(EXPECTED) - set(names)}"
+    )
+
+
+def _request_for(route: Route, m: Matrix) -> tuple[str, dict[str, object]]:
+    path = route.path.format(interview_id=m.interview_id, token=m.token)
+    bodies: dict[str, dict[str, object]] = {
+        "POST /login": {"data": {"username": "nobody", "password": "x" * 12, "code": "000000"}},
+        "POST /i/{token}": {"data": {"date_of_birth": "1980-05-17"}},
+        "POST /api/officer/availability": {"json": {"available": True}},
+        "POST /api/interviews/{interview_id}/decision": {
+            "json": {"verdict": "refer", "reason_codes": [], "notes": "matrix"}
+        },
+    }
+    return path, bodies.get(route.name, {})
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda route: route.name)
+async def test_route_answers_each_role_as_expected(matrix: Matrix, route: Route) -> None:
+    path, body = _request_for(route, matrix)
+    seen: dict[str, int] = {}
+    for role in ROLES:
+        session = matrix.sessions[role]
+        if route.name.endswith("/decision") and role in ("cbsa_assigned", "cbp_assigned"):
+            agency = "CA" if role == "cbsa_assigned" else "US"
+            body = {"json": {"verdict": "refer", "reason_codes": [f"{agency}-OTH"]}}
+        client = await matrix.world.client(session)
+        response = await client.request(route.method, path, allow_redirects=False, **body)
+        seen[role] = response.status
+    assert seen == EXPECTED[route.name]
+
+
+async def test_another_applicant_only_ever_sees_their_own_interview(matrix: Matrix) -> None:
+    for role, expected in (
+        ("applicant", matrix.interview_id),
+        ("other_applicant", matrix.other_interview_id),
+    ):
+        client = await matrix.world.client(matrix.sessions[role])
+        body = await (await client.get("/api/applicant/interview")).json()
+        assert body["id"] == expected
+
+
+async def test_unassigned_officer_may_open_an_interview_waiting_in_their_queue(
+    world: World,
+) -> None:
+    await add_applications(world.store, application("NX-0001"))
+    interview_id, _ = await world.invite("NX-0001")
+    officer = await world.add_officer("cbp.free", Agency.CBP)
+    client = await world.client()
+    await world.sign_in(client, officer)
+    response = await client.get(f"/api/interviews/{interview_id}")
+    assert response.status == 200
+    assert (await response.json())["application"]["id"] == "NX-0001"
+
+
+async def test_a_route_added_without_a_policy_is_refused(world: World) -> None:
+    async def sneaky(request: web.Request) -> web.Response:
+        return web.Response(text="should never be served")
+
+    world.server.app.router._frozen = False  # only to simulate a forgotten route
+    world.server.app.router.add_get("/sneaky", sneaky)
+    client = await world.client()
+    response = await client.get("/sneaky")
+    assert response.status == 403
+    assert "should never" not in await response.text()
+
+
+async def test_static_files_are_public(world: World) -> None:
+    client = await world.client()
+    response = await client.get("/static/app.css")
+    assert response.status == 200
+    assert response.content_type == "text/css"

@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from server.auth import token_hash
+from server.errors import Conflict, NotFound
+from server.store import Store
+from server.store.database import migrations
+from server.types import Agency, ApplicationStatus, InterviewMode, InterviewState, Verdict
+
+from .fakes import FakeClock, add_applications, application
+
+
+async def _schedule(store: Store, clock: FakeClock, app_id: str, mode: InterviewMode,
+                    token: str = "t") -> str:
+    return await store.interviews.schedule(
+        app_id, mode, clock() - timedelta(minutes=1), clock() + timedelta(hours=2),
+        token_hash(token + app_id), "test",
+    )
+
+
+async def _officer(store: Store, name: str, agency: Agency) -> int:
+    return await store.accounts.add_officer(name, name, agency, agency.home_country, "h", "s")
+
+
+async def test_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    store = await Store(path).open()
+    assert await store.database.migrate() == []  # nothing left to apply
+    await store.close()
+    await store.close()  # closing twice is harmless
+    with sqlite3.connect(path) as db:
+        versions = [row[0] for row in db.execute("SELECT version FROM schema_migrations")]
+    assert versions == [version for version, _, _ in migrations()]
+
+
+async def test_a_failed_transaction_leaves_data_as_it_was(store: Store) -> None:
+    await add_applications(store, application("NX-0001"))
+    with pytest.raises(sqlite3.IntegrityError):
+        async with store.database.transaction() as db:
+            await db.execute("UPDATE applications SET surname = 'Changed'")
+            await db.execute("INSERT INTO applications (id) VALUES ('NX-0001')")
+    assert (await store.applications.get("NX-0001")).surname == "Tremblay"
+
+
+async def test_import_starts_applications_pending_with_history(store: Store) -> None:
+    await add_applications(store, application("NX-0001"))
+    assert (await store.applications.get("NX-0001")).status is ApplicationStatus.PENDING
+    [change] = await store.applications.history("NX-0001")
+    assert (change.from_status, change.to_status, change.reason) == (
+        None, ApplicationStatus.PENDING, "imported")
+
+
+async def test_scheduling_an_interview_moves_the_application_and_keeps_history(
+    store: Store, clock: FakeClock
+) -> None:
+    await add_applications(store, application("NX-0001"))
+    await _schedule(store, clock, "NX-0001", InterviewMode.JOINT)
+    assert (await store.applications.get("NX-0001")).status is ApplicationStatus.SCHEDULED
+    history = await store.applications.history("NX-0001")
+    assert [(h.from_status, h.to_status) for h in history] == [
+        (None, ApplicationStatus.PENDING),
+        (ApplicationStatus.PENDING, ApplicationStatus.SCHEDULED),
+    ]
+
+
+async def test_a_new_invitation_cancels_the_unused_one(store: Store, clock: FakeClock) -> None:
+    await add_applications(store, application("NX-0001"))
+    first = await _schedule(store, clock, "NX-0001", InterviewMode.JOINT, "a")
+    second = await _schedule(store, clock, "NX-0001", InterviewMode.JOINT, "b")
+    assert (await store.interviews.get(first)).state is InterviewState.CANCELLED
+    assert (await store.interviews.get(second)).state is InterviewState.SCHEDULED
+    # re-scheduling does not change the status, so it adds no history row
+    assert len(await store.applications.history("NX-0001")) == 2
+
+
+async def test_both_decisions_settle_the_application_and_complete_the_interview(
+    store: Store, clock: FakeClock
+) -> None:
+    await add_applications(store, application("NX-0001"))
+    interview_id = await _schedule(store, clock, "NX-0001", InterviewMode.JOINT)
+    cbsa, cbp = await _officer(store, "a.cbsa", Agency.CBSA), await _officer(store, "b.cbp", Agency.CBP)
+    status = await store.decisions.record(interview_id, "NX-0001", Agency.CBSA, Verdict.APPROVE,
+                                          (), "", cbsa, "t")
+    assert status is ApplicationStatus.SCHEDULED
+    status = await store.decisions.record(interview_id, "NX-0001", Agency.CBP, Verdict.DENY,
+                                          ("US-CRM",), "", cbp, "t")
+    assert status is ApplicationStatus.DENIED
+    assert (await store.interviews.get(interview_id)).state is InterviewState.COMPLETED
+    assert (await store.applications.history("NX-0001"))[-1].to_status is ApplicationStatus.DENIED
+    decisions = await store.decisions.for_interview(interview_id)
+    assert decisions[Agency.CBP].reason_codes == ("US-CRM",)
+
+
+async def test_an_agency_decides_once(store: Store, clock: FakeClock) -> None:
+    await add_applications(store, application("NX-0001"))
+    interview_id = await _schedule(store, clock, "NX-0001", InterviewMode.JOINT)
+    cbsa = await _officer(store, "a.cbsa", Agency.CBSA)
+    await store.decisions.record(interview_id, "NX-0001", Agency.CBSA, Verdict.APPROVE, (), "",
+                                 cbsa, "t")
+    with pytest.raises(Conflict, match="already decided"):
+        await store.decisions.record(interview_id, "NX-0001", Agency.CBSA, Verdict.DENY,
+                                     ("CA-OTH",), "", cbsa, "t")
+    assert (await store.decisions.for_interview(interview_id))[Agency.CBSA].verdict is Verdict.APPROVE
+
+
+async def test_two_step_opens_the_cbp_seat_only_after_cbsa_decided(
+    store: Store, clock: FakeClock
+) -> None:
+    await add_applications(store, application("NX-0001"))
+    interview_id = await _schedule(store, clock, "NX-0001", InterviewMode.TWO_STEP)
+    cbsa = await _officer(store, "a.cbsa", Agency.CBSA)
+    cbp = await _officer(store, "b.cbp", Agency.CBP)
+    assert [i.id for i in await store.interviews.queue(Agency.CBSA)] == [interview_id]
+    assert await store.interviews.queue(Agency.CBP) == []
+    with pytest.raises(Conflict):
+        await store.interviews.take(interview_id, cbp, Agency.CBP)
+    await store.interviews.take(interview_id, cbsa, Agency.CBSA)
+    await store.decisions.record(interview_id, "NX-0001", Agency.CBSA, Verdict.APPROVE, (), "",
+                                 cbsa, "t")
+    assert [i.id for i in await store.interviews.queue(Agency.CBP)] == [interview_id]
+    taken = await store.interviews.take(interview_id, cbp, Agency.CBP)
+    assert taken.cbp_officer_id == cbp
+
+
+async def test_a_seat_is_taken_once(store: Store, clock: FakeClock) -> None:
+    await add_applications(store, application("NX-0001"))
+    interview_id = await _schedule(store, clock, "NX-0001", InterviewMode.JOINT)
+    first, second = await _officer(store, "a.one", Agency.CBSA), await _officer(store, "a.two", Agency.CBSA)
+    await store.interviews.take(interview_id, first, Agency.CBSA)
+    with pytest.raises(Conflict, match="not waiting"):
+        await store.interviews.take(interview_id, second, Agency.CBSA)
+    assert (await store.interviews.get(interview_id)).cbsa_officer_id == first
+
+
+async def test_the_queue_holds_only_interviews_whose_window_is_open(
+    store: Store, clock: FakeClock
+) -> None:
+    await add_applications(store, application("NX-0001"))
+    await store.interviews.schedule(
+        "NX-0001", InterviewMode.JOINT, clock() + timedelta(hours=1), clock() + timedelta(hours=2),
+        b"x" * 32, "t")
+    assert await store.interviews.queue(Agency.CBSA) == []
+    clock.advance(3600)
+    assert len(await store.interviews.queue(Agency.CBSA)) == 1
+    clock.advance(3600)
+    assert await store.interviews.queue(Agency.CBSA) == []
+
+
+async def test_unknown_ids_are_not_found(store: Store) -> None:
+    with pytest.raises(NotFound):
+        await store.applications.get("NX-9999")
+    with pytest.raises(NotFound):
+        await store.interviews.get("iv_nope")
+
+
+async def test_usernames_are_unique_regardless_of_case(store: Store) -> None:
+    await _officer(store, "jane.doe", Agency.CBSA)
+    with pytest.raises(Conflict, match="already exists"):
+        await _officer(store, "Jane.Doe", Agency.CBP)
+
+
+async def test_lockout_after_repeated_failures_then_expiry(store: Store, clock: FakeClock) -> None:
+    account_id = await _officer(store, "a.cbsa", Agency.CBSA)
+    for _ in range(2):
+        assert not await store.accounts.record_failure(account_id, 3, 60)
+    assert await store.accounts.record_failure(account_id, 3, 60)
+    assert store.accounts.is_locked(await store.accounts.get(account_id))
+    clock.advance(61)
+    assert not store.accounts.is_locked(await store.accounts.get(account_id))
+
+
+async def test_a_totp_step_can_be_used_once(store: Store) -> None:
+    account_id = await _officer(store, "a.cbsa", Agency.CBSA)
+    assert await store.accounts.record_success(account_id, 1000)
+    assert not await store.accounts.record_success(account_id, 1000)
+    assert not await store.accounts.record_success(account_id, 999)
+    assert await store.accounts.record_success(account_id, 1001)
