@@ -39,7 +39,9 @@ def synthetic_rows(count: int) -> list[dict[str, str]]:
                 "application_type": "renewal" if renewal else "new",
                 "surname": rng.choice(["Tremblay", "Smith", "Côté", "Garcia", "Nguyen"]),
                 "given_names": rng.choice(["Émilie", "James", "Olivier", "Maria", "Wei"]),
-                "date_of_birth": (date(1940, 1, 1) + timedelta(days=rng.randrange(25000))).isoformat(),
+                "date_of_birth": (
+                    date(1940, 1, 1) + timedelta(days=rng.randrange(25000))
+                ).isoformat(),
                 "citizenship": rng.choice(["CAN", "USA"]),
                 "email": f"applicant{n}@example.org",
                 "applied_on": applied.isoformat(),
@@ -61,8 +63,16 @@ def write(path: Path, rows: list[dict[str, str]]) -> None:
 
 
 def timed_import(path: Path, data_dir: Path) -> float:
-    command = [sys.executable, "-m", "server.cli", "--data-dir", str(data_dir),
-               "applications", "import", str(path)]
+    command = [
+        sys.executable,
+        "-m",
+        "server.cli",
+        "--data-dir",
+        str(data_dir),
+        "applications",
+        "import",
+        str(path),
+    ]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
     elapsed = time.perf_counter() - started
@@ -86,8 +96,10 @@ def main() -> None:
         for label in ("first import", "re-import (idempotent)"):
             seconds = timed_import(path, Path(scratch) / "data")
             rate = args.rows / seconds
-            print(f"{label:>24}: {seconds:6.1f} s  {rate:9,.0f} rows/s  "
-                  f"({rate / target_rate:.1f}x the target of {target_rate:,.0f} rows/s)")
+            print(
+                f"{label:>24}: {seconds:6.1f} s  {rate:9,.0f} rows/s  "
+                f"({rate / target_rate:.1f}x the target of {target_rate:,.0f} rows/s)"
+            )
 
 
 if __name__ == "__main__":

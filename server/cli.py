@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import segno
 from aiohttp import web
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -130,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = args.run(args, settings)
         return asyncio.run(result) if asyncio.iscoroutine(result) else int(result)
     except NexusError as exc:
-        console.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
+        console.print("[bold red]error:[/]", escape(exc.message), highlight=False, soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         return 130

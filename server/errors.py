@@ -28,6 +28,11 @@ class NexusError(Exception):
         super().__init__(message)
         self.message = message
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Extra response headers that belong with this error."""
+        return {}
+
 
 class BadRequest(NexusError):
     status = 400
@@ -89,6 +94,10 @@ class TooManyRequests(NexusError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class SettingError(NexusError):

@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from .appkeys import PRINCIPAL
-from .errors import CsrfRejected, NexusError, TooManyRequests
+from .errors import CsrfRejected, NexusError
 from .views.http import CSRF_FIELD, CSRF_HEADER, session_of, wants_json
 from .views.routes import Route
 
@@ -63,8 +63,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except NexusError as exc:
         response = error_response(request, exc.status, exc.code, exc.message)
-        if isinstance(exc, TooManyRequests):
-            response.headers["Retry-After"] = str(exc.retry_after)
+        response.headers.update(exc.headers)
         return response
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import argon2
 import msgspec
 import pyotp
-from aiohttp import ClientResponse, CookieJar, DummyCookieJar
+from aiohttp import ClientResponse, CookieJar, DummyCookieJar, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from server import operator
@@ -20,6 +20,8 @@ from server.secret import Secret
 from server.settings import Settings
 from server.store import Store
 from server.types import Agency, ApplicationType, InterviewId, InterviewMode, Program
+
+Client = TestClient[web.Request, web.Application]
 
 
 class FakeClock:
@@ -86,13 +88,13 @@ class World:
     settings: Settings
     clock: FakeClock
     passwords: Passwords
-    clients: list[TestClient] = field(default_factory=list)
+    clients: list[Client] = field(default_factory=list)
 
     @property
     def store(self) -> Store:
         return self.server.app[STORE]
 
-    async def client(self, replay: Session | None = None) -> TestClient:
+    async def client(self, replay: Session | None = None) -> Client:
         """A browser: keeps its cookies, or replays ``replay`` on every request unchanged."""
         if replay is None:
             jar: CookieJar | DummyCookieJar = CookieJar(
@@ -102,7 +104,7 @@ class World:
         else:
             jar = DummyCookieJar()
             headers = {"Cookie": f"nexus_session={replay.cookie}", "X-CSRF-Token": replay.csrf}
-        client = TestClient(self.server, cookie_jar=jar, headers=headers)
+        client: Client = TestClient(self.server, cookie_jar=jar, headers=headers)
         await client.start_server()
         self.clients.append(client)
         return client
@@ -131,12 +133,14 @@ class World:
         token = invitation.link.reveal().rsplit("/", 1)[1]
         return invitation.interview_id, token
 
-    async def csrf(self, client: TestClient) -> str:
+    async def csrf(self, client: Client) -> str:
         response = await client.get("/api/session")
         token: str = (await response.json())["csrf_token"]
         return token
 
-    async def sign_in(self, client: TestClient, account: Account, code: str | None = None) -> ClientResponse:
+    async def sign_in(
+        self, client: Client, account: Account, code: str | None = None
+    ) -> ClientResponse:
         """Post the sign-in form; the clock then moves to the next TOTP step, so the
         same account can sign in again in the same test."""
         csrf = await self.csrf(client)
@@ -154,7 +158,7 @@ class World:
         self.clock.advance(30)
         return response
 
-    async def confirm_dob(self, client: TestClient, token: str, dob: str) -> ClientResponse:
+    async def confirm_dob(self, client: Client, token: str, dob: str) -> ClientResponse:
         csrf = await self.csrf(client)
         return await client.post(
             f"/i/{token}",
@@ -165,7 +169,7 @@ class World:
     async def session_of_anonymous(self) -> Session:
         return await self.session_of(await self.client())
 
-    async def session_of(self, client: TestClient) -> Session:
+    async def session_of(self, client: Client) -> Session:
         csrf = await self.csrf(client)
         cookie = client.session.cookie_jar.filter_cookies(self.server.make_url("/"))
         return Session(cookie["nexus_session"].value, csrf)

@@ -61,8 +61,13 @@ def test_decisions_only_apply_to_a_scheduled_application(current: S) -> None:
 
 @pytest.mark.parametrize(
     ("current", "allowed"),
-    [(S.PENDING, True), (S.SCHEDULED, True), (S.REFERRED, True), (S.APPROVED, False),
-     (S.DENIED, False)],
+    [
+        (S.PENDING, True),
+        (S.SCHEDULED, True),
+        (S.REFERRED, True),
+        (S.APPROVED, False),
+        (S.DENIED, False),
+    ],
 )
 def test_invite_schedules_unless_the_application_is_settled(current: S, allowed: bool) -> None:
     if allowed:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,13 @@ GOOD = {
     "applied_on": "2022-06-01",
     "card_expiry": "",
 }
-RENEWAL = {**GOOD, "id": "FT-0002", "program": "FAST", "application_type": "renewal",
-           "card_expiry": "2023-01-31"}
+RENEWAL = {
+    **GOOD,
+    "id": "FT-0002",
+    "program": "FAST",
+    "application_type": "renewal",
+    "card_expiry": "2023-01-31",
+}
 
 
 def write_csv(path: Path, rows: list[dict[str, str]], header: tuple[str, ...] = COLUMNS) -> Path:
@@ -33,7 +39,7 @@ def write_csv(path: Path, rows: list[dict[str, str]], header: tuple[str, ...] = 
     return path
 
 
-def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
+def write_jsonl(path: Path, rows: Sequence[Mapping[str, object]]) -> Path:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return path
 
@@ -69,8 +75,13 @@ def test_each_kind_of_bad_row_is_named(tmp_path: Path, change: dict[str, str], r
 
 
 def test_every_bad_row_is_reported_with_its_line(tmp_path: Path) -> None:
-    rows = [GOOD, {**GOOD, "id": "NX-0002", "program": "X"}, RENEWAL,
-            {**GOOD, "id": "NX-0004", "email": "bad"}, {**GOOD}]
+    rows = [
+        GOOD,
+        {**GOOD, "id": "NX-0002", "program": "X"},
+        RENEWAL,
+        {**GOOD, "id": "NX-0004", "email": "bad"},
+        {**GOOD},
+    ]
     with pytest.raises(ImportRejected) as caught:
         read_applications(write_csv(tmp_path / "a.csv", rows))
     lines = [line for line, _ in caught.value.problems]
@@ -82,9 +93,11 @@ def test_every_bad_row_is_reported_with_its_line(tmp_path: Path) -> None:
 def test_jsonl_reports_broken_json_unknown_fields_and_wrong_types(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     path.write_text(
-        json.dumps({k: v for k, v in GOOD.items() if v}) + "\n"
+        json.dumps({k: v for k, v in GOOD.items() if v})
+        + "\n"
         + '{"id": "NX-0002",\n'
-        + json.dumps({**{k: v for k, v in GOOD.items() if v}, "id": "NX-0003", "ssn": 1}) + "\n"
+        + json.dumps({**{k: v for k, v in GOOD.items() if v}, "id": "NX-0003", "ssn": 1})
+        + "\n"
         + json.dumps({**{k: v for k, v in GOOD.items() if v}, "id": "NX-0004", "surname": 7})
         + "\n",
         encoding="utf-8",
@@ -100,7 +113,9 @@ def test_jsonl_reports_broken_json_unknown_fields_and_wrong_types(tmp_path: Path
 
 def test_csv_header_must_match(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "a.csv", [GOOD], header=(*COLUMNS[:-2], "nickname"))
-    with pytest.raises(ImportRejected, match="unknown column.*nickname.*missing column.*applied_on"):
+    with pytest.raises(
+        ImportRejected, match=r"unknown column.*nickname.*missing column.*applied_on"
+    ):
         read_applications(path)
 
 

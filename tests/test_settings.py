@@ -73,4 +73,4 @@ def test_every_setting_is_in_the_readme_table() -> None:
 def test_describe_lists_every_setting_with_its_value() -> None:
     rows = describe(load_settings({"NEXUS_PORT": "9999"}, {}))
     assert [row[0] for row in rows] == [s.env for s in SETTINGS]
-    assert ("NEXUS_PORT", "--port", "9999") == rows[1][:3]
+    assert rows[1][:3] == ("NEXUS_PORT", "--port", "9999")

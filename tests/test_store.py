@@ -10,20 +10,32 @@ from server.auth import token_hash
 from server.errors import Conflict, NotFound
 from server.store import Store
 from server.store.database import migrations
-from server.types import Agency, ApplicationStatus, InterviewMode, InterviewState, Verdict
+from server.types import (
+    AccountId,
+    Agency,
+    ApplicationStatus,
+    InterviewMode,
+    InterviewState,
+    Verdict,
+)
 
 from .fakes import FakeClock, add_applications, application
 
 
-async def _schedule(store: Store, clock: FakeClock, app_id: str, mode: InterviewMode,
-                    token: str = "t") -> str:
+async def _schedule(
+    store: Store, clock: FakeClock, app_id: str, mode: InterviewMode, token: str = "t"
+) -> InterviewId:
     return await store.interviews.schedule(
-        app_id, mode, clock() - timedelta(minutes=1), clock() + timedelta(hours=2),
-        token_hash(token + app_id), "test",
+        app_id,
+        mode,
+        clock() - timedelta(minutes=1),
+        clock() + timedelta(hours=2),
+        token_hash(token + app_id),
+        "test",
     )
 
 
-async def _officer(store: Store, name: str, agency: Agency) -> int:
+async def _officer(store: Store, name: str, agency: Agency) -> AccountId:
     return await store.accounts.add_officer(name, name, agency, agency.home_country, "h", "s")
 
 
@@ -40,10 +52,14 @@ async def test_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
 
 async def test_a_failed_transaction_leaves_data_as_it_was(store: Store) -> None:
     await add_applications(store, application("NX-0001"))
-    with pytest.raises(sqlite3.IntegrityError):
+
+    async def change_then_fail() -> None:
         async with store.database.transaction() as db:
             await db.execute("UPDATE applications SET surname = 'Changed'")
             await db.execute("INSERT INTO applications (id) VALUES ('NX-0001')")
+
+    with pytest.raises(sqlite3.IntegrityError):
+        await change_then_fail()
     assert (await store.applications.get("NX-0001")).surname == "Tremblay"
 
 
@@ -52,7 +68,10 @@ async def test_import_starts_applications_pending_with_history(store: Store) -> 
     assert (await store.applications.get("NX-0001")).status is ApplicationStatus.PENDING
     [change] = await store.applications.history("NX-0001")
     assert (change.from_status, change.to_status, change.reason) == (
-        None, ApplicationStatus.PENDING, "imported")
+        None,
+        ApplicationStatus.PENDING,
+        "imported",
+    )
 
 
 async def test_scheduling_an_interview_moves_the_application_and_keeps_history(
@@ -83,12 +102,17 @@ async def test_both_decisions_settle_the_application_and_complete_the_interview(
 ) -> None:
     await add_applications(store, application("NX-0001"))
     interview_id = await _schedule(store, clock, "NX-0001", InterviewMode.JOINT)
-    cbsa, cbp = await _officer(store, "a.cbsa", Agency.CBSA), await _officer(store, "b.cbp", Agency.CBP)
-    status = await store.decisions.record(interview_id, "NX-0001", Agency.CBSA, Verdict.APPROVE,
-                                          (), "", cbsa, "t")
+    cbsa, cbp = (
+        await _officer(store, "a.cbsa", Agency.CBSA),
+        await _officer(store, "b.cbp", Agency.CBP),
+    )
+    status = await store.decisions.record(
+        interview_id, "NX-0001", Agency.CBSA, Verdict.APPROVE, (), "", cbsa, "t"
+    )
     assert status is ApplicationStatus.SCHEDULED
-    status = await store.decisions.record(interview_id, "NX-0001", Agency.CBP, Verdict.DENY,
-                                          ("US-CRM",), "", cbp, "t")
+    status = await store.decisions.record(
+        interview_id, "NX-0001", Agency.CBP, Verdict.DENY, ("US-CRM",), "", cbp, "t"
+    )
     assert status is ApplicationStatus.DENIED
     assert (await store.interviews.get(interview_id)).state is InterviewState.COMPLETED
     assert (await store.applications.history("NX-0001"))[-1].to_status is ApplicationStatus.DENIED
@@ -100,12 +124,16 @@ async def test_an_agency_decides_once(store: Store, clock: FakeClock) -> None:
     await add_applications(store, application("NX-0001"))
     interview_id = await _schedule(store, clock, "NX-0001", InterviewMode.JOINT)
     cbsa = await _officer(store, "a.cbsa", Agency.CBSA)
-    await store.decisions.record(interview_id, "NX-0001", Agency.CBSA, Verdict.APPROVE, (), "",
-                                 cbsa, "t")
+    await store.decisions.record(
+        interview_id, "NX-0001", Agency.CBSA, Verdict.APPROVE, (), "", cbsa, "t"
+    )
     with pytest.raises(Conflict, match="already decided"):
-        await store.decisions.record(interview_id, "NX-0001", Agency.CBSA, Verdict.DENY,
-                                     ("CA-OTH",), "", cbsa, "t")
-    assert (await store.decisions.for_interview(interview_id))[Agency.CBSA].verdict is Verdict.APPROVE
+        await store.decisions.record(
+            interview_id, "NX-0001", Agency.CBSA, Verdict.DENY, ("CA-OTH",), "", cbsa, "t"
+        )
+    assert (await store.decisions.for_interview(interview_id))[
+        Agency.CBSA
+    ].verdict is Verdict.APPROVE
 
 
 async def test_two_step_opens_the_cbp_seat_only_after_cbsa_decided(
@@ -120,8 +148,9 @@ async def test_two_step_opens_the_cbp_seat_only_after_cbsa_decided(
     with pytest.raises(Conflict):
         await store.interviews.take(interview_id, cbp, Agency.CBP)
     await store.interviews.take(interview_id, cbsa, Agency.CBSA)
-    await store.decisions.record(interview_id, "NX-0001", Agency.CBSA, Verdict.APPROVE, (), "",
-                                 cbsa, "t")
+    await store.decisions.record(
+        interview_id, "NX-0001", Agency.CBSA, Verdict.APPROVE, (), "", cbsa, "t"
+    )
     assert [i.id for i in await store.interviews.queue(Agency.CBP)] == [interview_id]
     taken = await store.interviews.take(interview_id, cbp, Agency.CBP)
     assert taken.cbp_officer_id == cbp
@@ -130,7 +159,10 @@ async def test_two_step_opens_the_cbp_seat_only_after_cbsa_decided(
 async def test_a_seat_is_taken_once(store: Store, clock: FakeClock) -> None:
     await add_applications(store, application("NX-0001"))
     interview_id = await _schedule(store, clock, "NX-0001", InterviewMode.JOINT)
-    first, second = await _officer(store, "a.one", Agency.CBSA), await _officer(store, "a.two", Agency.CBSA)
+    first, second = (
+        await _officer(store, "a.one", Agency.CBSA),
+        await _officer(store, "a.two", Agency.CBSA),
+    )
     await store.interviews.take(interview_id, first, Agency.CBSA)
     with pytest.raises(Conflict, match="not waiting"):
         await store.interviews.take(interview_id, second, Agency.CBSA)
@@ -142,8 +174,13 @@ async def test_the_queue_holds_only_interviews_whose_window_is_open(
 ) -> None:
     await add_applications(store, application("NX-0001"))
     await store.interviews.schedule(
-        "NX-0001", InterviewMode.JOINT, clock() + timedelta(hours=1), clock() + timedelta(hours=2),
-        b"x" * 32, "t")
+        "NX-0001",
+        InterviewMode.JOINT,
+        clock() + timedelta(hours=1),
+        clock() + timedelta(hours=2),
+        b"x" * 32,
+        "t",
+    )
     assert await store.interviews.queue(Agency.CBSA) == []
     clock.advance(3600)
     assert len(await store.interviews.queue(Agency.CBSA)) == 1

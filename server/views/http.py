@@ -29,7 +29,7 @@ async def principal_of(request: web.Request) -> Principal | None:
 
 def current(request: web.Request) -> Principal:
     """The caller, as the access middleware found them on a route that needs a sign-in."""
-    principal = request.get(PRINCIPAL)
+    principal: Principal | None = request.get(PRINCIPAL)
     if principal is None:
         raise Unauthorized("sign in first")
     return principal

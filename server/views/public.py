@@ -53,6 +53,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         response = aiohttp_jinja2.render_template(
             "login.html", request, {"error": exc.message}, status=exc.status
         )
+        response.headers.update(exc.headers)
         return response
     principal = Principal(role=account.role, account_id=account.id, agency=account.agency)
     await sign_in(request, principal)

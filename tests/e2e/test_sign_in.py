@@ -1,0 +1,61 @@
+"""Signing in and opening an invitation in real Chromium: Secure cookies on loopback,
+the CSP letting our own scripts run, and the pages working without inline code."""
+
+from __future__ import annotations
+
+import pyotp
+from playwright.async_api import Browser, ConsoleMessage, expect
+
+from server.types import Agency
+
+from ..fakes import World, add_applications, application
+
+
+async def test_officer_signs_in_sees_the_queue_and_marks_available(
+    world: World, browser: Browser
+) -> None:
+    await add_applications(world.store, application("NX-0001"))
+    await world.invite("NX-0001")
+    officer = await world.add_officer("cbsa.one", Agency.CBSA)
+    page = await browser.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    base = str(world.server.make_url("/")).rstrip("/")
+
+    await page.goto(f"{base}/officer")
+    await expect(page).to_have_url(f"{base}/login")
+    await page.get_by_label("Username").fill(officer.username)
+    await page.get_by_label("Password").fill(officer.password.reveal())
+    await page.get_by_label("One-time code").fill(
+        pyotp.TOTP(officer.totp_secret.reveal()).at(world.clock())
+    )
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page).to_have_url(f"{base}/officer")
+    await expect(page.locator("#queue-status")).to_have_text("1 waiting for a CBSA officer.")
+    toggle = page.locator("#availability")
+    await toggle.click()
+    await expect(toggle).to_have_attribute("aria-pressed", "true")
+    account = await world.store.accounts.by_username("cbsa.one")
+    assert account is not None and account.available
+    assert problems == []
+
+
+async def test_applicant_opens_the_link_and_confirms_the_date_of_birth(
+    world: World, browser: Browser
+) -> None:
+    await add_applications(world.store, application("NX-0001"))
+    interview_id, token = await world.invite("NX-0001")
+    page = await browser.new_page()
+    errors: list[ConsoleMessage] = []
+    page.on("console", lambda m: errors.append(m) if m.type == "error" else None)
+    base = str(world.server.make_url("/")).rstrip("/")
+    await page.goto(f"{base}/i/{token}")
+    await page.get_by_label("Date of birth").fill("1999-12-31")
+    await page.get_by_role("button", name="Continue").click()
+    await expect(page.get_by_role("alert")).to_contain_text("does not match; 4 tries left")
+    await page.get_by_label("Date of birth").fill("1980-05-17")
+    await page.get_by_role("button", name="Continue").click()
+    await expect(page).to_have_url(f"{base}/interview")
+    await expect(page.get_by_text(interview_id)).to_be_visible()
+    await page.reload()  # the session survives a reload
+    await expect(page.get_by_text(interview_id)).to_be_visible()

@@ -1,0 +1,175 @@
+"""`nexus-interview demo` as a person runs it: the printed sign-ins and links work."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pyotp
+import pytest
+from yarl import URL
+
+EXE = Path(sys.executable).with_name("nexus-interview")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Demo:
+    def __init__(self, cwd: Path) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [str(EXE), "demo", "--port", str(self.port)],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.output = self._read_until("press Ctrl-C to stop")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._wait_until_listening()
+
+    def _read_until(self, marker: str) -> str:
+        assert self.process.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if marker in line:
+                return "".join(lines)
+        raise AssertionError("the demo did not start:\n" + "".join(lines))
+
+    def _wait_until_listening(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("the demo server never listened")
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=20)
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    running = Demo(tmp_path)
+    yield running
+    if running.process.poll() is None:
+        running.stop()
+
+
+def sign_ins(output: str) -> dict[str, tuple[str, str]]:
+    found = re.findall(r"^\s+(\S+)\s+.*?password (\S+)\s+TOTP secret ([A-Z2-7]+)", output, re.M)
+    return {user: (password, secret) for user, password, secret in found}
+
+
+def links(output: str) -> list[tuple[str, str]]:
+    """(date of birth, link) of each applicant shown."""
+    return re.findall(r"born (\d{4}-\d\d-\d\d), \w+\n\s+(http://\S+/i/[\w-]{43})\n", output)
+
+
+def client(url: str) -> aiohttp.ClientSession:
+    jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=[URL(url)])
+    return aiohttp.ClientSession(url, cookie_jar=jar)
+
+
+async def csrf(session: aiohttp.ClientSession) -> str:
+    token: str = (await (await session.get("/api/session")).json())["csrf_token"]
+    return token
+
+
+async def test_demo_prints_working_sign_ins_and_applicant_links(demo: Demo, tmp_path: Path) -> None:
+    accounts = sign_ins(demo.output)
+    assert set(accounts) == {
+        "cbsa.officer1",
+        "cbsa.officer2",
+        "cbp.officer1",
+        "cbp.officer2",
+        "auditor1",
+    }
+    assert "DEMO ONLY" in demo.output
+    shown = links(demo.output)
+    assert len(shown) >= 3
+
+    for username, home in (("cbsa.officer1", "/officer"), ("auditor1", "/audit")):
+        password, secret = accounts[username]
+        async with client(demo.url) as session:
+            response = await session.post(
+                "/login",
+                allow_redirects=False,
+                data={
+                    "csrf_token": await csrf(session),
+                    "username": username,
+                    "password": password,
+                    "code": pyotp.TOTP(secret).now(),
+                },
+            )
+            assert response.status == 303 and response.headers["Location"] == home
+            assert (await session.get(home)).status == 200
+
+    dob, link = shown[0]
+    async with client(demo.url) as session:
+        path = URL(link).path
+        assert (await session.get(path)).status == 200
+        response = await session.post(
+            path, data={"csrf_token": await csrf(session), "date_of_birth": dob}
+        )
+        assert response.status == 200 and response.url.path == "/interview"
+        info = await (await session.get("/api/applicant/interview")).json()
+        assert info["state"] == "scheduled"
+
+    async with client(demo.url) as session:  # the officer sees those interviews queued
+        password, secret = accounts["cbp.officer1"]
+        await session.post(
+            "/login",
+            data={
+                "csrf_token": await csrf(session),
+                "username": "cbp.officer1",
+                "password": password,
+                "code": pyotp.TOTP(secret).now(),
+            },
+        )
+        queue = await (await session.get("/api/officer/queue")).json()
+        assert len(queue["interviews"]) >= 3
+
+    assert demo.stop() == 0
+
+
+def test_demo_keeps_private_identities_out_of_the_server_data_directory(
+    demo: Demo, tmp_path: Path
+) -> None:
+    root = tmp_path / "demo-data"
+    identities = sorted(p.name for p in (root / "identities").iterdir())
+    assert identities == ["audit-identity.txt", "cbp-identity.txt", "cbsa-identity.txt"]
+    for path in (root / "server").rglob("*"):
+        if path.is_file():
+            assert b"AGE-SECRET-KEY-" not in path.read_bytes(), path
+
+
+def test_a_second_run_reuses_the_accounts_and_issues_fresh_links(tmp_path: Path) -> None:
+    first = Demo(tmp_path)
+    first.stop()
+    second = Demo(tmp_path)
+    try:
+        assert sign_ins(second.output) == sign_ins(first.output)
+        assert set(links(second.output)).isdisjoint(links(first.output))
+    finally:
+        second.stop()
