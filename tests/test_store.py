@@ -14,6 +14,7 @@ from server.types import (
     AccountId,
     Agency,
     ApplicationStatus,
+    InterviewId,
     InterviewMode,
     InterviewState,
     Verdict,
