@@ -146,6 +146,7 @@ async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]])
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    print(f"serving on {settings.public_url} (bound to {settings.host}:{settings.port})")
     web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
     return 0
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 
 from ..application_status import status_after_invite
 from ..errors import Conflict, NotFound
@@ -24,6 +26,9 @@ from .applications import ApplicationStore
 from .database import Database
 
 OPEN_STATES = (InterviewState.SCHEDULED, InterviewState.IN_PROGRESS)
+_SEAT: Mapping[Agency, str] = MappingProxyType(
+    {Agency.CBSA: "cbsa_officer_id", Agency.CBP: "cbp_officer_id"}
+)
 
 
 @dataclass(frozen=True)
@@ -162,43 +167,51 @@ class InterviewStore:
             )
 
     async def queue(self, agency: Agency) -> list[Interview]:
-        """Open interviews in their window whose ``agency`` seat is free. In two-step mode
-        the CBP seat opens only once CBSA has decided."""
-        seat = "cbsa_officer_id" if agency is Agency.CBSA else "cbp_officer_id"
-        two_step_gate = (
-            ""
-            if agency is Agency.CBSA
-            else " AND (i.mode = 'joint' OR EXISTS (SELECT 1 FROM decisions d"
-            " WHERE d.interview_id = i.id AND d.agency = 'CBSA'))"
-        )
-        now = iso(self._clock())
+        """Interviews waiting for an officer of ``agency``, earliest window first."""
+        where, params = self._waiting(agency)
         async with self._database.transaction() as db:
             rows = await db.execute_fetchall(
-                f"SELECT i.* FROM interviews i WHERE i.state IN ('scheduled', 'in_progress')"
-                f" AND i.{seat} IS NULL AND i.window_start <= ? AND i.window_end > ?"
-                f"{two_step_gate} ORDER BY i.window_start, i.id",
-                (now, now),
+                f"SELECT * FROM interviews i WHERE {where} ORDER BY i.window_start, i.id", params
             )
         return [Interview.from_row(row) for row in rows]
 
+    async def is_waiting_for(self, interview_id: str, agency: Agency) -> bool:
+        where, params = self._waiting(agency)
+        async with self._database.transaction() as db:
+            rows = await db.execute_fetchall(
+                f"SELECT 1 FROM interviews i WHERE i.id = ? AND {where}", (interview_id, *params)
+            )
+        return bool(list(rows))
+
     async def take(self, interview_id: str, officer_id: AccountId, agency: Agency) -> Interview:
-        """Seat the officer in their agency's place, if it is free and open to them."""
-        waiting = {interview.id for interview in await self.queue(agency)}
-        if interview_id not in waiting:
-            current = await self.get(interview_id)
-            if current.officer_for(agency) == officer_id:
-                return current
-            raise Conflict(f"interview {interview_id} is not waiting for a {agency} officer")
-        seat = "cbsa_officer_id" if agency is Agency.CBSA else "cbp_officer_id"
+        """Seat the officer in their agency's place if it waits for one (a no-op for the
+        officer already seated there); the check and the write are one statement."""
+        where, params = self._waiting(agency)
         async with self._database.transaction() as db:
             cursor = await db.execute(
-                f"UPDATE interviews SET {seat} = ?, state = 'in_progress', updated_at = ?"
-                f" WHERE id = ? AND {seat} IS NULL",
-                (officer_id, iso(self._clock()), interview_id),
+                f"UPDATE interviews AS i SET {_SEAT[agency]} = ?, state = 'in_progress',"
+                f" updated_at = ? WHERE i.id = ? AND {where}",
+                (officer_id, iso(self._clock()), interview_id, *params),
             )
-        if cursor.rowcount != 1:
-            raise Conflict(f"another {agency} officer took interview {interview_id} first")
-        return await self.get(interview_id)
+        current = await self.get(interview_id)
+        if cursor.rowcount != 1 and current.officer_for(agency) != officer_id:
+            raise Conflict(f"interview {interview_id} is not waiting for a {agency} officer")
+        return current
+
+    def _waiting(self, agency: Agency) -> tuple[str, tuple[str, str]]:
+        """The SQL condition (on alias ``i``) for "open, in its window, with ``agency``'s
+        seat free"; in two-step mode the CBP seat opens only once CBSA has decided."""
+        now = iso(self._clock())
+        condition = (
+            f"i.state IN ('scheduled', 'in_progress') AND i.{_SEAT[agency]} IS NULL"
+            " AND i.window_start <= ? AND i.window_end > ?"
+        )
+        if agency is Agency.CBP:
+            condition += (
+                " AND (i.mode = 'joint' OR EXISTS (SELECT 1 FROM decisions d"
+                " WHERE d.interview_id = i.id AND d.agency = 'CBSA'))"
+            )
+        return condition, (now, now)
 
     async def all(self, limit: int = 100, offset: int = 0) -> list[Interview]:
         async with self._database.transaction() as db:

@@ -63,8 +63,7 @@ async def _officer_may_see(request: web.Request, principal: Principal) -> None:
     account_id, agency = principal.officer_seat()
     if interview.is_assigned(account_id):
         return
-    queue = await request.app[STORE].interviews.queue(agency)
-    if interview.id not in {waiting.id for waiting in queue}:
+    if not await request.app[STORE].interviews.is_waiting_for(interview.id, agency):
         raise Forbidden(f"interview {interview.id} is assigned to other officers")
 
 
