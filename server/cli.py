@@ -178,8 +178,8 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
     ) as bar:
         task = bar.add_task("import", total=None)
 
-        def progress(done: int, total: int) -> None:
-            bar.update(task, total=total, advance=done if done else 0)
+        def progress(stored: int, total: int) -> None:
+            bar.update(task, total=total, advance=stored)
 
         counts = await _with_store(
             settings, lambda store: operator.import_applications(store, args.file, progress)

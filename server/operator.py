@@ -46,12 +46,13 @@ class Invitation:
 async def import_applications(
     store: Store, path: Path, progress: Callable[[int, int], None] | None = None
 ) -> ImportCounts:
-    """Validate the whole file first; store it only if every row is good."""
+    """Validate the whole file first; store it only if every row is good. ``progress``
+    hears (rows just stored, total rows), starting with (0, total) once validated."""
     rows = read_applications(path)
     if progress:
         progress(0, len(rows))
-    step = (lambda done: progress(done, len(rows))) if progress else None
-    return await store.applications.import_rows(rows, actor="operator:import", progress=step)
+    stored = (lambda count: progress(count, len(rows))) if progress else None
+    return await store.applications.import_rows(rows, actor="operator:import", progress=stored)
 
 
 def _check_staff(username: str, display_name: str) -> tuple[str, str]:

@@ -170,7 +170,9 @@ async def test_progress_is_reported_up_to_the_total(store: Store, tmp_path: Path
     rows = [{**GOOD, "id": f"NX-{n:04d}"} for n in range(50)]
     seen: list[tuple[int, int]] = []
     await operator.import_applications(
-        store, write_csv(tmp_path / "a.csv", rows), lambda done, total: seen.append((done, total))
+        store,
+        write_csv(tmp_path / "a.csv", rows),
+        lambda stored, total: seen.append((stored, total)),
     )
     assert seen[0] == (0, 50)
-    assert sum(done for done, _ in seen) == 50
+    assert sum(stored for stored, _ in seen) == 50
