@@ -12,12 +12,16 @@ import aiohttp_session
 import jinja2
 from aiohttp import web
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from aiortc import RTCIceServer
 
 import web as web_assets
+from signalling.appkeys import ROOMS
+from signalling.rooms import Rooms
 
 from . import middleware
-from .appkeys import CLOCK, PASSWORDS, SETTINGS, STORE, THROTTLE
+from .appkeys import CLOCK, EVENTS, PASSWORDS, SETTINGS, STORE, THROTTLE
 from .auth import LoginThrottle, Passwords
+from .interview_events import EventWriter
 from .secret import Secret
 from .settings import Settings
 from .store import Store
@@ -80,11 +84,21 @@ def create_app(
         app.router.add_route(route.method, route.path, route.handler)
     app.router.add_static(STATIC_PREFIX, web_assets.STATIC)
     app.on_response_prepare.append(middleware.security_headers)
+    events = EventWriter(app[STORE])
+    app[EVENTS] = events
+    app[ROOMS] = Rooms(
+        on_event=events.record,
+        grace_seconds=settings.reconnect_grace_seconds,
+        ice_servers=[RTCIceServer(urls=url) for url in settings.ice_servers],
+    )
     app.cleanup_ctx.append(_store_ctx)
     return app
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The store opens first and closes last: rooms write their final events to it."""
     await app[STORE].open()
     yield
+    await app[ROOMS].close()
+    await app[EVENTS].drain()
     await app[STORE].close()

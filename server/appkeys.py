@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .auth import LoginThrottle, Passwords, Principal
+from .interview_events import EventWriter
 from .settings import Settings
 from .store import Store
 from .types import Clock
@@ -14,5 +15,6 @@ STORE = web.AppKey("store", Store)
 PASSWORDS = web.AppKey("passwords", Passwords)
 THROTTLE = web.AppKey("throttle", LoginThrottle)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+EVENTS: web.AppKey[EventWriter] = web.AppKey("events")
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 """The caller, set by the access middleware on every routed request (None: anonymous)."""

@@ -83,6 +83,14 @@ def _log_level(raw: str) -> str:
     return value
 
 
+def _stun_urls(raw: str) -> tuple[str, ...]:
+    urls = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for url in urls:
+        if not re.fullmatch(r"stuns?:[A-Za-z0-9.-]+(:\d{1,5})?", url):
+            raise ValueError(f"{url!r} is not a STUN URL such as stun:stun.example.org:3478")
+    return urls
+
+
 _AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
 
 
@@ -177,6 +185,17 @@ class Settings:
     cbsa_recipient: str = _setting("", "CBSA's age recipient (public key).", _recipient)
     cbp_recipient: str = _setting("", "CBP's age recipient (public key).", _recipient)
     audit_recipient: str = _setting("", "The audit body's age recipient (public key).", _recipient)
+    reconnect_grace_seconds: int = _setting(
+        "30",
+        "How long a participant whose connection failed keeps their seat, in seconds.",
+        _int_between(1, 600),
+    )
+    ice_servers: tuple[str, ...] = _setting(
+        "",
+        "Comma-separated STUN server URLs for the server's peer connections; empty means "
+        "host candidates only (an unreachable STUN server costs each join up to 5 s).",
+        _stun_urls,
+    )
     log_level: str = _setting("INFO", "Logging level: DEBUG, INFO, WARNING or ERROR.", _log_level)
 
     @property

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiortc import RTCIceServer
+
 from .participant import Participant
 from .types import Kind, NullSink, ParticipantId, RecordingSink, RoomId, Seat
 
@@ -49,7 +51,9 @@ class InterviewRoom:
         on_event: Callable[[InterviewEvent], None] | None = None,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         clock: Callable[[], float] = time.time,
+        ice_servers: list[RTCIceServer] | None = None,
     ) -> None:
+        self._ice_servers = ice_servers
         self.id = room_id
         self._sink = sink or NullSink()
         self._on_event = on_event
@@ -80,6 +84,7 @@ class InterviewRoom:
                 seat,
                 self._sink,
                 on_failed=self._dropped,
+                ice_servers=self._ice_servers,
             )
             others = [other for other in Seat if other is not seat]
             try:

@@ -67,6 +67,7 @@ EXPECTED: dict[str, dict[str, int]] = {
     "GET /api/interviews/{interview_id}": by_role(401, 403, (200, 200, 403), 200),
     "POST /api/interviews/{interview_id}/take": by_role(401, 403, (200, 200, 403), 403),
     "POST /api/interviews/{interview_id}/decision": by_role(401, 403, (201, 201, 403), 403),
+    "GET /ws": by_role(401, 400, (400, 400, 400), 403),  # 400: a plain GET is no upgrade
     "GET /audit": by_role(303, 403, (403, 403, 403), 200),
     "GET /api/audit/interviews": AUDITOR_ONLY,
     "GET /api/audit/access-log": AUDITOR_ONLY,

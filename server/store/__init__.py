@@ -10,6 +10,7 @@ from .accounts import AccountStore
 from .applications import ApplicationStore
 from .database import Database
 from .decisions import DecisionStore
+from .events import EventStore
 from .interviews import InterviewStore
 
 
@@ -22,6 +23,7 @@ class Store:
         self.interviews = InterviewStore(database, self.applications, clock)
         self.decisions = DecisionStore(database, self.applications, clock)
         self.access_log = AccessLog(database, clock)
+        self.events = EventStore(database)
 
     async def open(self) -> Store:
         await self.database.open()

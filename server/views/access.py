@@ -87,6 +87,7 @@ PUBLIC = Access("public", None)
 APPLICANT = Access("applicant", frozenset({Role.APPLICANT}))
 OFFICER = Access("officer", frozenset({Role.OFFICER}))
 AUDITOR = Access("auditor", frozenset({Role.AUDITOR}))
+PARTICIPANT = Access("participant", frozenset({Role.APPLICANT, Role.OFFICER}))
 INTERVIEW_READER = Access(
     "interview reader", frozenset({Role.OFFICER, Role.AUDITOR}), _officer_may_see
 )

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from signalling import handler as signalling_handler
+
 from . import access, applicant, auditor, officer, public
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -47,6 +49,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST", "/api/interviews/{interview_id}/decision", officer.decide, access.INTERVIEW_DECIDER
     ),
+    Route("GET", "/ws", signalling_handler.websocket, access.PARTICIPANT),
     Route("GET", "/audit", auditor.console_page, access.AUDITOR),
     Route("GET", "/api/audit/interviews", auditor.interviews, access.AUDITOR),
     Route("GET", "/api/audit/access-log", auditor.access_log, access.AUDITOR),

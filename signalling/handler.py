@@ -1,0 +1,174 @@
+"""The WebSocket endpoint: one `Connection` per socket, speaking `messages` to rooms.
+
+The only signalling module that knows aiohttp. Who may sit where is decided here, from
+the HTTP session: an applicant only in their own interview, an officer only in the seat of
+their agency in an interview assigned to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import urlsplit
+
+from aiohttp import WSMsgType, web
+
+from server.appkeys import SETTINGS, STORE
+from server.auth import Principal
+from server.errors import Forbidden, Gone, NexusError
+from server.store import Store
+from server.types import Agency, InterviewState, Role
+from server.views.http import current
+
+from . import messages as m
+from .appkeys import ROOMS
+from .errors import NotInRoom, ProtocolError
+from .interview import InterviewEvent, InterviewRoom
+from .rooms import Rooms, SeatMediaState
+from .types import RoomId, Seat
+
+log = logging.getLogger(__name__)
+
+MAX_ERRORS = 20  # a client that keeps sending garbage is disconnected
+SEAT_OF_AGENCY = {Agency.CBSA: Seat.CBSA, Agency.CBP: Seat.CBP}
+
+
+class Connection:
+    def __init__(
+        self, principal: Principal, store: Store, rooms: Rooms, ws: web.WebSocketResponse
+    ) -> None:
+        self.principal = principal
+        self._store = store
+        self._rooms = rooms
+        self._ws = ws
+        self.room: InterviewRoom | None = None
+        self.seat: Seat | None = None
+        self._stop_listening: list[object] = []
+        self._outbox: asyncio.Queue[m.Message] = asyncio.Queue(256)
+
+    async def handle(self, message: m.ClientMessage) -> None:
+        match message:
+            case m.Join(interview_id=interview_id):
+                await self._join(interview_id)
+            case m.Offer(sdp=sdp):
+                room, seat = self._seated()
+                answer = await room.join(seat, sdp, await self._seat_info())
+                await self.send(m.Answer(sdp=answer))
+            case m.Candidate(candidate=candidate, sdp_mid=mid, sdp_mline_index=index):
+                room, seat = self._seated()
+                participant = room.participant(seat)
+                if participant is None:
+                    raise NotInRoom("send the offer before candidates")
+                await participant.add_candidate(candidate, mid, index)
+            case m.MediaState(audio=audio, video=video):
+                room, seat = self._seated()
+                self._rooms.broadcast_state(room.id, SeatMediaState(seat, audio, video))
+            case m.Leave():
+                room, seat = self._seated()
+                await room.leave(seat)
+            case m.Ready() | m.Available():
+                raise ProtocolError("the waiting room is not open on this server yet")
+
+    async def _join(self, interview_id: str) -> None:
+        interview = await self._store.interviews.get(interview_id)
+        if interview.state in (InterviewState.CANCELLED, InterviewState.COMPLETED):
+            raise Gone(f"interview {interview_id} is {interview.state}")
+        if self.principal.role is Role.APPLICANT:
+            if self.principal.own_interview() != interview.id:
+                raise Forbidden("this is not your interview")
+            seat = Seat.APPLICANT
+        else:
+            account_id, agency = self.principal.officer_seat()
+            if interview.officer_for(agency) != account_id:
+                raise Forbidden(f"you are not the {agency} officer assigned to {interview.id}")
+            seat = SEAT_OF_AGENCY[agency]
+        room = self._rooms.get(RoomId(interview.id))
+        if self.room is not room:
+            self._stop_listening.append(self._rooms.listen(room.id, self._on_room))
+        self.room, self.seat = room, seat
+        present = [other.value for other in room.present]
+        await self.send(m.Joined(interview_id=interview.id, seat=seat, present=present))
+
+    async def _seat_info(self) -> dict[str, object]:
+        """What the join event records: officers' agency and working country."""
+        if self.principal.role is Role.APPLICANT:
+            return {"role": "applicant"}
+        account_id, agency = self.principal.officer_seat()
+        account = await self._store.accounts.get(account_id)
+        return {
+            "role": "officer",
+            "agency": agency.value,
+            "account": account_id,
+            "country": account.country,
+        }
+
+    def _seated(self) -> tuple[InterviewRoom, Seat]:
+        if self.room is None or self.seat is None:
+            raise NotInRoom("join an interview first")
+        return self.room, self.seat
+
+    def _on_room(self, item: InterviewEvent | SeatMediaState) -> None:
+        if item.seat is None or item.seat is self.seat:
+            return
+        if isinstance(item, SeatMediaState):
+            message: m.Message = m.PeerState(seat=item.seat, audio=item.audio, video=item.video)
+        else:
+            message = m.Peer(seat=item.seat, event=item.kind)
+        try:
+            self._outbox.put_nowait(message)
+        except asyncio.QueueFull:
+            log.warning("dropping a room update for a slow client")
+
+    async def pump(self) -> None:
+        """Send queued room updates as they come."""
+        while True:
+            await self.send(await self._outbox.get())
+
+    async def send(self, message: m.Message) -> None:
+        if not self._ws.closed:
+            await self._ws.send_str(m.encode(message))
+
+    def close(self) -> None:
+        for stop in self._stop_listening:
+            stop()  # type: ignore[operator]
+
+
+def _same_origin(request: web.Request) -> bool:
+    """Browsers always send Origin on WebSockets; it must be ours (no cross-site sockets)."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    allowed = {urlsplit(request.app[SETTINGS].public_url).netloc, request.host}
+    return urlsplit(origin).netloc in allowed
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    principal = current(request)
+    if not _same_origin(request):
+        raise Forbidden("this socket must be opened from our own pages")
+    # A frame up to 4x the limit still gets a readable error from decode_client.
+    ws = web.WebSocketResponse(max_msg_size=4 * m.MAX_MESSAGE_BYTES, heartbeat=20)
+    await ws.prepare(request)
+    connection = Connection(principal, request.app[STORE], request.app[ROOMS], ws)
+    pump = asyncio.ensure_future(connection.pump())
+    errors = 0
+    try:
+        async for frame in ws:
+            if frame.type is not WSMsgType.TEXT:
+                if frame.type is WSMsgType.ERROR:
+                    break
+                await connection.send(
+                    m.Error(code="protocol_error", message="send JSON text messages")
+                )
+                continue
+            try:
+                await connection.handle(m.decode_client(frame.data))
+            except NexusError as exc:
+                errors += 1
+                await connection.send(m.Error(code=exc.code, message=exc.message))
+                if errors >= MAX_ERRORS:
+                    await ws.close(code=1008, message=b"too many bad messages")
+    finally:
+        pump.cancel()
+        connection.close()
+    return ws

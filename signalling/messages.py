@@ -1,0 +1,143 @@
+"""The signalling protocol, version 1: typed messages with pure encode/decode.
+
+Every message is a JSON object ``{"v": 1, "type": …, …}`` of at most `MAX_MESSAGE_BYTES`.
+`decode_client` accepts only what a client may send and names the problem otherwise;
+`encode` writes any message. See docs/signalling.md for the conversation.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from .errors import ProtocolError
+
+VERSION: Literal[1] = 1
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_SDP = 32 * 1024
+
+Version = Literal[1]
+Sdp = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SDP)]
+InterviewRef = Annotated[str, msgspec.Meta(pattern=r"^iv_[0-9a-f]{16}$")]
+
+
+class Message(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True):
+    v: Version = VERSION
+
+
+# --- client to server ---------------------------------------------------------------
+
+
+class Join(Message, tag="join"):
+    """Take one's seat in an interview; the server answers `Joined`, then expects `Offer`."""
+
+    interview_id: InterviewRef
+
+
+class Offer(Message, tag="offer"):
+    sdp: Sdp
+
+
+class Candidate(Message, tag="candidate"):
+    """A trickled ICE candidate (``candidate:…`` as the browser gives it)."""
+
+    candidate: Annotated[str, msgspec.Meta(max_length=1024)]
+    sdp_mid: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    sdp_mline_index: Annotated[int, msgspec.Meta(ge=0, le=16)] | None = None
+
+
+class MediaState(Message, tag="state"):
+    """The sender's own microphone and camera switches, shown to the others."""
+
+    audio: bool
+    video: bool
+
+
+class Ready(Message, tag="ready"):
+    """An applicant who finished check-in enters the waiting room."""
+
+    interview_id: InterviewRef
+
+
+class Available(Message, tag="available"):
+    """An officer is free (or not) to receive the next interview."""
+
+    available: bool
+
+
+class Leave(Message, tag="leave"):
+    pass
+
+
+ClientMessage = Join | Offer | Candidate | MediaState | Ready | Available | Leave
+
+# --- server to client ---------------------------------------------------------------
+
+
+class Joined(Message, tag="joined"):
+    interview_id: str
+    seat: str
+    present: list[str]
+
+
+class Answer(Message, tag="answer"):
+    sdp: str
+
+
+class Peer(Message, tag="peer"):
+    """Someone else's seat changed: join, drop, rejoin, leave or left."""
+
+    seat: str
+    event: str
+
+
+class PeerState(Message, tag="peer_state"):
+    seat: str
+    audio: bool
+    video: bool
+
+
+class Waiting(Message, tag="waiting"):
+    position: int
+    estimated_wait_seconds: int
+
+
+class Paired(Message, tag="paired"):
+    interview_id: str
+    seat: str
+
+
+class Error(Message, tag="error"):
+    code: str
+    message: str
+
+
+ServerMessage = Joined | Answer | Peer | PeerState | Waiting | Paired | Error
+
+_client_decoder = msgspec.json.Decoder(ClientMessage)
+_encoder = msgspec.json.Encoder()
+
+
+def decode_client(raw: str | bytes) -> ClientMessage:
+    """A client's message, or `ProtocolError` saying precisely what is wrong with it."""
+    size = len(raw.encode() if isinstance(raw, str) else raw)
+    if size > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"message of {size} bytes is larger than {MAX_MESSAGE_BYTES}")
+    try:
+        message: ClientMessage = _client_decoder.decode(raw)
+        return message
+    except msgspec.ValidationError as exc:
+        raise ProtocolError(f"invalid message: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"not a JSON message: {exc}") from None
+
+
+def decode_server(raw: str | bytes) -> ServerMessage:
+    """For clients and tests: a server's message."""
+    message: ServerMessage = msgspec.json.decode(raw, type=ServerMessage)
+    return message
+
+
+def encode(message: Message) -> str:
+    return _encoder.encode(message).decode()

@@ -1,0 +1,79 @@
+"""All open interview rooms of this server, and who listens to each."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiortc import RTCIceServer
+
+from .interview import DEFAULT_GRACE_SECONDS, InterviewEvent, InterviewRoom
+from .types import NullSink, RecordingSink, RoomId, Seat
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SeatMediaState:
+    """A participant switched their microphone or camera."""
+
+    seat: Seat
+    audio: bool
+    video: bool
+
+
+Listener = Callable[[InterviewEvent | SeatMediaState], None]
+
+
+class Rooms:
+    def __init__(
+        self,
+        on_event: Callable[[RoomId, InterviewEvent], None] | None = None,
+        sink_for: Callable[[RoomId], RecordingSink] | None = None,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
+        ice_servers: list[RTCIceServer] | None = None,
+    ) -> None:
+        self._ice_servers = ice_servers or []
+        self._rooms: dict[RoomId, InterviewRoom] = {}
+        self._listeners: dict[RoomId, set[Listener]] = {}
+        self._on_event = on_event
+        self._sink_for = sink_for or (lambda room_id: NullSink())
+        self._grace_seconds = grace_seconds
+
+    def get(self, room_id: RoomId) -> InterviewRoom:
+        room = self._rooms.get(room_id)
+        if room is None or room.closed:
+            room = InterviewRoom(
+                room_id,
+                sink=self._sink_for(room_id),
+                on_event=lambda event: self._dispatch(room_id, event),
+                grace_seconds=self._grace_seconds,
+                ice_servers=self._ice_servers,
+            )
+            self._rooms[room_id] = room
+        return room
+
+    def listen(self, room_id: RoomId, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with the room's events; returns the function that stops it."""
+        listeners = self._listeners.setdefault(room_id, set())
+        listeners.add(listener)
+        return lambda: listeners.discard(listener)
+
+    def _dispatch(self, room_id: RoomId, event: InterviewEvent) -> None:
+        if self._on_event is not None:
+            self._on_event(room_id, event)
+        self._tell(room_id, event)
+
+    def broadcast_state(self, room_id: RoomId, state: SeatMediaState) -> None:
+        self._tell(room_id, state)
+
+    def _tell(self, room_id: RoomId, item: InterviewEvent | SeatMediaState) -> None:
+        for listener in list(self._listeners.get(room_id, ())):
+            listener(item)
+
+    async def close(self) -> None:
+        """Close every room; safe to call twice."""
+        rooms, self._rooms = list(self._rooms.values()), {}
+        for room in rooms:
+            await room.close()
