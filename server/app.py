@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from aiortc import RTCIceServer
 
 import web as web_assets
-from signalling.appkeys import ROOMS
+from signalling.appkeys import ROOMS, SOCKETS
+from signalling.handler import close_sockets
 from signalling.rooms import Rooms
 
 from . import middleware
@@ -91,6 +93,8 @@ def create_app(
         grace_seconds=settings.reconnect_grace_seconds,
         ice_servers=[RTCIceServer(urls=url) for url in settings.ice_servers],
     )
+    app[SOCKETS] = weakref.WeakSet()
+    app.on_shutdown.append(close_sockets)
     app.cleanup_ctx.append(_store_ctx)
     return app
 

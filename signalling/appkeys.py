@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import weakref
+
 from aiohttp import web
 
 from .rooms import Rooms
 
 ROOMS = web.AppKey("rooms", Rooms)
+SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
+"""Open signalling sockets, closed with 1001 (going away) when the server shuts down."""

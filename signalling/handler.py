@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from server.appkeys import SETTINGS, STORE
 from server.auth import Principal
@@ -21,7 +23,7 @@ from server.types import Agency, InterviewState, Role
 from server.views.http import current
 
 from . import messages as m
-from .appkeys import ROOMS
+from .appkeys import ROOMS, SOCKETS
 from .errors import NotInRoom, ProtocolError
 from .interview import InterviewEvent, InterviewRoom
 from .rooms import Rooms, SeatMediaState
@@ -43,7 +45,7 @@ class Connection:
         self._ws = ws
         self.room: InterviewRoom | None = None
         self.seat: Seat | None = None
-        self._stop_listening: list[object] = []
+        self._stop_listening: list[Callable[[], None]] = []
         self._outbox: asyncio.Queue[m.Message] = asyncio.Queue(256)
 
     async def handle(self, message: m.ClientMessage) -> None:
@@ -130,7 +132,14 @@ class Connection:
 
     def close(self) -> None:
         for stop in self._stop_listening:
-            stop()  # type: ignore[operator]
+            stop()
+
+
+async def close_sockets(app: web.Application) -> None:
+    """on_shutdown: tell every client the server is going away."""
+    sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
+    for ws in list(sockets):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -149,6 +158,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     # A frame up to 4x the limit still gets a readable error from decode_client.
     ws = web.WebSocketResponse(max_msg_size=4 * m.MAX_MESSAGE_BYTES, heartbeat=20)
     await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
     connection = Connection(principal, request.app[STORE], request.app[ROOMS], ws)
     pump = asyncio.ensure_future(connection.pump())
     errors = 0

@@ -47,6 +47,8 @@ def read_offer(sdp: str, other_seats: int) -> list[OfferSection]:
     """The offer's media sections, or `SdpError` saying why it cannot be accepted."""
     if len(sdp.encode()) > MAX_SDP_BYTES:
         raise SdpError(f"the offer is larger than {MAX_SDP_BYTES} bytes")
+    if not sdp.startswith("v=0"):
+        raise SdpError("the offer is not valid SDP: it must start with v=0")
     try:
         parsed = SessionDescription.parse(sdp)
     except Exception as exc:  # aiortc's parser raises whatever the text provokes

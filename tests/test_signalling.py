@@ -1,0 +1,249 @@
+"""The WebSocket endpoint with real aiortc clients: who may sit where, the whole call
+through signalling, and bad messages answered with errors while other interviews go on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from aiohttp import ClientWebSocketResponse
+from aiortc import RTCConfiguration, RTCPeerConnection
+
+from server.appkeys import EVENTS
+from server.types import Agency
+from signalling import messages as m
+from signalling.types import Kind, Seat
+
+from .fakes import Client, World, add_applications, application
+from .media import SyntheticParticipant, wait_for
+
+
+@dataclass
+class Seated:
+    """A signed-in browser with its socket."""
+
+    client: Client
+    ws: ClientWebSocketResponse
+
+    async def receive(self) -> m.ServerMessage:
+        return m.decode_server(await self.ws.receive_str(timeout=10))
+
+    async def ask(self, message: str | m.Message) -> m.ServerMessage:
+        await self.ws.send_str(message if isinstance(message, str) else m.encode(message))
+        return await self.receive()
+
+    async def expect(self, kind: type[m.Message]) -> m.Message:
+        while True:
+            message = await self.receive()
+            if isinstance(message, kind):
+                return message
+
+
+@dataclass
+class Setup:
+    world: World
+    interview_id: str
+    other_interview_id: str
+    people: dict[Seat, Seated]
+    other_applicant: Seated
+    unassigned: Seated
+
+
+async def _socket(world: World, client: Client) -> Seated:
+    return Seated(client, await client.ws_connect("/ws"))
+
+
+@pytest.fixture
+async def setup(world: World) -> AsyncIterator[Setup]:
+    await add_applications(
+        world.store, application("NX-0001"), application("NX-0002", date_of_birth="1970-03-03")
+    )
+    interview_id, token = await world.invite("NX-0001")
+    other_id, other_token = await world.invite("NX-0002")
+    people: dict[Seat, Seated] = {}
+    applicant = await world.client()
+    await world.confirm_dob(applicant, token, "1980-05-17")
+    people[Seat.APPLICANT] = await _socket(world, applicant)
+    for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
+        client = await world.client()
+        await world.sign_in(client, await world.add_officer(f"{seat}.officer", agency))
+        csrf = await world.csrf(client)
+        taken = await client.post(
+            f"/api/interviews/{interview_id}/take", headers={"X-CSRF-Token": csrf}
+        )
+        assert taken.status == 200
+        people[seat] = await _socket(world, client)
+    other = await world.client()
+    await world.confirm_dob(other, other_token, "1970-03-03")
+    stranger = await world.client()
+    await world.sign_in(stranger, await world.add_officer("cbsa.stranger", Agency.CBSA))
+    yield Setup(
+        world,
+        interview_id,
+        other_id,
+        people,
+        await _socket(world, other),
+        await _socket(world, stranger),
+    )
+    # open sockets are closed by the server's on_shutdown (1001, going away)
+
+
+async def _join_and_call(seated: Seated, interview_id: str, person: SyntheticParticipant) -> None:
+    joined = await seated.ask(m.Join(interview_id=interview_id))
+    assert isinstance(joined, m.Joined), joined
+
+    async def offer(seat: Seat, sdp: str) -> str:
+        answer = await seated.ask(m.Offer(sdp=sdp))
+        assert isinstance(answer, m.Answer), answer
+        return answer.sdp
+
+    await person.connect(offer)
+
+
+async def test_a_whole_call_through_signalling(setup: Setup) -> None:
+    people = {seat: SyntheticParticipant(seat) for seat in Seat}
+    try:
+        for seat in Seat:
+            await _join_and_call(setup.people[seat], setup.interview_id, people[seat])
+        await wait_for(
+            lambda: all(
+                people[seat].got(other, Kind.VIDEO).frames >= 10
+                for seat in Seat
+                for other in Seat
+                if other is not seat
+            ),
+            within=30,
+        )
+        # the applicant hears of the officers' arrival, and of their camera switches
+        peer = await setup.people[Seat.APPLICANT].expect(m.Peer)
+        assert isinstance(peer, m.Peer) and peer.event == "join"
+        await setup.people[Seat.CBSA].ws.send_str(m.encode(m.MediaState(audio=False, video=True)))
+        state = await setup.people[Seat.APPLICANT].expect(m.PeerState)
+        assert state == m.PeerState(seat="cbsa", audio=False, video=True)
+    finally:
+        for person in people.values():
+            await person.close()
+    await setup.world.server.app[EVENTS].drain()
+    events = await setup.world.store.events.for_interview(setup.interview_id)
+    joins = {e.seat: e.detail for e in events if e.kind == "join"}
+    assert set(joins) == {"applicant", "cbsa", "cbp"}
+    assert joins["cbsa"]["country"] == "CA" and joins["cbp"]["country"] == "US"
+    assert "surname" not in json.dumps(joins)
+
+
+async def test_nobody_sits_in_someone_elses_interview(setup: Setup) -> None:
+    answer = await setup.other_applicant.ask(m.Join(interview_id=setup.interview_id))
+    assert isinstance(answer, m.Error) and answer.code == "forbidden"
+    answer = await setup.unassigned.ask(m.Join(interview_id=setup.interview_id))
+    assert isinstance(answer, m.Error) and "not the CBSA officer assigned" in answer.message
+    answer = await setup.other_applicant.ask(m.Join(interview_id="iv_" + "0" * 16))
+    assert isinstance(answer, m.Error) and answer.code == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "words"),
+    [
+        ("not json", "protocol_error", "not a JSON message"),
+        ('{"v": 2, "type": "leave"}', "protocol_error", "at `$.v`"),
+        ('{"v": 1, "type": "dance"}', "protocol_error", "Invalid value 'dance'"),
+        ('{"v": 1, "type": "offer"}', "protocol_error", "missing required field `sdp`"),
+        ('{"v": 1, "type": "offer", "sdp": "x", "extra": 1}', "protocol_error", "unknown field"),
+        ('{"v": 1, "type": "offer", "sdp": "v=0"}', "not_in_room", "join an interview first"),
+        (
+            json.dumps({"v": 1, "type": "offer", "sdp": "x" * 70_000}),
+            "protocol_error",
+            "larger than 65536",
+        ),
+    ],
+)
+async def test_bad_messages_get_an_error_and_the_socket_stays_open(
+    setup: Setup, raw: str, code: str, words: str
+) -> None:
+    seated = setup.people[Seat.APPLICANT]
+    answer = await seated.ask(raw)
+    assert isinstance(answer, m.Error)
+    assert answer.code == code and words in answer.message
+    joined = await seated.ask(m.Join(interview_id=setup.interview_id))
+    assert isinstance(joined, m.Joined)
+
+
+@pytest.mark.parametrize(
+    ("sdp", "words"),
+    [
+        ("hello", "not valid SDP"),
+        ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n", "exactly one audio track"),
+    ],
+)
+async def test_malformed_sdp_gets_a_clear_error(setup: Setup, sdp: str, words: str) -> None:
+    seated = setup.people[Seat.APPLICANT]
+    await seated.ask(m.Join(interview_id=setup.interview_id))
+    answer = await seated.ask(m.Offer(sdp=sdp))
+    assert isinstance(answer, m.Error) and answer.code == "bad_sdp"
+    assert words in answer.message
+
+
+async def test_an_offer_with_the_wrong_sections_is_refused(setup: Setup) -> None:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("video", direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    seated = setup.people[Seat.APPLICANT]
+    await seated.ask(m.Join(interview_id=setup.interview_id))
+    answer = await seated.ask(m.Offer(sdp=pc.localDescription.sdp))
+    await pc.close()
+    assert isinstance(answer, m.Error)
+    assert "must send exactly one audio track" in answer.message
+
+
+async def test_garbage_in_one_interview_does_not_disturb_another(setup: Setup) -> None:
+    people = {seat: SyntheticParticipant(seat) for seat in (Seat.APPLICANT, Seat.CBSA)}
+    try:
+        for seat, person in people.items():
+            await _join_and_call(setup.people[seat], setup.interview_id, person)
+        listener = people[Seat.CBSA]
+        await wait_for(lambda: listener.got(Seat.APPLICANT, Kind.VIDEO).frames >= 10)
+        before = listener.got(Seat.APPLICANT, Kind.VIDEO).frames
+        vandal = setup.other_applicant
+        await vandal.ws.send_bytes(b"\x00\x01binary")
+        for junk in ("{", "[]", '{"v":1,"type":"candidate","candidate":"x"}', "🙂" * 100):
+            answer = await vandal.ask(junk)
+            assert isinstance(answer, m.Error)
+        await asyncio.sleep(0.5)
+        await wait_for(lambda: listener.got(Seat.APPLICANT, Kind.VIDEO).frames >= before + 10)
+    finally:
+        for person in people.values():
+            await person.close()
+
+
+async def test_a_client_that_keeps_sending_garbage_is_disconnected(setup: Setup) -> None:
+    vandal = setup.other_applicant
+    for _ in range(25):
+        await vandal.ws.send_str("{")
+    closing = None
+    for _ in range(30):
+        frame = await vandal.ws.receive(timeout=5)
+        if frame.type.name in ("CLOSE", "CLOSED", "CLOSING"):
+            closing = frame
+            break
+    assert closing is not None
+    assert vandal.ws.close_code == 1008
+
+
+async def test_sockets_from_other_sites_are_refused(world: World) -> None:
+    await add_applications(world.store, application("NX-0001"))
+    _, token = await world.invite("NX-0001")
+    client = await world.client()
+    await world.confirm_dob(client, token, "1980-05-17")
+    response = await client.get(
+        "/ws",
+        headers={
+            "Origin": "https://evil.example",
+            "Connection": "Upgrade",
+            "Upgrade": "websocket",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        },
+    )
+    assert response.status == 403
