@@ -74,9 +74,11 @@ def main() -> None:
     print(f"{len(room):,} waiting, {args.decisions:,} decisions, {served:,} interviews formed")
     for label, values in (("pairing decision", pairing_ms), ("position + wait", position_ms)):
         p99 = percentile(values, 0.99)
-        print(f"{label:>17}: p50 {statistics.median(values):.3f} ms  p99 {p99:.3f} ms  "
-              f"max {max(values):.3f} ms  (target p99 {TARGET_P99_MS} ms: "
-              f"{TARGET_P99_MS / p99:.0f}x under)")
+        print(
+            f"{label:>17}: p50 {statistics.median(values):.3f} ms  p99 {p99:.3f} ms  "
+            f"max {max(values):.3f} ms  (target p99 {TARGET_P99_MS} ms: "
+            f"{TARGET_P99_MS / p99:.0f}x under)"
+        )
 
 
 if __name__ == "__main__":

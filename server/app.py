@@ -6,6 +6,7 @@ import base64
 import os
 import weakref
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -16,18 +17,21 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from aiortc import RTCIceServer
 
 import web as web_assets
-from signalling.appkeys import ROOMS, SOCKETS
+from signalling.appkeys import LOBBY, ROOMS, SOCKETS
 from signalling.handler import close_sockets
+from signalling.lobby import Lobby
 from signalling.rooms import Rooms
+from signalling.waiting_room import Pairing
 
 from . import middleware
 from .appkeys import CLOCK, EVENTS, PASSWORDS, SETTINGS, STORE, THROTTLE
 from .auth import LoginThrottle, Passwords
+from .errors import NexusError
 from .interview_events import EventWriter
 from .secret import Secret
 from .settings import Settings
 from .store import Store
-from .types import Clock, utc_now
+from .types import AccountId, Clock, utc_now
 from .views.http import csrf_token, principal_of
 from .views.routes import ROUTES, STATIC_PREFIX
 
@@ -93,10 +97,21 @@ def create_app(
         grace_seconds=settings.reconnect_grace_seconds,
         ice_servers=[RTCIceServer(urls=url) for url in settings.ice_servers],
     )
+    app[LOBBY] = Lobby(partial(_seat_officers, app[STORE]))
     app[SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(close_sockets)
     app.cleanup_ctx.append(_store_ctx)
     return app
+
+
+async def _seat_officers(store: Store, pairing: Pairing) -> bool:
+    """The waiting room paired them: seat the officers in the interview record."""
+    try:
+        for agency, officer_id in pairing.officers.items():
+            await store.interviews.take(pairing.interview_id, AccountId(officer_id), agency)
+    except NexusError:
+        return False
+    return True
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -6,8 +6,10 @@ import weakref
 
 from aiohttp import web
 
+from .lobby import Lobby
 from .rooms import Rooms
 
 ROOMS = web.AppKey("rooms", Rooms)
+LOBBY = web.AppKey("lobby", Lobby)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
 """Open signalling sockets, closed with 1001 (going away) when the server shuts down."""

@@ -19,15 +19,17 @@ from server.appkeys import SETTINGS, STORE
 from server.auth import Principal
 from server.errors import Forbidden, Gone, NexusError
 from server.store import Store
-from server.types import Agency, InterviewState, Role
+from server.types import Agency, InterviewMode, InterviewState, Role
 from server.views.http import current
 
 from . import messages as m
-from .appkeys import ROOMS, SOCKETS
-from .errors import NotInRoom, ProtocolError
+from .appkeys import LOBBY, ROOMS, SOCKETS
+from .errors import NotInRoom
 from .interview import InterviewEvent, InterviewRoom
+from .lobby import Lobby
 from .rooms import Rooms, SeatMediaState
 from .types import RoomId, Seat
+from .waiting_room import Need, WaitingApplicant
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +39,17 @@ SEAT_OF_AGENCY = {Agency.CBSA: Seat.CBSA, Agency.CBP: Seat.CBP}
 
 class Connection:
     def __init__(
-        self, principal: Principal, store: Store, rooms: Rooms, ws: web.WebSocketResponse
+        self,
+        principal: Principal,
+        store: Store,
+        rooms: Rooms,
+        lobby: Lobby,
+        ws: web.WebSocketResponse,
     ) -> None:
         self.principal = principal
+        self._lobby = lobby
+        self._applicant_in_lobby: str | None = None
+        self._officer_in_lobby: tuple[int, Agency] | None = None
         self._store = store
         self._rooms = rooms
         self._ws = ws
@@ -68,8 +78,36 @@ class Connection:
             case m.Leave():
                 room, seat = self._seated()
                 await room.leave(seat)
-            case m.Ready() | m.Available():
-                raise ProtocolError("the waiting room is not open on this server yet")
+            case m.Ready(interview_id=interview_id):
+                await self._ready(interview_id)
+            case m.Available(available=available):
+                account_id, agency = self.principal.officer_seat()
+                await self._store.accounts.set_available(account_id, available)
+                self._officer_in_lobby = (account_id, agency)
+                await self._lobby.officer_available(account_id, agency, available, self.queue)
+
+    async def _ready(self, interview_id: str) -> None:
+        """An applicant who passed check-in takes their place in the waiting room."""
+        if self.principal.own_interview() != interview_id:
+            raise Forbidden("this is not your interview")
+        interview = await self._store.interviews.get(interview_id)
+        if not interview.is_open:
+            raise Gone(f"interview {interview_id} is {interview.state}")
+        application = await self._store.applications.get(interview.application_id)
+        decisions = await self._store.decisions.for_interview(interview_id)
+        if interview.mode is InterviewMode.JOINT:
+            need = Need.JOINT
+        else:
+            need = Need.CBP if Agency.CBSA in decisions else Need.CBSA
+        waiting = WaitingApplicant(
+            interview_id,
+            need,
+            interview.window_start,
+            application.applied_on,
+            application.card_expiry,
+        )
+        self._applicant_in_lobby = interview_id
+        await self._lobby.applicant_ready(waiting, self.queue)
 
     async def _join(self, interview_id: str) -> None:
         interview = await self._store.interviews.get(interview_id)
@@ -116,10 +154,14 @@ class Connection:
             message: m.Message = m.PeerState(seat=item.seat, audio=item.audio, video=item.video)
         else:
             message = m.Peer(seat=item.seat, event=item.kind)
+        self.queue(message)
+
+    def queue(self, message: m.Message) -> None:
+        """Send soon, without waiting (room and lobby updates)."""
         try:
             self._outbox.put_nowait(message)
         except asyncio.QueueFull:
-            log.warning("dropping a room update for a slow client")
+            log.warning("dropping an update for a slow client")
 
     async def pump(self) -> None:
         """Send queued room updates as they come."""
@@ -130,9 +172,13 @@ class Connection:
         if not self._ws.closed:
             await self._ws.send_str(m.encode(message))
 
-    def close(self) -> None:
+    async def close(self) -> None:
         for stop in self._stop_listening:
             stop()
+        if self._applicant_in_lobby is not None:
+            await self._lobby.applicant_gone(self._applicant_in_lobby)
+        if self._officer_in_lobby is not None:
+            await self._lobby.officer_gone(*self._officer_in_lobby)
 
 
 async def close_sockets(app: web.Application) -> None:
@@ -159,7 +205,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(max_msg_size=4 * m.MAX_MESSAGE_BYTES, heartbeat=20)
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
-    connection = Connection(principal, request.app[STORE], request.app[ROOMS], ws)
+    connection = Connection(
+        principal, request.app[STORE], request.app[ROOMS], request.app[LOBBY], ws
+    )
     pump = asyncio.ensure_future(connection.pump())
     errors = 0
     try:
@@ -180,5 +228,5 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                     await ws.close(code=1008, message=b"too many bad messages")
     finally:
         pump.cancel()
-        connection.close()
+        await connection.close()
     return ws

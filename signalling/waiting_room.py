@@ -107,7 +107,7 @@ class WaitingRoom:
 
     def pair(self) -> list[Pairing]:
         """Form every interview that can start now, earliest in the queue first."""
-        pairings = []
+        pairings: list[Pairing] = []
         while True:
             heads = [
                 (queue[0], need)
@@ -129,7 +129,8 @@ class WaitingRoom:
     def position(self, interview_id: str) -> int:
         """1 for the next to be served (among those waiting for any officers)."""
         key = self._waiting[interview_id].key
-        return 1 + sum(queue.bisect_left(key) for queue in self._queues.values())
+        ahead: int = sum(queue.bisect_left(key) for queue in self._queues.values())
+        return 1 + ahead
 
     def estimated_wait_seconds(self, interview_id: str) -> int:
         """Rounds of interviews ahead times an interview's length; the rounds depend on

@@ -247,3 +247,38 @@ async def test_sockets_from_other_sites_are_refused(world: World) -> None:
         },
     )
     assert response.status == 403
+
+
+async def test_waiting_room_pairs_the_applicant_with_two_free_officers(setup: Setup) -> None:
+    world = setup.world
+    await add_applications(world.store, application("NX-0003", date_of_birth="1990-09-09"))
+    interview_id, token = await world.invite("NX-0003")
+    applicant_client = await world.client()
+    await world.confirm_dob(applicant_client, token, "1990-09-09")
+    applicant = await _socket(world, applicant_client)
+    officers = {}
+    for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
+        client = await world.client()
+        await world.sign_in(client, await world.add_officer(f"{seat}.free", agency))
+        officers[seat] = await _socket(world, client)
+
+    waiting = await applicant.ask(m.Ready(interview_id=interview_id))
+    assert waiting == m.Waiting(position=1, estimated_wait_seconds=900)
+    await officers[Seat.CBSA].ws.send_str(m.encode(m.Available(available=True)))
+    assert isinstance(await applicant.expect(m.Waiting), m.Waiting)
+    await officers[Seat.CBP].ws.send_str(m.encode(m.Available(available=True)))
+    paired = await applicant.expect(m.Paired)
+    assert paired == m.Paired(interview_id=interview_id, seat="applicant")
+    for seat, socket in officers.items():
+        assert await socket.expect(m.Paired) == m.Paired(interview_id=interview_id, seat=seat)
+        joined = await socket.ask(m.Join(interview_id=interview_id))
+        assert isinstance(joined, m.Joined)  # seated by the pairing: may join at once
+    interview = await world.store.interviews.get(interview_id)
+    assert interview.cbsa_officer_id is not None and interview.cbp_officer_id is not None
+
+
+async def test_only_the_applicant_may_queue_for_their_interview(setup: Setup) -> None:
+    answer = await setup.other_applicant.ask(m.Ready(interview_id=setup.interview_id))
+    assert isinstance(answer, m.Error) and answer.code == "forbidden"
+    answer = await setup.unassigned.ask(m.Ready(interview_id=setup.interview_id))
+    assert isinstance(answer, m.Error) and "only the invited applicant" in answer.message

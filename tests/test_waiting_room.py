@@ -103,19 +103,28 @@ def test_leaving_and_re_entering_keeps_one_place() -> None:
 
 @given(
     st.lists(
-        st.tuples(st.integers(0, 5), st.integers(0, 400), st.booleans(),
-                  st.sampled_from(list(Need))),
-        min_size=1, max_size=40, unique_by=lambda t: t,
+        st.tuples(
+            st.integers(0, 5), st.integers(0, 400), st.booleans(), st.sampled_from(list(Need))
+        ),
+        min_size=1,
+        max_size=40,
+        unique_by=lambda t: t,
     ),
-    st.integers(0, 6), st.integers(0, 6),
+    st.integers(0, 6),
+    st.integers(0, 6),
 )
 def test_pairing_serves_the_earliest_servable_applicant_first(
     rows: list[tuple[int, int, bool, Need]], cbsa: int, cbp: int
 ) -> None:
     room = WaitingRoom()
     entries = [
-        applicant(f"i{n}", NINE + timedelta(hours=h), date(2022, 1, 1) + timedelta(days=d),
-                  date(2027, 1, 1) + timedelta(days=d) if renewal else None, need)
+        applicant(
+            f"i{n}",
+            NINE + timedelta(hours=h),
+            date(2022, 1, 1) + timedelta(days=d),
+            date(2027, 1, 1) + timedelta(days=d) if renewal else None,
+            need,
+        )
         for n, (h, d, renewal, need) in enumerate(rows)
     ]
     for entry in entries:
