@@ -108,6 +108,7 @@ class Publication:
         self._clock = clock
         self._subscribers: set[ForwardedTrack] = set()
         self._last_request = -KEYFRAME_REQUEST_INTERVAL
+        self._deferred: asyncio.TimerHandle | None = None
         self.keyframe_requests = 0
 
     def deliver(self, frame: EncodedFrame) -> None:
@@ -124,18 +125,29 @@ class Publication:
         track.detach(self)
 
     def close(self) -> None:
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
         for track in list(self._subscribers):
             self.unsubscribe(track)
 
     def request_keyframe(self) -> None:
-        if self.kind is not Kind.VIDEO:
+        """Ask the publisher for a keyframe now, or, if one was asked for moments ago,
+        once the interval has passed (so a second newcomer is not left waiting for the
+        publisher's next scheduled keyframe)."""
+        if self.kind is not Kind.VIDEO or self._deferred is not None:
             return
-        now = self._clock()
-        if now - self._last_request < KEYFRAME_REQUEST_INTERVAL:
+        wait = self._last_request + KEYFRAME_REQUEST_INTERVAL - self._clock()
+        if wait > 0:
+            self._deferred = asyncio.get_running_loop().call_later(wait, self._send_deferred)
             return
-        self._last_request = now
+        self._last_request = self._clock()
         self.keyframe_requests += 1
         self._request_keyframe()
+
+    def _send_deferred(self) -> None:
+        self._deferred = None
+        self.request_keyframe()
 
 
 class ForwardedTrack(MediaStreamTrack):
@@ -217,13 +229,22 @@ class OpusPacker:
 def prepare_sender(sender: RTCRtpSender, kind: Kind, track: ForwardedTrack, stream_id: str) -> None:
     """Make an aiortc sender forward ``track`` as it is: a packer instead of an encoder,
     keyframe requests passed on to the publisher, and the seat as the stream id."""
-    for attribute in ("_RTCRtpSender__encoder", "_stream_id"):
-        if not hasattr(sender, attribute):
-            raise RuntimeError(f"aiortc changed: RTCRtpSender has no {attribute}")
+    if not hasattr(sender, "_stream_id"):
+        raise RuntimeError("aiortc changed: RTCRtpSender has no _stream_id")
     sender.replaceTrack(track)
-    sender._RTCRtpSender__encoder = Vp8Packer() if kind is Kind.VIDEO else OpusPacker()  # type: ignore[attr-defined]
+    use_packer(sender, kind, track.request_keyframe)
     sender._stream_id = stream_id
-    sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
+
+
+def use_packer(sender: RTCRtpSender, kind: Kind, on_keyframe_request: Callable[[], None]) -> None:
+    """Let ``sender`` send encoded frames with no encoder; keyframe requests (PLI/FIR)
+    from its receiver go to ``on_keyframe_request``."""
+    if not hasattr(sender, "_RTCRtpSender__encoder"):
+        raise RuntimeError("aiortc changed: RTCRtpSender has no encoder slot")
+    # setattr: a private, name-mangled attribute and a method, neither typed as assignable
+    packer = Vp8Packer() if kind is Kind.VIDEO else OpusPacker()
+    setattr(sender, "_RTCRtpSender__encoder", packer)  # noqa: B010
+    setattr(sender, "_send_keyframe", on_keyframe_request)  # noqa: B010
 
 
 async def send_pli(receiver: RTCRtpReceiver) -> None:

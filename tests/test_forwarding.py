@@ -3,17 +3,25 @@ receives and decodes the other two, and the server never decodes or encodes."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import pytest
 from aiortc import rtcrtpreceiver, rtcrtpsender
 
-from signalling.forwarding import EncodedFrameTap
+from signalling.forwarding import (
+    KEYFRAME_REQUEST_INTERVAL,
+    EncodedFrameTap,
+    ForwardedTrack,
+    Publication,
+    is_vp8_keyframe,
+)
 from signalling.interview import InterviewRoom
-from signalling.types import Kind, RoomId, Seat
+from signalling.types import EncodedFrame, Kind, NullSink, RoomId, Seat
 
 from .media import LUMA, TONE_HZ, MemorySink, SyntheticParticipant, wait_for
 
@@ -163,3 +171,54 @@ async def test_a_seat_dropped_past_the_grace_period_is_released(call: Call) -> N
     finally:
         await person.close()
         await room.close()
+
+
+async def test_keyframe_requests_are_spaced_out_but_never_lost() -> None:
+    sent: list[float] = []
+    loop = asyncio.get_running_loop()
+    publication = Publication(Seat.CBSA, Kind.VIDEO, NullSink(), lambda: sent.append(loop.time()))
+    publication.request_keyframe()
+    publication.request_keyframe()  # a second newcomer moments later
+    publication.request_keyframe()  # and a third: still one deferred request
+    assert len(sent) == 1
+    await asyncio.sleep(KEYFRAME_REQUEST_INTERVAL + 0.1)
+    assert len(sent) == 2
+    assert sent[1] - sent[0] >= KEYFRAME_REQUEST_INTERVAL - 0.01
+    publication.close()
+
+
+def _frame(n: int, keyframe: bool) -> EncodedFrame:
+    return EncodedFrame(bytes([0 if keyframe else 1, n % 256]), n, Fraction(1, 90000), keyframe)
+
+
+async def test_a_new_subscriber_gets_nothing_until_a_keyframe() -> None:
+    asked: list[int] = []
+    publication = Publication(Seat.CBP, Kind.VIDEO, NullSink(), lambda: asked.append(1))
+    track = ForwardedTrack(Seat.CBP, Kind.VIDEO)
+    publication.subscribe(track)
+    assert asked == [1]  # attaching asks the publisher for a keyframe
+    for n in range(3):
+        publication.deliver(_frame(n, keyframe=False))
+    publication.deliver(_frame(3, keyframe=True))
+    publication.deliver(_frame(4, keyframe=False))
+    assert (await track.recv()).pts == 3
+    assert (await track.recv()).pts == 4
+    assert track.dropped == 3
+
+
+async def test_a_subscriber_that_falls_behind_restarts_from_a_keyframe() -> None:
+    publication = Publication(Seat.CBP, Kind.VIDEO, NullSink(), lambda: None)
+    track = ForwardedTrack(Seat.CBP, Kind.VIDEO)
+    publication.subscribe(track)
+    publication.deliver(_frame(0, keyframe=True))
+    for n in range(1, 200):  # nobody reads: the bounded queue overflows
+        publication.deliver(_frame(n, keyframe=False))
+    publication.deliver(_frame(200, keyframe=True))
+    assert (await track.recv()).pts == 200
+    assert track.dropped > 100
+
+
+def test_vp8_keyframes_are_recognised_from_the_frame_tag() -> None:
+    assert is_vp8_keyframe(bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A]))
+    assert not is_vp8_keyframe(bytes([0x11, 0x02, 0x00]))
+    assert not is_vp8_keyframe(b"")
