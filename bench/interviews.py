@@ -376,7 +376,7 @@ def run(kind: str, rooms: int, seconds: float, clip: Clip) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rooms", type=int, nargs="+", default=[4, 8, 12])
-    parser.add_argument("--baseline-rooms", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--baseline-rooms", type=int, nargs="*", default=[1, 2])
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     clip = encode_clip()

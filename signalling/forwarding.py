@@ -36,7 +36,7 @@ from .types import EncodedFrame, Kind, RecordingSink, Seat
 
 log = logging.getLogger(__name__)
 
-KEYFRAME_REQUEST_INTERVAL = 0.5  # seconds between PLIs to one publisher
+KEYFRAME_REQUEST_INTERVAL = 0.25  # seconds between PLIs to one publisher
 FORWARD_QUEUE_FRAMES = {Kind.VIDEO: 30, Kind.AUDIO: 50}  # about a second of media
 VIDEO_TIME_BASE = Fraction(1, 90000)
 VIDEO_CLOCK = 90000
@@ -109,9 +109,12 @@ class Publication:
         self._subscribers: set[ForwardedTrack] = set()
         self._last_request = -KEYFRAME_REQUEST_INTERVAL
         self._deferred: asyncio.TimerHandle | None = None
+        self._awaiting_keyframe = False
         self.keyframe_requests = 0
 
     def deliver(self, frame: EncodedFrame) -> None:
+        if frame.keyframe:
+            self._awaiting_keyframe = False
         self._sink.on_frame(self.seat, self.kind, frame)
         for track in self._subscribers:
             track.push(frame)
@@ -132,16 +135,19 @@ class Publication:
             self.unsubscribe(track)
 
     def request_keyframe(self) -> None:
-        """Ask the publisher for a keyframe now, or, if one was asked for moments ago,
-        once the interval has passed (so a second newcomer is not left waiting for the
-        publisher's next scheduled keyframe)."""
+        """Ask the publisher for a keyframe now; not at all if one asked for is still on
+        its way (it serves everyone); or, if one came moments ago, once the interval has
+        passed (so a second newcomer is not left waiting for the next scheduled one)."""
         if self.kind is not Kind.VIDEO or self._deferred is not None:
             return
+        if self._awaiting_keyframe and self._clock() - self._last_request < 1.0:
+            return  # the keyframe already asked for will serve this subscriber too
         wait = self._last_request + KEYFRAME_REQUEST_INTERVAL - self._clock()
         if wait > 0:
             self._deferred = asyncio.get_running_loop().call_later(wait, self._send_deferred)
             return
         self._last_request = self._clock()
+        self._awaiting_keyframe = True
         self.keyframe_requests += 1
         self._request_keyframe()
 

@@ -1,27 +1,52 @@
-"""The media relay (issue #3) builds on aiortc internals, so the version is pinned and this
-test fails loudly when an upgrade changes what the relay relies on."""
+"""The relay builds on aiortc internals, so the version is pinned and these tests fail
+loudly when an upgrade changes what `signalling/forwarding.py` relies on."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from importlib.metadata import version
 
-from aiortc import rtcrtpreceiver, rtcrtpsender
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, rtcrtpreceiver, rtcrtpsender
+
+PINNED = "1.16.0"
 
 
 def test_aiortc_is_the_pinned_version() -> None:
-    assert version("aiortc") == "1.16.0", (
-        "aiortc changed: re-check the encoded-frame relay against its new internals "
-        "(decoder_worker, RTCRtpSender._next_encoded_frame, Encoder.pack) before moving the pin"
+    assert version("aiortc") == PINNED, (
+        "aiortc changed: re-check signalling/forwarding.py against its new internals "
+        "(the receiver's decoder queue, _send_rtcp_pli, the sender's encoder slot, "
+        "_send_keyframe, _stream_id) before moving the pin"
     )
 
 
-def test_the_receiver_decoder_worker_has_the_signature_the_relay_replaces() -> None:
-    parameters = list(inspect.signature(rtcrtpreceiver.decoder_worker).parameters)
-    assert parameters == ["loop", "input_q", "output_q", "decode_error"]
+def test_the_receiver_hands_complete_frames_to_its_decoder_queue() -> None:
+    source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    assert "self.__decoder_queue.put((codec, encoded_frame))" in source
+    worker = list(inspect.signature(rtcrtpreceiver.decoder_worker).parameters)
+    assert worker == ["loop", "input_q", "output_q", "decode_error"]
+    assert "input_q.get()" in inspect.getsource(rtcrtpreceiver.decoder_worker)
+    assert list(inspect.signature(RTCRtpReceiver._send_rtcp_pli).parameters) == [
+        "self",
+        "media_ssrc",
+    ]
 
 
-def test_the_sender_packetizes_encoded_frames_itself() -> None:
-    parameters = list(inspect.signature(rtcrtpsender.RTCRtpSender._next_encoded_frame).parameters)
-    assert parameters == ["self", "codec"]
+def test_the_sender_packs_whatever_is_not_a_decoded_frame() -> None:
+    source = inspect.getsource(RTCRtpSender._next_encoded_frame)
+    assert "if self.__encoder is None:" in source
+    assert "self.__encoder.pack(data)" in source
+    assert "self._send_keyframe()" in inspect.getsource(RTCRtpSender._handle_rtcp_packet)
     assert callable(rtcrtpsender.Encoder.pack)  # type: ignore[attr-defined]
+
+
+async def test_the_attributes_the_relay_replaces_exist() -> None:
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("video")
+        assert hasattr(transceiver.receiver, "_RTCRtpReceiver__decoder_queue")
+        assert hasattr(transceiver.sender, "_RTCRtpSender__encoder")
+        assert hasattr(transceiver.sender, "_stream_id")
+    finally:
+        await pc.close()
+        await asyncio.sleep(0)

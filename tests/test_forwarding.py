@@ -178,8 +178,11 @@ async def test_keyframe_requests_are_spaced_out_but_never_lost() -> None:
     loop = asyncio.get_running_loop()
     publication = Publication(Seat.CBSA, Kind.VIDEO, NullSink(), lambda: sent.append(loop.time()))
     publication.request_keyframe()
-    publication.request_keyframe()  # a second newcomer moments later
-    publication.request_keyframe()  # and a third: still one deferred request
+    publication.request_keyframe()  # before the keyframe came: it will serve both
+    assert len(sent) == 1
+    publication.deliver(_frame(0, keyframe=True))
+    publication.request_keyframe()  # a newcomer just after it: deferred, not dropped
+    publication.request_keyframe()  # and another: still one deferred request
     assert len(sent) == 1
     await asyncio.sleep(KEYFRAME_REQUEST_INTERVAL + 0.1)
     assert len(sent) == 2
