@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class Rooms:
     ) -> None:
         self._ice_servers = ice_servers or []
         self._rooms: dict[RoomId, InterviewRoom] = {}
+        self._closing: set[asyncio.Task[None]] = set()
         self._listeners: dict[RoomId, set[Listener]] = {}
         self._on_event = on_event
         self._sink_for = sink_for or (lambda room_id: NullSink())
@@ -64,6 +66,13 @@ class Rooms:
         if self._on_event is not None:
             self._on_event(room_id, event)
         self._tell(room_id, event)
+        room = self._rooms.get(room_id)
+        if event.kind in ("leave", "left") and room is not None and not room.present:
+            # Nobody left in the room: forget it (a later join opens a new one).
+            del self._rooms[room_id]
+            task = asyncio.ensure_future(room.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     def broadcast_state(self, room_id: RoomId, state: SeatMediaState) -> None:
         self._tell(room_id, state)
@@ -77,3 +86,8 @@ class Rooms:
         rooms, self._rooms = list(self._rooms.values()), {}
         for room in rooms:
             await room.close()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    def __len__(self) -> int:
+        return len(self._rooms)

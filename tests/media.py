@@ -57,21 +57,30 @@ def read_picture(frame: av.VideoFrame) -> tuple[Seat | None, int]:
     return (seat if abs(LUMA[seat] - body) < 20 else None), counter
 
 
-class SyntheticVideo(MediaStreamTrack):
-    kind = "video"
+class PacedTrack(MediaStreamTrack):
+    """A synthetic track that hands out its frames in real time."""
 
     def __init__(self, seat: Seat) -> None:
         super().__init__()
         self.seat = seat
-        self.counter = 0
         self._start: float | None = None
 
-    async def recv(self) -> av.VideoFrame:
+    async def _wait_until(self, offset_seconds: float) -> None:
         loop = asyncio.get_running_loop()
         if self._start is None:
             self._start = loop.time()
-        target = self._start + self.counter / FPS
-        await asyncio.sleep(max(0.0, target - loop.time()))
+        await asyncio.sleep(max(0.0, self._start + offset_seconds - loop.time()))
+
+
+class SyntheticVideo(PacedTrack):
+    kind = "video"
+
+    def __init__(self, seat: Seat) -> None:
+        super().__init__(seat)
+        self.counter = 0
+
+    async def recv(self) -> av.VideoFrame:
+        await self._wait_until(self.counter / FPS)
         frame = picture(self.seat, self.counter)
         frame.pts = self.counter * (90000 // FPS)
         frame.time_base = VIDEO_TIME_BASE
@@ -79,22 +88,17 @@ class SyntheticVideo(MediaStreamTrack):
         return frame
 
 
-class SyntheticAudio(MediaStreamTrack):
+class SyntheticAudio(PacedTrack):
     """A tone whose pitch names the seat, in 20 ms frames."""
 
     kind = "audio"
 
     def __init__(self, seat: Seat) -> None:
-        super().__init__()
-        self.seat = seat
+        super().__init__(seat)
         self.samples = 0
-        self._start: float | None = None
 
     async def recv(self) -> av.AudioFrame:
-        loop = asyncio.get_running_loop()
-        if self._start is None:
-            self._start = loop.time()
-        await asyncio.sleep(max(0.0, self._start + self.samples / 48000 - loop.time()))
+        await self._wait_until(self.samples / 48000)
         count = 960
         tone = TONE_HZ[self.seat]
         values = b"".join(

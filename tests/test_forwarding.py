@@ -21,6 +21,7 @@ from signalling.forwarding import (
     is_vp8_keyframe,
 )
 from signalling.interview import InterviewRoom
+from signalling.rooms import Rooms
 from signalling.types import EncodedFrame, Kind, NullSink, RoomId, Seat
 
 from .media import LUMA, TONE_HZ, MemorySink, SyntheticParticipant, wait_for
@@ -225,3 +226,19 @@ def test_vp8_keyframes_are_recognised_from_the_frame_tag() -> None:
     assert is_vp8_keyframe(bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A]))
     assert not is_vp8_keyframe(bytes([0x11, 0x02, 0x00]))
     assert not is_vp8_keyframe(b"")
+
+
+async def test_an_empty_room_is_closed_and_forgotten() -> None:
+    rooms = Rooms(grace_seconds=0.2)
+    person = SyntheticParticipant(Seat.CBP)
+    try:
+        room = rooms.get(RoomId("iv_gone"))
+        await person.connect(room.join)
+        assert len(rooms) == 1
+        await room.leave(Seat.CBP)
+        await wait_for(lambda: room.closed)
+        assert len(rooms) == 0
+        assert rooms.get(RoomId("iv_gone")) is not room
+    finally:
+        await person.close()
+        await rooms.close()
