@@ -13,7 +13,7 @@ from aiohttp import ClientWebSocketResponse
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from server.appkeys import EVENTS
-from server.types import Agency
+from server.types import Agency, InterviewMode
 from signalling import messages as m
 from signalling.types import Kind, Seat
 
@@ -282,3 +282,43 @@ async def test_only_the_applicant_may_queue_for_their_interview(setup: Setup) ->
     assert isinstance(answer, m.Error) and answer.code == "forbidden"
     answer = await setup.unassigned.ask(m.Ready(interview_id=setup.interview_id))
     assert isinstance(answer, m.Error) and "only the invited applicant" in answer.message
+
+
+async def test_two_step_cbsa_first_then_cbp_in_the_same_interview(world: World) -> None:
+    await add_applications(world.store, application("NX-0009", date_of_birth="1985-02-02"))
+    interview_id, token = await world.invite("NX-0009", mode=InterviewMode.TWO_STEP)
+    applicant_client = await world.client()
+    await world.confirm_dob(applicant_client, token, "1985-02-02")
+    applicant = await _socket(world, applicant_client)
+    sockets, clients = {}, {}
+    for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
+        clients[seat] = await world.client()
+        await world.sign_in(clients[seat], await world.add_officer(f"{seat}.step", agency))
+        sockets[seat] = await _socket(world, clients[seat])
+    await sockets[Seat.CBP].ws.send_str(m.encode(m.Available(available=True)))
+    await sockets[Seat.CBSA].ws.send_str(m.encode(m.Available(available=True)))
+    await asyncio.sleep(0.2)
+    assert await applicant.ask(m.Ready(interview_id=interview_id)) == m.Paired(
+        interview_id=interview_id, seat="applicant"
+    )
+    assert await sockets[Seat.CBSA].expect(m.Paired) == m.Paired(
+        interview_id=interview_id, seat="cbsa"
+    )
+    assert (await world.store.interviews.get(interview_id)).cbp_officer_id is None
+
+    csrf = await world.csrf(clients[Seat.CBSA])
+    decided = await clients[Seat.CBSA].post(
+        f"/api/interviews/{interview_id}/decision",
+        json={"verdict": "approve", "reason_codes": []},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert decided.status == 201
+    # The CBSA step is done: the applicant waits again, now for a CBP officer.
+    assert await applicant.ask(m.Ready(interview_id=interview_id)) == m.Paired(
+        interview_id=interview_id, seat="applicant"
+    )
+    assert await sockets[Seat.CBP].expect(m.Paired) == m.Paired(
+        interview_id=interview_id, seat="cbp"
+    )
+    interview = await world.store.interviews.get(interview_id)
+    assert interview.cbsa_officer_id is not None and interview.cbp_officer_id is not None
