@@ -74,7 +74,7 @@ def timed_import(path: Path, data_dir: Path) -> float:
         str(path),
     ]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"import failed: {done.stderr}")

@@ -16,7 +16,7 @@ import io
 import os
 from collections.abc import Iterator, Sequence
 from hashlib import sha256
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -96,10 +96,14 @@ def _chunk_nonce(index: int, last: bool) -> bytes:
     return index.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
 
+class Sink(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
 class AgeWriter:
     """Encrypts a stream for ``recipients``; ``close()`` seals the last chunk."""
 
-    def __init__(self, sink: BinaryIO, recipients: Sequence[Recipient]) -> None:
+    def __init__(self, sink: Sink, recipients: Sequence[Recipient]) -> None:
         if not recipients:
             raise AgeError("an age file needs at least one recipient")
         file_key = os.urandom(16)
@@ -112,17 +116,25 @@ class AgeWriter:
         self._counter = 0
         self._closed = False
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview) -> int:
+        """Seal every full chunk that is surely not the last one (at least one byte is
+        always held back: only ``close()`` knows which chunk ends the file)."""
         if self._closed:
             raise ValueError("write to a closed AgeWriter")
-        self._buffer += data
-        # Keep at least one byte back: only close() knows which chunk is the last.
-        while len(self._buffer) > CHUNK:
-            self._seal(bytes(self._buffer[:CHUNK]), last=False)
-            del self._buffer[:CHUNK]
-        return len(data)
+        view = memoryview(data)
+        used = 0
+        if self._buffer and len(self._buffer) + len(view) > CHUNK:
+            used = CHUNK - len(self._buffer)
+            self._buffer += view[:used]
+            self._seal(self._buffer, last=False)
+            self._buffer = bytearray()
+        while len(view) - used > CHUNK:  # whole chunks straight from the caller's bytes
+            self._seal(view[used : used + CHUNK], last=False)
+            used += CHUNK
+        self._buffer += view[used:]
+        return len(view)
 
-    def _seal(self, chunk: bytes, last: bool) -> None:
+    def _seal(self, chunk: bytes | bytearray | memoryview, last: bool) -> None:
         self._sink.write(self._aead.encrypt(_chunk_nonce(self._counter, last), chunk, None))
         self._counter += 1
 
