@@ -105,24 +105,37 @@ class MerkleTree:
         return [*self._subproof(m - k, start + k, end, False), self._hash(start, start + k)]
 
 
-def root_of(leaf_hashes: Sequence[bytes]) -> bytes:
-    """The root of a whole list of leaf hashes, by the stack of perfect subtrees (fast,
-    no recursion): what a verifier computes from the events it holds."""
-    stack: list[tuple[int, bytes]] = []
-    for value in leaf_hashes:
-        size = 1
-        while stack and stack[-1][0] == size:
-            _, left = stack.pop()
+class RunningRoot:
+    """The root after each appended leaf, keeping only the perfect subtrees' hashes
+    (O(log n) memory): what a verifier computes while reading the events it holds."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[tuple[int, bytes]] = []
+
+    def append(self, leaf: bytes) -> None:
+        """Add a leaf hash."""
+        value, width = leaf, 1
+        while self._stack and self._stack[-1][0] == width:
+            value = node_hash(self._stack.pop()[1], value)
+            width *= 2
+        self._stack.append((width, value))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return EMPTY_ROOT
+        value = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
             value = node_hash(left, value)
-            size *= 2
-        stack.append((size, value))
-    if not stack:
-        return EMPTY_ROOT
-    _, value = stack.pop()
-    while stack:
-        _, left = stack.pop()
-        value = node_hash(left, value)
-    return value
+        return value
+
+
+def root_of(leaf_hashes: Iterable[bytes]) -> bytes:
+    running = RunningRoot()
+    for leaf in leaf_hashes:
+        running.append(leaf)
+    return running.root()
 
 
 def verify_inclusion(
@@ -256,7 +269,7 @@ class NoteVerifier:
     @classmethod
     def parse(cls, vkey: str) -> NoteVerifier:
         try:
-            name, key_hex, raw_b64 = vkey.strip().split("+")
+            name, key_hex, raw_b64 = vkey.strip().split("+", 2)  # base64 may hold "+"
             raw = base64.b64decode(raw_b64, validate=True)
             key_id = bytes.fromhex(key_hex)
         except ValueError:

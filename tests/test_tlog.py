@@ -18,6 +18,7 @@ from recordings.tlog import (
     MerkleTree,
     NoteSigner,
     NoteVerifier,
+    RunningRoot,
     add_signatures,
     leaf_hash,
     open_note,
@@ -150,3 +151,18 @@ def test_a_witness_cosigns_a_checkpoint() -> None:
     verifiers = [NoteVerifier.parse(s.verifier_key) for s in (server, witness)]
     assert open_note(note, verifiers) == (body, ["nexus-server", "cbsa-witness"])
     assert "PRIVATE" not in repr(server)
+
+
+def test_the_running_root_matches_the_tree_at_every_size() -> None:
+    tree, data = tree_of(70)
+    running = RunningRoot()
+    assert running.root() == EMPTY_ROOT
+    for size, item in enumerate(data, start=1):
+        running.append(leaf_hash(item))
+        assert running.root() == tree.root(size)
+
+
+def test_verifier_keys_whose_base64_holds_a_plus_sign_parse() -> None:
+    # transparency-dev/formats note tests: a key whose base64 contains '+'
+    key = NoteVerifier.parse("TEST+7997405c+AQcC+FTVKf0jlTdHDY3rbevmnKxxPjigCXlVtGe6RIr6")
+    assert key.name == "TEST"
