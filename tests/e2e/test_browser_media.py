@@ -1,0 +1,102 @@
+"""Real Chromium through the server: the browser's camera reaches an aiortc participant
+and that participant's video plays in the browser, with no codec on the server."""
+
+from __future__ import annotations
+
+from playwright.async_api import Browser
+
+from signalling.appkeys import ROOMS
+from signalling.types import Kind, RoomId, Seat
+
+from ..fakes import World, add_applications, application
+from ..media import SyntheticParticipant, wait_for
+
+CALL = """
+async ({ interviewId }) => {
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+  const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+  pc.addTransceiver(stream.getAudioTracks()[0], { direction: "sendonly" });
+  pc.addTransceiver(stream.getVideoTracks()[0], { direction: "sendonly" });
+  for (let i = 0; i < 2; i++) {
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    pc.addTransceiver("video", { direction: "recvonly" });
+  }
+  const seen = {};
+  pc.ontrack = (event) => {
+    if (event.track.kind !== "video") return;
+    const video = document.createElement("video");
+    video.muted = true;
+    video.autoplay = true;
+    video.srcObject = new MediaStream([event.track]);
+    video.dataset.seat = event.streams[0].id;
+    document.body.append(video);
+  };
+  const ws = new WebSocket(`ws://${location.host}/ws`);
+  await new Promise((resolve) => (ws.onopen = resolve));
+  const inbox = [];
+  let wake = null;
+  ws.onmessage = (event) => { inbox.push(JSON.parse(event.data)); if (wake) wake(); };
+  const next = async (type) => {
+    for (;;) {
+      const index = inbox.findIndex((m) => m.type === type || m.type === "error");
+      if (index >= 0) return inbox.splice(index, 1)[0];
+      await new Promise((resolve) => (wake = resolve));
+    }
+  };
+  pc.onicecandidate = ({ candidate }) => {
+    if (candidate) ws.send(JSON.stringify({ v: 1, type: "candidate",
+      candidate: candidate.candidate, sdp_mid: candidate.sdpMid,
+      sdp_mline_index: candidate.sdpMLineIndex }));
+  };
+  ws.send(JSON.stringify({ v: 1, type: "join", interview_id: interviewId }));
+  const joined = await next("joined");
+  if (joined.type === "error") return joined.message;
+  await pc.setLocalDescription(await pc.createOffer());
+  ws.send(JSON.stringify({ v: 1, type: "offer", sdp: pc.localDescription.sdp }));
+  const answer = await next("answer");
+  if (answer.type === "error") return answer.message;
+  await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+  window.callState = () => [...document.querySelectorAll("video")].map((v) => ({
+    seat: v.dataset.seat, width: v.videoWidth, time: v.currentTime }));
+  return "ok";
+}
+"""
+
+
+async def test_a_browser_and_an_aiortc_participant_see_each_other(
+    world: World, browser: Browser
+) -> None:
+    await add_applications(world.store, application("NX-0001"))
+    interview_id, token = await world.invite("NX-0001")
+    officer = SyntheticParticipant(Seat.CBSA)
+    page = await browser.new_page()
+    base = str(world.server.make_url("/")).rstrip("/")
+    try:
+        await page.goto(f"{base}/i/{token}")
+        await page.get_by_label("Date of birth").fill("1980-05-17")
+        await page.get_by_role("button", name="Continue").click()
+        await page.wait_for_url(f"{base}/interview")
+        room = world.server.app[ROOMS].get(RoomId(interview_id))
+        await officer.connect(room.join)  # the officer's side, straight into the room
+        assert await page.evaluate(CALL, {"interviewId": interview_id}) == "ok"
+
+        # the browser's camera arrives at the officer and decodes there
+        await wait_for(lambda: officer.got(Seat.APPLICANT, Kind.VIDEO).frames >= 15, within=20)
+        assert officer.got(Seat.APPLICANT, Kind.AUDIO).frames > 0
+
+        # the officer's video plays in the browser, labelled with the officer's seat
+        async def playing() -> list[dict[str, object]]:
+            state: list[dict[str, object]] = await page.evaluate("window.callState()")
+            return [v for v in state if v["seat"] == "cbsa" and v["width"]]
+
+        for _ in range(100):
+            if await playing():
+                break
+            await page.wait_for_timeout(100)
+        first = await playing()
+        assert first, "the officer's video never played in the browser"
+        await page.wait_for_timeout(500)
+        assert (await playing())[0]["time"] > first[0]["time"]  # and it keeps playing
+    finally:
+        await officer.close()
+        await page.close()
