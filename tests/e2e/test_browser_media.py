@@ -3,6 +3,8 @@ and that participant's video plays in the browser, with no codec on the server."
 
 from __future__ import annotations
 
+from typing import Any
+
 from playwright.async_api import Browser
 
 from signalling.appkeys import ROOMS
@@ -85,8 +87,8 @@ async def test_a_browser_and_an_aiortc_participant_see_each_other(
         assert officer.got(Seat.APPLICANT, Kind.AUDIO).frames > 0
 
         # the officer's video plays in the browser, labelled with the officer's seat
-        async def playing() -> list[dict[str, object]]:
-            state: list[dict[str, object]] = await page.evaluate("window.callState()")
+        async def playing() -> list[dict[str, float]]:
+            state: list[dict[str, Any]] = await page.evaluate("window.callState()")
             return [v for v in state if v["seat"] == "cbsa" and v["width"]]
 
         for _ in range(100):
