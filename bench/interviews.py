@@ -344,9 +344,12 @@ def run(kind: str, rooms: int, seconds: float, clip: Clip) -> dict[str, float]:
     start = time.time()
     for _ in workers:
         window.put((start, start + seconds))
+    client_pids = [worker.pid for worker in workers if worker.pid is not None]
     cpu_before = cpu_seconds(pid)
+    clients_before = sum(cpu_seconds(p) for p in client_pids)
     time.sleep(seconds)
     cpu = cpu_seconds(pid) - cpu_before
+    clients_cpu = sum(cpu_seconds(p) for p in client_pids) - clients_before
     rss = rss_bytes(pid)
     results = [out.get(timeout=120) for _ in workers]
     for worker in workers:
@@ -368,6 +371,7 @@ def run(kind: str, rooms: int, seconds: float, clip: Clip) -> dict[str, float]:
         "first_p50": statistics.median(firsts) * 1000 if firsts else float("nan"),
         "first_p95": firsts[int(0.95 * (len(firsts) - 1))] * 1000 if firsts else float("nan"),
         "mem": (rss - idle_rss) / rooms / 1e6,
+        "clients": clients_cpu / seconds,
         "tracks": len([f for f in fps if f > 0]),
         "expected": expected_tracks,
     }
@@ -384,7 +388,8 @@ def main() -> None:
     print(f"clip: {WIDTH}x{HEIGHT} {FPS} fps VP8 at {kbps:.0f} kbps, Opus 20 ms packets")
     print(
         f"{'server':>8} {'rooms':>5} {'CPU-s/s/room':>12} {'fps min':>8} {'fps med':>8} "
-        f"{'first p50':>10} {'first p95':>10} {'MB/room':>8} {'tracks':>8}"
+        f"{'first p50':>10} {'first p95':>10} {'MB/room':>8} {'tracks':>8} "
+        f"{'clients CPU-s/s':>15}"
     )
     plan = [("relay", n) for n in args.baseline_rooms] + [("forward", n) for n in args.rooms]
     for kind, rooms in plan:
@@ -392,7 +397,8 @@ def main() -> None:
         print(
             f"{kind:>8} {rooms:>5} {r['cpu']:>12.3f} {r['fps_min']:>8.1f} "
             f"{r['fps_median']:>8.1f} {r['first_p50']:>8.0f}ms {r['first_p95']:>8.0f}ms "
-            f"{r['mem']:>8.1f} {int(r['tracks']):>3}/{int(r['expected'])}",
+            f"{r['mem']:>8.1f} {int(r['tracks']):>3}/{int(r['expected'])} "
+            f"{r['clients']:>15.2f}",
             flush=True,
         )
 
