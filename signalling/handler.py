@@ -34,7 +34,6 @@ from .waiting_room import Need, WaitingApplicant
 log = logging.getLogger(__name__)
 
 MAX_ERRORS = 20  # a client that keeps sending garbage is disconnected
-SEAT_OF_AGENCY = {Agency.CBSA: Seat.CBSA, Agency.CBP: Seat.CBP}
 
 
 class Connection:
@@ -121,7 +120,7 @@ class Connection:
             account_id, agency = self.principal.officer_seat()
             if interview.officer_for(agency) != account_id:
                 raise Forbidden(f"you are not the {agency} officer assigned to {interview.id}")
-            seat = SEAT_OF_AGENCY[agency]
+            seat = Seat.of(agency)
         room = self._rooms.get(RoomId(interview.id))
         if self.room is not room:
             self._stop_listening.append(self._rooms.listen(room.id, self._on_room))
@@ -145,6 +144,8 @@ class Connection:
     def _seated(self) -> tuple[InterviewRoom, Seat]:
         if self.room is None or self.seat is None:
             raise NotInRoom("join an interview first")
+        # The room is reopened if it emptied and closed since this socket joined it.
+        self.room = self._rooms.get(self.room.id)
         return self.room, self.seat
 
     def _on_room(self, item: InterviewEvent | SeatMediaState) -> None:
@@ -224,8 +225,14 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             except NexusError as exc:
                 errors += 1
                 await connection.send(m.Error(code=exc.code, message=exc.message))
-                if errors >= MAX_ERRORS:
-                    await ws.close(code=1008, message=b"too many bad messages")
+            except Exception:
+                errors += 1
+                log.exception("signalling message failed for %s", principal.label)
+                await connection.send(
+                    m.Error(code="internal_error", message="something went wrong on our side")
+                )
+            if errors >= MAX_ERRORS:
+                await ws.close(code=1008, message=b"too many bad messages")
     finally:
         pump.cancel()
         await connection.close()

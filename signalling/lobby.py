@@ -15,7 +15,6 @@ from .waiting_room import Pairing, WaitingApplicant, WaitingRoom
 log = logging.getLogger(__name__)
 
 Send = Callable[[m.Message], None]
-SEAT_OF = {Agency.CBSA: Seat.CBSA, Agency.CBP: Seat.CBP}
 
 
 class Lobby:
@@ -60,7 +59,7 @@ class Lobby:
             for agency, officer_id in pairing.officers.items():
                 officer = self._officers.get((officer_id, agency))
                 if officer is not None:
-                    officer(m.Paired(interview_id=pairing.interview_id, seat=SEAT_OF[agency]))
+                    officer(m.Paired(interview_id=pairing.interview_id, seat=Seat.of(agency)))
         self._tell_waiting()
 
     def _tell_waiting(self) -> None:

@@ -11,6 +11,8 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import NewType, Protocol
 
+from server.types import Agency
+
 ParticipantId = NewType("ParticipantId", str)
 RoomId = NewType("RoomId", str)
 
@@ -21,6 +23,11 @@ class Seat(StrEnum):
     APPLICANT = "applicant"
     CBSA = "cbsa"
     CBP = "cbp"
+
+    @classmethod
+    def of(cls, agency: Agency) -> Seat:
+        """An officer's seat is their agency's."""
+        return cls.CBSA if agency is Agency.CBSA else cls.CBP
 
 
 class Kind(StrEnum):

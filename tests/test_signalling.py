@@ -322,3 +322,21 @@ async def test_two_step_cbsa_first_then_cbp_in_the_same_interview(world: World) 
     )
     interview = await world.store.interviews.get(interview_id)
     assert interview.cbsa_officer_id is not None and interview.cbp_officer_id is not None
+
+
+async def test_a_seat_can_be_taken_again_after_the_room_emptied(setup: Setup) -> None:
+    person = SyntheticParticipant(Seat.APPLICANT)
+    seated = setup.people[Seat.APPLICANT]
+    try:
+        await _join_and_call(seated, setup.interview_id, person)
+        await seated.ws.send_str(m.encode(m.Leave()))  # the last one out: the room closes
+        await asyncio.sleep(0.3)
+
+        async def offer(seat: Seat, sdp: str) -> str:
+            answer = await seated.ask(m.Offer(sdp=sdp))
+            assert isinstance(answer, m.Answer), answer
+            return answer.sdp
+
+        await person.connect(offer)  # same socket, new offer: a fresh room answers
+    finally:
+        await person.close()
