@@ -64,6 +64,12 @@ class InterviewRoom:
         self._ids = itertools.count(1)
         self.events: list[InterviewEvent] = []
         self.closed = False
+        self._sink.set_keyframe_requester(self._request_keyframe)
+
+    def _request_keyframe(self, seat: Seat) -> None:
+        participant = self.participant(seat)
+        if participant is not None:
+            participant.publications[Kind.VIDEO].request_keyframe()
 
     def participant(self, seat: Seat) -> Participant | None:
         state = self._seats.get(seat)

@@ -6,6 +6,7 @@ plain types and the message dataclasses in `messages.py`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
@@ -59,6 +60,9 @@ class RecordingSink(Protocol):
 
     def on_publisher_change(self, seat: Seat, kind: Kind, present: bool) -> None: ...
 
+    def set_keyframe_requester(self, request: Callable[[Seat], None]) -> None:
+        """The room hands over how to ask a seat for a keyframe (to start a segment)."""
+
 
 class NullSink:
     """A recording sink that keeps nothing (interviews that are not recorded, tests)."""
@@ -67,4 +71,7 @@ class NullSink:
         return None
 
     def on_publisher_change(self, seat: Seat, kind: Kind, present: bool) -> None:
+        return None
+
+    def set_keyframe_requester(self, request: Callable[[Seat], None]) -> None:
         return None

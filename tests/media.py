@@ -232,6 +232,9 @@ class MemorySink:
     def on_publisher_change(self, seat: Seat, kind: Kind, present: bool) -> None:
         self.changes.append((seat, kind, present))
 
+    def set_keyframe_requester(self, request: Callable[[Seat], None]) -> None:
+        return None
+
 
 async def wait_for(condition: Callable[[], bool], within: float = 15.0) -> None:
     deadline = asyncio.get_running_loop().time() + within

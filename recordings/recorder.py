@@ -1,0 +1,197 @@
+"""The Recorder: the forwarding layer's recording sink. Encoded frames go, as they are,
+into one live WebM file per seat and segment, encrypted with age as they are written.
+
+Nothing is decoded or encoded: PyAV's mux-only streams (no codec context) wrap each
+frame in Matroska. The muxer closes a cluster at least every second and every sealed age
+chunk is written straight to the file (no user-space buffer), so after a crash at most
+about a second of media plus one unsealed 64 KiB chunk is lost. A segment starts on a
+keyframe and rotates at the first keyframe after ``segment_seconds``; a closed segment is
+fsynced and hashed, and reported through ``on_segment``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from signalling.types import EncodedFrame, Kind, Seat
+
+from .age import AgeWriter
+from .keys import Recipient
+
+log = logging.getLogger(__name__)
+
+MS = Fraction(1, 1000)
+DEFAULT_SEGMENT_SECONDS = 60.0
+
+
+def vp8_dimensions(keyframe: bytes) -> tuple[int, int] | None:
+    """Width and height from a VP8 key frame header (RFC 6386 section 9.1)."""
+    if len(keyframe) < 10 or keyframe[3:6] != b"\x9d\x01\x2a":
+        return None
+    width = int.from_bytes(keyframe[6:8], "little") & 0x3FFF
+    height = int.from_bytes(keyframe[8:10], "little") & 0x3FFF
+    return width, height
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    seat: Seat
+    index: int
+    path: Path
+    sha256: str
+    size: int
+    video_frames: int
+    audio_frames: int
+    duration_ms: int
+
+
+class _AgeSink(io.RawIOBase):
+    """What the muxer writes to: age-encrypts into an unbuffered file."""
+
+    def __init__(self, writer: AgeWriter) -> None:
+        self._writer = writer
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        return self._writer.write(data)
+
+
+class SegmentWriter:
+    """One seat's media for one segment."""
+
+    def __init__(
+        self, path: Path, recipients: Sequence[Recipient], width: int, height: int, started: float
+    ) -> None:
+        self.path = path
+        self.started = started
+        self._file = open(path, "xb", buffering=0)  # noqa: SIM115 - closed in close()
+        self._age = AgeWriter(self._file, recipients)
+        self._container = av.open(
+            _AgeSink(self._age),
+            "w",
+            format="webm",
+            # max_interleave_delta: a silent stream must not hold the other back
+            options={"live": "1", "cluster_time_limit": "1000", "max_interleave_delta": "500000"},
+        )
+        self._streams = {
+            Kind.VIDEO: self._container.add_mux_stream("vp8", width=width, height=height),
+            Kind.AUDIO: self._container.add_mux_stream("opus", rate=48000, layout="stereo"),
+        }
+        self._last_pts = {Kind.VIDEO: -1, Kind.AUDIO: -1}
+        self.frames = {Kind.VIDEO: 0, Kind.AUDIO: 0}
+
+    def add(self, kind: Kind, frame: EncodedFrame, now: float) -> None:
+        # Arrival time keeps a seat's audio and video on one clock (their RTP clocks
+        # are unrelated); strictly increasing per stream as Matroska wants.
+        pts = max(int((now - self.started) * 1000), self._last_pts[kind] + 1)
+        self._last_pts[kind] = pts
+        packet = av.Packet(frame.data)
+        packet.stream = self._streams[kind]
+        packet.pts = packet.dts = pts
+        packet.time_base = MS
+        packet.is_keyframe = frame.keyframe
+        self._container.mux(packet)
+        self.frames[kind] += 1
+
+    def close(self, seat: Seat, index: int) -> SegmentInfo:
+        self._container.close()
+        self._age.close()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        return SegmentInfo(
+            seat,
+            index,
+            self.path,
+            digest,
+            self.path.stat().st_size,
+            self.frames[Kind.VIDEO],
+            self.frames[Kind.AUDIO],
+            max(self._last_pts.values()) + 1,
+        )
+
+
+class Recorder:
+    """Implements `signalling.types.RecordingSink` for one interview."""
+
+    def __init__(
+        self,
+        directory: Path,
+        recipients: Sequence[Recipient],
+        segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
+        on_segment: Callable[[SegmentInfo], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not recipients:
+            raise ValueError("a recording needs at least one recipient")
+        directory.mkdir(parents=True, exist_ok=True)
+        self._directory = directory
+        self._recipients = list(recipients)
+        self._segment_seconds = segment_seconds
+        self._on_segment = on_segment
+        self._clock = clock
+        self._open: dict[Seat, SegmentWriter] = {}
+        self._counts: dict[Seat, int] = {}
+        self.segments: list[SegmentInfo] = []
+        self.waiting_for_keyframe = 0
+        self._request_keyframe: Callable[[Seat], None] = lambda seat: None
+
+    def set_keyframe_requester(self, request: Callable[[Seat], None]) -> None:
+        self._request_keyframe = request
+
+    def on_frame(self, seat: Seat, kind: Kind, frame: EncodedFrame) -> None:
+        now = self._clock()
+        segment = self._open.get(seat)
+        if kind is Kind.VIDEO and frame.keyframe:
+            if segment is not None and now - segment.started >= self._segment_seconds:
+                self._close(seat)
+                segment = None
+            if segment is None:
+                segment = self._start(seat, frame, now)
+        if segment is None:
+            self.waiting_for_keyframe += 1
+            if kind is Kind.VIDEO:
+                self._request_keyframe(seat)
+            return
+        if kind is Kind.VIDEO and now - segment.started >= self._segment_seconds:
+            self._request_keyframe(seat)  # the next segment starts on the keyframe
+        segment.add(kind, frame, now)
+
+    def on_publisher_change(self, seat: Seat, kind: Kind, present: bool) -> None:
+        if not present and seat in self._open:
+            self._close(seat)
+
+    def _start(self, seat: Seat, keyframe: EncodedFrame, now: float) -> SegmentWriter | None:
+        size = vp8_dimensions(keyframe.data)
+        if size is None:
+            return None
+        index = self._counts.get(seat, 0) + 1
+        self._counts[seat] = index
+        path = self._directory / f"{seat}-{index:05d}.webm.age"
+        segment = SegmentWriter(path, self._recipients, *size, started=now)
+        self._open[seat] = segment
+        return segment
+
+    def _close(self, seat: Seat) -> None:
+        segment = self._open.pop(seat)
+        info = segment.close(seat, self._counts[seat])
+        self.segments.append(info)
+        if self._on_segment is not None:
+            self._on_segment(info)
+
+    def close(self) -> None:
+        """Seal every open segment; safe to call twice."""
+        for seat in list(self._open):
+            self._close(seat)
