@@ -9,6 +9,8 @@ frame) and Opus audio, and counts what it receives without decoding it. Two serv
 measured in the same run:
 
 - ``forward``: this project's rooms (`signalling.interview.InterviewRoom`), no codec;
+- ``record``: the same with the `Recorder` on (age-encrypted WebM per seat, to a
+  temporary directory deleted afterwards);
 - ``relay``: stock aiortc, `MediaRelay` fan-out as in aiortc's examples, which decodes
   each published track and encodes it again for every subscriber (the baseline).
 
@@ -25,12 +27,15 @@ import asyncio
 import multiprocessing
 import os
 import random
+import shutil
 import socket
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -45,6 +50,8 @@ from aiortc import (
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
+from recordings.keys import Identity
+from recordings.recorder import Recorder
 from signalling.forwarding import EncodedFrameTap, use_packer
 from signalling.interview import InterviewRoom
 from signalling.types import EncodedFrame, Kind, RoomId, Seat
@@ -183,6 +190,15 @@ class StockRoom:
 
 
 def serve(kind: str, port: int, ready: Any) -> None:
+    recordings = Path(tempfile.mkdtemp(prefix="bench-recordings-"))
+    recipient = Identity.generate().recipient  # its identity is thrown away
+
+    def make_room(name: str) -> Any:
+        if kind == "relay":
+            return StockRoom()
+        sink = Recorder(recordings / name, [recipient]) if kind == "record" else None
+        return InterviewRoom(RoomId(name), sink=sink)
+
     async def main() -> None:
         rooms: dict[str, Any] = {}
 
@@ -190,9 +206,7 @@ def serve(kind: str, port: int, ready: Any) -> None:
             body = await request.json()
             room = rooms.get(body["room"])
             if room is None:
-                room = rooms[body["room"]] = (
-                    InterviewRoom(RoomId(body["room"])) if kind == "forward" else StockRoom()
-                )
+                room = rooms[body["room"]] = make_room(body["room"])
             answer = await room.join(Seat(body["seat"]), body["sdp"])
             return web.json_response({"sdp": answer})
 
@@ -204,7 +218,10 @@ def serve(kind: str, port: int, ready: Any) -> None:
         ready.set()
         await asyncio.Event().wait()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        shutil.rmtree(recordings, ignore_errors=True)
 
 
 # --- the clients ---------------------------------------------------------------------
@@ -382,6 +399,13 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, nargs="+", default=[4, 8, 12])
     parser.add_argument("--baseline-rooms", type=int, nargs="*", default=[1, 2])
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--record-rooms",
+        type=int,
+        nargs="*",
+        default=[4, 12],
+        help="room counts to run again with the recorder on",
+    )
     args = parser.parse_args()
     clip = encode_clip()
     kbps = sum(map(len, clip.video)) * 8 / (CLIP_FRAMES / FPS) / 1000
@@ -391,7 +415,11 @@ def main() -> None:
         f"{'first p50':>10} {'first p95':>10} {'MB/room':>8} {'tracks':>8} "
         f"{'clients CPU-s/s':>15}"
     )
-    plan = [("relay", n) for n in args.baseline_rooms] + [("forward", n) for n in args.rooms]
+    plan = (
+        [("relay", n) for n in args.baseline_rooms]
+        + [("forward", n) for n in args.rooms]
+        + [("record", n) for n in args.record_rooms]
+    )
     for kind, rooms in plan:
         r = run(kind, rooms, args.seconds, clip)
         print(
