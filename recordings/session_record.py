@@ -1,0 +1,170 @@
+"""A session record on disk, and its verification.
+
+Layout of ``<records>/<interview id>/``::
+
+    events.jsonl               one canonical-JSON event per line (sorted keys, no spaces),
+                               each an RFC 9162 leaf; no personal data, only hashes
+    checkpoints/<size>.note    C2SP checkpoints of the event log, Ed25519 signed notes
+    <seat>-<n>.webm.age        media segments, listed by ``segment`` events with their
+                               SHA-256 and size
+
+`SessionLog` writes it as the interview goes; `verify_session` is what `records verify`
+and the audit console run: every line canonical and in sequence, every checkpoint signed
+by a trusted key and matching the events (which also proves successive checkpoints
+consistent), every listed segment present with its hash, nothing unlisted, consent and
+an end present.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from .tlog import (
+    Checkpoint,
+    LogError,
+    NoteSigner,
+    NoteVerifier,
+    RunningRoot,
+    leaf_hash,
+    open_note,
+    sign_note,
+)
+
+EVENTS = "events.jsonl"
+CHECKPOINTS = "checkpoints"
+_encoder = msgspec.json.Encoder(order="sorted")
+
+
+def canonical(event: dict[str, Any]) -> bytes:
+    return _encoder.encode(event)
+
+
+class SessionLog:
+    def __init__(self, directory: Path, origin: str, signer: NoteSigner) -> None:
+        self.directory = directory
+        self._origin = origin
+        self._signer = signer
+        (directory / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+        self._events = open(directory / EVENTS, "ab", buffering=0)  # noqa: SIM115
+        self._root = RunningRoot()
+
+    def append(self, kind: str, **fields: Any) -> int:
+        """Write one event; returns its sequence number."""
+        seq = self._root.size
+        at = datetime.now(UTC).isoformat(timespec="milliseconds")
+        line = canonical({"seq": seq, "at": at, "kind": kind, **fields})
+        self._events.write(line + b"\n")
+        self._root.append(leaf_hash(line))
+        return seq
+
+    def checkpoint(self) -> Path:
+        """Sign the log as it stands; fsynced before the note is written."""
+        os.fsync(self._events.fileno())
+        body = Checkpoint(self._origin, self._root.size, self._root.root()).body()
+        path = self.directory / CHECKPOINTS / f"{self._root.size:010d}.note"
+        path.write_text(sign_note(body, [self._signer]), "utf-8")
+        return path
+
+    def close(self) -> None:
+        if not self._events.closed:
+            self.append("end")
+            self.checkpoint()
+            self._events.close()
+
+
+@dataclass
+class Verification:
+    events: int = 0
+    checkpoints: int = 0
+    last_checkpoint: int = 0
+    segments: int = 0
+    problems: list[str] = field(default_factory=list)
+    complete: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.complete
+
+
+def verify_session(directory: Path, verifiers: Sequence[NoteVerifier], origin: str) -> Verification:
+    result = Verification()
+    notes: dict[int, Checkpoint] = {}
+    for path in sorted((directory / CHECKPOINTS).glob("*.note")):
+        try:
+            text, _ = open_note(path.read_text("utf-8"), verifiers)
+            checkpoint = Checkpoint.parse(text)
+        except (LogError, UnicodeDecodeError) as exc:
+            result.problems.append(f"checkpoint {path.name}: {exc}")
+            continue
+        if checkpoint.origin != origin:
+            result.problems.append(f"checkpoint {path.name} belongs to {checkpoint.origin}")
+            continue
+        notes[checkpoint.size] = checkpoint
+    running = RunningRoot()
+    listed: dict[str, tuple[str, int]] = {}
+    kinds: set[str] = set()
+    lines = (directory / EVENTS).read_bytes().split(b"\n") if (directory / EVENTS).exists() else []
+    if lines and lines[-1] == b"":
+        lines.pop()
+    for number, line in enumerate(lines):
+        try:
+            event = msgspec.json.decode(line)
+        except msgspec.DecodeError:
+            result.problems.append(f"event {number} is not JSON")
+            break
+        if not isinstance(event, dict) or canonical(event) != line:
+            result.problems.append(f"event {number} is not canonical JSON")
+            break
+        if event.get("seq") != number:
+            result.problems.append(f"event {number} carries sequence {event.get('seq')}")
+            break
+        running.append(leaf_hash(line))
+        kinds.add(str(event.get("kind")))
+        if event.get("kind") == "segment":
+            listed[str(event.get("file"))] = (str(event.get("sha256")), int(event.get("size", -1)))
+        due = notes.get(running.size)
+        if due is not None:
+            if due.root != running.root():
+                result.problems.append(
+                    f"checkpoint {running.size} does not match events 0-{number}: "
+                    "an event was edited, reordered or removed"
+                )
+            else:
+                result.checkpoints += 1
+                result.last_checkpoint = running.size
+    result.events = running.size
+    for size in sorted(notes):
+        if size > running.size:
+            result.problems.append(
+                f"checkpoint {size} covers events that are missing (the log holds {running.size})"
+            )
+    for name, (digest, size) in sorted(listed.items()):
+        path = directory / name
+        if not path.exists():
+            result.problems.append(f"segment {name} is missing")
+        elif path.stat().st_size != size or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            result.problems.append(
+                f"segment {name} does not match its hash: it was altered or replaced"
+            )
+        else:
+            result.segments += 1
+    for path in sorted(directory.glob("*.webm.age")):
+        if path.name not in listed:
+            result.problems.append(f"segment {path.name} is not listed in the log")
+    if "consent" not in kinds:
+        result.problems.append("no consent event")
+    result.complete = "end" in kinds and result.last_checkpoint == running.size
+    if not result.complete and not any("checkpoint" in p for p in result.problems):
+        result.problems.append(
+            f"incomplete: the log ends without a final checkpoint; last good checkpoint "
+            f"covers {result.last_checkpoint} of {running.size} events"
+        )
+    return result

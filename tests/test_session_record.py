@@ -1,0 +1,144 @@
+"""A session record verifies, and each kind of tampering is caught with its own message."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from recordings.age import AgeWriter
+from recordings.keys import Identity
+from recordings.session_record import EVENTS, SessionLog, canonical, verify_session
+from recordings.tlog import NoteSigner, NoteVerifier
+
+ORIGIN = "nexus.example/interview/iv_1"
+SIGNER = NoteSigner("nexus-server", Ed25519PrivateKey.generate())
+VERIFIERS = [NoteVerifier.parse(SIGNER.verifier_key)]
+
+
+def record(directory: Path, close: bool = True, seed: int = 1) -> SessionLog:
+    log = SessionLog(directory, ORIGIN, SIGNER)
+    log.append("consent", text_version="2026-11-01", seat="applicant")
+    recipient = Identity.generate().recipient
+    for n in range(3):
+        name = f"cbsa-{n + 1:05d}.webm.age"
+        sink = io.BytesIO()
+        writer = AgeWriter(sink, [recipient])
+        writer.write(os.urandom(1000 + n + seed))
+        writer.close()
+        (directory / name).write_bytes(sink.getvalue())
+        digest = hashlib.sha256(sink.getvalue()).hexdigest()
+        log.append("segment", seat="cbsa", file=name, sha256=digest, size=len(sink.getvalue()))
+        log.checkpoint()
+    log.append("decision", agency="CBSA", sha256="ab" * 32)
+    if close:
+        log.close()
+    return log
+
+
+def check(directory: Path) -> list[str]:
+    return verify_session(directory, VERIFIERS, ORIGIN).problems
+
+
+def test_an_untouched_session_verifies(tmp_path: Path) -> None:
+    record(tmp_path)
+    result = verify_session(tmp_path, VERIFIERS, ORIGIN)
+    assert result.ok, result.problems
+    assert (result.events, result.segments, result.checkpoints) == (6, 3, 4)
+    for line in (tmp_path / EVENTS).read_bytes().splitlines():
+        assert canonical(json.loads(line)) == line
+
+
+def edit_events(directory: Path, change: object) -> None:
+    lines = (directory / EVENTS).read_bytes().splitlines()
+    lines = change(lines)  # type: ignore[operator]
+    (directory / EVENTS).write_bytes(b"".join(line + b"\n" for line in lines))
+
+
+def _edit_one(lines: list[bytes]) -> list[bytes]:
+    event = json.loads(lines[4])
+    event["agency"] = "CBP"
+    return [*lines[:4], canonical(event), *lines[5:]]
+
+
+def _flip_segment(d: Path) -> None:
+    data = bytearray((d / "cbsa-00002.webm.age").read_bytes())
+    data[-5] ^= 1
+    (d / "cbsa-00002.webm.age").write_bytes(bytes(data))
+
+
+def _truncate_segment(d: Path) -> None:
+    path = d / "cbsa-00001.webm.age"
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def _replace_signature(d: Path) -> None:
+    other = NoteSigner("nexus-server", Ed25519PrivateKey.generate())
+    path = sorted((d / "checkpoints").iterdir())[1]
+    body = path.read_text().split("\n\n")[0] + "\n"
+    forged = other.signature_line(body).replace(
+        other.signature_line(body).split()[2][:8], SIGNER.signature_line(body).split()[2][:8]
+    )
+    path.write_text(body + "\n" + forged)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        (_flip_segment, "segment cbsa-00002.webm.age does not match its hash"),
+        (_truncate_segment, "segment cbsa-00001.webm.age does not match its hash"),
+        (lambda d: (d / "cbsa-00003.webm.age").unlink(), "segment cbsa-00003.webm.age is missing"),
+        (lambda d: edit_events(d, _edit_one), "checkpoint 6 does not match events 0-5"),
+        (
+            lambda d: edit_events(d, lambda ls: [ls[0], ls[2], ls[1], *ls[3:]]),
+            "event 1 carries sequence 2",
+        ),
+        (lambda d: edit_events(d, lambda ls: [*ls[:2], *ls[3:]]), "event 2 carries sequence 3"),
+        (
+            lambda d: edit_events(d, lambda ls: ls[:-1]),
+            "checkpoint 6 covers events that are missing",
+        ),
+        (
+            lambda d: edit_events(d, lambda ls: [ls[0].replace(b'{"at"', b'{ "at"'), *ls[1:]]),
+            "event 0 is not canonical JSON",
+        ),
+        (_replace_signature, "does not match the note"),
+        (lambda d: (d / "cbsa-00009.webm.age").write_bytes(b"x"), "is not listed in the log"),
+    ],
+)
+def test_each_kind_of_tampering_is_named(tmp_path: Path, tamper: object, message: str) -> None:
+    record(tmp_path)
+    tamper(tmp_path)  # type: ignore[operator]
+    problems = check(tmp_path)
+    assert any(message in p for p in problems), problems
+
+
+def test_segments_swapped_between_sessions_are_caught(tmp_path: Path) -> None:
+    record(tmp_path / "a", seed=1)
+    record(tmp_path / "b", seed=2)
+    shutil.copy(tmp_path / "b" / "cbsa-00001.webm.age", tmp_path / "a" / "cbsa-00001.webm.age")
+    assert any("cbsa-00001.webm.age does not match its hash" in p for p in check(tmp_path / "a"))
+
+
+def test_a_session_cut_short_names_its_last_good_checkpoint(tmp_path: Path) -> None:
+    record(tmp_path, close=False)  # the server died: no end, no final checkpoint
+    result = verify_session(tmp_path, VERIFIERS, ORIGIN)
+    assert not result.complete and not result.ok
+    assert result.last_checkpoint == 4
+    assert result.problems == [
+        "incomplete: the log ends without a final checkpoint; last good checkpoint covers "
+        "4 of 5 events"
+    ]
+
+
+def test_a_session_without_consent_does_not_verify(tmp_path: Path) -> None:
+    log = SessionLog(tmp_path, ORIGIN, SIGNER)
+    log.append("join", seat="applicant")
+    log.close()
+    assert check(tmp_path) == ["no consent event"]
