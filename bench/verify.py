@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     signer = NoteSigner("nexus-server", Ed25519PrivateKey.generate())
     with tempfile.TemporaryDirectory() as scratch:
-        directory = Path(scratch)
+        directory = Path(scratch) / "iv_bench"
         log = SessionLog(directory, ORIGIN, signer)
         log.append("consent", text_version="2026-11-01", seat="applicant")
         for n in range(1, args.events - 1):

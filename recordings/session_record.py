@@ -94,7 +94,16 @@ class Verification:
         return not self.problems and self.complete
 
 
-def verify_session(directory: Path, verifiers: Sequence[NoteVerifier], origin: str) -> Verification:
+def session_origin(log_name: str, interview_id: str) -> str:
+    """The checkpoint origin of an interview: the log's name, then the interview."""
+    return f"{log_name}/interview/{interview_id}"
+
+
+def verify_session(
+    directory: Path, verifiers: Sequence[NoteVerifier], origin: str | None = None
+) -> Verification:
+    """``origin`` defaults to any log's origin for this directory's interview id, so a
+    checkpoint copied from another session is refused either way."""
     result = Verification()
     notes: dict[int, Checkpoint] = {}
     for path in sorted((directory / CHECKPOINTS).glob("*.note")):
@@ -104,7 +113,8 @@ def verify_session(directory: Path, verifiers: Sequence[NoteVerifier], origin: s
         except (LogError, UnicodeDecodeError) as exc:
             result.problems.append(f"checkpoint {path.name}: {exc}")
             continue
-        if checkpoint.origin != origin:
+        expected = origin or checkpoint.origin
+        if checkpoint.origin != expected or not checkpoint.origin.endswith(f"/{directory.name}"):
             result.problems.append(f"checkpoint {path.name} belongs to {checkpoint.origin}")
             continue
         notes[checkpoint.size] = checkpoint

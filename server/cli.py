@@ -21,6 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from recordings.keys import HOLDERS, Identity, write_identity_file
+from recordings.session_record import verify_session
+from recordings.tlog import NoteVerifier
 
 from . import operator
 from .app import create_app
@@ -98,6 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--mode", choices=list(InterviewMode), default=InterviewMode.JOINT)
     sub.add_argument("--starts", type=_aware_datetime, help="window start (ISO 8601, with zone)")
     sub.add_argument("--hours", type=int, help="window length in hours")
+
+    records = group("records", "session records: verify")
+    sub = records.add_parser("verify", help="verify a session record directory", parents=[flags])
+    sub.add_argument("session", type=Path, help="the session's directory")
+    sub.add_argument(
+        "--key",
+        dest="keys",
+        action="append",
+        required=True,
+        help="a trusted checkpoint verifier key (name+id+key); repeatable",
+    )
+    sub.set_defaults(run=_records_verify)
 
     keys = group("keys", "age key material for agencies and the audit body")
     sub = keys.add_parser("generate", help="write a new identity file", parents=[flags])
@@ -259,6 +273,23 @@ async def _invite(args: argparse.Namespace, settings: Settings) -> int:
     print("Send this link to the applicant (it is shown once and cannot be recovered):")
     print(invitation.link.reveal())
     return 0
+
+
+def _records_verify(args: argparse.Namespace, settings: Settings) -> int:
+    session: Path = args.session
+    if not (session / "events.jsonl").is_file():
+        raise BadRequest(f"{session} is not a session record (no events.jsonl)")
+    result = verify_session(session, [NoteVerifier.parse(key) for key in args.keys])
+    print(
+        f"{session.name}: {result.events} events, {result.checkpoints} signed checkpoints "
+        f"(last covers {result.last_checkpoint}), {result.segments} segments verified"
+    )
+    if result.ok:
+        print("VERIFIED: signatures, hash chain, segments, consent and completeness")
+        return 0
+    for problem in result.problems:
+        print(f"FAILED: {problem}", file=sys.stderr)
+    return 3
 
 
 def _keys_generate(args: argparse.Namespace, settings: Settings) -> int:

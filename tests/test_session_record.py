@@ -17,9 +17,14 @@ from recordings.keys import Identity
 from recordings.session_record import EVENTS, SessionLog, canonical, verify_session
 from recordings.tlog import NoteSigner, NoteVerifier
 
-ORIGIN = "nexus.example/interview/iv_1"
+ORIGIN = "nexus.example/interview/iv_1"  # sessions below live in directories named iv_1
 SIGNER = NoteSigner("nexus-server", Ed25519PrivateKey.generate())
 VERIFIERS = [NoteVerifier.parse(SIGNER.verifier_key)]
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Path:
+    return tmp_path / "iv_1"
 
 
 def record(directory: Path, close: bool = True, seed: int = 1) -> SessionLog:
@@ -46,12 +51,12 @@ def check(directory: Path) -> list[str]:
     return verify_session(directory, VERIFIERS, ORIGIN).problems
 
 
-def test_an_untouched_session_verifies(tmp_path: Path) -> None:
-    record(tmp_path)
-    result = verify_session(tmp_path, VERIFIERS, ORIGIN)
+def test_an_untouched_session_verifies(session: Path) -> None:
+    record(session)
+    result = verify_session(session, VERIFIERS, ORIGIN)
     assert result.ok, result.problems
     assert (result.events, result.segments, result.checkpoints) == (6, 3, 4)
-    for line in (tmp_path / EVENTS).read_bytes().splitlines():
+    for line in (session / EVENTS).read_bytes().splitlines():
         assert canonical(json.loads(line)) == line
 
 
@@ -112,23 +117,32 @@ def _replace_signature(d: Path) -> None:
         (lambda d: (d / "cbsa-00009.webm.age").write_bytes(b"x"), "is not listed in the log"),
     ],
 )
-def test_each_kind_of_tampering_is_named(tmp_path: Path, tamper: object, message: str) -> None:
-    record(tmp_path)
-    tamper(tmp_path)  # type: ignore[operator]
-    problems = check(tmp_path)
+def test_each_kind_of_tampering_is_named(session: Path, tamper: object, message: str) -> None:
+    record(session)
+    tamper(session)  # type: ignore[operator]
+    problems = check(session)
     assert any(message in p for p in problems), problems
 
 
-def test_segments_swapped_between_sessions_are_caught(tmp_path: Path) -> None:
-    record(tmp_path / "a", seed=1)
-    record(tmp_path / "b", seed=2)
-    shutil.copy(tmp_path / "b" / "cbsa-00001.webm.age", tmp_path / "a" / "cbsa-00001.webm.age")
-    assert any("cbsa-00001.webm.age does not match its hash" in p for p in check(tmp_path / "a"))
+def test_segments_swapped_between_sessions_are_caught(session: Path) -> None:
+    other = session.parent / "elsewhere" / "iv_1"
+    record(session, seed=1)
+    record(other, seed=2)
+    shutil.copy(other / "cbsa-00001.webm.age", session / "cbsa-00001.webm.age")
+    assert any("cbsa-00001.webm.age does not match its hash" in p for p in check(session))
 
 
-def test_a_session_cut_short_names_its_last_good_checkpoint(tmp_path: Path) -> None:
-    record(tmp_path, close=False)  # the server died: no end, no final checkpoint
-    result = verify_session(tmp_path, VERIFIERS, ORIGIN)
+def test_checkpoints_of_another_interview_are_refused(session: Path) -> None:
+    record(session)
+    stranger = session.parent / "iv_2"
+    shutil.copytree(session, stranger)
+    problems = verify_session(stranger, VERIFIERS).problems
+    assert any("belongs to nexus.example/interview/iv_1" in p for p in problems), problems
+
+
+def test_a_session_cut_short_names_its_last_good_checkpoint(session: Path) -> None:
+    record(session, close=False)  # the server died: no end, no final checkpoint
+    result = verify_session(session, VERIFIERS, ORIGIN)
     assert not result.complete and not result.ok
     assert result.last_checkpoint == 4
     assert result.problems == [
@@ -137,8 +151,40 @@ def test_a_session_cut_short_names_its_last_good_checkpoint(tmp_path: Path) -> N
     ]
 
 
-def test_a_session_without_consent_does_not_verify(tmp_path: Path) -> None:
-    log = SessionLog(tmp_path, ORIGIN, SIGNER)
+def test_a_session_without_consent_does_not_verify(session: Path) -> None:
+    log = SessionLog(session, ORIGIN, SIGNER)
     log.append("join", seat="applicant")
     log.close()
-    assert check(tmp_path) == ["no consent event"]
+    assert check(session) == ["no consent event"]
+
+
+def test_records_verify_on_the_command_line(session: Path) -> None:
+    import subprocess
+    import sys
+
+    record(session)
+    exe = Path(sys.executable).with_name("nexus-interview")
+    ok = subprocess.run(
+        [str(exe), "records", "verify", str(session), "--key", SIGNER.verifier_key],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "VERIFIED" in ok.stdout and "6 events" in ok.stdout
+    (session / "cbsa-00002.webm.age").unlink()
+    bad = subprocess.run(
+        [str(exe), "records", "verify", str(session), "--key", SIGNER.verifier_key],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 3
+    assert "FAILED: segment cbsa-00002.webm.age is missing" in bad.stderr
+    wrong_key = subprocess.run(
+        [str(exe), "records", "verify", str(session), "--key", "junk"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert wrong_key.returncode == 1 and "not a note verifier key" in wrong_key.stderr
