@@ -53,8 +53,11 @@ class SessionLog:
         self._origin = origin
         self._signer = signer
         (directory / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
-        self._events = open(directory / EVENTS, "ab", buffering=0)  # noqa: SIM115
         self._root = RunningRoot()
+        if (directory / EVENTS).exists():  # a room reopened: carry on the same log
+            for line in (directory / EVENTS).read_bytes().splitlines():
+                self._root.append(leaf_hash(line))
+        self._events = open(directory / EVENTS, "ab", buffering=0)  # noqa: SIM115
 
     def append(self, kind: str, **fields: Any) -> int:
         """Write one event; returns its sequence number."""

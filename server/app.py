@@ -19,16 +19,19 @@ from aiortc import RTCIceServer
 import web as web_assets
 from signalling.appkeys import LOBBY, ROOMS, SOCKETS
 from signalling.handler import close_sockets
+from signalling.interview import InterviewEvent
 from signalling.lobby import Lobby
 from signalling.rooms import Rooms
+from signalling.types import RoomId
 from signalling.waiting_room import Pairing
 
 from . import middleware
-from .appkeys import CLOCK, EVENTS, PASSWORDS, SETTINGS, STORE, THROTTLE
+from .appkeys import CLOCK, EVENTS, PASSWORDS, RECORDS, SETTINGS, STORE, THROTTLE
 from .auth import LoginThrottle, Passwords
 from .errors import NexusError
 from .interview_events import EventWriter
 from .secret import Secret
+from .session_records import SessionRecords
 from .settings import Settings
 from .store import Store
 from .types import AccountId, Clock, utc_now
@@ -92,8 +95,16 @@ def create_app(
     app.on_response_prepare.append(middleware.security_headers)
     events = EventWriter(app[STORE])
     app[EVENTS] = events
+    records = SessionRecords(settings)
+    app[RECORDS] = records
+
+    def on_event(room_id: RoomId, event: InterviewEvent) -> None:
+        events.record(room_id, event)
+        records.event(room_id, event)
+
     app[ROOMS] = Rooms(
-        on_event=events.record,
+        on_event=on_event,
+        sink_for=records.sink,
         grace_seconds=settings.reconnect_grace_seconds,
         ice_servers=[RTCIceServer(urls=url) for url in settings.ice_servers],
     )
@@ -119,5 +130,6 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[STORE].open()
     yield
     await app[ROOMS].close()
+    app[RECORDS].close_all()
     await app[EVENTS].drain()
     await app[STORE].close()

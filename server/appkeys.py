@@ -6,6 +6,7 @@ from aiohttp import web
 
 from .auth import LoginThrottle, Passwords, Principal
 from .interview_events import EventWriter
+from .session_records import SessionRecords
 from .settings import Settings
 from .store import Store
 from .types import Clock
@@ -16,5 +17,6 @@ PASSWORDS = web.AppKey("passwords", Passwords)
 THROTTLE = web.AppKey("throttle", LoginThrottle)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 EVENTS: web.AppKey[EventWriter] = web.AppKey("events")
+RECORDS: web.AppKey[SessionRecords] = web.AppKey("records")
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 """The caller, set by the access middleware on every routed request (None: anonymous)."""

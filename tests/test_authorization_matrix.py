@@ -61,6 +61,7 @@ EXPECTED: dict[str, dict[str, int]] = {
     "POST /i/{token}": by_role(303, 303, (303, 303, 303), 303),
     "GET /interview": by_role(401, 200, (403, 403, 403), 403),
     "GET /api/applicant/interview": by_role(401, 200, (403, 403, 403), 403),
+    "POST /api/applicant/consent": by_role(401, 201, (403, 403, 403), 403),
     "GET /officer": by_role(303, 403, (200, 200, 200), 403),
     "GET /api/officer/queue": OFFICERS_ONLY,
     "POST /api/officer/availability": OFFICERS_ONLY,
@@ -134,6 +135,8 @@ FORMS = {
 
 def _json_body(route: Route, role: str) -> object:
     """A valid JSON body for the route, as the role would send it (None: no body)."""
+    if route.name == "POST /api/applicant/consent":
+        return {"text_version": "2026-11-01"}
     if route.name == "POST /api/officer/availability":
         return {"available": True}
     if route.name.endswith("/decision"):

@@ -188,3 +188,13 @@ def test_records_verify_on_the_command_line(session: Path) -> None:
         check=False,
     )
     assert wrong_key.returncode == 1 and "not a note verifier key" in wrong_key.stderr
+
+
+def test_a_log_reopened_later_carries_on_and_still_verifies(session: Path) -> None:
+    record(session)  # closed with an end event
+    again = SessionLog(session, ORIGIN, SIGNER)
+    again.append("join", seat="applicant")
+    again.close()
+    result = verify_session(session, VERIFIERS, ORIGIN)
+    assert result.ok, result.problems
+    assert result.events == 8

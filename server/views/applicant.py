@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated, Literal
 
 import aiohttp_jinja2
+import msgspec
 from aiohttp import web
 
-from ..appkeys import CLOCK, SETTINGS, STORE
+from signalling.types import RoomId
+
+from ..appkeys import CLOCK, RECORDS, SETTINGS, STORE
 from ..auth import Principal, token_hash
 from ..errors import BadRequest, Gone, Locked, NexusError, NotFound
 from ..store.interviews import Interview
 from ..types import InterviewState, Role
-from .http import client_address, current, json_ok, read_form, sign_in
+from .http import client_address, current, json_ok, read_form, read_json, sign_in
 
 TOKEN_LENGTH = 43  # 32 random bytes, base64url without padding
 
@@ -101,3 +105,26 @@ async def interview_info(request: web.Request) -> web.StreamResponse:
             "window_end": interview.summary()["window_end"],
         }
     )
+
+
+class ConsentBody(msgspec.Struct, forbid_unknown_fields=True):
+    """The applicant agreed to be recorded, having been shown this version of the text."""
+
+    text_version: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(\.[0-9]+)?$")]
+    language: Literal["en", "fr"] = "en"
+
+
+async def consent(request: web.Request) -> web.StreamResponse:
+    interview = await _own_interview(request)
+    body = await read_json(request, ConsentBody)
+    now = request.app[CLOCK]()
+    fields = {"seat": "applicant", "text_version": body.text_version, "language": body.language}
+    request.app[RECORDS].append(RoomId(interview.id), "consent", **fields)
+    await request.app[STORE].events.append(
+        interview.id,
+        now.timestamp(),
+        "consent",
+        "applicant",
+        {"text_version": body.text_version, "language": body.language},
+    )
+    return json_ok({"recorded": True}, status=201)

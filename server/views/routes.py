@@ -41,6 +41,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/i/{token}", applicant.confirm_identity, access.PUBLIC),
     Route("GET", "/interview", applicant.interview_page, access.APPLICANT),
     Route("GET", "/api/applicant/interview", applicant.interview_info, access.APPLICANT),
+    Route("POST", "/api/applicant/consent", applicant.consent, access.APPLICANT),
     Route("GET", "/officer", officer.console_page, access.OFFICER),
     Route("GET", "/api/officer/queue", officer.queue, access.OFFICER),
     Route("POST", "/api/officer/availability", officer.set_availability, access.OFFICER),

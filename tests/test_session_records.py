@@ -1,0 +1,119 @@
+"""A whole interview through the server, recorded: the session record verifies with the
+same code as `records verify`, each agency's identity opens the media with the `age`
+command, and the server's data directory holds no private identity."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from recordings.keys import Identity, write_identity_file
+from recordings.session_record import verify_session
+from recordings.tlog import NoteVerifier
+from server.app import create_app
+from server.appkeys import RECORDS
+from server.settings import Settings
+from server.types import Agency
+from signalling import messages as m
+from signalling.types import Kind, Seat
+
+from .fakes import FakeClock, World, add_applications, application, fast_passwords
+from .media import SyntheticParticipant, wait_for
+from .test_signalling import Seated, _join_and_call, _socket
+
+
+@pytest.fixture
+async def recorded(
+    tmp_path: Path, settings: Settings, clock: FakeClock
+) -> AsyncIterator[tuple[World, dict[str, Path]]]:
+    identities = {}
+    for holder in ("cbsa", "cbp", "audit"):
+        identity = Identity.generate()
+        path = tmp_path / "agency-keys" / f"{holder}.txt"
+        write_identity_file(path, identity)
+        identities[holder] = (identity, path)
+    configured = settings.replace(
+        **{f"{h}_recipient": str(i.recipient) for h, (i, _) in identities.items()}
+    )
+    server = TestServer(create_app(configured, clock, fast_passwords()), host="127.0.0.1")
+    await server.start_server()
+    world = World(server, configured, clock, fast_passwords())
+    yield world, {holder: path for holder, (_, path) in identities.items()}
+    for client in world.clients:
+        await client.close()
+    await server.close()
+
+
+async def test_a_recorded_interview_verifies_and_opens_for_each_agency(
+    recorded: tuple[World, dict[str, Path]],
+) -> None:
+    world, keys = recorded
+    await add_applications(world.store, application("NX-0001"))
+    interview_id, token = await world.invite("NX-0001")
+    sockets: dict[Seat, Seated] = {}
+    applicant = await world.client()
+    await world.confirm_dob(applicant, token, "1980-05-17")
+    consent = await applicant.post(
+        "/api/applicant/consent",
+        json={"text_version": "2026-11-01"},
+        headers={"X-CSRF-Token": await world.csrf(applicant)},
+    )
+    assert consent.status == 201
+    sockets[Seat.APPLICANT] = await _socket(world, applicant)
+    for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
+        client = await world.client()
+        await world.sign_in(client, await world.add_officer(f"{seat}.rec", agency))
+        await client.post(
+            f"/api/interviews/{interview_id}/take",
+            headers={"X-CSRF-Token": await world.csrf(client)},
+        )
+        sockets[seat] = await _socket(world, client)
+    people = {seat: SyntheticParticipant(seat) for seat in Seat}
+    try:
+        for seat in Seat:
+            await _join_and_call(sockets[seat], interview_id, people[seat])
+        await wait_for(
+            lambda: all(
+                people[s].got(o, Kind.VIDEO).frames >= 30 for s in Seat for o in Seat if o is not s
+            ),
+            within=30,
+        )
+        for seat in Seat:
+            await sockets[seat].ws.send_str(m.encode(m.Leave()))
+        session = world.settings.data_dir / "records" / interview_id
+        await wait_for(
+            lambda: (
+                (session / "events.jsonl").exists()
+                and b'"kind":"end"' in (session / "events.jsonl").read_bytes()
+            )
+        )
+    finally:
+        for person in people.values():
+            await person.close()
+
+    verifier = NoteVerifier.parse(world.server.app[RECORDS].signer.verifier_key)
+    result = await asyncio.to_thread(verify_session, session, [verifier])
+    assert result.ok, result.problems
+    assert result.segments >= 3
+    await asyncio.to_thread(open_with_each_identity, session, keys)
+    for path in world.settings.data_dir.rglob("*"):
+        if path.is_file():
+            assert b"AGE-SECRET-KEY-" not in path.read_bytes(), path
+
+
+def open_with_each_identity(session: Path, keys: dict[str, Path]) -> None:
+    age = shutil.which("age")
+    assert age, "the age command is missing: `make test` installs it"
+    segment = sorted(session.glob("cbsa-*.webm.age"))[0]
+    for key in keys.values():
+        done = subprocess.run(
+            [age, "-d", "-i", str(key), str(segment)], capture_output=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout[:4] == b"\x1a\x45\xdf\xa3"  # an EBML (WebM) header
