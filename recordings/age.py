@@ -38,11 +38,11 @@ MAX_HEADER = 64 * 1024
 _ZERO_NONCE = bytes(12)
 
 
-def _b64(data: bytes) -> bytes:
+def encode_b64(data: bytes) -> bytes:
     return base64.b64encode(data).rstrip(b"=")
 
 
-def _unb64(text: bytes) -> bytes:
+def decode_b64(text: bytes) -> bytes:
     """Strict: canonical, unpadded standard base64 only."""
     if b"=" in text:
         raise AgeError("padded base64 in the header")
@@ -50,7 +50,7 @@ def _unb64(text: bytes) -> bytes:
         data = base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
     except ValueError:
         raise AgeError("invalid base64 in the header") from None
-    if _b64(data) != text:
+    if encode_b64(data) != text:
         raise AgeError("non-canonical base64 in the header")
     return data
 
@@ -69,17 +69,18 @@ def _wrap(file_key: bytes, recipient: Recipient) -> bytes:
     shared = ephemeral.exchange(recipient.key)
     wrap_key = _hkdf(shared, share + _raw(recipient.key), X25519_LABEL)
     body = ChaCha20Poly1305(wrap_key).encrypt(_ZERO_NONCE, file_key, None)
-    lines = [_b64(body)[i : i + 64] for i in range(0, len(_b64(body)) + 1, 64)]
-    return b"-> X25519 " + _b64(share) + b"\n" + b"\n".join(lines) + b"\n"
+    lines = [encode_b64(body)[i : i + 64] for i in range(0, len(encode_b64(body)) + 1, 64)]
+    return b"-> X25519 " + encode_b64(share) + b"\n" + b"\n".join(lines) + b"\n"
 
 
 def _unwrap(share: bytes, body: bytes, identity: Identity) -> bytes | None:
     if len(share) != 32 or len(body) != 32:
         raise AgeError("malformed X25519 stanza")
     key = identity.private_key
-    shared = key.exchange(X25519PublicKey.from_public_bytes(share))
-    if shared == bytes(32):
-        raise AgeError("X25519 stanza with a low-order share")
+    try:
+        shared = key.exchange(X25519PublicKey.from_public_bytes(share))
+    except ValueError:  # cryptography refuses an all-zero shared secret
+        raise AgeError("X25519 stanza with a low-order share") from None
     wrap_key = _hkdf(shared, share + _raw(key.public_key()), X25519_LABEL)
     try:
         return ChaCha20Poly1305(wrap_key).decrypt(_ZERO_NONCE, body, None)
@@ -109,7 +110,7 @@ class AgeWriter:
         file_key = os.urandom(16)
         header = VERSION_LINE + b"".join(_wrap(file_key, r) for r in recipients) + b"---"
         nonce = os.urandom(NONCE)
-        sink.write(header + b" " + _b64(_header_mac(file_key, header)) + b"\n" + nonce)
+        sink.write(header + b" " + encode_b64(_header_mac(file_key, header)) + b"\n" + nonce)
         self._sink = sink
         self._aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
         self._buffer = bytearray()
@@ -186,14 +187,14 @@ class AgeReader:
                 if args[0] == b"X25519":
                     if len(args) != 2:
                         raise AgeError("malformed X25519 stanza")
-                    file_key = _unwrap(_unb64(args[1]), body, identity)
+                    file_key = _unwrap(decode_b64(args[1]), body, identity)
                     if file_key is not None:
                         break
             if file_key is not None:
                 break
         if file_key is None:
             raise NoMatchingIdentity("none of the given identities can open this file")
-        if not hmac.compare_digest(_header_mac(file_key, header), _unb64(mac_line[1:])):
+        if not hmac.compare_digest(_header_mac(file_key, header), decode_b64(mac_line[1:])):
             raise AgeError("the header's MAC does not match: the header was altered")
         return file_key, line_end + 1
 
@@ -218,7 +219,7 @@ class AgeReader:
                 body += line
                 if len(line) < 64:
                     break
-            stanzas.append((args, _unb64(body)))
+            stanzas.append((args, decode_b64(body)))
         return stanzas
 
     def chunk(self, index: int) -> bytes:

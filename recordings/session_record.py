@@ -27,6 +27,7 @@ from typing import Any
 
 import msgspec
 
+from .age import decode_b64, encode_b64
 from .tlog import (
     Checkpoint,
     LogError,
@@ -83,12 +84,67 @@ class SessionLog:
             self._events.close()
 
 
+def _fresh(text: bytes) -> bytes:
+    """Random bytes in canonical base64 of the same length as ``text``."""
+    return encode_b64(os.urandom(len(decode_b64(text))))
+
+
+def _random_stanzas(stanzas: bytes) -> bytes:
+    """Every share and wrapped key replaced by random bytes of the same encoded length,
+    so the header keeps its layout and parses, but no identity can ever open it."""
+    out: list[bytes] = []
+    body: list[bytes] = []
+
+    def flush() -> None:
+        if body:
+            fresh = _fresh(b"".join(body))
+            widths = [len(line) for line in body]
+            for width in widths:
+                out.append(fresh[:width])
+                fresh = fresh[width:]
+            body.clear()
+
+    for line in stanzas.split(b"\n"):
+        if line.startswith(b"-> "):
+            flush()
+            kind, *args = line[3:].split(b" ")
+            out.append(b" ".join([b"->", kind, *(_fresh(a) for a in args)]))
+        else:
+            body.append(line)
+    flush()
+    return b"\n".join(out)
+
+
+def shred(directory: Path, log: SessionLog, reason: str) -> list[str]:
+    """Crypto-shredding at retention expiry: overwrite, in place, the wrapped file keys in
+    every segment's age header, so no identity can ever open them again; then log which
+    files were shredded and their new hashes, and sign a checkpoint."""
+    shredded = []
+    for path in sorted(directory.glob("*.webm.age")):
+        with path.open("r+b") as handle:
+            head = handle.read(64 * 1024)
+            end = head.find(b"\n---")
+            if not head.startswith(b"age-encryption.org/v1\n") or end < 0:
+                continue
+            stanzas = _random_stanzas(head[len(b"age-encryption.org/v1\n") : end])
+            handle.seek(len(b"age-encryption.org/v1\n"))
+            handle.write(stanzas)
+            handle.flush()
+            os.fsync(handle.fileno())
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        log.append("shred", file=path.name, sha256=digest, reason=reason)
+        shredded.append(path.name)
+    log.checkpoint()
+    return shredded
+
+
 @dataclass
 class Verification:
     events: int = 0
     checkpoints: int = 0
     last_checkpoint: int = 0
     segments: int = 0
+    shredded: int = 0
     problems: list[str] = field(default_factory=list)
     complete: bool = False
 
@@ -143,6 +199,11 @@ def verify_session(
         kinds.add(str(event.get("kind")))
         if event.get("kind") == "segment":
             listed[str(event.get("file"))] = (str(event.get("sha256")), int(event.get("size", -1)))
+        elif event.get("kind") == "shred" and str(event.get("file")) in listed:
+            # the key material was destroyed on purpose: the file now matches this hash
+            _, size = listed[str(event.get("file"))]
+            listed[str(event.get("file"))] = (str(event.get("sha256")), size)
+            result.shredded += 1
         due = notes.get(running.size)
         if due is not None:
             if due.root != running.root():

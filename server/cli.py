@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import segno
 from aiohttp import web
@@ -20,8 +21,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from recordings.keys import HOLDERS, Identity, write_identity_file
-from recordings.session_record import verify_session
+from recordings.export import export_session
+from recordings.keys import HOLDERS, Identity, read_identity_file, write_identity_file
+from recordings.session_record import SessionLog, session_origin, shred, verify_session
 from recordings.tlog import NoteVerifier
 
 from . import operator
@@ -29,6 +31,7 @@ from .app import create_app
 from .auth import Passwords
 from .errors import BadRequest, NexusError
 from .secret import Secret
+from .session_records import SessionRecords
 from .settings import SETTINGS, Settings, describe, load_settings
 from .store import Store
 from .types import Agency, InterviewMode, utc_now
@@ -101,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--starts", type=_aware_datetime, help="window start (ISO 8601, with zone)")
     sub.add_argument("--hours", type=int, help="window length in hours")
 
-    records = group("records", "session records: verify")
+    records = group("records", "session records: verify, export, shred")
     sub = records.add_parser("verify", help="verify a session record directory", parents=[flags])
     sub.add_argument("session", type=Path, help="the session's directory")
     sub.add_argument(
@@ -112,6 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="a trusted checkpoint verifier key (name+id+key); repeatable",
     )
     sub.set_defaults(run=_records_verify)
+    sub = records.add_parser(
+        "export", help="decrypt a session's media, one file per participant", parents=[flags]
+    )
+    sub.add_argument("session", type=Path, help="the session's directory")
+    sub.add_argument("--identity", type=Path, required=True, help="an age identity file")
+    sub.add_argument("--out", type=Path, required=True, help="directory for the WebM files")
+    sub.set_defaults(run=_records_export)
+    sub = records.add_parser(
+        "shred", help="destroy a session's key material (retention)", parents=[flags]
+    )
+    sub.add_argument("interview_id", help="the interview whose record to shred")
+    sub.add_argument("--reason", default="retention period expired")
+    sub.set_defaults(run=_records_shred)
 
     keys = group("keys", "age key material for agencies and the audit body")
     sub = keys.add_parser("generate", help="write a new identity file", parents=[flags])
@@ -290,6 +306,54 @@ def _records_verify(args: argparse.Namespace, settings: Settings) -> int:
     for problem in result.problems:
         print(f"FAILED: {problem}", file=sys.stderr)
     return 3
+
+
+def _records_export(args: argparse.Namespace, settings: Settings) -> int:
+    identities = read_identity_file(args.identity)
+    console = Console()
+    with Progress(
+        TextColumn("decrypting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("export", total=None)
+        exported = export_session(
+            args.session,
+            identities,
+            args.out,
+            lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if not exported:
+        raise BadRequest(f"{args.session} holds no media segments")
+    for item in exported:
+        note = (
+            " (its last segment was cut short: recovered up to the crash)"
+            if item.recovered_from_crash
+            else ""
+        )
+        print(
+            f"{item.path}: {item.segments} segments, {item.video_frames} video and "
+            f"{item.audio_frames} audio frames{note}"
+        )
+    return 0
+
+
+def _records_shred(args: argparse.Namespace, settings: Settings) -> int:
+    records = SessionRecords(settings)
+    session = records.directory / args.interview_id
+    if not (session / "events.jsonl").is_file():
+        raise BadRequest(f"no session record for {args.interview_id!r} in {records.directory}")
+    origin = session_origin(urlsplit(settings.public_url).netloc, args.interview_id)
+    log = SessionLog(session, origin, records.signer)
+    shredded = shred(session, log, args.reason)
+    print(
+        f"shredded the key material of {len(shredded)} segment(s) of {args.interview_id}; "
+        "the media can no longer be decrypted by anyone, and the log records it"
+    )
+    return 0
 
 
 def _keys_generate(args: argparse.Namespace, settings: Settings) -> int:

@@ -174,3 +174,11 @@ def test_any_way_of_writing_round_trips(pieces: list[bytes]) -> None:
     writer.close()
     writer.close()
     assert decrypt(sink.getvalue(), [identity]) == b"".join(pieces)
+
+
+def test_a_low_order_share_is_refused_with_a_clear_error(identity: Identity) -> None:
+    sealed = encrypt(b"x", [identity.recipient])
+    line_start = sealed.index(b"-> X25519 ") + len(b"-> X25519 ")
+    mangled = sealed[:line_start] + b"A" * 43 + sealed[line_start + 43 :]
+    with pytest.raises(AgeError, match="low-order share"):
+        decrypt(mangled, [identity])

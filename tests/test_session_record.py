@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from recordings.age import AgeWriter
+from recordings.age import AgeWriter, decrypt
+from recordings.errors import NoMatchingIdentity
 from recordings.keys import Identity
-from recordings.session_record import EVENTS, SessionLog, canonical, verify_session
+from recordings.session_record import EVENTS, SessionLog, canonical, shred, verify_session
 from recordings.tlog import NoteSigner, NoteVerifier
 
 ORIGIN = "nexus.example/interview/iv_1"  # sessions below live in directories named iv_1
@@ -198,3 +199,29 @@ def test_a_log_reopened_later_carries_on_and_still_verifies(session: Path) -> No
     result = verify_session(session, VERIFIERS, ORIGIN)
     assert result.ok, result.problems
     assert result.events == 8
+
+
+def test_shredding_destroys_the_keys_logs_it_and_still_verifies(session: Path) -> None:
+    log = SessionLog(session, ORIGIN, SIGNER)
+    log.append("consent", text_version="2026-11-01", seat="applicant")
+    identity = Identity.generate()
+    sink = io.BytesIO()
+    writer = AgeWriter(sink, [identity.recipient])
+    writer.write(b"media" * 1000)
+    writer.close()
+    (session / "cbsa-00001.webm.age").write_bytes(sink.getvalue())
+    log.append(
+        "segment",
+        seat="cbsa",
+        file="cbsa-00001.webm.age",
+        sha256=hashlib.sha256(sink.getvalue()).hexdigest(),
+        size=len(sink.getvalue()),
+    )
+    assert decrypt(sink.getvalue(), [identity]) == b"media" * 1000
+    assert shred(session, log, "retention expired") == ["cbsa-00001.webm.age"]
+    log.close()
+    with pytest.raises(NoMatchingIdentity):
+        decrypt((session / "cbsa-00001.webm.age").read_bytes(), [identity])
+    result = verify_session(session, VERIFIERS, ORIGIN)
+    assert result.ok, result.problems
+    assert result.shredded == 1

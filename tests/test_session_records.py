@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from signalling.types import Kind, Seat
 
 from .fakes import FakeClock, World, add_applications, application, fast_passwords
 from .media import SyntheticParticipant, wait_for
+from .test_recorder import probe
 from .test_signalling import Seated, _join_and_call, _socket
 
 
@@ -50,10 +52,9 @@ async def recorded(
     await server.close()
 
 
-async def test_a_recorded_interview_verifies_and_opens_for_each_agency(
-    recorded: tuple[World, dict[str, Path]],
-) -> None:
-    world, keys = recorded
+async def record_a_call(world: World) -> Path:
+    """A consented three-way interview through the server, everyone leaving at the end;
+    returns its session record directory once the record is closed."""
     await add_applications(world.store, application("NX-0001"))
     interview_id, token = await world.invite("NX-0001")
     sockets: dict[Seat, Seated] = {}
@@ -97,6 +98,14 @@ async def test_a_recorded_interview_verifies_and_opens_for_each_agency(
         for person in people.values():
             await person.close()
 
+    return session
+
+
+async def test_a_recorded_interview_verifies_and_opens_for_each_agency(
+    recorded: tuple[World, dict[str, Path]],
+) -> None:
+    world, keys = recorded
+    session = await record_a_call(world)
     verifier = NoteVerifier.parse(world.server.app[RECORDS].signer.verifier_key)
     result = await asyncio.to_thread(verify_session, session, [verifier])
     assert result.ok, result.problems
@@ -117,3 +126,71 @@ def open_with_each_identity(session: Path, keys: dict[str, Path]) -> None:
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout[:4] == b"\x1a\x45\xdf\xa3"  # an EBML (WebM) header
+
+
+async def test_export_writes_one_playable_file_per_participant(
+    recorded: tuple[World, dict[str, Path]],
+    tmp_path: Path,
+) -> None:
+    world, keys = recorded
+    session = await record_a_call(world)
+    out = tmp_path / "export"
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            str(Path(sys.executable).with_name("nexus-interview")),
+            "records",
+            "export",
+            str(session),
+            "--identity",
+            str(keys["audit"]),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for seat in Seat:
+        frames = await asyncio.to_thread(probe, out / f"{seat}.webm")
+        assert frames["vp8"] >= 30 and frames["opus"] >= 30, frames
+
+
+async def test_shredding_a_recorded_interview_on_the_command_line(
+    recorded: tuple[World, dict[str, Path]],
+    tmp_path: Path,
+) -> None:
+    world, keys = recorded
+    session = await record_a_call(world)
+    exe = str(Path(sys.executable).with_name("nexus-interview"))
+    shredded = await asyncio.to_thread(
+        subprocess.run,
+        [exe, "--data-dir", str(world.settings.data_dir), "records", "shred", session.name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert shredded.returncode == 0, shredded.stderr
+    assert "no longer be decrypted" in shredded.stdout
+    export = await asyncio.to_thread(
+        subprocess.run,
+        [
+            exe,
+            "records",
+            "export",
+            str(session),
+            "--identity",
+            str(keys["cbsa"]),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert export.returncode == 1 and "none of the given identities" in export.stderr
+    verifier = NoteVerifier.parse(world.server.app[RECORDS].signer.verifier_key)
+    result = await asyncio.to_thread(verify_session, session, [verifier])
+    assert result.ok, result.problems
+    assert result.shredded == result.segments >= 3
