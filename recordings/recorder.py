@@ -178,8 +178,11 @@ class Recorder:
         if size is None:
             return None
         index = self._counts.get(seat, 0) + 1
-        self._counts[seat] = index
         path = self._directory / f"{seat}-{index:05d}.webm.age"
+        while path.exists():  # a reopened room carries on the numbering
+            index += 1
+            path = self._directory / f"{seat}-{index:05d}.webm.age"
+        self._counts[seat] = index
         segment = SegmentWriter(path, self._recipients, *size, started=now)
         self._open[seat] = segment
         return segment

@@ -120,7 +120,7 @@ def shred(directory: Path, log: SessionLog, reason: str) -> list[str]:
     every segment's age header, so no identity can ever open them again; then log which
     files were shredded and their new hashes, and sign a checkpoint."""
     shredded = []
-    for path in sorted(directory.glob("*.webm.age")):
+    for path in sorted(directory.glob("*.age")):
         with path.open("r+b") as handle:
             head = handle.read(64 * 1024)
             end = head.find(b"\n---")
@@ -197,13 +197,13 @@ def verify_session(
             break
         running.append(leaf_hash(line))
         kinds.add(str(event.get("kind")))
-        if event.get("kind") == "segment":
-            listed[str(event.get("file"))] = (str(event.get("sha256")), int(event.get("size", -1)))
-        elif event.get("kind") == "shred" and str(event.get("file")) in listed:
+        if event.get("kind") == "shred" and str(event.get("file")) in listed:
             # the key material was destroyed on purpose: the file now matches this hash
             _, size = listed[str(event.get("file"))]
             listed[str(event.get("file"))] = (str(event.get("sha256")), size)
             result.shredded += 1
+        elif "file" in event:  # a media segment or an encrypted blob (notes, an ID still)
+            listed[str(event.get("file"))] = (str(event.get("sha256")), int(event.get("size", -1)))
         due = notes.get(running.size)
         if due is not None:
             if due.root != running.root():
@@ -228,9 +228,9 @@ def verify_session(
             result.problems.append(
                 f"segment {name} does not match its hash: it was altered or replaced"
             )
-        else:
+        elif name.endswith(".webm.age"):
             result.segments += 1
-    for path in sorted(directory.glob("*.webm.age")):
+    for path in sorted(directory.glob("*.age")):
         if path.name not in listed:
             result.problems.append(f"segment {path.name} is not listed in the log")
     if "consent" not in kinds:

@@ -7,6 +7,7 @@ signing key; it writes what it cannot read back.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from recordings.age import encrypt
 from recordings.keys import Recipient
 from recordings.recorder import Recorder, SegmentInfo
 from recordings.session_record import SessionLog, session_origin
@@ -105,6 +107,30 @@ class SessionRecords:
         """An event from outside the room (consent, decision)."""
         session = self._session(room_id)
         session.log.append(kind, **fields)
+        session.log.checkpoint()
+
+    def decision(
+        self, room_id: RoomId, agency: str, verdict: str, reason_codes: list[str], notes: str
+    ) -> None:
+        """The decision in the log; the officer's notes only as an encrypted file and its
+        hash (personal data never stands in the log)."""
+        session = self._session(room_id)
+        fields: dict[str, Any] = {
+            "agency": agency,
+            "verdict": verdict,
+            "reason_codes": reason_codes,
+        }
+        if notes and self._recipients:
+            name = f"notes-{agency.lower()}.txt.age"
+            sealed = encrypt(notes.encode(), self._recipients)
+            path = session.log.directory / name
+            path.write_bytes(sealed)
+            fields |= {
+                "file": name,
+                "sha256": hashlib.sha256(sealed).hexdigest(),
+                "size": len(sealed),
+            }
+        session.log.append("decision", **fields)
         session.log.checkpoint()
 
     @staticmethod

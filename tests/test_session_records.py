@@ -194,3 +194,43 @@ async def test_shredding_a_recorded_interview_on_the_command_line(
     result = await asyncio.to_thread(verify_session, session, [verifier])
     assert result.ok, result.problems
     assert result.shredded == result.segments >= 3
+
+
+async def test_decisions_are_logged_and_notes_stored_only_encrypted(
+    recorded: tuple[World, dict[str, Path]],
+) -> None:
+    world, keys = recorded
+    session = await record_a_call(world)
+    interview_id = session.name
+    for client in world.clients:
+        info = await (await client.get("/api/session")).json()
+        if info["role"] != "officer":
+            continue
+        agency = info["label"].rsplit(":", 1)[1]
+        code = "CA-OTH" if agency == "CBSA" else "US-OTH"
+        response = await client.post(
+            f"/api/interviews/{interview_id}/decision",
+            json={
+                "verdict": "refer",
+                "reason_codes": [code],
+                "notes": f"Secret observation by {agency}: travel history unclear",
+            },
+            headers={"X-CSRF-Token": info["csrf_token"]},
+        )
+        assert response.status == 201, await response.text()
+    events = (session / "events.jsonl").read_text()
+    assert events.count('"kind":"decision"') == 2
+    assert "Secret observation" not in events
+    verifier = NoteVerifier.parse(world.server.app[RECORDS].signer.verifier_key)
+    result = await asyncio.to_thread(verify_session, session, [verifier])
+    assert result.ok, result.problems
+    age = shutil.which("age")
+    assert age
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [age, "-d", "-i", str(keys["cbp"]), str(session / "notes-cbsa.txt.age")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout == "Secret observation by CBSA: travel history unclear"

@@ -8,7 +8,9 @@ import aiohttp_jinja2
 import msgspec
 from aiohttp import web
 
-from ..appkeys import STORE
+from signalling.types import RoomId
+
+from ..appkeys import RECORDS, STORE
 from ..auth import Principal
 from ..errors import BadRequest
 from ..reason_codes import REASON_CODES, check_reason_codes
@@ -111,6 +113,9 @@ async def decide(request: web.Request) -> web.StreamResponse:
         body.notes,
         account_id,
         principal.label,
+    )
+    request.app[RECORDS].decision(
+        RoomId(interview.id), agency.value, body.verdict.value, list(codes), body.notes
     )
     await log_access(request, "decide", interview.id)
     decisions = await request.app[STORE].decisions.for_interview(interview.id)
