@@ -77,7 +77,8 @@ class SegmentWriter:
         self.path = path
         self.started = started
         self._file = open(path, "xb", buffering=0)  # noqa: SIM115 - closed in close()
-        self._age = AgeWriter(self._file, recipients)
+        self._hash = hashlib.sha256()  # of what is written, so closing never re-reads
+        self._age = AgeWriter(self, recipients)
         self._container = av.open(
             _AgeSink(self._age),
             "w",
@@ -91,6 +92,11 @@ class SegmentWriter:
         }
         self._last_pts = {Kind.VIDEO: -1, Kind.AUDIO: -1}
         self.frames = {Kind.VIDEO: 0, Kind.AUDIO: 0}
+
+    def write(self, sealed: bytes) -> int:
+        """Where the age writer puts sealed bytes: straight to the file, and hashed."""
+        self._hash.update(sealed)
+        return self._file.write(sealed) or 0
 
     def add(self, kind: Kind, frame: EncodedFrame, now: float) -> None:
         # Arrival time keeps a seat's audio and video on one clock (their RTP clocks
@@ -110,7 +116,7 @@ class SegmentWriter:
         self._age.close()
         os.fsync(self._file.fileno())
         self._file.close()
-        digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        digest = self._hash.hexdigest()
         return SegmentInfo(
             seat,
             index,

@@ -80,12 +80,15 @@ def check_recording(recorder: Recorder, key: Path, tmp_path: Path) -> None:
             [tool("age"), "-d", "-i", str(key), "-o", str(plain), str(segment.path)], check=True
         )
         counts = probe(plain)
+        # ffprobe finds exactly what was muxed (a segment sealed just after it began
+        # may hold a single keyframe and no audio yet)
         assert counts["vp8"] == segment.video_frames > 0
-        assert counts["opus"] == segment.audio_frames > 0
-    # no frame of a published stream was lost between segments
+        assert counts.get("opus", 0) == segment.audio_frames
+    # every seat's audio and video were recorded
     for seat in Seat:
-        recorded = sum(s.video_frames for s in recorder.segments if s.seat is seat)
-        assert recorded > 0
+        mine = [s for s in recorder.segments if s.seat is seat]
+        assert sum(s.video_frames for s in mine) > 30
+        assert sum(s.audio_frames for s in mine) > 30
     # nothing in the recording directory is readable without a key
     for path in (tmp_path / "record").iterdir():
         assert path.read_bytes().startswith(b"age-encryption.org/v1\n")
