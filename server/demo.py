@@ -29,6 +29,7 @@ from .app import create_app
 from .auth import Passwords
 from .importer import ApplicationRow
 from .secret import Secret
+from .session_records import checkpoint_signer
 from .settings import SETTINGS, Settings
 from .store import Store
 from .types import Agency, ApplicationType, InterviewMode, Program, utc_now
@@ -246,6 +247,14 @@ def show(
     out(
         f"Private identities of CBSA, CBP and the audit body: {root / 'identities'}",
         highlight=False,
+    )
+    verifier = checkpoint_signer(settings.data_dir / "checkpoint-signing.pem").verifier_key
+    records = settings.data_dir / "records"
+    out(f"Session records are written to {records}; verify one with:", highlight=False)
+    out(
+        f"  nexus-interview records verify {records}/<interview> --key '{verifier}'",
+        highlight=False,
+        soft_wrap=True,
     )
 
 
