@@ -68,8 +68,8 @@ def _wrap(file_key: bytes, recipient: Recipient) -> bytes:
     share = _raw(ephemeral.public_key())
     shared = ephemeral.exchange(recipient.key)
     wrap_key = _hkdf(shared, share + _raw(recipient.key), X25519_LABEL)
-    body = ChaCha20Poly1305(wrap_key).encrypt(_ZERO_NONCE, file_key, None)
-    lines = [encode_b64(body)[i : i + 64] for i in range(0, len(encode_b64(body)) + 1, 64)]
+    body = encode_b64(ChaCha20Poly1305(wrap_key).encrypt(_ZERO_NONCE, file_key, None))
+    lines = [body[i : i + 64] for i in range(0, len(body) + 1, 64)]
     return b"-> X25519 " + encode_b64(share) + b"\n" + b"\n".join(lines) + b"\n"
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -27,8 +26,6 @@ from signalling.types import EncodedFrame, Kind, Seat
 
 from .age import AgeWriter
 from .keys import Recipient
-
-log = logging.getLogger(__name__)
 
 MS = Fraction(1, 1000)
 DEFAULT_SEGMENT_SECONDS = 60.0

@@ -8,8 +8,10 @@ import getpass
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -195,21 +197,22 @@ def _settings(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _import(args: argparse.Namespace, settings: Settings) -> int:
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[..., None]]:
+    """A progress bar on a terminal (nothing otherwise); yields its ``update``."""
     console = Console()
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(
-        TextColumn("importing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not console.is_terminal,
-        transient=True,
+        *columns, console=console, disable=not console.is_terminal, transient=True
     ) as bar:
-        task = bar.add_task("import", total=None)
+        yield partial(bar.update, bar.add_task(label, total=None))
+
+
+async def _import(args: argparse.Namespace, settings: Settings) -> int:
+    with _progress("importing") as update:
 
         def progress(stored: int, total: int) -> None:
-            bar.update(task, total=total, advance=stored)
+            update(total=total, advance=stored)
 
         counts = await _with_store(
             settings, lambda store: operator.import_applications(store, args.file, progress)
@@ -310,21 +313,12 @@ def _records_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 def _records_export(args: argparse.Namespace, settings: Settings) -> int:
     identities = read_identity_file(args.identity)
-    console = Console()
-    with Progress(
-        TextColumn("decrypting"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-        disable=not console.is_terminal,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("export", total=None)
+    with _progress("decrypting") as update:
         exported = export_session(
             args.session,
             identities,
             args.out,
-            lambda done, total: bar.update(task, completed=done, total=total),
+            lambda done, total: update(completed=done, total=total),
         )
     if not exported:
         raise BadRequest(f"{args.session} holds no media segments")

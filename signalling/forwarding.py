@@ -21,7 +21,6 @@ they change): ``RTCRtpReceiver._RTCRtpReceiver__decoder_queue``,
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -33,8 +32,6 @@ from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from .types import EncodedFrame, Kind, RecordingSink, Seat
-
-log = logging.getLogger(__name__)
 
 KEYFRAME_REQUEST_INTERVAL = 0.25  # seconds between PLIs to one publisher
 FORWARD_QUEUE_FRAMES = {Kind.VIDEO: 30, Kind.AUDIO: 50}  # about a second of media

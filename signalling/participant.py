@@ -10,7 +10,6 @@ media a slot carries without renegotiating when people come and go.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +28,6 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 from .errors import SdpError
 from .forwarding import EncodedFrameTap, ForwardedTrack, Publication, prepare_sender, send_pli
 from .types import Kind, ParticipantId, RecordingSink, Seat
-
-log = logging.getLogger(__name__)
 
 MAX_SDP_BYTES = 32 * 1024
 PUBLISHING = ("sendonly", "sendrecv")

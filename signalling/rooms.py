@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,8 +10,6 @@ from aiortc import RTCIceServer
 
 from .interview import DEFAULT_GRACE_SECONDS, InterviewEvent, InterviewRoom
 from .types import NullSink, RecordingSink, RoomId, Seat
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

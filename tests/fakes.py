@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -186,6 +185,3 @@ def session_cookie_attributes(response: ClientResponse) -> dict[str, str]:
 
 def error_message(body: dict[str, dict[str, str]]) -> str:
     return body["error"]["message"]
-
-
-FREE_TEXT = re.compile(r".+")

@@ -224,8 +224,7 @@ async def test_sessions_expire_after_their_max_age(world: World) -> None:
     officer = await world.add_officer("cbsa.one", Agency.CBSA)
     client = await world.client()
     await world.sign_in(client, officer)
-    principal = (await world.session_of(client)).cookie
-    assert principal
+    assert (await world.session_of(client)).cookie
     # aiohttp-session checks a session's creation time against the real clock, so expiry
     # is shown with sessions sealed under the server's own key, one fresh and one too old.
     key = base64.urlsafe_b64decode(world.settings.session_key_path.read_bytes())

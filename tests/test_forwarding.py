@@ -24,7 +24,7 @@ from signalling.interview import InterviewRoom
 from signalling.rooms import Rooms
 from signalling.types import EncodedFrame, Kind, NullSink, RoomId, Seat
 
-from .media import LUMA, TONE_HZ, MemorySink, SyntheticParticipant, wait_for
+from .media import TONE_HZ, MemorySink, SyntheticParticipant, wait_for
 
 
 @dataclass
@@ -117,7 +117,6 @@ async def test_each_seat_receives_and_decodes_the_other_two(call: Call, codecs: 
         assert len(call.sink.frames[(seat, Kind.VIDEO)]) >= 30
         assert call.sink.frames[(seat, Kind.VIDEO)][0].keyframe
     assert [e.kind for e in call.room.events] == ["join", "join", "join"]
-    assert LUMA  # the pictures were told apart by brightness
 
 
 async def test_a_late_joiner_gets_a_keyframe_promptly(call: Call) -> None:

@@ -95,15 +95,9 @@ async def interview_page(request: web.Request) -> web.StreamResponse:
 
 
 async def interview_info(request: web.Request) -> web.StreamResponse:
-    interview = await _own_interview(request)
+    summary = (await _own_interview(request)).summary()
     return json_ok(
-        {
-            "id": interview.id,
-            "mode": interview.mode,
-            "state": interview.state,
-            "window_start": interview.summary()["window_start"],
-            "window_end": interview.summary()["window_end"],
-        }
+        {key: summary[key] for key in ("id", "mode", "state", "window_start", "window_end")}
     )
 
 
