@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import argon2
 import msgspec
@@ -185,3 +189,18 @@ def session_cookie_attributes(response: ClientResponse) -> dict[str, str]:
 
 def error_message(body: dict[str, dict[str, str]]) -> str:
     return body["error"]["message"]
+
+
+def nexus_interview(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `nexus-interview` command as an operator would."""
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("nexus-interview")), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )

@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from server.settings import SETTINGS
 
+from .fakes import nexus_interview
 from .test_importer import GOOD, RENEWAL, write_csv
-
-EXE = Path(sys.executable).with_name("nexus-interview")
 
 
 def run(
     data_dir: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(EXE), "--data-dir", str(data_dir), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
+    return nexus_interview("--data-dir", str(data_dir), *args, stdin=stdin, env=env)
 
 
 def test_settings_prints_every_setting(tmp_path: Path) -> None:
@@ -48,9 +37,7 @@ def test_a_bad_setting_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
 
 
 def test_settings_flags_work_after_the_command_too(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [str(EXE), "settings", "--port", "9555"], capture_output=True, text=True, check=False
-    )
+    done = nexus_interview("settings", "--port", "9555")
     assert done.returncode == 0 and "9555" in done.stdout
 
 

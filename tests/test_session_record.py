@@ -18,6 +18,8 @@ from recordings.keys import Identity
 from recordings.session_record import EVENTS, SessionLog, canonical, shred, verify_session
 from recordings.tlog import NoteSigner, NoteVerifier
 
+from .fakes import nexus_interview
+
 ORIGIN = "nexus.example/interview/iv_1"  # sessions below live in directories named iv_1
 SIGNER = NoteSigner("nexus-server", Ed25519PrivateKey.generate())
 VERIFIERS = [NoteVerifier.parse(SIGNER.verifier_key)]
@@ -160,34 +162,15 @@ def test_a_session_without_consent_does_not_verify(session: Path) -> None:
 
 
 def test_records_verify_on_the_command_line(session: Path) -> None:
-    import subprocess
-    import sys
-
     record(session)
-    exe = Path(sys.executable).with_name("nexus-interview")
-    ok = subprocess.run(
-        [str(exe), "records", "verify", str(session), "--key", SIGNER.verifier_key],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    ok = nexus_interview("records", "verify", str(session), "--key", SIGNER.verifier_key)
     assert ok.returncode == 0, ok.stderr
     assert "VERIFIED" in ok.stdout and "6 events" in ok.stdout
     (session / "cbsa-00002.webm.age").unlink()
-    bad = subprocess.run(
-        [str(exe), "records", "verify", str(session), "--key", SIGNER.verifier_key],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    bad = nexus_interview("records", "verify", str(session), "--key", SIGNER.verifier_key)
     assert bad.returncode == 3
     assert "FAILED: segment cbsa-00002.webm.age is missing" in bad.stderr
-    wrong_key = subprocess.run(
-        [str(exe), "records", "verify", str(session), "--key", "junk"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    wrong_key = nexus_interview("records", "verify", str(session), "--key", "junk")
     assert wrong_key.returncode == 1 and "not a note verifier key" in wrong_key.stderr
 
 

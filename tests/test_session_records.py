@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from server.types import Agency
 from signalling import messages as m
 from signalling.types import Kind, Seat
 
-from .fakes import FakeClock, World, add_applications, application, fast_passwords
+from .fakes import FakeClock, World, add_applications, application, fast_passwords, nexus_interview
 from .media import SyntheticParticipant, wait_for
 from .test_recorder import probe
 from .test_signalling import Seated, _join_and_call, _socket
@@ -136,20 +135,14 @@ async def test_export_writes_one_playable_file_per_participant(
     session = await record_a_call(world)
     out = tmp_path / "export"
     done = await asyncio.to_thread(
-        subprocess.run,
-        [
-            str(Path(sys.executable).with_name("nexus-interview")),
-            "records",
-            "export",
-            str(session),
-            "--identity",
-            str(keys["audit"]),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+        nexus_interview,
+        "records",
+        "export",
+        str(session),
+        "--identity",
+        str(keys["audit"]),
+        "--out",
+        str(out),
     )
     assert done.returncode == 0, done.stderr
     for seat in Seat:
@@ -163,31 +156,21 @@ async def test_shredding_a_recorded_interview_on_the_command_line(
 ) -> None:
     world, keys = recorded
     session = await record_a_call(world)
-    exe = str(Path(sys.executable).with_name("nexus-interview"))
+    data_dir = str(world.settings.data_dir)
     shredded = await asyncio.to_thread(
-        subprocess.run,
-        [exe, "--data-dir", str(world.settings.data_dir), "records", "shred", session.name],
-        capture_output=True,
-        text=True,
-        check=False,
+        nexus_interview, "--data-dir", data_dir, "records", "shred", session.name
     )
     assert shredded.returncode == 0, shredded.stderr
     assert "no longer be decrypted" in shredded.stdout
     export = await asyncio.to_thread(
-        subprocess.run,
-        [
-            exe,
-            "records",
-            "export",
-            str(session),
-            "--identity",
-            str(keys["cbsa"]),
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+        nexus_interview,
+        "records",
+        "export",
+        str(session),
+        "--identity",
+        str(keys["cbsa"]),
+        "--out",
+        str(tmp_path / "out"),
     )
     assert export.returncode == 1 and "none of the given identities" in export.stderr
     verifier = NoteVerifier.parse(world.server.app[RECORDS].signer.verifier_key)

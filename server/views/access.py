@@ -50,16 +50,24 @@ class Access:
         return principal
 
 
+_INTERVIEW: web.RequestKey[Interview] = web.RequestKey("interview")
+
+
 async def interview_in_path(request: web.Request) -> Interview:
-    return await request.app[STORE].interviews.get(request.match_info["interview_id"])
+    """The interview the path names, read once per request: the access check and the
+    handler after it see the same row."""
+    interview = request.get(_INTERVIEW)
+    if interview is None:
+        interview = await request.app[STORE].interviews.get(request.match_info["interview_id"])
+        request[_INTERVIEW] = interview
+    return interview
 
 
 async def _officer_may_see(request: web.Request, principal: Principal) -> None:
     """Assigned to it, or it waits for an officer of their agency."""
+    interview = await interview_in_path(request)  # 404 for an unknown id, for everyone
     if principal.role is Role.AUDITOR:
-        await interview_in_path(request)  # 404 for an unknown id, like everyone else
         return
-    interview = await interview_in_path(request)
     account_id, agency = principal.officer_seat()
     if interview.is_assigned(account_id):
         return
