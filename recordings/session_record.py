@@ -77,9 +77,9 @@ class SessionLog:
         path.write_text(sign_note(body, [self._signer]), "utf-8")
         return path
 
-    def close(self) -> None:
+    def close(self, **fields: Any) -> None:
         if not self._events.closed:
-            self.append("end")
+            self.append("end", **fields)
             self.checkpoint()
             self._events.close()
 

@@ -26,17 +26,30 @@ from signalling.types import RoomId
 from signalling.waiting_room import Pairing
 
 from . import middleware
-from .appkeys import CLOCK, EVENTS, PASSWORDS, RECORDS, SETTINGS, STORE, THROTTLE
+from .appkeys import (
+    CATALOGS,
+    CLOCK,
+    EVENTS,
+    PASSWORDS,
+    RECORDS,
+    SETTINGS,
+    STILLS,
+    STORE,
+    THROTTLE,
+)
 from .auth import LoginThrottle, Passwords
 from .errors import NexusError
+from .i18n import Catalogs
 from .interview_events import EventWriter
+from .live_stills import LiveStills
 from .secret import Secret
 from .session_records import SessionRecords
 from .settings import Settings
 from .store import Store
 from .types import AccountId, Clock, utc_now
-from .views.http import csrf_token, principal_of
+from .views.http import page_context
 from .views.routes import ROUTES, STATIC_PREFIX
+from .views.stills import MAX_STILL_BYTES
 
 SESSION_COOKIE = "nexus_session"
 
@@ -56,15 +69,11 @@ def session_key(path: Path) -> Secret[bytes]:
     return Secret(key)
 
 
-async def _template_context(request: web.Request) -> dict[str, object]:
-    return {"principal": await principal_of(request), "csrf_token": await csrf_token(request)}
-
-
 def create_app(
     settings: Settings, clock: Clock = utc_now, passwords: Passwords | None = None
 ) -> web.Application:
     app = web.Application(
-        client_max_size=settings.max_body_bytes,
+        client_max_size=max(settings.max_body_bytes, MAX_STILL_BYTES),
         middlewares=[middleware.errors, middleware.csrf, middleware.access_middleware(ROUTES)],
     )
     app[SETTINGS] = settings
@@ -72,6 +81,7 @@ def create_app(
     app[STORE] = Store(settings.database_path, clock)
     app[PASSWORDS] = passwords or Passwords()
     app[THROTTLE] = LoginThrottle(settings.login_attempts_per_minute, clock)
+    app[CATALOGS] = Catalogs(web_assets.LOCALE)
 
     # The session middleware must run outside the others, so it goes first.
     storage = EncryptedCookieStorage(
@@ -87,7 +97,7 @@ def create_app(
         app,
         loader=jinja2.FileSystemLoader(web_assets.TEMPLATES),
         autoescape=True,
-        context_processors=[_template_context],
+        context_processors=[page_context],
     )
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
@@ -97,10 +107,13 @@ def create_app(
     app[EVENTS] = events
     records = SessionRecords(settings)
     app[RECORDS] = records
+    stills = app[STILLS] = LiveStills()
 
     def on_event(room_id: RoomId, event: InterviewEvent) -> None:
         events.record(room_id, event)
         records.event(room_id, event)
+        if event.kind == "end":
+            stills.drop(room_id)
 
     app[ROOMS] = Rooms(
         on_event=on_event,

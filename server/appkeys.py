@@ -5,7 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from .auth import LoginThrottle, Passwords, Principal
+from .i18n import Catalogs
 from .interview_events import EventWriter
+from .live_stills import LiveStills
 from .session_records import SessionRecords
 from .settings import Settings
 from .store import Store
@@ -18,5 +20,7 @@ THROTTLE = web.AppKey("throttle", LoginThrottle)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 EVENTS: web.AppKey[EventWriter] = web.AppKey("events")
 RECORDS: web.AppKey[SessionRecords] = web.AppKey("records")
+CATALOGS = web.AppKey("catalogs", Catalogs)
+STILLS = web.AppKey("stills", LiveStills)
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 """The caller, set by the access middleware on every routed request (None: anonymous)."""

@@ -24,9 +24,12 @@ class NexusError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, **fields: object) -> None:
+        """``message`` may name ``{fields}``: it is translated first, then filled."""
+        self.template = message
+        self.fields = fields
+        self.message = message.format(**fields) if fields else message
+        super().__init__(self.message)
 
     @property
     def headers(self) -> dict[str, str]:

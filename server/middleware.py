@@ -17,7 +17,14 @@ from aiohttp.typedefs import Handler, Middleware
 
 from .appkeys import PRINCIPAL
 from .errors import CsrfRejected, NexusError
-from .views.http import CSRF_FIELD, CSRF_HEADER, session_of, wants_json
+from .views.http import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    page_context,
+    session_of,
+    translator_of,
+    wants_json,
+)
 from .views.routes import Route
 
 log = logging.getLogger(__name__)
@@ -49,12 +56,23 @@ SECURITY_HEADERS = {
 }
 
 
-def error_response(request: web.Request, status: int, code: str, message: str) -> web.Response:
+async def error_response(
+    request: web.Request, status: int, code: str, message: str, **fields: object
+) -> web.Response:
+    """The error in the caller's language: JSON for the API, a page for browsers."""
+    translated = (await translator_of(request))(message, **fields)
     if wants_json(request):
-        return web.json_response({"error": {"code": code, "message": message}}, status=status)
-    return aiohttp_jinja2.render_template(
-        "error.html", request, {"status": status, "message": message}, status=status
-    )
+        return web.json_response({"error": {"code": code, "message": translated}}, status=status)
+    # Errors raised before the template middleware ran still need the page context.
+    context = await page_context(request) | {"status": status, "message": translated}
+    return aiohttp_jinja2.render_template("error.html", request, context, status=status)
+
+
+HTTP_ERROR_MESSAGES = {
+    404: "there is nothing at this address",
+    405: "{method} is not allowed here",
+    413: "the request body is too large",
+}
 
 
 @web.middleware
@@ -62,21 +80,21 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except NexusError as exc:
-        response = error_response(request, exc.status, exc.code, exc.message)
+        response = await error_response(request, exc.status, exc.code, exc.template, **exc.fields)
         response.headers.update(exc.headers)
         return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        message = {
-            404: "there is nothing at this address",
-            405: f"{request.method} is not allowed here",
-            413: "the request body is too large",
-        }.get(exc.status, exc.reason)
-        return error_response(request, exc.status, exc.reason.lower().replace(" ", "_"), message)
+        message = HTTP_ERROR_MESSAGES.get(exc.status, exc.reason)
+        code = exc.reason.lower().replace(" ", "_")
+        fields = {"method": request.method} if exc.status == 405 else {}
+        return await error_response(request, exc.status, code, message, **fields)
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
-        return error_response(request, 500, "internal_error", "something went wrong on our side")
+        return await error_response(
+            request, 500, "internal_error", "something went wrong on our side"
+        )
 
 
 def access_middleware(routes: tuple[Route, ...]) -> Middleware:

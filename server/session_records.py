@@ -96,7 +96,7 @@ class SessionRecords:
 
     def event(self, room_id: RoomId, event: InterviewEvent) -> None:
         if event.kind == "end":
-            self.close(room_id)
+            self.close(room_id, **event.detail)
             return
         session = self._session(room_id)
         seat = event.seat.value if event.seat else None
@@ -114,24 +114,37 @@ class SessionRecords:
     ) -> None:
         """The decision in the log; the officer's notes only as an encrypted file and its
         hash (personal data never stands in the log)."""
-        session = self._session(room_id)
         fields: dict[str, Any] = {
             "agency": agency,
             "verdict": verdict,
             "reason_codes": reason_codes,
         }
-        if notes and self._recipients:
-            name = f"notes-{agency.lower()}.txt.age"
-            sealed = encrypt(notes.encode(), self._recipients)
-            path = session.log.directory / name
-            path.write_bytes(sealed)
-            fields |= {
-                "file": name,
-                "sha256": hashlib.sha256(sealed).hexdigest(),
-                "size": len(sealed),
-            }
+        session = self._session(room_id)
+        if notes:
+            fields |= self._sealed_file(session, f"notes-{agency.lower()}.txt.age", notes.encode())
         session.log.append("decision", **fields)
         session.log.checkpoint()
+
+    def still(self, room_id: RoomId, agency: str, number: int, jpeg: bytes) -> None:
+        """A captured ID still: encrypted beside the log, its hash in the log."""
+        session = self._session(room_id)
+        sealed = self._sealed_file(session, f"still-{number:03d}.jpg.age", jpeg)
+        session.log.append("still", agency=agency, number=number, **sealed)
+        session.log.checkpoint()
+
+    def _sealed_file(self, session: _Open, name: str, plaintext: bytes) -> dict[str, Any]:
+        """Write ``plaintext`` encrypted to the recipients; its name, hash and size."""
+        if not self._recipients:
+            return {}
+        sealed = encrypt(plaintext, self._recipients)
+        path = session.log.directory / name
+        temporary = path.with_suffix(".partial")
+        with open(temporary, "wb") as handle:
+            handle.write(sealed)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(path)
+        return {"file": name, "sha256": hashlib.sha256(sealed).hexdigest(), "size": len(sealed)}
 
     @staticmethod
     def _sealed(event_log: SessionLog, info: SegmentInfo) -> None:
@@ -147,12 +160,12 @@ class SessionRecords:
         )
         event_log.checkpoint()
 
-    def close(self, room_id: RoomId) -> None:
+    def close(self, room_id: RoomId, **end: Any) -> None:
         session = self._open.pop(room_id, None)
         if session is not None:
             if session.recorder is not None:
                 session.recorder.close()  # seals segments: their events come first
-            session.log.close()
+            session.log.close(**end)
 
     def close_all(self) -> None:
         for room_id in list(self._open):

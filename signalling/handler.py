@@ -20,7 +20,7 @@ from server.auth import Principal
 from server.errors import Forbidden, Gone, NexusError
 from server.store import Store
 from server.types import Agency, InterviewMode, InterviewState, Role
-from server.views.http import current
+from server.views.http import current, translator_of
 
 from . import messages as m
 from .appkeys import LOBBY, ROOMS, SOCKETS
@@ -77,6 +77,8 @@ class Connection:
             case m.Leave():
                 room, seat = self._seated()
                 await room.leave(seat)
+            case m.End():
+                await self._end()
             case m.Ready(interview_id=interview_id):
                 await self._ready(interview_id)
             case m.Available(available=available):
@@ -85,13 +87,23 @@ class Connection:
                 self._officer_in_lobby = (account_id, agency)
                 await self._lobby.officer_available(account_id, agency, available, self.queue)
 
+    async def _end(self) -> None:
+        """An officer ends the interview for everyone; in two-step mode the CBSA officer
+        ends the first step and the applicant goes on to wait for a CBP officer."""
+        room, seat = self._seated()
+        if seat is Seat.APPLICANT:
+            raise Forbidden("only an officer can end the interview; use leave")
+        interview = await self._store.interviews.get(room.id)
+        then = "cbp" if interview.mode is InterviewMode.TWO_STEP and seat is Seat.CBSA else "done"
+        await room.close(by=seat.value, next=then)
+
     async def _ready(self, interview_id: str) -> None:
         """An applicant who passed check-in takes their place in the waiting room."""
         if self.principal.own_interview() != interview_id:
             raise Forbidden("this is not your interview")
         interview = await self._store.interviews.get(interview_id)
         if not interview.is_open:
-            raise Gone(f"interview {interview_id} is {interview.state}")
+            raise _closed(interview.state)
         application = await self._store.applications.get(interview.application_id)
         decisions = await self._store.decisions.for_interview(interview_id)
         if interview.mode is InterviewMode.JOINT:
@@ -111,7 +123,7 @@ class Connection:
     async def _join(self, interview_id: str) -> None:
         interview = await self._store.interviews.get(interview_id)
         if interview.state in (InterviewState.CANCELLED, InterviewState.COMPLETED):
-            raise Gone(f"interview {interview_id} is {interview.state}")
+            raise _closed(interview.state)
         if self.principal.role is Role.APPLICANT:
             if self.principal.own_interview() != interview.id:
                 raise Forbidden("this is not your interview")
@@ -149,6 +161,9 @@ class Connection:
         return self.room, self.seat
 
     def _on_room(self, item: InterviewEvent | SeatMediaState) -> None:
+        if isinstance(item, InterviewEvent) and item.kind == "end" and "by" in item.detail:
+            self.queue(m.Ended(by=item.detail["by"], next=item.detail.get("next", "done")))
+            return
         if item.seat is None or item.seat is self.seat:
             return
         if isinstance(item, SeatMediaState):
@@ -182,6 +197,12 @@ class Connection:
             await self._lobby.officer_gone(*self._officer_in_lobby)
 
 
+def _closed(state: InterviewState) -> Gone:
+    if state is InterviewState.CANCELLED:
+        return Gone("this interview was replaced by a newer one; use the newest link you were sent")
+    return Gone("this interview is over")
+
+
 async def close_sockets(app: web.Application) -> None:
     """on_shutdown: tell every client the server is going away."""
     sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
@@ -209,6 +230,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     connection = Connection(
         principal, request.app[STORE], request.app[ROOMS], request.app[LOBBY], ws
     )
+    translate = await translator_of(request)  # the page's language when it connected
     pump = asyncio.ensure_future(connection.pump())
     errors = 0
     try:
@@ -217,20 +239,20 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 if frame.type is WSMsgType.ERROR:
                     break
                 await connection.send(
-                    m.Error(code="protocol_error", message="send JSON text messages")
+                    m.Error(code="protocol_error", message=translate("send JSON text messages"))
                 )
                 continue
             try:
                 await connection.handle(m.decode_client(frame.data))
             except NexusError as exc:
                 errors += 1
-                await connection.send(m.Error(code=exc.code, message=exc.message))
+                message = translate(exc.template, **exc.fields)
+                await connection.send(m.Error(code=exc.code, message=message))
             except Exception:
                 errors += 1
                 log.exception("signalling message failed for %s", principal.label)
-                await connection.send(
-                    m.Error(code="internal_error", message="something went wrong on our side")
-                )
+                message = translate("something went wrong on our side")
+                await connection.send(m.Error(code="internal_error", message=message))
             if errors >= MAX_ERRORS:
                 await ws.close(code=1008, message=b"too many bad messages")
     finally:

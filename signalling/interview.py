@@ -156,14 +156,15 @@ class InterviewRoom:
             self._sink.on_publisher_change(state.participant.seat, kind, False)
         await state.participant.close()
 
-    async def close(self) -> None:
-        """Disconnect everyone; safe to call twice."""
+    async def close(self, **detail: Any) -> None:
+        """Disconnect everyone (``detail``: who ended it and what comes next, for the
+        ``end`` event); safe to call twice."""
         async with self._lock:
             if self.closed:
                 return
             self.closed = True
             states, self._seats = list(self._seats.values()), {}
-            self._record("end", None)
+            self._record("end", None, **detail)
             for state in states:
                 await self._release(state)
 

@@ -70,7 +70,11 @@ class Leave(Message, tag="leave"):
     pass
 
 
-ClientMessage = Join | Offer | Candidate | MediaState | Ready | Available | Leave
+class End(Message, tag="end"):
+    """An officer ends the interview (or its step) for everyone in it."""
+
+
+ClientMessage = Join | Offer | Candidate | MediaState | Ready | Available | Leave | End
 
 # --- server to client ---------------------------------------------------------------
 
@@ -108,12 +112,19 @@ class Paired(Message, tag="paired"):
     seat: str
 
 
+class Ended(Message, tag="ended"):
+    """The interview (or, in two-step mode, its CBSA step: ``next`` is ``cbp``) is over."""
+
+    by: str
+    next: Literal["done", "cbp"] = "done"
+
+
 class Error(Message, tag="error"):
     code: str
     message: str
 
 
-ServerMessage = Joined | Answer | Peer | PeerState | Waiting | Paired | Error
+ServerMessage = Joined | Answer | Peer | PeerState | Waiting | Paired | Ended | Error
 
 _client_decoder = msgspec.json.Decoder(ClientMessage)
 _encoder = msgspec.json.Encoder()

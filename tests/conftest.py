@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestServer
 
+from recordings.keys import Identity, write_identity_file
 from server.app import create_app
 from server.settings import Settings, load_settings
 from server.store import Store
@@ -38,5 +39,29 @@ async def world(settings: Settings, clock: FakeClock) -> AsyncIterator[World]:
     running = World(server, settings, clock, passwords)
     yield running
     for client in running.clients:
+        await client.close()
+    await server.close()
+
+
+@pytest.fixture
+async def recorded(
+    tmp_path: Path, settings: Settings, clock: FakeClock
+) -> AsyncIterator[tuple[World, dict[str, Path]]]:
+    """A server that records: CBSA, CBP and the audit body as recipients; their identity
+    files (which the server never sees) for the test to decrypt with."""
+    identities = {}
+    for holder in ("cbsa", "cbp", "audit"):
+        identity = Identity.generate()
+        path = tmp_path / "agency-keys" / f"{holder}.txt"
+        write_identity_file(path, identity)
+        identities[holder] = (identity, path)
+    configured = settings.replace(
+        **{f"{h}_recipient": str(i.recipient) for h, (i, _) in identities.items()}
+    )
+    server = TestServer(create_app(configured, clock, fast_passwords()), host="127.0.0.1")
+    await server.start_server()
+    world = World(server, configured, clock, fast_passwords())
+    yield world, {holder: path for holder, (_, path) in identities.items()}
+    for client in world.clients:
         await client.close()
     await server.close()

@@ -204,3 +204,15 @@ def nexus_interview(
         env={**os.environ, **(env or {})},
         check=False,
     )
+
+
+def jpeg_image(width: int = 64, height: int = 48) -> bytes:
+    """A real JPEG (PyAV's MJPEG encoder), as a browser's canvas would send."""
+    import av
+
+    codec = av.CodecContext.create("mjpeg", "w")
+    codec.width, codec.height, codec.pix_fmt = width, height, "yuvj420p"
+    frame = av.VideoFrame(width, height, "yuvj420p")
+    for plane in frame.planes:
+        plane.update(bytes([128]) * plane.buffer_size)
+    return b"".join(bytes(packet) for packet in [*codec.encode(frame), *codec.encode(None)])

@@ -155,7 +155,12 @@ async def test_pages_carry_no_inline_script_or_style(world: World) -> None:
         assert "<style" not in html and "style=" not in html
         assert not re.search(r"\son[a-z]+=", html), "an inline event handler"
         for tag in re.findall(r"<script\b[^>]*>", html):
+            if 'type="application/json"' in tag:
+                continue  # a data block (the page's messages): never executed
             assert 'src="/static/' in tag, f"inline or foreign script: {tag}"
+        data = re.search(r'<script type="application/json" id="messages">(.*?)</script>', html)
+        assert data is not None
+        json.loads(data.group(1))  # data only, and valid
 
 
 async def test_applicant_link_opens_after_the_date_of_birth(world: World) -> None:

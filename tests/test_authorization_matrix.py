@@ -12,7 +12,7 @@ from aiohttp import web
 from server.types import Agency
 from server.views.routes import ROUTES, Route
 
-from .fakes import Session, World, add_applications, application
+from .fakes import Session, World, add_applications, application, jpeg_image
 
 ROLES = (
     "anonymous",
@@ -56,6 +56,8 @@ EXPECTED: dict[str, dict[str, int]] = {
     "GET /login": EVERYONE_200,
     "POST /login": by_role(401, 401, (401, 401, 401), 401),  # unknown user: the form ran
     "POST /logout": by_role(303, 303, (303, 303, 303), 303),
+    "POST /language": by_role(303, 303, (303, 303, 303), 303),
+    "POST /api/language": EVERYONE_200,
     "GET /api/session": EVERYONE_200,
     "GET /i/{token}": EVERYONE_200,
     "POST /i/{token}": by_role(303, 303, (303, 303, 303), 303),
@@ -68,6 +70,8 @@ EXPECTED: dict[str, dict[str, int]] = {
     "GET /api/interviews/{interview_id}": by_role(401, 403, (200, 200, 403), 200),
     "POST /api/interviews/{interview_id}/take": by_role(401, 403, (200, 200, 403), 403),
     "POST /api/interviews/{interview_id}/decision": by_role(401, 403, (201, 201, 403), 403),
+    "POST /api/interviews/{interview_id}/stills": by_role(401, 403, (201, 201, 403), 403),
+    "GET /api/interviews/{interview_id}/stills/{number}": by_role(401, 403, (200, 200, 403), 403),
     "GET /ws": by_role(401, 400, (400, 400, 400), 403),  # 400: a plain GET is no upgrade
     "GET /audit": by_role(303, 403, (403, 403, 403), 200),
     "GET /api/audit/interviews": AUDITOR_ONLY,
@@ -115,6 +119,13 @@ async def matrix(world: World) -> AsyncIterator[Matrix]:
         taker = await world.client(sessions[role])
         response = await taker.post(f"/api/interviews/{interview_id}/take")
         assert response.status == 200, await response.text()
+    capture = await world.client(sessions["cbsa_assigned"])
+    response = await capture.post(
+        f"/api/interviews/{interview_id}/stills",
+        data=jpeg_image(),
+        headers={"Content-Type": "image/jpeg"},
+    )
+    assert response.status == 201, await response.text()
     yield Matrix(world, sessions, interview_id, other_id, token)
 
 
@@ -130,13 +141,17 @@ def test_every_route_is_in_the_matrix() -> None:
 FORMS = {
     "POST /login": {"username": "nobody", "password": "x" * 12, "code": "000000"},
     "POST /i/{token}": {"date_of_birth": "1980-05-17"},
+    "POST /language": {"language": "fr", "next": "/"},
 }
+BODIES = {"POST /api/interviews/{interview_id}/stills": jpeg_image()}
 
 
 def _json_body(route: Route, role: str) -> object:
     """A valid JSON body for the route, as the role would send it (None: no body)."""
     if route.name == "POST /api/applicant/consent":
         return {"text_version": "2026-11-01"}
+    if route.name == "POST /api/language":
+        return {"language": "fr"}
     if route.name == "POST /api/officer/availability":
         return {"available": True}
     if route.name.endswith("/decision"):
@@ -147,7 +162,7 @@ def _json_body(route: Route, role: str) -> object:
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda route: route.name)
 async def test_route_answers_each_role_as_expected(matrix: Matrix, route: Route) -> None:
-    path = route.path.format(interview_id=matrix.interview_id, token=matrix.token)
+    path = route.path.format(interview_id=matrix.interview_id, token=matrix.token, number=1)
     seen: dict[str, int] = {}
     for role in ROLES:
         client = await matrix.world.client(matrix.sessions[role])
@@ -155,8 +170,9 @@ async def test_route_answers_each_role_as_expected(matrix: Matrix, route: Route)
             route.method,
             path,
             allow_redirects=False,
-            data=FORMS.get(route.name),
+            data=FORMS.get(route.name) or BODIES.get(route.name),
             json=_json_body(route, role),
+            headers={"Content-Type": "image/jpeg"} if route.name in BODIES else None,
         )
         seen[role] = response.status
     assert seen == EXPECTED[route.name]

@@ -7,48 +7,19 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from aiohttp.test_utils import TestServer
-
-from recordings.keys import Identity, write_identity_file
 from recordings.session_record import verify_session
 from recordings.tlog import NoteVerifier
-from server.app import create_app
 from server.appkeys import RECORDS
-from server.settings import Settings
 from server.types import Agency
 from signalling import messages as m
 from signalling.types import Kind, Seat
 
-from .fakes import FakeClock, World, add_applications, application, fast_passwords, nexus_interview
+from .fakes import World, add_applications, application, nexus_interview
 from .media import SyntheticParticipant, wait_for
 from .test_recorder import probe
 from .test_signalling import Seated, _join_and_call, _socket
-
-
-@pytest.fixture
-async def recorded(
-    tmp_path: Path, settings: Settings, clock: FakeClock
-) -> AsyncIterator[tuple[World, dict[str, Path]]]:
-    identities = {}
-    for holder in ("cbsa", "cbp", "audit"):
-        identity = Identity.generate()
-        path = tmp_path / "agency-keys" / f"{holder}.txt"
-        write_identity_file(path, identity)
-        identities[holder] = (identity, path)
-    configured = settings.replace(
-        **{f"{h}_recipient": str(i.recipient) for h, (i, _) in identities.items()}
-    )
-    server = TestServer(create_app(configured, clock, fast_passwords()), host="127.0.0.1")
-    await server.start_server()
-    world = World(server, configured, clock, fast_passwords())
-    yield world, {holder: path for holder, (_, path) in identities.items()}
-    for client in world.clients:
-        await client.close()
-    await server.close()
 
 
 async def record_a_call(world: World) -> Path:

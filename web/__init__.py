@@ -7,3 +7,4 @@ from pathlib import Path
 ROOT = Path(__file__).parent
 TEMPLATES = ROOT / "templates"
 STATIC = ROOT / "static"
+LOCALE = ROOT / "locale"

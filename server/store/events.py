@@ -41,3 +41,11 @@ class EventStore:
                 (interview_id,),
             )
         return [StoredEvent(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    async def has(self, interview_id: str, kind: str) -> bool:
+        async with self._database.transaction() as db:
+            rows = await db.execute_fetchall(
+                "SELECT 1 FROM interview_events WHERE interview_id = ? AND kind = ? LIMIT 1",
+                (interview_id, kind),
+            )
+        return bool(list(rows))

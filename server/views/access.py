@@ -82,6 +82,14 @@ async def _officer_assigned(request: web.Request, principal: Principal) -> None:
         raise Forbidden(f"only the {agency} officer assigned to {interview.id} may do this")
 
 
+async def _officer_seated(request: web.Request, principal: Principal) -> None:
+    """Any officer seated in the interview (either agency)."""
+    interview = await interview_in_path(request)
+    account_id, _ = principal.officer_seat()
+    if not interview.is_assigned(account_id):
+        raise Forbidden(f"only the officers of {interview.id} may see this")
+
+
 async def _officer_may_take(request: web.Request, principal: Principal) -> None:
     interview = await interview_in_path(request)
     account_id, agency = principal.officer_seat()
@@ -101,3 +109,4 @@ INTERVIEW_READER = Access(
 )
 INTERVIEW_TAKER = Access("interview taker", frozenset({Role.OFFICER}), _officer_may_take)
 INTERVIEW_DECIDER = Access("assigned officer", frozenset({Role.OFFICER}), _officer_assigned)
+INTERVIEW_SEAT = Access("seated officer", frozenset({Role.OFFICER}), _officer_seated)

@@ -13,12 +13,14 @@ from signalling.types import RoomId
 
 from ..appkeys import CLOCK, RECORDS, SETTINGS, STORE
 from ..auth import Principal, token_hash
-from ..errors import BadRequest, Gone, Locked, NexusError, NotFound
+from ..errors import BadRequest, Conflict, Gone, Locked, NexusError, NotFound
 from ..store.interviews import Interview
-from ..types import InterviewState, Role
-from .http import client_address, current, json_ok, read_form, read_json, sign_in
+from ..types import InterviewMode, InterviewState, Role
+from .http import client_address, current, json_ok, read_form, read_json, sign_in, translator_of
+from .seats import seated_officers
 
 TOKEN_LENGTH = 43  # 32 random bytes, base64url without padding
+CONSENT_VERSION = "2026-11-01"  # of the consent text in interview.html; logged with consent
 
 
 async def _invited_interview(request: web.Request) -> Interview:
@@ -68,10 +70,14 @@ async def confirm_identity(request: web.Request) -> web.StreamResponse:
         error: NexusError = (
             Locked("this link is now locked; contact the program office")
             if left <= 0
-            else BadRequest(f"that date of birth does not match; {left} tries left")
+            else BadRequest("that date of birth does not match; {left} tries left", left=left)
         )
+        translate = await translator_of(request)
         return aiohttp_jinja2.render_template(
-            "invitation.html", request, {"error": error.message}, status=error.status
+            "invitation.html",
+            request,
+            {"error": translate(error.template, **error.fields)},
+            status=error.status,
         )
     await store.interviews.confirm_dob(interview.id)
     await store.access_log.append(
@@ -91,14 +97,49 @@ async def _own_interview(request: web.Request) -> Interview:
 
 async def interview_page(request: web.Request) -> web.StreamResponse:
     interview = await _own_interview(request)
-    return aiohttp_jinja2.render_template("interview.html", request, {"interview": interview})
+    return aiohttp_jinja2.render_template(
+        "interview.html", request, {"interview": interview, "consent_version": CONSENT_VERSION}
+    )
 
 
 async def interview_info(request: web.Request) -> web.StreamResponse:
-    summary = (await _own_interview(request)).summary()
+    """What the applicant's page needs: where they are in the interview and who is in it."""
+    interview = await _own_interview(request)
+    store = request.app[STORE]
+    summary = interview.summary()
+    decided = await store.decisions.for_interview(interview.id)
+    ended_by = {
+        str(event.detail.get("by"))
+        for event in await store.events.for_interview(interview.id)
+        if event.kind == "end"
+    }
     return json_ok(
-        {key: summary[key] for key in ("id", "mode", "state", "window_start", "window_end")}
+        {
+            **{key: summary[key] for key in ("id", "mode", "state", "window_start", "window_end")},
+            "consented": await store.events.has(interview.id, "consent"),
+            "officers": await seated_officers(store, interview),
+            "decided": sorted(agency.value for agency in decided),
+            "next": next_step(interview, ended_by),
+            "consent_version": CONSENT_VERSION,
+        }
     )
+
+
+def next_step(interview: Interview, ended_by: set[str]) -> str:
+    """Where the applicant's page goes on (re)load: ``done``, ``join`` (a call is on: back
+    into it) or ``wait`` (the waiting room). ``ended_by``: the seats that ended a call."""
+    if interview.state is InterviewState.COMPLETED:
+        return "done"
+    cbsa, cbp = interview.cbsa_officer_id is not None, interview.cbp_officer_id is not None
+    if interview.mode is InterviewMode.JOINT:
+        if ended_by:
+            return "done"
+        return "join" if cbsa and cbp else "wait"
+    if "cbp" in ended_by:
+        return "done"
+    if cbp or (cbsa and "cbsa" not in ended_by):
+        return "join"
+    return "wait"
 
 
 class ConsentBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -111,6 +152,8 @@ class ConsentBody(msgspec.Struct, forbid_unknown_fields=True):
 async def consent(request: web.Request) -> web.StreamResponse:
     interview = await _own_interview(request)
     body = await read_json(request, ConsentBody)
+    if body.text_version != CONSENT_VERSION:
+        raise Conflict("the consent text has changed; reload the page to read the current one")
     now = request.app[CLOCK]()
     fields = {"seat": "applicant", "text_version": body.text_version, "language": body.language}
     request.app[RECORDS].append(RoomId(interview.id), "consent", **fields)

@@ -9,9 +9,10 @@ import msgspec
 from aiohttp import web
 from aiohttp_session import Session, get_session
 
-from ..appkeys import PRINCIPAL, SETTINGS, STORE
+from ..appkeys import CATALOGS, PRINCIPAL, SETTINGS, STORE
 from ..auth import Principal
 from ..errors import BadRequest, PayloadTooLarge, Unauthorized
+from ..i18n import LANGUAGES, SESSION_LANGUAGE, Translator, preferred_language
 
 T = TypeVar("T")
 CSRF_HEADER = "X-CSRF-Token"
@@ -45,11 +46,38 @@ async def csrf_token(request: web.Request) -> str:
     return token
 
 
+async def translator_of(request: web.Request) -> Translator:
+    """The language chosen in this session, else the browser's preference."""
+    chosen = (await session_of(request)).get(SESSION_LANGUAGE)
+    if not isinstance(chosen, str):
+        chosen = preferred_language(request.headers.get("Accept-Language"))
+    return request.app[CATALOGS].translator(chosen)
+
+
+async def page_context(request: web.Request) -> dict[str, object]:
+    """What every page's template may use: the caller, CSRF token and language tools."""
+    translate = await translator_of(request)
+    return {
+        "request": request,
+        "principal": await principal_of(request),
+        "csrf_token": await csrf_token(request),
+        "language": translate.language,
+        "languages": LANGUAGES,
+        "messages": translate.messages,
+        "_": translate,
+        "T": translate.tagged,
+    }
+
+
 async def sign_in(request: web.Request, principal: Principal) -> None:
-    """A fresh session (new CSRF token) for the newly signed-in principal."""
+    """A fresh session (new CSRF token) for the newly signed-in principal; the language
+    chosen before signing in carries over."""
     session = await session_of(request)
+    language = session.get(SESSION_LANGUAGE)
     session.invalidate()
     session = await session_of(request)
+    if isinstance(language, str):
+        session[SESSION_LANGUAGE] = language
     session[SESSION_PRINCIPAL] = principal.to_session()
     session["csrf"] = secrets.token_urlsafe(32)
 
@@ -58,13 +86,20 @@ def client_address(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-async def read_body(request: web.Request) -> bytes:
+async def read_body(request: web.Request, limit: int | None = None) -> bytes:
+    """The body, refused with 413 beyond ``limit`` (by default the max_body_bytes setting;
+    aiohttp's own cap is the largest limit of any route)."""
+    limit = limit or request.app[SETTINGS].max_body_bytes
+    too_large = PayloadTooLarge("the request body is larger than {limit} bytes", limit=limit)
+    if (request.content_length or 0) > limit:
+        raise too_large
     try:
-        return await request.read()
+        body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(
-            f"the request body is larger than {request.app[SETTINGS].max_body_bytes} bytes"
-        ) from None
+        raise too_large from None
+    if len(body) > limit:
+        raise too_large
+    return body
 
 
 async def read_json(request: web.Request, kind: type[T]) -> T:

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from signalling.types import RoomId
 
-from ..appkeys import RECORDS, STORE
+from ..appkeys import RECORDS, STILLS, STORE
 from ..auth import Principal
 from ..errors import BadRequest
 from ..reason_codes import REASON_CODES, check_reason_codes
@@ -18,6 +18,7 @@ from ..store.decisions import Decision
 from ..types import Agency, Role, Verdict
 from .access import interview_in_path
 from .http import current, json_ok, log_access, read_json
+from .seats import seated_officers
 
 MAX_NOTES = 5000
 
@@ -81,6 +82,8 @@ async def interview(request: web.Request) -> web.StreamResponse:
         {
             "interview": shown.summary(),
             "application": application.public_record(),
+            "officers": await seated_officers(store, shown),
+            "stills": request.app[STILLS].listing(shown.id),
             **_visible_decisions(decisions, current(request)),
         }
     )

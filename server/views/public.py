@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import aiohttp_jinja2
+import msgspec
 from aiohttp import web
 
-from ..appkeys import CLOCK, PASSWORDS, SETTINGS, STORE, THROTTLE
+from ..appkeys import CATALOGS, CLOCK, PASSWORDS, SETTINGS, STORE, THROTTLE
 from ..auth import Principal, totp_step
-from ..errors import Locked, NexusError, Unauthorized
+from ..errors import BadRequest, Locked, NexusError, Unauthorized
+from ..i18n import LANGUAGES, SESSION_LANGUAGE
 from ..secret import Secret
 from ..store.accounts import Account
 from ..types import Role
-from .http import client_address, csrf_token, json_ok, principal_of, read_form, session_of, sign_in
+from .http import (
+    client_address,
+    csrf_token,
+    json_ok,
+    principal_of,
+    read_form,
+    read_json,
+    session_of,
+    sign_in,
+)
 
 HOME_OF = {Role.OFFICER: "/officer", Role.AUDITOR: "/audit", Role.APPLICANT: "/interview"}
 LOGIN_FIELDS = {"username": 64, "password": 256, "code": 12}
@@ -93,6 +104,36 @@ async def _authenticate(request: web.Request) -> Account:
         raise Unauthorized("that one-time code was used already; wait for the next one")
     await log.append(account.label, account.role, "sign-in", "", "allowed", client)
     return account
+
+
+class LanguageBody(msgspec.Struct, forbid_unknown_fields=True):
+    language: str
+
+
+def _safe_next(target: str) -> str:
+    """Only a path on this site (no ``//host`` or scheme): no open redirect."""
+    return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/"
+
+
+def _check_language(language: str) -> str:
+    if language not in LANGUAGES:
+        raise BadRequest("choose one of these languages: {choices}", choices=", ".join(LANGUAGES))
+    return language
+
+
+async def choose_language(request: web.Request) -> web.StreamResponse:
+    """The language buttons' form: switch the session's language, then back to ``next``."""
+    form = await read_form(request, {"language": 8, "next": 2000}, optional=frozenset({"next"}))
+    (await session_of(request))[SESSION_LANGUAGE] = _check_language(form["language"])
+    raise web.HTTPSeeOther(_safe_next(form.get("next", "/")))
+
+
+async def switch_language(request: web.Request) -> web.StreamResponse:
+    """For pages switching in place (mid-call): the new language's messages."""
+    language = _check_language((await read_json(request, LanguageBody)).language)
+    (await session_of(request))[SESSION_LANGUAGE] = language
+    messages = request.app[CATALOGS].translator(language).messages
+    return json_ok({"language": language, "messages": messages})
 
 
 async def logout(request: web.Request) -> web.StreamResponse:

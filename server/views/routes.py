@@ -13,7 +13,7 @@ from aiohttp import web
 
 from signalling import handler as signalling_handler
 
-from . import access, applicant, auditor, officer, public
+from . import access, applicant, auditor, officer, public, stills
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -36,6 +36,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/login", public.login_page, access.PUBLIC),
     Route("POST", "/login", public.login, access.PUBLIC),
     Route("POST", "/logout", public.logout, access.PUBLIC),
+    Route("POST", "/language", public.choose_language, access.PUBLIC),
+    Route("POST", "/api/language", public.switch_language, access.PUBLIC),
     Route("GET", "/api/session", public.session_info, access.PUBLIC),
     Route("GET", "/i/{token}", applicant.invitation_page, access.PUBLIC),
     Route("POST", "/i/{token}", applicant.confirm_identity, access.PUBLIC),
@@ -49,6 +51,12 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/interviews/{interview_id}/take", officer.take, access.INTERVIEW_TAKER),
     Route(
         "POST", "/api/interviews/{interview_id}/decision", officer.decide, access.INTERVIEW_DECIDER
+    ),
+    Route(
+        "POST", "/api/interviews/{interview_id}/stills", stills.capture, access.INTERVIEW_DECIDER
+    ),
+    Route(
+        "GET", "/api/interviews/{interview_id}/stills/{number}", stills.image, access.INTERVIEW_SEAT
     ),
     Route("GET", "/ws", signalling_handler.websocket, access.PARTICIPANT),
     Route("GET", "/audit", auditor.console_page, access.AUDITOR),

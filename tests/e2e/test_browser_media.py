@@ -12,6 +12,7 @@ from signalling.types import Kind, RoomId, Seat
 
 from ..fakes import World, add_applications, application
 from ..media import SyntheticParticipant, wait_for
+from .pages import check_in
 
 CALL = """
 async ({ interviewId }) => {
@@ -74,10 +75,7 @@ async def test_a_browser_and_an_aiortc_participant_see_each_other(
     page = await browser.new_page()
     base = str(world.server.make_url("/")).rstrip("/")
     try:
-        await page.goto(f"{base}/i/{token}")
-        await page.get_by_label("Date of birth").fill("1980-05-17")
-        await page.get_by_role("button", name="Continue").click()
-        await page.wait_for_url(f"{base}/interview")
+        await check_in(page, world, token)
         room = world.server.app[ROOMS].get(RoomId(interview_id))
         await officer.connect(room.join)  # the officer's side, straight into the room
         assert await page.evaluate(CALL, {"interviewId": interview_id}) == "ok"

@@ -1,32 +1,62 @@
-// Officer console: availability toggle and the agency's queue (refreshed every 5 s).
-const csrf = document.querySelector('meta[name="csrf-token"]').content;
-const toggle = document.getElementById("availability");
-const table = document.getElementById("queue");
-const status = document.getElementById("queue-status");
+// Officer console: availability, the agency's queue, and the interview: videos, the
+// application record, ID stills, the blind decision, end, next.
+import { csrfToken, say, t } from "./i18n.js";
+import { openDevices } from "./devices.js";
+import { Call, play } from "./call.js";
 
-async function send(url, body) {
-  const response = await fetch(url, {
+const $ = (id) => document.getElementById(id);
+const ownSeat = document.body.dataset.seat;
+const views = ["queue", "call", "after"];
+let call = null;
+let current = null; // the interview on screen
+let poll = null;
+let decided = false;
+
+function show(view) {
+  for (const name of views) $(`${name}-view`).hidden = name !== view;
+  document.body.dataset.view = view;
+}
+
+async function api(path, { body, json = true, type = "application/json" } = {}) {
+  const init = body === undefined ? {} : {
     method: "POST",
-    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-    body: JSON.stringify(body),
-  });
-  const data = await response.json();
-  if (!response.ok) throw new Error(data.error.message);
+    headers: { "Content-Type": type, "X-CSRF-Token": csrfToken() },
+    body: type === "application/json" ? JSON.stringify(body) : body,
+  };
+  const response = await fetch(path, init);
+  const data = json ? await response.json() : null;
+  if (!response.ok) throw new Error(data?.error?.message ?? String(response.status));
   return data;
 }
 
-toggle.addEventListener("click", async () => {
-  const wanted = toggle.getAttribute("aria-pressed") !== "true";
-  try {
-    const { available } = await send("/api/officer/availability", { available: wanted });
-    toggle.setAttribute("aria-pressed", String(available));
-    toggle.textContent = available ? "Available" : "Away";
-  } catch (error) {
-    status.textContent = error.message;
-  }
-});
+// --- availability and the queue --------------------------------------------------
 
-function row(interview) {
+async function ensureCamera() {
+  if (!call.stream) {
+    call.stream = await openDevices();
+    play(document.querySelector(".tile.self video"), call.stream, call);
+  }
+}
+
+async function setAvailable(available) {
+  const button = $("availability");
+  try {
+    if (available) await ensureCamera();
+    call.send({ type: "available", available });
+    button.setAttribute("aria-pressed", String(available));
+    say(button, available ? "Mark me away" : "Mark me available");
+    say($("availability-status"), available
+      ? "You are available: the next applicant is sent to you."
+      : "You are away: no interview will be sent to you.");
+  } catch (error) {
+    say($("availability-status"), "Your camera or microphone could not be started: {reason}", { reason: error.message });
+  }
+}
+
+$("availability").addEventListener("click", () =>
+  setAvailable($("availability").getAttribute("aria-pressed") !== "true"));
+
+function queueRow(interview) {
   const tr = document.createElement("tr");
   for (const text of [interview.id, interview.application_id, interview.mode, interview.window_start]) {
     const td = document.createElement("td");
@@ -35,14 +65,14 @@ function row(interview) {
   }
   const take = document.createElement("button");
   take.type = "button";
-  take.textContent = "Take";
+  say(take, "Take");
   take.addEventListener("click", async () => {
     try {
-      await send(`/api/interviews/${encodeURIComponent(interview.id)}/take`, {});
-      status.textContent = `You took ${interview.id}.`;
-      refresh();
+      await ensureCamera();
+      await api(`/api/interviews/${encodeURIComponent(interview.id)}/take`, { body: {} });
+      startInterview(interview.id);
     } catch (error) {
-      status.textContent = error.message;
+      $("queue-status").textContent = error.message;
     }
   });
   const td = document.createElement("td");
@@ -51,20 +81,224 @@ function row(interview) {
   return tr;
 }
 
-async function refresh() {
+async function refreshQueue() {
+  if (document.body.dataset.view !== "queue") return;
   try {
-    const response = await fetch("/api/officer/queue");
-    const data = await response.json();
-    if (!response.ok) throw new Error(data.error.message);
-    table.tBodies[0].replaceChildren(...data.interviews.map(row));
-    table.hidden = data.interviews.length === 0;
-    status.textContent = data.interviews.length
-      ? `${data.interviews.length} waiting for a ${data.agency} officer.`
-      : "Nobody is waiting.";
+    const data = await api("/api/officer/queue");
+    $("queue").tBodies[0].replaceChildren(...data.interviews.map(queueRow));
+    $("queue").hidden = data.interviews.length === 0;
+    if (data.interviews.length) say($("queue-status"), "{count} waiting for a {agency} officer.", { count: data.interviews.length, agency: data.agency });
+    else say($("queue-status"), "Nobody is waiting.");
   } catch (error) {
-    status.textContent = `The queue could not be loaded: ${error.message}`;
+    say($("queue-status"), "The queue could not be loaded: {reason}", { reason: error.message });
   }
 }
 
-refresh();
-setInterval(refresh, 5000);
+// --- the interview ----------------------------------------------------------------
+
+function flag(seat, which, on) {
+  const element = document.querySelector(`.tile[data-seat="${seat}"] [data-flag="${which}"]`);
+  if (element) element.hidden = !on;
+}
+
+function showRecord(application) {
+  const rows = [
+    ["Name", `${application.given_names} ${application.surname}`],
+    ["Date of birth", application.date_of_birth],
+    ["Citizenship", application.citizenship],
+    ["Program", application.program],
+    ["Application type", application.application_type],
+    ["Applied on", application.applied_on],
+    ["Card expiry", application.card_expiry ?? "—"],
+    ["Application status", application.status],
+    ["Application", application.id],
+  ];
+  $("record").replaceChildren(...rows.flatMap(([term, value]) => {
+    const dt = document.createElement("dt");
+    say(dt, term);
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    return [dt, dd];
+  }));
+}
+
+function showStills(stills) {
+  const box = $("stills");
+  if (box.children.length === stills.length) return;
+  box.replaceChildren(...stills.map((still) => {
+    const img = document.createElement("img");
+    img.src = `/api/interviews/${encodeURIComponent(current)}/stills/${still.number}`;
+    img.alt = `ID ${still.number} (${still.agency})`;
+    return img;
+  }));
+  if (stills.length) say($("stills-status"), "{count} ID still(s), seen by both officers.", { count: stills.length });
+}
+
+function showOutcome(data, target) {
+  const box = $(target);
+  box.replaceChildren();
+  const line = (message, fields) => {
+    const p = document.createElement("p");
+    say(p, message, fields);
+    box.append(p);
+  };
+  if (data.both_decided) {
+    line("Both agencies have decided. Application status: {status}.", { status: t(data.application.status) });
+    for (const [agency, decision] of Object.entries(data.decisions)) {
+      line("{agency}: {verdict} {codes}", { agency, verdict: t(decision.verdict), codes: decision.reason_codes.join(" ") });
+    }
+  } else if (decided) {
+    line("Your decision is recorded. The other agency's decision stays hidden until it is in.");
+  }
+}
+
+async function refreshInterview() {
+  if (!current) return;
+  try {
+    const data = await api(`/api/interviews/${encodeURIComponent(current)}`);
+    showRecord(data.application);
+    showStills(data.stills);
+    for (const [seat, officer] of Object.entries(data.officers)) {
+      const name = document.querySelector(`.tile[data-seat="${seat}"] .name`);
+      if (name) say(name, "{name} ({agency})", { name: officer.name, agency: officer.agency });
+    }
+    const ownAgency = document.body.dataset.agency;
+    decided = ownAgency in data.decisions;
+    $("decision").hidden = decided;
+    $("end").disabled = !decided;
+    $("end-hint").hidden = decided;
+    showOutcome(data, "outcome");
+    return data;
+  } catch (error) {
+    $("outcome").textContent = error.message;
+    return null;
+  }
+}
+
+function startInterview(interviewId) {
+  current = interviewId;
+  decided = false;
+  $("call-id").textContent = interviewId;
+  $("decision").reset();
+  $("decision").hidden = false;
+  $("stills").replaceChildren();
+  say($("stills-status"), "No ID still yet.");
+  for (const tile of document.querySelectorAll(".tile[data-seat]")) flag(tile.dataset.seat, "away", true);
+  show("call");
+  $("call-heading").focus();
+  call.join(interviewId);
+  refreshInterview();
+  clearInterval(poll);
+  poll = setInterval(refreshInterview, 2000);
+}
+
+$("capture").addEventListener("click", async () => {
+  const video = document.querySelector('.tile[data-seat="applicant"] video');
+  if (!video.videoWidth) {
+    say($("stills-status"), "The applicant's video is not showing yet.");
+    return;
+  }
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  canvas.getContext("2d").drawImage(video, 0, 0);
+  const jpeg = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
+  try {
+    await api(`/api/interviews/${encodeURIComponent(current)}/stills`, { body: jpeg, type: "image/jpeg" });
+    refreshInterview();
+  } catch (error) {
+    $("stills-status").textContent = error.message;
+  }
+});
+
+$("decision").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData($("decision"));
+  try {
+    await api(`/api/interviews/${encodeURIComponent(current)}/decision`, {
+      body: { verdict: form.get("verdict"), reason_codes: form.getAll("reason"), notes: form.get("notes") },
+    });
+    $("decision-error").textContent = "";
+    await refreshInterview();
+    $("end").focus();
+  } catch (error) {
+    $("decision-error").textContent = error.message;
+  }
+});
+
+$("end").addEventListener("click", () => call.send({ type: "end" }));
+
+async function ended() {
+  clearInterval(poll);
+  call.hangUp();
+  const data = await refreshInterview();
+  current = null;
+  if (data) showOutcome(data, "after-outcome");
+  show("after");
+  $("after-heading").focus();
+}
+
+$("next").addEventListener("click", async () => {
+  show("queue");
+  await setAvailable(true);
+  refreshQueue();
+});
+
+for (const [id, on, off, key] of [["toggle-audio", "Unmute microphone", "Mute microphone", "audio"], ["toggle-video", "Turn camera on", "Turn camera off", "video"]]) {
+  $(id).addEventListener("click", () => {
+    const button = $(id);
+    const pressed = button.getAttribute("aria-pressed") !== "true";
+    button.setAttribute("aria-pressed", String(pressed));
+    say(button, pressed ? on : off);
+    call.setMedia({
+      audio: $("toggle-audio").getAttribute("aria-pressed") !== "true",
+      video: $("toggle-video").getAttribute("aria-pressed") !== "true",
+      [key]: !pressed,
+    });
+  });
+}
+
+const QUALITY = { good: "Connection: good", fair: "Connection: fair", poor: "Connection: poor" };
+
+call = new Call(null, {
+  message(message) {
+    switch (message.type) {
+      case "paired":
+        startInterview(message.interview_id);
+        break;
+      case "peer":
+        flag(message.seat, "away", !["join", "rejoin"].includes(message.event));
+        break;
+      case "peer_state":
+        flag(message.seat, "audio", !message.audio);
+        flag(message.seat, "video", !message.video);
+        break;
+      case "ended":
+        ended();
+        break;
+      case "error":
+        (current ? $("outcome") : $("queue-status")).textContent = message.message;
+        break;
+    }
+  },
+  track(seat, stream) {
+    const tile = document.querySelector(`.tile[data-seat="${seat}"]`);
+    if (!tile || seat === ownSeat) return;
+    flag(seat, "away", false);
+    play(tile.querySelector("video"), stream, call);
+  },
+  state(state) {
+    $("reconnecting").hidden = state !== "reconnecting";
+  },
+  reopened() {
+    if ($("availability").getAttribute("aria-pressed") === "true") setAvailable(true);
+  },
+});
+call.open().then(() => setAvailable(false));
+show("queue");
+refreshQueue();
+setInterval(refreshQueue, 5000);
+setInterval(async () => {
+  const quality = await call.quality();
+  if (quality) say($("quality"), QUALITY[quality]);
+}, 2000);

@@ -1,0 +1,179 @@
+// The applicant's interview page: consent -> waiting room -> call -> completion.
+// A reload lands in the right step (the server says which); a dropped call rejoins.
+import { csrfToken, say } from "./i18n.js";
+import { openDevices, showHelp } from "./devices.js";
+import { Call, play } from "./call.js";
+
+const interviewId = document.body.dataset.interview;
+const $ = (id) => document.getElementById(id);
+const steps = ["consent", "devices", "waiting", "call", "done", "error"];
+let call = null;
+
+function show(step) {
+  $("loading").hidden = true;
+  for (const name of steps) $(`step-${name}`).hidden = name !== step;
+  $(`step-${step}`).querySelector("h1").focus();
+  document.body.dataset.step = step;
+}
+
+function fail(message) {
+  say($("problem-text"), message);
+  show("error");
+}
+
+async function api(path, body) {
+  const response = await fetch(path, body === undefined ? {} : {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
+    body: JSON.stringify(body),
+  });
+  const data = await response.json();
+  if (!response.ok) throw new Error(data.error.message);
+  return data;
+}
+
+function label(officers) {
+  for (const [seat, officer] of Object.entries(officers)) {
+    const name = document.querySelector(`.tile[data-seat="${seat}"] .name`);
+    say(name, "{name} ({agency})", { name: officer.name, agency: officer.agency });
+  }
+}
+
+function flag(seat, which, on) {
+  const element = document.querySelector(`.tile[data-seat="${seat}"] [data-flag="${which}"]`);
+  if (element) element.hidden = !on;
+}
+
+function waiting({ position, estimated_wait_seconds: seconds }) {
+  const minutes = Math.max(1, Math.round(seconds / 60));
+  if (position <= 1 && seconds === 0) say($("waiting-status"), "You are next. Your officers are joining.");
+  else say($("waiting-status"), "You are number {position} in line. Estimated wait: about {minutes} min.", { position, minutes });
+}
+
+async function onMessage(message) {
+  switch (message.type) {
+    case "waiting":
+      waiting(message);
+      break;
+    case "paired":
+      label((await api("/api/applicant/interview")).officers);
+      show("call");
+      call.join(message.interview_id);
+      break;
+    case "peer":
+      flag(message.seat, "away", !["join", "rejoin"].includes(message.event));
+      break;
+    case "peer_state":
+      flag(message.seat, "audio", !message.audio);
+      flag(message.seat, "video", !message.video);
+      break;
+    case "ended":
+      if (message.next === "cbp") {
+        say($("waiting-status"), "The CBSA part is done. Please wait for the CBP officer.");
+        show("waiting");
+        call.send({ type: "ready", interview_id: interviewId });
+      } else {
+        call.close();
+        show("done");
+      }
+      break;
+    case "error":
+      if (document.body.dataset.step === "call") say($("quality"), message.message);
+      else fail(message.message);
+      break;
+  }
+}
+
+function onState(state) {
+  $("reconnecting").hidden = state !== "reconnecting";
+}
+
+function onTrack(seat, stream) {
+  const tile = document.querySelector(`.tile[data-seat="${seat}"]`);
+  if (!tile) return;
+  flag(seat, "away", false);
+  play(tile.querySelector("video"), stream, call);
+}
+
+function toggles() {
+  const audio = $("toggle-audio");
+  const video = $("toggle-video");
+  const update = () => {
+    const muted = audio.getAttribute("aria-pressed") === "true";
+    const hidden = video.getAttribute("aria-pressed") === "true";
+    say(audio, muted ? "Unmute microphone" : "Mute microphone");
+    say(video, hidden ? "Turn camera on" : "Turn camera off");
+    call.setMedia({ audio: !muted, video: !hidden });
+  };
+  for (const button of [audio, video]) {
+    button.addEventListener("click", () => {
+      button.setAttribute("aria-pressed", String(button.getAttribute("aria-pressed") !== "true"));
+      update();
+    });
+  }
+}
+
+const QUALITY = { good: "Connection: good", fair: "Connection: fair", poor: "Connection: poor" };
+
+async function enterCall(state) {
+  let stream;
+  try {
+    stream = await openDevices();
+  } catch (error) {
+    show("devices");
+    showHelp($("device-help"), error);
+    $("devices-retry").onclick = () => enterCall(state);
+    return;
+  }
+  call = new Call(stream, {
+    message: onMessage,
+    track: onTrack,
+    state: onState,
+    reopened: () => call.send({ type: "ready", interview_id: interviewId }),
+  });
+  play(document.querySelector(".tile.self video"), stream, call);
+  toggles();
+  setInterval(async () => {
+    const quality = await call.quality();
+    if (quality) say($("quality"), QUALITY[quality]);
+  }, 2000);
+  await call.open();
+  label(state.officers);
+  if (state.next === "join") {
+    show("call");
+    call.join(interviewId);
+  } else {
+    show("waiting");
+    call.send({ type: "ready", interview_id: interviewId });
+  }
+}
+
+$("consent-give").addEventListener("click", async () => {
+  if (!$("consent-check").checked) {
+    say($("consent-error"), "Tick the box to agree before you continue.");
+    $("consent-check").focus();
+    return;
+  }
+  try {
+    await api("/api/applicant/consent", {
+      text_version: $("consent-text").dataset.version,
+      language: document.documentElement.lang,
+    });
+    enterCall(await api("/api/applicant/interview"));
+  } catch (error) {
+    $("consent-error").textContent = error.message;
+  }
+});
+
+async function start() {
+  try {
+    const state = await api("/api/applicant/interview");
+    if (state.next === "done") show("done");
+    else if (!state.consented) show("consent");
+    else await enterCall(state);
+  } catch (error) {
+    fail(error.message);
+  }
+}
+
+start();

@@ -1,0 +1,214 @@
+// One participant's side of an interview: the signalling socket (docs/signalling.md),
+// one RTCPeerConnection to the server, reconnection, media switches and link quality.
+const SEATS = ["applicant", "cbsa", "cbp"];
+const RETRY_MS = [250, 500, 1000, 2000, 4000];
+
+export class Call {
+  /**
+   * @param {MediaStream} stream our camera and microphone
+   * @param {object} on handlers: message(msg) for every server message the page cares
+   *   about, track(seat, stream), state("connecting"|"connected"|"reconnecting"|"closed")
+   */
+  constructor(stream, on) {
+    this.stream = stream;
+    this.on = on;
+    this.ws = null;
+    this.pc = null;
+    this.interviewId = null;
+    this.closed = false;
+    this.attempt = 0;
+    this.remote = new Map(); // seat -> MediaStream
+    this.pending = [];
+  }
+
+  /** Open the socket; resolves once it is open. Reopens by itself if it drops mid-call. */
+  open() {
+    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+    this.ws = ws;
+    ws.onmessage = (event) => this.receive(JSON.parse(event.data));
+    ws.onclose = () => {
+      if (this.ws === ws && !this.closed) this.recover();
+    };
+    return new Promise((resolve, reject) => {
+      ws.onopen = () => {
+        for (const message of this.pending.splice(0)) ws.send(JSON.stringify(message));
+        resolve();
+      };
+      ws.onerror = () => reject(new Error("the socket could not be opened"));
+    });
+  }
+
+  send(message) {
+    const full = { v: 1, ...message };
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(full));
+    else this.pending.push(full);
+  }
+
+  /** Take our seat; the first remote frame after this is the join time we report. */
+  join(interviewId) {
+    this.interviewId = interviewId;
+    performance.clearMarks("join");
+    performance.mark("join");
+    this.firstFrameSeen = false;
+    this.on.state?.("connecting");
+    this.send({ type: "join", interview_id: interviewId });
+  }
+
+  async receive(message) {
+    switch (message.type) {
+      case "joined":
+        await this.negotiate();
+        break;
+      case "answer":
+        await this.pc?.setRemoteDescription({ type: "answer", sdp: message.sdp });
+        break;
+      default:
+        this.on.message?.(message);
+    }
+  }
+
+  async negotiate() {
+    this.pc?.close();
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+    this.pc = pc;
+    for (const track of this.stream.getTracks()) pc.addTransceiver(track, { direction: "sendonly" });
+    for (let i = 0; i < SEATS.length - 1; i++) {
+      pc.addTransceiver("audio", { direction: "recvonly" });
+      pc.addTransceiver("video", { direction: "recvonly" });
+    }
+    pc.ontrack = ({ track, streams }) => this.addTrack(streams[0]?.id, track);
+    pc.onicecandidate = ({ candidate }) => {
+      if (candidate?.candidate) {
+        this.send({
+          type: "candidate",
+          candidate: candidate.candidate,
+          sdp_mid: candidate.sdpMid,
+          sdp_mline_index: candidate.sdpMLineIndex,
+        });
+      }
+    };
+    pc.onconnectionstatechange = () => {
+      if (this.pc !== pc) return;
+      if (pc.connectionState === "connected") {
+        this.attempt = 0;
+        this.on.state?.("connected");
+      } else if (pc.connectionState === "failed") {
+        this.recover();
+      } else if (pc.connectionState === "disconnected") {
+        this.on.state?.("reconnecting");
+      }
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    this.send({ type: "offer", sdp: pc.localDescription.sdp });
+  }
+
+  addTrack(seat, track) {
+    if (!SEATS.includes(seat)) return;
+    let stream = this.remote.get(seat);
+    if (!stream) {
+      stream = new MediaStream();
+      this.remote.set(seat, stream);
+    }
+    for (const old of stream.getTracks().filter((t) => t.kind === track.kind)) stream.removeTrack(old);
+    stream.addTrack(track);
+    this.on.track?.(seat, stream);
+  }
+
+  /** Call from a <video>'s first frame: records the join-to-first-frame time once. */
+  firstFrame() {
+    if (this.firstFrameSeen || !performance.getEntriesByName("join", "mark").length) return;
+    this.firstFrameSeen = true;
+    performance.measure("join-to-first-frame", "join");
+  }
+
+  /** A dropped connection: a new socket and peer connection into the same seat. */
+  async recover() {
+    if (this.closed || this.recovering) return;
+    this.recovering = true;
+    this.on.state?.("reconnecting");
+    try {
+      while (!this.closed) {
+        await new Promise((r) => setTimeout(r, RETRY_MS[Math.min(this.attempt, RETRY_MS.length - 1)]));
+        this.attempt += 1;
+        try {
+          this.pc?.close();
+          this.pc = null;
+          const old = this.ws;
+          this.ws = null;
+          old?.close();
+          await this.open();
+          if (this.interviewId) this.join(this.interviewId);
+          else this.on.reopened?.();
+          return;
+        } catch {
+          // keep trying, more slowly
+        }
+      }
+    } finally {
+      this.recovering = false;
+    }
+  }
+
+  setMedia({ audio, video }) {
+    if (!this.stream) return;
+    for (const track of this.stream.getAudioTracks()) track.enabled = audio;
+    for (const track of this.stream.getVideoTracks()) track.enabled = video;
+    this.send({ type: "state", audio, video });
+  }
+
+  /** "good", "fair" or "poor" from round-trip time and packet loss since the last call. */
+  async quality() {
+    if (!this.pc || this.pc.connectionState !== "connected") return null;
+    const stats = await this.pc.getStats();
+    let rtt = 0;
+    let lost = 0;
+    let received = 0;
+    stats.forEach((report) => {
+      if (report.type === "candidate-pair" && report.nominated && report.currentRoundTripTime !== undefined) {
+        rtt = report.currentRoundTripTime;
+      }
+      if (report.type === "inbound-rtp") {
+        lost += report.packetsLost || 0;
+        received += report.packetsReceived || 0;
+      }
+    });
+    const [lastLost, lastReceived] = this.lastCounts || [0, 0];
+    this.lastCounts = [lost, received];
+    const total = lost - lastLost + (received - lastReceived);
+    const loss = total > 0 ? (lost - lastLost) / total : 0;
+    if (rtt < 0.15 && loss < 0.02) return "good";
+    if (rtt < 0.4 && loss < 0.08) return "fair";
+    return "poor";
+  }
+
+  /** Out of this interview (it ended), keeping the socket for the next one. */
+  hangUp() {
+    this.interviewId = null;
+    this.pc?.close();
+    this.pc = null;
+    this.remote.clear();
+  }
+
+  /** Leave for good (`end` also ends the interview for everyone: officers only). */
+  close(type = "leave") {
+    if (this.closed) return;
+    this.send({ type });
+    this.closed = true;
+    setTimeout(() => {
+      this.ws?.close();
+      this.pc?.close();
+    }, 200);
+    for (const track of this.stream?.getTracks() ?? []) track.stop();
+    this.on.state?.("closed");
+  }
+}
+
+/** Play `stream` in `video`, muting it only if the browser refuses sound without a click. */
+export function play(video, stream, call) {
+  if (video.srcObject !== stream) video.srcObject = stream;
+  video.play().catch(() => {
+    video.muted = true;
+    video.play().catch(() => {});
+  });
+  if ("requestVideoFrameCallback" in video) video.requestVideoFrameCallback(() => call.firstFrame());
+}
