@@ -73,7 +73,6 @@ async def test_a_browser_and_an_aiortc_participant_see_each_other(
     interview_id, token = await world.invite("NX-0001")
     officer = SyntheticParticipant(Seat.CBSA)
     page = await browser.new_page()
-    base = str(world.server.make_url("/")).rstrip("/")
     try:
         await check_in(page, world, token)
         room = world.server.app[ROOMS].get(RoomId(interview_id))

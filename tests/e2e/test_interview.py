@@ -50,9 +50,7 @@ async def test_an_applicant_and_two_officers_complete_an_interview_in_the_browse
         await sign_in_officer(pages[seat], world, accounts[seat])
         await expect(pages[seat].locator("#queue-status")).not_to_have_text("Loading the queue…")
         await pages[seat].locator("#availability").click()
-        await expect(pages[seat].locator("#availability")).to_have_attribute(
-            "aria-pressed", "true"
-        )
+        await expect(pages[seat].locator("#availability")).to_have_attribute("aria-pressed", "true")
     await screen(cbsa, "officer-1-queue")
 
     # the applicant checks in, consents, and the waiting room pairs them at once
@@ -66,9 +64,7 @@ async def test_an_applicant_and_two_officers_complete_an_interview_in_the_browse
     await videos_playing(applicant, ["cbsa", "cbp"])
     await videos_playing(cbsa, ["applicant", "cbp"])
     await videos_playing(cbp, ["applicant", "cbsa"])
-    await expect(applicant.locator('.tile[data-seat="cbsa"] .name')).to_have_text(
-        "Cbsa.One (CBSA)"
-    )
+    await expect(applicant.locator('.tile[data-seat="cbsa"] .name')).to_have_text("Cbsa.One (CBSA)")
     await expect(cbsa.locator("#record")).to_contain_text("NX-0001")
     await screen(applicant, "applicant-5-call")
 
