@@ -15,7 +15,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from server.appkeys import EVENTS
 from server.types import Agency, InterviewMode
 from signalling import messages as m
-from signalling.types import Kind, Seat
+from signalling.appkeys import ROOMS
+from signalling.types import Kind, RoomId, Seat
 
 from .fakes import Client, World, add_applications, application
 from .media import SyntheticParticipant, wait_for
@@ -340,3 +341,28 @@ async def test_a_seat_can_be_taken_again_after_the_room_emptied(setup: Setup) ->
         await person.connect(offer)  # same socket, new offer: a fresh room answers
     finally:
         await person.close()
+
+
+async def test_an_officer_ends_the_interview_for_everyone_and_an_applicant_cannot(
+    setup: Setup,
+) -> None:
+    people = {seat: SyntheticParticipant(seat) for seat in Seat}
+    try:
+        for seat in Seat:
+            await _join_and_call(setup.people[seat], setup.interview_id, people[seat])
+        await setup.people[Seat.APPLICANT].ws.send_str(m.encode(m.End()))
+        refused = await setup.people[Seat.APPLICANT].expect(m.Error)
+        assert isinstance(refused, m.Error) and refused.code == "forbidden"
+        room = setup.world.server.app[ROOMS].get(RoomId(setup.interview_id))
+        assert not room.closed
+        await setup.people[Seat.CBP].ws.send_str(m.encode(m.End()))
+        for seat in Seat:
+            ended = await setup.people[seat].expect(m.Ended)
+            assert ended == m.Ended(by="cbp", next="done")
+        await setup.world.server.app[EVENTS].drain()
+        events = await setup.world.store.events.for_interview(setup.interview_id)
+        assert [e.detail for e in events if e.kind == "end"] == [{"by": "cbp", "next": "done"}]
+        assert room.closed and room.present == []  # everyone's connection closed with it
+    finally:
+        for person in people.values():
+            await person.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, ViewportSize, expect
 
 from server.i18n import Catalogs
 from server.types import Agency
@@ -18,7 +18,7 @@ from ..media import SyntheticParticipant, wait_for
 from ..test_signalling import _join_and_call, _socket
 from .pages import base_url, check_in, consent, screen, videos_playing
 
-PHONE = {"width": 390, "height": 844}
+PHONE = ViewportSize(width=390, height=844)
 # Message ids whose French is spelled the same on purpose.
 SAME_IN_FRENCH = {"Format", "Action", "{name} ({agency})"}
 

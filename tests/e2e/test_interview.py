@@ -5,9 +5,10 @@ end it; the decisions, the application status and the session record are then ch
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from pathlib import Path
 
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Error, Page, expect
 
 from recordings.session_record import verify_session
 from recordings.tlog import NoteVerifier
@@ -16,6 +17,10 @@ from server.types import Agency, ApplicationStatus
 
 from ..fakes import World, add_applications, application
 from .pages import base_url, check_in, consent, screen, sign_in_officer, videos_playing
+
+
+def report(errors: list[str], seat: str, error: Error) -> None:
+    errors.append(f"{seat}: {error}")
 
 
 async def decide(page: Page, verdict: str, notes: str, codes: tuple[str, ...] = ()) -> None:
@@ -43,7 +48,7 @@ async def test_an_applicant_and_two_officers_complete_an_interview_in_the_browse
     applicant, cbsa, cbp = pages["applicant"], pages["cbsa"], pages["cbp"]
     errors: list[str] = []
     for seat, page in pages.items():
-        page.on("pageerror", lambda error, seat=seat: errors.append(f"{seat}: {error}"))
+        page.on("pageerror", partial(report, errors, seat))
 
     # the officers sign in and make themselves available
     for seat in ("cbsa", "cbp"):

@@ -1,0 +1,102 @@
+"""ID stills over HTTP: a seated officer's JPEG is sealed into the session record (only its
+hash in the log) and shown to both officers; anything else is refused clearly."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from server.appkeys import STILLS
+from server.live_stills import MAX_STILLS_PER_INTERVIEW
+from server.types import Agency
+from signalling.appkeys import ROOMS
+from signalling.types import RoomId
+
+from .fakes import Client, World, add_applications, application, error_message, jpeg_image
+
+JPEG = {"Content-Type": "image/jpeg"}
+
+
+async def seated_officers(world: World) -> tuple[str, Client, Client]:
+    await add_applications(world.store, application("NX-0001"))
+    interview_id, _ = await world.invite("NX-0001")
+    clients = []
+    for name, agency in (("cbsa.one", Agency.CBSA), ("cbp.one", Agency.CBP)):
+        client = await world.client()
+        await world.sign_in(client, await world.add_officer(name, agency))
+        client.session.headers["X-CSRF-Token"] = await world.csrf(client)
+        assert (await client.post(f"/api/interviews/{interview_id}/take")).status == 200
+        clients.append(client)
+    return interview_id, clients[0], clients[1]
+
+
+async def test_a_still_is_sealed_in_the_record_and_shown_to_both_officers(
+    recorded: tuple[World, dict[str, Path]],
+) -> None:
+    world, keys = recorded
+    interview_id, cbsa, cbp = await seated_officers(world)
+    image = jpeg_image(640, 480)
+    captured = await cbsa.post(f"/api/interviews/{interview_id}/stills", data=image, headers=JPEG)
+    assert captured.status == 201
+    assert await captured.json() == {"number": 1, "agency": "CBSA"}
+
+    shown = await cbp.get(f"/api/interviews/{interview_id}/stills/1")
+    assert shown.status == 200 and await shown.read() == image
+    listing = await (await cbp.get(f"/api/interviews/{interview_id}")).json()
+    assert listing["stills"] == [{"number": 1, "agency": "CBSA"}]
+
+    session = world.settings.data_dir / "records" / interview_id
+    sealed = (session / "still-001.jpg.age").read_bytes()
+    assert image not in sealed
+    event = json.loads((session / "events.jsonl").read_text().splitlines()[-1])
+    assert event["kind"] == "still" and event["sha256"] == hashlib.sha256(sealed).hexdigest()
+    age = shutil.which("age")
+    assert age, "the age command is missing: `make test` installs it"
+    opened = await asyncio.to_thread(
+        subprocess.run,
+        [age, "-d", "-i", str(keys["cbp"]), str(session / "still-001.jpg.age")],
+        capture_output=True,
+        check=True,
+    )
+    assert opened.stdout == image
+
+
+async def test_the_stills_are_dropped_from_memory_when_the_interview_ends(world: World) -> None:
+    interview_id, cbsa, _ = await seated_officers(world)
+    await cbsa.post(f"/api/interviews/{interview_id}/stills", data=jpeg_image(), headers=JPEG)
+    stills = world.server.app[STILLS]
+    assert stills.listing(interview_id)
+    await world.server.app[ROOMS].get(RoomId(interview_id)).close(by="cbsa", next="done")
+    assert stills.listing(interview_id) == []
+    gone = await cbsa.get(f"/api/interviews/{interview_id}/stills/1")
+    assert gone.status == 404
+
+
+async def test_what_is_not_a_jpeg_or_too_big_is_refused_and_nothing_is_kept(
+    world: World,
+) -> None:
+    interview_id, cbsa, _ = await seated_officers(world)
+    path = f"/api/interviews/{interview_id}/stills"
+    png = await cbsa.post(path, data=b"\x89PNG\r\n", headers={"Content-Type": "image/png"})
+    assert png.status == 400 and "JPEG" in error_message(await png.json())
+    cut = await cbsa.post(path, data=jpeg_image()[:-20], headers=JPEG)
+    assert error_message(await cut.json()) == "the still is not a complete JPEG image"
+    huge = await cbsa.post(path, data=b"\xff\xd8\xff" + bytes(5 * 1024 * 1024), headers=JPEG)
+    assert huge.status == 413
+    assert world.server.app[STILLS].listing(interview_id) == []
+    word = await cbsa.get(f"/api/interviews/{interview_id}/stills/first")
+    assert word.status == 400
+
+
+async def test_an_interview_keeps_at_most_a_dozen_stills(world: World) -> None:
+    interview_id, cbsa, _ = await seated_officers(world)
+    path = f"/api/interviews/{interview_id}/stills"
+    for _ in range(MAX_STILLS_PER_INTERVIEW):
+        assert (await cbsa.post(path, data=jpeg_image(), headers=JPEG)).status == 201
+    refused = await cbsa.post(path, data=jpeg_image(), headers=JPEG)
+    assert refused.status == 409
+    assert "already has 12 ID stills" in error_message(await refused.json())
