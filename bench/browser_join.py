@@ -26,15 +26,15 @@ from playwright.async_api import Page, async_playwright, expect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server.app import create_app  # noqa: E402
-from server.settings import load_settings  # noqa: E402
-from server.types import Agency  # noqa: E402
-from signalling.types import Seat  # noqa: E402
-from tests.e2e.conftest import CHROMIUM_FLAGS  # noqa: E402
-from tests.e2e.pages import check_in, consent  # noqa: E402
-from tests.fakes import FakeClock, World, add_applications, application, fast_passwords  # noqa: E402
-from tests.media import SyntheticParticipant  # noqa: E402
-from tests.test_signalling import _join_and_call, _socket  # noqa: E402
+from server.app import create_app
+from server.settings import load_settings
+from server.types import Agency
+from signalling.types import Seat
+from tests.e2e.conftest import CHROMIUM_FLAGS
+from tests.e2e.pages import check_in, consent
+from tests.fakes import FakeClock, World, add_applications, application, fast_passwords
+from tests.media import SyntheticParticipant
+from tests.test_signalling import _join_and_call, _socket
 
 OURS = """
 async () => {

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import web
 from server.reason_codes import REASON_CODES
-from server.types import ApplicationStatus, Verdict
+from server.types import ApplicationStatus, ApplicationType, Verdict
 
 TEMPLATE_PATTERNS = (
     re.compile(r'\b(?:T|_)\(\s*"((?:[^"\\]|\\.)*)"'),
@@ -47,9 +47,10 @@ def script_messages() -> set[str]:
 
 
 def server_word_messages() -> set[str]:
-    """Reason-code texts, and verdict and status words the scripts pass through ``t``."""
+    """Reason-code texts; verdict, status and application-type words the scripts translate."""
     codes = {text for codes in REASON_CODES.values() for text in codes.values()}
-    return codes | {verdict.value for verdict in Verdict} | {s.value for s in ApplicationStatus}
+    words = {v.value for v in Verdict} | {s.value for s in ApplicationStatus}
+    return codes | words | {kind.value for kind in ApplicationType}
 
 
 def all_messages() -> set[str]:

@@ -147,11 +147,16 @@ async def test_security_headers_on_every_response(world: World, path: str) -> No
 
 
 async def test_pages_carry_no_inline_script_or_style(world: World) -> None:
+    await add_applications(world.store, application("NX-0001"))
+    _, token = await world.invite("NX-0001")
     officer = await world.add_officer("cbsa.one", Agency.CBSA)
-    client = await world.client()
-    await world.sign_in(client, officer)
-    for path in ("/", "/login", "/officer"):
-        html = await (await client.get(path)).text()
+    staff, applicant = await world.client(), await world.client()
+    await world.sign_in(staff, officer)
+    invitation = await (await applicant.get(f"/i/{token}")).text()
+    await world.confirm_dob(applicant, token, "1980-05-17")
+    pages = [await (await staff.get(path)).text() for path in ("/", "/login", "/officer")]
+    pages += [invitation, await (await applicant.get("/interview")).text()]
+    for html in pages:
         assert "<style" not in html and "style=" not in html
         assert not re.search(r"\son[a-z]+=", html), "an inline event handler"
         for tag in re.findall(r"<script\b[^>]*>", html):

@@ -213,6 +213,16 @@ class InterviewStore:
             )
         return condition, (now, now)
 
+    async def in_progress_for(self, officer_id: AccountId) -> list[Interview]:
+        """Interviews in progress with ``officer_id`` seated, newest first."""
+        async with self._database.transaction() as db:
+            rows = await db.execute_fetchall(
+                "SELECT * FROM interviews WHERE state = 'in_progress'"
+                " AND (cbsa_officer_id = ? OR cbp_officer_id = ?) ORDER BY updated_at DESC",
+                (officer_id, officer_id),
+            )
+        return [Interview.from_row(row) for row in rows]
+
     async def all(self, limit: int = 100, offset: int = 0) -> list[Interview]:
         async with self._database.transaction() as db:
             rows = await db.execute_fetchall(

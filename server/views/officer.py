@@ -15,7 +15,8 @@ from ..auth import Principal
 from ..errors import BadRequest
 from ..reason_codes import REASON_CODES, check_reason_codes
 from ..store.decisions import Decision
-from ..types import Agency, Role, Verdict
+from ..store.interviews import Interview
+from ..types import Agency, InterviewMode, Role, Verdict
 from .access import interview_in_path
 from .http import current, json_ok, log_access, read_json
 from .seats import seated_officers
@@ -46,9 +47,27 @@ async def console_page(request: web.Request) -> web.StreamResponse:
 
 
 async def queue(request: web.Request) -> web.StreamResponse:
-    _, agency = current(request).officer_seat()
-    waiting = await request.app[STORE].interviews.queue(agency)
-    return json_ok({"agency": agency, "interviews": [i.summary() for i in waiting]})
+    """The agency's queue, and the call this officer is in (a reloaded console rejoins it)."""
+    account_id, agency = current(request).officer_seat()
+    store = request.app[STORE]
+    waiting = await store.interviews.queue(agency)
+    in_call = None
+    for seated in await store.interviews.in_progress_for(account_id):
+        events = await store.events.for_interview(seated.id)
+        ended_by = {str(e.detail.get("by")) for e in events if e.kind == "end"}
+        if _call_is_on_for(seated, agency, ended_by):
+            in_call = seated.id
+            break
+    return json_ok(
+        {"agency": agency, "interviews": [i.summary() for i in waiting], "in_call": in_call}
+    )
+
+
+def _call_is_on_for(interview: Interview, agency: Agency, ended_by: set[str]) -> bool:
+    """Whether the officer's part of ``interview`` is still on (nobody ended it yet)."""
+    if "cbp" in ended_by or (interview.mode is InterviewMode.JOINT and ended_by):
+        return False
+    return agency.value.lower() not in ended_by
 
 
 async def set_availability(request: web.Request) -> web.StreamResponse:

@@ -4,9 +4,7 @@ shown when the camera is blocked, and a reload mid-call rejoining the same inter
 
 from __future__ import annotations
 
-from typing import Any
-
-from playwright.async_api import Browser, ViewportSize, expect
+from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from server.i18n import Catalogs
 from server.types import Agency
@@ -31,7 +29,7 @@ UNTRANSLATED = """
 """
 
 
-async def untranslated(page: Any) -> list[str]:
+async def untranslated(page: Page) -> list[str]:
     found: list[str] = await page.evaluate(UNTRANSLATED, sorted(SAME_IN_FRENCH))
     return found
 
@@ -145,3 +143,35 @@ async def test_an_applicant_reloading_mid_call_rejoins_the_same_interview(
     finally:
         for _, person in officers.values():
             await person.close()
+
+
+async def tab_to(page: Page, selector: str, limit: int = 30) -> None:
+    """Press Tab until ``selector`` has the focus, as a keyboard user would."""
+    for _ in range(limit):
+        if await page.evaluate("(s) => document.activeElement?.matches(s) ?? false", selector):
+            return
+        await page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reaches {selector}")
+
+
+async def test_the_check_in_works_with_the_keyboard_alone(world: World, browser: Browser) -> None:
+    await add_applications(world.store, application("NX-0001"))
+    _, token = await world.invite("NX-0001")
+    page = await (await browser.new_context(locale="en-US")).new_page()
+    await page.goto(f"{base_url(world)}/i/{token}")
+    await tab_to(page, "a.skip")  # the first stop skips the header
+    await tab_to(page, "#step-language button[data-language='en']")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#devices-continue")).to_be_enabled()
+    await tab_to(page, "#devices-continue")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#date_of_birth")).to_be_focused()
+    await page.keyboard.type("05171980")  # the date field's own month/day/year order
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#step-consent")).to_be_visible()
+    await tab_to(page, "#consent-check")
+    await page.keyboard.press("Space")
+    await tab_to(page, "#consent-give")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#step-waiting")).to_be_visible()
+    await expect(page.locator("#waiting-heading")).to_be_focused()

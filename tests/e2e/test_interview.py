@@ -73,6 +73,11 @@ async def test_an_applicant_and_two_officers_complete_an_interview_in_the_browse
     await expect(cbsa.locator("#record")).to_contain_text("NX-0001")
     await screen(applicant, "applicant-5-call")
 
+    # an officer reloading the console lands back in the call
+    await cbp.reload()
+    await expect(cbp.locator("#call-view")).to_be_visible()
+    await videos_playing(cbp, ["applicant", "cbsa"])
+
     # an ID still, captured by CBSA, shows on both officers' pages
     await cbsa.locator("#capture").click()
     for page in (cbsa, cbp):

@@ -81,10 +81,16 @@ function queueRow(interview) {
   return tr;
 }
 
-async function refreshQueue() {
+async function refreshQueue(resume = false) {
   if (document.body.dataset.view !== "queue") return;
   try {
     const data = await api("/api/officer/queue");
+    if (resume && data.in_call) {
+      // a reloaded console: back into the call this officer is seated in
+      await ensureCamera();
+      startInterview(data.in_call);
+      return;
+    }
     $("queue").tBodies[0].replaceChildren(...data.interviews.map(queueRow));
     $("queue").hidden = data.interviews.length === 0;
     if (data.interviews.length) say($("queue-status"), "{count} waiting for a {agency} officer.", { count: data.interviews.length, agency: data.agency });
@@ -107,10 +113,10 @@ function showRecord(application) {
     ["Date of birth", application.date_of_birth],
     ["Citizenship", application.citizenship],
     ["Program", application.program],
-    ["Application type", application.application_type],
+    ["Application type", t(application.application_type)],
     ["Applied on", application.applied_on],
     ["Card expiry", application.card_expiry ?? "—"],
-    ["Application status", application.status],
+    ["Application status", t(application.status)],
     ["Application", application.id],
   ];
   $("record").replaceChildren(...rows.flatMap(([term, value]) => {
@@ -296,7 +302,7 @@ call = new Call(null, {
 });
 call.open().then(() => setAvailable(false));
 show("queue");
-refreshQueue();
+refreshQueue(true);
 setInterval(refreshQueue, 5000);
 setInterval(async () => {
   const quality = await call.quality();
