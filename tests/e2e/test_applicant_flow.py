@@ -8,6 +8,7 @@ from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from server.i18n import Catalogs
 from server.types import Agency
+from signalling.appkeys import SOCKETS
 from signalling.types import Kind, Seat
 from web import LOCALE
 
@@ -102,7 +103,17 @@ async def test_a_blocked_camera_shows_help_to_allow_it(
     )
 
 
-async def test_an_applicant_reloading_mid_call_rejoins_the_same_interview(
+BANNER_WATCH = """
+() => {
+  window.bannerShown = false;
+  const banner = document.getElementById("reconnecting");
+  new MutationObserver(() => { if (!banner.hidden) window.bannerShown = true; })
+    .observe(banner, { attributes: true });
+}
+"""
+
+
+async def test_an_applicant_reloading_or_cut_off_mid_call_rejoins_the_same_interview(
     world: World, browser: Browser
 ) -> None:
     await add_applications(world.store, application("NX-0001"))
@@ -140,6 +151,22 @@ async def test_an_applicant_reloading_mid_call_rejoins_the_same_interview(
         # one seat throughout: joined once, rejoined (perhaps after a drop), never left
         assert applicant_events.count("join") == 1 and "rejoin" in applicant_events
         assert not {"leave", "left"} & set(applicant_events), applicant_events
+
+        # the connection is cut (the server drops every socket): the page says so,
+        # reconnects by itself and the call carries on
+        await page.evaluate(BANNER_WATCH)
+        for ws in list(world.server.app[SOCKETS]):
+            await ws.close()
+        for _ in range(50):
+            if await page.evaluate("window.bannerShown"):
+                break
+            await page.wait_for_timeout(100)
+        assert await page.evaluate("window.bannerShown"), "no reconnecting banner"
+        await expect(page.locator("#reconnecting")).to_be_hidden(timeout=15_000)
+        await videos_playing(page, ["cbsa", "cbp"])
+        events = await world.store.events.for_interview(interview_id)
+        rejoins = [e for e in events if e.seat == "applicant" and e.kind == "rejoin"]
+        assert len(rejoins) >= 2
     finally:
         for _, person in officers.values():
             await person.close()

@@ -73,6 +73,18 @@ async def test_an_applicant_and_two_officers_complete_an_interview_in_the_browse
     await expect(cbsa.locator("#record")).to_contain_text("NX-0001")
     await screen(applicant, "applicant-5-call")
 
+    # the applicant switches the camera and microphone off: both officers see it
+    await applicant.locator("#toggle-video").click()
+    await applicant.locator("#toggle-audio").click()
+    await expect(applicant.locator("#toggle-video")).to_have_text("Turn camera on")
+    for page in (cbsa, cbp):
+        tile = page.locator('.tile[data-seat="applicant"]')
+        await expect(tile.locator("[data-flag=video]")).to_be_visible()
+        await expect(tile.locator("[data-flag=audio]")).to_be_visible()
+    await applicant.locator("#toggle-video").click()
+    await applicant.locator("#toggle-audio").click()
+    await expect(cbp.locator('.tile[data-seat="applicant"] [data-flag=video]')).to_be_hidden()
+
     # an officer reloading the console lands back in the call
     await cbp.reload()
     await expect(cbp.locator("#call-view")).to_be_visible()
