@@ -155,7 +155,8 @@ async def test_an_applicant_reloading_or_cut_off_mid_call_rejoins_the_same_inter
         # the connection is cut (the server drops every socket): the page says so,
         # reconnects by itself and the call carries on
         await page.evaluate(BANNER_WATCH)
-        for ws in list(world.server.app[SOCKETS]):
+        sockets = world.server.app[SOCKETS]
+        for ws in list(sockets):
             await ws.close()
         for _ in range(50):
             if await page.evaluate("window.bannerShown"):
