@@ -50,6 +50,9 @@ class SegmentInfo:
     video_frames: int
     audio_frames: int
     duration_ms: int
+    started_at_ms: (
+        int  # wall clock (Unix ms) of pts 0: places the segment on the session's timeline
+    )
 
 
 class _AgeSink(io.RawIOBase):
@@ -69,10 +72,17 @@ class SegmentWriter:
     """One seat's media for one segment."""
 
     def __init__(
-        self, path: Path, recipients: Sequence[Recipient], width: int, height: int, started: float
+        self,
+        path: Path,
+        recipients: Sequence[Recipient],
+        width: int,
+        height: int,
+        started: float,
+        started_at_ms: int = 0,
     ) -> None:
         self.path = path
         self.started = started
+        self.started_at_ms = started_at_ms
         self._file = open(path, "xb", buffering=0)  # noqa: SIM115 - closed in close()
         self._hash = hashlib.sha256()  # of what is written, so closing never re-reads
         self._age = AgeWriter(self, recipients)
@@ -123,6 +133,7 @@ class SegmentWriter:
             self.frames[Kind.VIDEO],
             self.frames[Kind.AUDIO],
             max(self._last_pts.values()) + 1,
+            self.started_at_ms,
         )
 
 
@@ -136,6 +147,7 @@ class Recorder:
         segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
         on_segment: Callable[[SegmentInfo], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if not recipients:
             raise ValueError("a recording needs at least one recipient")
@@ -145,6 +157,7 @@ class Recorder:
         self._segment_seconds = segment_seconds
         self._on_segment = on_segment
         self._clock = clock
+        self._wall_clock = wall_clock
         self._open: dict[Seat, SegmentWriter] = {}
         self._counts: dict[Seat, int] = {}
         self.segments: list[SegmentInfo] = []
@@ -186,7 +199,13 @@ class Recorder:
             index += 1
             path = self._directory / f"{seat}-{index:05d}.webm.age"
         self._counts[seat] = index
-        segment = SegmentWriter(path, self._recipients, *size, started=now)
+        segment = SegmentWriter(
+            path,
+            self._recipients,
+            *size,
+            started=now,
+            started_at_ms=round(self._wall_clock() * 1000),
+        )
         self._open[seat] = segment
         return segment
 

@@ -123,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("session", type=Path, help="the session's directory")
     sub.add_argument("--identity", type=Path, required=True, help="an age identity file")
     sub.add_argument("--out", type=Path, required=True, help="directory for the WebM files")
+    sub.add_argument(
+        "--composite",
+        action="store_true",
+        help="also write composite.webm: everyone side by side, audio mixed (re-encoded)",
+    )
     sub.set_defaults(run=_records_export)
     sub = records.add_parser(
         "shred", help="destroy a session's key material (retention)", parents=[flags]
@@ -319,6 +324,7 @@ def _records_export(args: argparse.Namespace, settings: Settings) -> int:
             identities,
             args.out,
             lambda done, total: update(completed=done, total=total),
+            composite=args.composite,
         )
     if not exported:
         raise BadRequest(f"{args.session} holds no media segments")
@@ -332,6 +338,8 @@ def _records_export(args: argparse.Namespace, settings: Settings) -> int:
             f"{item.path}: {item.segments} segments, {item.video_frames} video and "
             f"{item.audio_frames} audio frames{note}"
         )
+    if args.composite:
+        print(f"{args.out / 'composite.webm'}: everyone side by side, audio mixed")
     return 0
 
 

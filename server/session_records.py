@@ -157,6 +157,7 @@ class SessionRecords:
             video_frames=info.video_frames,
             audio_frames=info.audio_frames,
             duration_ms=info.duration_ms,
+            started_at_ms=info.started_at_ms,
         )
         event_log.checkpoint()
 

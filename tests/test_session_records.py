@@ -5,9 +5,11 @@ command, and the server's data directory holds no private identity."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from recordings.session_record import verify_session
 from recordings.tlog import NoteVerifier
@@ -18,7 +20,7 @@ from signalling.types import Kind, Seat
 
 from .fakes import World, add_applications, application, nexus_interview
 from .media import SyntheticParticipant, wait_for
-from .test_recorder import probe
+from .test_recorder import probe, tool
 from .test_signalling import Seated, _join_and_call, _socket
 
 
@@ -188,3 +190,60 @@ async def test_decisions_are_logged_and_notes_stored_only_encrypted(
         check=True,
     )
     assert done.stdout == "Secret observation by CBSA: travel history unclear"
+
+
+async def test_the_composite_export_shows_everyone_side_by_side_with_the_audio_mixed(
+    recorded: tuple[World, dict[str, Path]],
+    tmp_path: Path,
+) -> None:
+    world, keys = recorded
+    session = await record_a_call(world)
+    out = tmp_path / "export"
+    done = await asyncio.to_thread(
+        nexus_interview,
+        "records",
+        "export",
+        str(session),
+        "--identity",
+        str(keys["cbp"]),
+        "--out",
+        str(out),
+        "--composite",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "composite.webm: everyone side by side" in done.stdout
+    info = await asyncio.to_thread(ffprobe_json, out / "composite.webm")
+    streams = {stream["codec_name"]: stream for stream in info["streams"]}
+    assert (streams["vp8"]["width"], streams["vp8"]["height"]) == (3 * 640, 480)
+    assert int(streams["vp8"]["nb_read_frames"]) >= 15  # 15 fps, at least a second
+    assert int(streams["opus"]["nb_read_frames"]) > 0
+    # one timeline: from the first segment's start to the last one's end, by the log
+    segments = [
+        json.loads(line)
+        for line in (session / "events.jsonl").read_text().splitlines()
+        if '"kind":"segment"' in line
+    ]
+    first = min(event["started_at_ms"] for event in segments)
+    last = max(event["started_at_ms"] + event["duration_ms"] for event in segments)
+    assert abs(float(info["format"]["duration"]) - (last - first) / 1000) < 0.5
+
+
+def ffprobe_json(path: Path) -> dict[str, Any]:
+    done = subprocess.run(
+        [
+            tool("ffprobe"),
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames:format=duration",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
