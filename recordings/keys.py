@@ -94,11 +94,16 @@ class Identity:
 
 def write_identity_file(path: Path, identity: Identity) -> None:
     """An identity file in ``age-keygen``'s layout, mode 0600; never overwrites."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     text = (
         f"# created: {created}\n# public key: {identity.recipient}\n{identity.encoded().reveal()}\n"
     )
+    write_private_file(path, text)
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """A new file readable by its owner only (mode 0600); never overwrites."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

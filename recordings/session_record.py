@@ -147,6 +147,7 @@ class Verification:
     shredded: int = 0
     problems: list[str] = field(default_factory=list)
     complete: bool = False
+    witnessed_by: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -158,11 +159,38 @@ def session_origin(log_name: str, interview_id: str) -> str:
     return f"{log_name}/interview/{interview_id}"
 
 
+def _check_witnesses(
+    directory: Path,
+    notes: dict[int, Checkpoint],
+    witnesses: Sequence[NoteVerifier],
+    result: Verification,
+) -> None:
+    if not notes:
+        return
+    final = directory / CHECKPOINTS / f"{max(notes):010d}.note"
+    try:
+        _, signed_by = open_note(final.read_text("utf-8"), witnesses)
+    except (LogError, OSError) as exc:
+        signed_by = []
+        if "no signature by a trusted key" not in str(exc):
+            result.problems.append(f"final checkpoint {final.name}: {exc}")
+    result.witnessed_by = signed_by
+    for witness in witnesses:
+        if witness.name not in signed_by:
+            result.problems.append(
+                f"the final checkpoint is not co-signed by the witness {witness.name}"
+            )
+
+
 def verify_session(
-    directory: Path, verifiers: Sequence[NoteVerifier], origin: str | None = None
+    directory: Path,
+    verifiers: Sequence[NoteVerifier],
+    origin: str | None = None,
+    witnesses: Sequence[NoteVerifier] = (),
 ) -> Verification:
     """``origin`` defaults to any log's origin for this directory's interview id, so a
-    checkpoint copied from another session is refused either way."""
+    checkpoint copied from another session is refused either way. Each of ``witnesses``
+    (agencies' keys) must have co-signed the final checkpoint."""
     result = Verification()
     notes: dict[int, Checkpoint] = {}
     for path in sorted((directory / CHECKPOINTS).glob("*.note")):
@@ -236,6 +264,8 @@ def verify_session(
     if "consent" not in kinds:
         result.problems.append("no consent event")
     result.complete = "end" in kinds and result.last_checkpoint == running.size
+    if witnesses:
+        _check_witnesses(directory, notes, witnesses, result)
     if not result.complete and not any("checkpoint" in p for p in result.problems):
         result.problems.append(
             f"incomplete: the log ends without a final checkpoint; last good checkpoint "

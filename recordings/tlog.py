@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from .errors import RecordingError
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
-_ED25519 = b"\x01"
+ED25519_ALGORITHM = b"\x01"
 _DASH = "\u2014"  # signature lines start with an em dash
 
 
@@ -232,7 +232,7 @@ class Checkpoint:
 
 
 def _key_id(name: str, public: bytes) -> bytes:
-    return hashlib.sha256(name.encode() + b"\n" + _ED25519 + public).digest()[:4]
+    return hashlib.sha256(name.encode() + b"\n" + ED25519_ALGORITHM + public).digest()[:4]
 
 
 class NoteSigner:
@@ -248,7 +248,7 @@ class NoteSigner:
     @property
     def verifier_key(self) -> str:
         """The public ``name+keyid+key`` string auditors configure."""
-        raw = base64.b64encode(_ED25519 + self.public).decode()
+        raw = base64.b64encode(ED25519_ALGORITHM + self.public).decode()
         return f"{self.name}+{_key_id(self.name, self.public).hex()}+{raw}"
 
     def signature_line(self, text: str) -> str:
@@ -274,7 +274,7 @@ class NoteVerifier:
             key_id = bytes.fromhex(key_hex)
         except ValueError:
             raise LogError(f"not a note verifier key: {vkey!r}") from None
-        if raw[:1] != _ED25519 or len(raw) != 33 or _key_id(name, raw[1:]) != key_id:
+        if raw[:1] != ED25519_ALGORITHM or len(raw) != 33 or _key_id(name, raw[1:]) != key_id:
             raise LogError(f"not an Ed25519 note verifier key (or a wrong key id): {vkey!r}")
         return cls(name, key_id, Ed25519PublicKey.from_public_bytes(raw[1:]))
 

@@ -8,32 +8,23 @@ import getpass
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import segno
 from aiohttp import web
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from recordings.export import export_session
-from recordings.keys import HOLDERS, Identity, read_identity_file, write_identity_file
-from recordings.session_record import SessionLog, session_origin, shred, verify_session
-from recordings.tlog import NoteVerifier
-
-from . import operator
+from . import operator, records_cli
 from .app import create_app
 from .auth import Passwords
 from .errors import BadRequest, NexusError
+from .progress import progress_bar
 from .secret import Secret
-from .session_records import SessionRecords
 from .settings import SETTINGS, Settings, describe, load_settings
 from .store import Store
 from .types import Agency, InterviewMode, utc_now
@@ -106,41 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--starts", type=_aware_datetime, help="window start (ISO 8601, with zone)")
     sub.add_argument("--hours", type=int, help="window length in hours")
 
-    records = group("records", "session records: verify, export, shred")
-    sub = records.add_parser("verify", help="verify a session record directory", parents=[flags])
-    sub.add_argument("session", type=Path, help="the session's directory")
-    sub.add_argument(
-        "--key",
-        dest="keys",
-        action="append",
-        required=True,
-        help="a trusted checkpoint verifier key (name+id+key); repeatable",
-    )
-    sub.set_defaults(run=_records_verify)
-    sub = records.add_parser(
-        "export", help="decrypt a session's media, one file per participant", parents=[flags]
-    )
-    sub.add_argument("session", type=Path, help="the session's directory")
-    sub.add_argument("--identity", type=Path, required=True, help="an age identity file")
-    sub.add_argument("--out", type=Path, required=True, help="directory for the WebM files")
-    sub.add_argument(
-        "--composite",
-        action="store_true",
-        help="also write composite.webm: everyone side by side, audio mixed (re-encoded)",
-    )
-    sub.set_defaults(run=_records_export)
-    sub = records.add_parser(
-        "shred", help="destroy a session's key material (retention)", parents=[flags]
-    )
-    sub.add_argument("interview_id", help="the interview whose record to shred")
-    sub.add_argument("--reason", default="retention period expired")
-    sub.set_defaults(run=_records_shred)
-
-    keys = group("keys", "age key material for agencies and the audit body")
-    sub = keys.add_parser("generate", help="write a new identity file", parents=[flags])
-    sub.add_argument("--for", dest="holder", required=True, choices=HOLDERS)
-    sub.add_argument("--out", type=Path, required=True, help="identity file to create")
-    sub.set_defaults(run=_keys_generate)
+    records_cli.add_commands(group, flags)
     return parser
 
 
@@ -202,19 +159,8 @@ def _settings(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-@contextmanager
-def _progress(label: str) -> Iterator[Callable[..., None]]:
-    """A progress bar on a terminal (nothing otherwise); yields its ``update``."""
-    console = Console()
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(
-        *columns, console=console, disable=not console.is_terminal, transient=True
-    ) as bar:
-        yield partial(bar.update, bar.add_task(label, total=None))
-
-
 async def _import(args: argparse.Namespace, settings: Settings) -> int:
-    with _progress("importing") as update:
+    with progress_bar("importing") as update:
 
         def progress(stored: int, total: int) -> None:
             update(total=total, advance=stored)
@@ -296,79 +242,6 @@ async def _invite(args: argparse.Namespace, settings: Settings) -> int:
     )
     print("Send this link to the applicant (it is shown once and cannot be recovered):")
     print(invitation.link.reveal())
-    return 0
-
-
-def _records_verify(args: argparse.Namespace, settings: Settings) -> int:
-    session: Path = args.session
-    if not (session / "events.jsonl").is_file():
-        raise BadRequest(f"{session} is not a session record (no events.jsonl)")
-    result = verify_session(session, [NoteVerifier.parse(key) for key in args.keys])
-    print(
-        f"{session.name}: {result.events} events, {result.checkpoints} signed checkpoints "
-        f"(last covers {result.last_checkpoint}), {result.segments} segments verified"
-    )
-    if result.ok:
-        print("VERIFIED: signatures, hash chain, segments, consent and completeness")
-        return 0
-    for problem in result.problems:
-        print(f"FAILED: {problem}", file=sys.stderr)
-    return 3
-
-
-def _records_export(args: argparse.Namespace, settings: Settings) -> int:
-    identities = read_identity_file(args.identity)
-    with _progress("decrypting") as update:
-        exported = export_session(
-            args.session,
-            identities,
-            args.out,
-            lambda done, total: update(completed=done, total=total),
-            composite=args.composite,
-        )
-    if not exported:
-        raise BadRequest(f"{args.session} holds no media segments")
-    for item in exported:
-        note = (
-            " (its last segment was cut short: recovered up to the crash)"
-            if item.recovered_from_crash
-            else ""
-        )
-        print(
-            f"{item.path}: {item.segments} segments, {item.video_frames} video and "
-            f"{item.audio_frames} audio frames{note}"
-        )
-    if args.composite:
-        print(f"{args.out / 'composite.webm'}: everyone side by side, audio mixed")
-    return 0
-
-
-def _records_shred(args: argparse.Namespace, settings: Settings) -> int:
-    records = SessionRecords(settings)
-    session = records.directory / args.interview_id
-    if not (session / "events.jsonl").is_file():
-        raise BadRequest(f"no session record for {args.interview_id!r} in {records.directory}")
-    origin = session_origin(urlsplit(settings.public_url).netloc, args.interview_id)
-    log = SessionLog(session, origin, records.signer)
-    shredded = shred(session, log, args.reason)
-    print(
-        f"shredded the key material of {len(shredded)} segment(s) of {args.interview_id}; "
-        "the media can no longer be decrypted by anyone, and the log records it"
-    )
-    return 0
-
-
-def _keys_generate(args: argparse.Namespace, settings: Settings) -> int:
-    out: Path = args.out
-    if out.resolve().is_relative_to(settings.data_dir.resolve()):
-        raise BadRequest(
-            f"{out} is inside the interview server's data directory, which must never hold "
-            "a private key; write it somewhere the server cannot read"
-        )
-    identity = Identity.generate()
-    write_identity_file(out, identity)
-    print(f"wrote the {args.holder} identity to {out} (mode 0600)")
-    print(f"its recipient, for NEXUS_{args.holder.upper()}_RECIPIENT: {identity.recipient}")
     return 0
 
 

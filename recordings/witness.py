@@ -1,0 +1,99 @@
+"""Agencies' witness keys: each agency may co-sign a session's final checkpoint with its
+own Ed25519 key, so the record verifies against keys the interview server never held.
+
+Keys use the signed-note formats (c2sp.org/signed-note, as Go's ``note`` package):
+``PRIVATE+KEY+<name>+<key id>+<base64>`` in the private file, ``<name>+<key id>+<base64>``
+for verifiers. A witness co-signs only a session that verifies and is complete.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+from server.secret import Secret
+
+from .errors import KeyFileError
+from .keys import write_private_file
+from .session_record import CHECKPOINTS, verify_session
+from .tlog import ED25519_ALGORITHM, LogError, NoteSigner, NoteVerifier, add_signatures, open_note
+
+PRIVATE_PREFIX = "PRIVATE+KEY+"
+
+
+def signer_key(signer: NoteSigner, key: Ed25519PrivateKey) -> Secret[str]:
+    seed = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    verifier = signer.verifier_key.split("+")
+    raw = base64.b64encode(ED25519_ALGORITHM + seed).decode()
+    return Secret(f"{PRIVATE_PREFIX}{verifier[0]}+{verifier[1]}+{raw}")
+
+
+def generate_witness(path: Path, name: str) -> NoteSigner:
+    """Write a new witness key file (mode 0600); returns its signer (for the verifier key)."""
+    key = Ed25519PrivateKey.generate()
+    signer = NoteSigner(name, key)
+    write_private_file(path, signer_key(signer, key).reveal() + "\n")
+    return signer
+
+
+def read_witness(path: Path) -> NoteSigner:
+    try:
+        text = path.read_text("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"cannot read the witness key file {path}: {exc}") from exc
+    if not text.startswith(PRIVATE_PREFIX):
+        raise KeyFileError(f"{path} is not a witness key file (PRIVATE+KEY+name+id+key)")
+    try:
+        name, key_id, raw_b64 = text.removeprefix(PRIVATE_PREFIX).split("+", 2)
+        raw = base64.b64decode(raw_b64, validate=True)
+    except ValueError:
+        raise KeyFileError(f"{path} is not a witness key file (PRIVATE+KEY+name+id+key)") from None
+    if raw[:1] != ED25519_ALGORITHM or len(raw) != 33:
+        raise KeyFileError(f"{path} does not hold an Ed25519 witness key")
+    try:
+        signer = NoteSigner(name, Ed25519PrivateKey.from_private_bytes(raw[1:]))
+    except LogError as exc:
+        raise KeyFileError(f"{path}: {exc.message}") from None
+    if signer.verifier_key.split("+")[1] != key_id:
+        raise KeyFileError(f"{path}: the key id does not match the key")
+    return signer
+
+
+def final_checkpoint(directory: Path) -> Path:
+    notes = sorted((directory / CHECKPOINTS).glob("*.note"))
+    if not notes:
+        raise LogError(f"{directory} holds no checkpoint")
+    return notes[-1]
+
+
+def cosign_session(
+    directory: Path, server_keys: Sequence[NoteVerifier], witness: NoteSigner
+) -> Path:
+    """Add ``witness``'s signature to the session's final checkpoint, once the session
+    verifies against ``server_keys`` and is complete; returns the note's path."""
+    result = verify_session(directory, server_keys)
+    if not result.ok:
+        raise LogError(
+            "not co-signing a session that does not verify: " + "; ".join(result.problems)
+        )
+    path = final_checkpoint(directory)
+    note = path.read_text("utf-8")
+    own = NoteVerifier.parse(witness.verifier_key)
+    try:
+        open_note(note, [own])
+        return path  # signed already: nothing to add
+    except LogError:
+        pass
+    signed = add_signatures(note, [witness])
+    partial = path.with_suffix(".partial")
+    with open(partial, "w", encoding="utf-8") as handle:
+        handle.write(signed)
+        handle.flush()
+        os.fsync(handle.fileno())
+    partial.replace(path)
+    return path

@@ -1,0 +1,194 @@
+"""`nexus-interview records …` and `keys …`: what agencies and auditors run on session
+records (verify, export, co-sign, shred) and the key material they hold."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from recordings.export import export_session
+from recordings.keys import HOLDERS, Identity, read_identity_file, write_identity_file
+from recordings.session_record import SessionLog, session_origin, shred, verify_session
+from recordings.tlog import LogError, NoteVerifier
+from recordings.witness import cosign_session, generate_witness, read_witness
+
+from .errors import BadRequest
+from .progress import progress_bar
+from .session_records import SessionRecords
+from .settings import Settings
+
+Group = Callable[[str, str], "argparse._SubParsersAction[argparse.ArgumentParser]"]
+AGENCY_HOLDERS = ("cbsa", "cbp")
+
+
+def add_commands(group: Group, flags: argparse.ArgumentParser) -> None:
+    records = group("records", "session records: verify, export, co-sign, shred")
+    sub = records.add_parser("verify", help="verify a session record directory", parents=[flags])
+    sub.add_argument("session", type=Path, help="the session's directory")
+    sub.add_argument(
+        "--key",
+        dest="keys",
+        action="append",
+        required=True,
+        help="a trusted checkpoint verifier key (name+id+key); repeatable",
+    )
+    sub.add_argument(
+        "--witness",
+        dest="witnesses",
+        action="append",
+        default=[],
+        help="an agency witness's verifier key that must have co-signed; repeatable",
+    )
+    sub.set_defaults(run=_records_verify)
+    sub = records.add_parser(
+        "export", help="decrypt a session's media, one file per participant", parents=[flags]
+    )
+    sub.add_argument("session", type=Path, help="the session's directory")
+    sub.add_argument("--identity", type=Path, required=True, help="an age identity file")
+    sub.add_argument("--out", type=Path, required=True, help="directory for the WebM files")
+    sub.add_argument(
+        "--composite",
+        action="store_true",
+        help="also write composite.webm: everyone side by side, audio mixed (re-encoded)",
+    )
+    sub.set_defaults(run=_records_export)
+    sub = records.add_parser(
+        "cosign",
+        help="an agency co-signs a verified, complete session's final checkpoint",
+        parents=[flags],
+    )
+    sub.add_argument("session", type=Path, help="the session's directory")
+    sub.add_argument("--witness-key", type=Path, required=True, help="the agency's witness key")
+    sub.add_argument(
+        "--key",
+        dest="keys",
+        action="append",
+        required=True,
+        help="the interview server's checkpoint verifier key; repeatable",
+    )
+    sub.set_defaults(run=_records_cosign)
+    sub = records.add_parser(
+        "shred", help="destroy a session's key material (retention)", parents=[flags]
+    )
+    sub.add_argument("interview_id", help="the interview whose record to shred")
+    sub.add_argument("--reason", default="retention period expired")
+    sub.set_defaults(run=_records_shred)
+
+    keys = group("keys", "key material for agencies and the audit body")
+    sub = keys.add_parser("generate", help="write a new age identity file", parents=[flags])
+    sub.add_argument("--for", dest="holder", required=True, choices=HOLDERS)
+    sub.add_argument("--out", type=Path, required=True, help="identity file to create")
+    sub.set_defaults(run=_keys_generate)
+    sub = keys.add_parser(
+        "witness", help="write a new witness key for co-signing checkpoints", parents=[flags]
+    )
+    sub.add_argument("--for", dest="holder", required=True, choices=AGENCY_HOLDERS)
+    sub.add_argument("--out", type=Path, required=True, help="witness key file to create")
+    sub.set_defaults(run=_keys_witness)
+
+
+def _records_verify(args: argparse.Namespace, settings: Settings) -> int:
+    session: Path = args.session
+    if not (session / "events.jsonl").is_file():
+        raise BadRequest(f"{session} is not a session record (no events.jsonl)")
+    result = verify_session(
+        session,
+        [NoteVerifier.parse(key) for key in args.keys],
+        witnesses=[NoteVerifier.parse(key) for key in args.witnesses],
+    )
+    print(
+        f"{session.name}: {result.events} events, {result.checkpoints} signed checkpoints "
+        f"(last covers {result.last_checkpoint}), {result.segments} segments verified"
+    )
+    if result.witnessed_by:
+        print(f"final checkpoint co-signed by: {', '.join(result.witnessed_by)}")
+    if result.ok:
+        print("VERIFIED: signatures, hash chain, segments, consent and completeness")
+        return 0
+    for problem in result.problems:
+        print(f"FAILED: {problem}", file=sys.stderr)
+    return 3
+
+
+def _records_export(args: argparse.Namespace, settings: Settings) -> int:
+    identities = read_identity_file(args.identity)
+    with progress_bar("decrypting") as update:
+        exported = export_session(
+            args.session,
+            identities,
+            args.out,
+            lambda done, total: update(completed=done, total=total),
+            composite=args.composite,
+        )
+    if not exported:
+        raise BadRequest(f"{args.session} holds no media segments")
+    for item in exported:
+        note = (
+            " (its last segment was cut short: recovered up to the crash)"
+            if item.recovered_from_crash
+            else ""
+        )
+        print(
+            f"{item.path}: {item.segments} segments, {item.video_frames} video and "
+            f"{item.audio_frames} audio frames{note}"
+        )
+    if args.composite:
+        print(f"{args.out / 'composite.webm'}: everyone side by side, audio mixed")
+    return 0
+
+
+def _records_shred(args: argparse.Namespace, settings: Settings) -> int:
+    records = SessionRecords(settings)
+    session = records.directory / args.interview_id
+    if not (session / "events.jsonl").is_file():
+        raise BadRequest(f"no session record for {args.interview_id!r} in {records.directory}")
+    origin = session_origin(urlsplit(settings.public_url).netloc, args.interview_id)
+    log = SessionLog(session, origin, records.signer)
+    shredded = shred(session, log, args.reason)
+    print(
+        f"shredded the key material of {len(shredded)} segment(s) of {args.interview_id}; "
+        "the media can no longer be decrypted by anyone, and the log records it"
+    )
+    return 0
+
+
+def _outside_data_dir(out: Path, settings: Settings) -> Path:
+    if out.resolve().is_relative_to(settings.data_dir.resolve()):
+        raise BadRequest(
+            f"{out} is inside the interview server's data directory, which must never hold "
+            "a private key; write it somewhere the server cannot read"
+        )
+    return out
+
+
+def _keys_generate(args: argparse.Namespace, settings: Settings) -> int:
+    out = _outside_data_dir(args.out, settings)
+    identity = Identity.generate()
+    write_identity_file(out, identity)
+    print(f"wrote the {args.holder} identity to {out} (mode 0600)")
+    print(f"its recipient, for NEXUS_{args.holder.upper()}_RECIPIENT: {identity.recipient}")
+    return 0
+
+
+def _keys_witness(args: argparse.Namespace, settings: Settings) -> int:
+    out = _outside_data_dir(args.out, settings)
+    signer = generate_witness(out, f"{args.holder}-witness")
+    print(f"wrote the {args.holder} witness key to {out} (mode 0600)")
+    print(f"its verifier key, for `records verify --witness`: {signer.verifier_key}")
+    return 0
+
+
+def _records_cosign(args: argparse.Namespace, settings: Settings) -> int:
+    session: Path = args.session
+    if not (session / "events.jsonl").is_file():
+        raise BadRequest(f"{session} is not a session record (no events.jsonl)")
+    witness = read_witness(args.witness_key)
+    try:
+        note = cosign_session(session, [NoteVerifier.parse(key) for key in args.keys], witness)
+    except LogError as exc:
+        raise BadRequest(exc.message) from None
+    print(f"{note}: co-signed by {witness.name}")
+    return 0

@@ -1,0 +1,149 @@
+"""Agencies' witness keys: each agency co-signs a complete, verified session's final
+checkpoint with a key the interview server never holds, and `records verify --witness`
+insists on it."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from pathlib import Path
+
+import pytest
+
+from recordings.errors import KeyFileError
+from recordings.tlog import NoteVerifier
+from recordings.witness import generate_witness, read_witness
+from server.appkeys import RECORDS
+
+from .fakes import World, nexus_interview
+from .test_session_records import record_a_call
+
+
+def test_a_witness_key_file_round_trips_and_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "cbsa-witness.key"
+    signer = generate_witness(path, "cbsa-witness")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_text().startswith("PRIVATE+KEY+cbsa-witness+")
+    again = read_witness(path)
+    assert again.verifier_key == signer.verifier_key
+    NoteVerifier.parse(signer.verifier_key)  # a valid verifier key for others
+    assert "PRIVATE" not in repr(again)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "AGE-SECRET-KEY-1XYZ", "PRIVATE+KEY+name+00000000+notbase64!", "PRIVATE+KEY+x+y"],
+)
+def test_a_malformed_witness_key_file_is_refused_clearly(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "bad.key"
+    path.write_text(text)
+    with pytest.raises(KeyFileError, match="witness key"):
+        read_witness(path)
+
+
+async def test_both_agencies_cosign_and_verify_insists_on_their_signatures(
+    recorded: tuple[World, dict[str, Path]], tmp_path: Path
+) -> None:
+    world, _ = recorded
+    session = await record_a_call(world)
+    server_key = world.server.app[RECORDS].signer.verifier_key
+    data_dir = str(world.settings.data_dir)
+    witness_keys = {}
+    for agency in ("cbsa", "cbp"):
+        key_file = tmp_path / "agency" / f"{agency}-witness.key"
+        made = await asyncio.to_thread(
+            nexus_interview,
+            "--data-dir",
+            data_dir,
+            "keys",
+            "witness",
+            "--for",
+            agency,
+            "--out",
+            str(key_file),
+        )
+        assert made.returncode == 0, made.stderr
+        witness_keys[agency] = made.stdout.strip().rsplit(" ", 1)[1]
+        signed = await asyncio.to_thread(
+            nexus_interview,
+            "records",
+            "cosign",
+            str(session),
+            "--witness-key",
+            str(key_file),
+            "--key",
+            server_key,
+        )
+        assert signed.returncode == 0, signed.stderr
+        assert f"co-signed by {agency}-witness" in signed.stdout
+
+    verified = await asyncio.to_thread(
+        nexus_interview,
+        "records",
+        "verify",
+        str(session),
+        "--key",
+        server_key,
+        "--witness",
+        witness_keys["cbsa"],
+        "--witness",
+        witness_keys["cbp"],
+    )
+    assert verified.returncode == 0, verified.stderr
+    assert "co-signed by: cbsa-witness, cbp-witness" in verified.stdout
+
+    stranger = generate_witness(tmp_path / "other.key", "other-witness")
+    missing = await asyncio.to_thread(
+        nexus_interview,
+        "records",
+        "verify",
+        str(session),
+        "--key",
+        server_key,
+        "--witness",
+        stranger.verifier_key,
+    )
+    assert missing.returncode == 3
+    assert "not co-signed by the witness other-witness" in missing.stderr
+
+
+async def test_a_witness_refuses_to_cosign_a_tampered_session(
+    recorded: tuple[World, dict[str, Path]], tmp_path: Path
+) -> None:
+    world, _ = recorded
+    session = await record_a_call(world)
+    events = session / "events.jsonl"
+    events.write_text(events.read_text().replace('"kind":"consent"', '"kind":"consent2"'))
+    key_file = tmp_path / "cbsa.key"
+    generate_witness(key_file, "cbsa-witness")
+    before = {p.name: p.read_bytes() for p in (session / "checkpoints").iterdir()}
+    refused = await asyncio.to_thread(
+        nexus_interview,
+        "records",
+        "cosign",
+        str(session),
+        "--witness-key",
+        str(key_file),
+        "--key",
+        world.server.app[RECORDS].signer.verifier_key,
+    )
+    assert refused.returncode == 1
+    assert "not co-signing a session that does not verify" in refused.stderr
+    assert {p.name: p.read_bytes() for p in (session / "checkpoints").iterdir()} == before
+
+
+async def test_witness_keys_are_never_written_into_the_server_data_dir(world: World) -> None:
+    inside = world.settings.data_dir / "cbsa-witness.key"
+    refused = await asyncio.to_thread(
+        nexus_interview,
+        "--data-dir",
+        str(world.settings.data_dir),
+        "keys",
+        "witness",
+        "--for",
+        "cbsa",
+        "--out",
+        str(inside),
+    )
+    assert refused.returncode == 1 and "must never hold a private key" in refused.stderr
+    assert not inside.exists()
