@@ -143,6 +143,11 @@ class AgeWriter:
     def sealed_chunks(self) -> int:
         return self._counter
 
+    @property
+    def unsealed(self) -> int:
+        """Bytes written but not yet sealed (lost if the process dies now)."""
+        return len(self._buffer)
+
     def close(self) -> None:
         """Seal what is left as the last chunk; safe to call twice."""
         if not self._closed:

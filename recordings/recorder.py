@@ -24,11 +24,14 @@ import av
 
 from signalling.types import EncodedFrame, Kind, Seat
 
-from .age import AgeWriter
+from .age import CHUNK, AgeWriter
 from .keys import Recipient
 
 MS = Fraction(1, 1000)
 DEFAULT_SEGMENT_SECONDS = 60.0
+CLUSTER_MS = 500  # the muxer closes a cluster at least this often
+SEAL_MS = 500  # media waits at most this long unsealed: with CLUSTER_MS, ~1 s at risk
+EBML_VOID_HEADER = 9  # ID 0xEC and an 8-byte size
 
 
 def vp8_dimensions(keyframe: bytes) -> tuple[int, int] | None:
@@ -38,6 +41,14 @@ def vp8_dimensions(keyframe: bytes) -> tuple[int, int] | None:
     width = int.from_bytes(keyframe[6:8], "little") & 0x3FFF
     height = int.from_bytes(keyframe[8:10], "little") & 0x3FFF
     return width, height
+
+
+def ebml_void(size: int) -> bytes:
+    """An EBML Void element of exactly ``size`` bytes (at least its 9-byte header)."""
+    if size < EBML_VOID_HEADER:
+        raise ValueError(f"an EBML Void element takes at least {EBML_VOID_HEADER} bytes")
+    payload = size - EBML_VOID_HEADER
+    return b"\xec\x01" + payload.to_bytes(7, "big") + bytes(payload)
 
 
 @dataclass(frozen=True)
@@ -90,8 +101,14 @@ class SegmentWriter:
             _AgeSink(self._age),
             "w",
             format="webm",
-            # max_interleave_delta: a silent stream must not hold the other back
-            options={"live": "1", "cluster_time_limit": "1000", "max_interleave_delta": "500000"},
+            # max_interleave_delta: a silent stream must not hold the other back;
+            # flush_packets: each finished cluster reaches the age writer at once
+            options={
+                "live": "1",
+                "cluster_time_limit": str(CLUSTER_MS),
+                "max_interleave_delta": "500000",
+                "flush_packets": "1",
+            },
         )
         self._streams = {
             Kind.VIDEO: self._container.add_mux_stream("vp8", width=width, height=height),
@@ -99,6 +116,8 @@ class SegmentWriter:
         }
         self._last_pts = {Kind.VIDEO: -1, Kind.AUDIO: -1}
         self.frames = {Kind.VIDEO: 0, Kind.AUDIO: 0}
+        self._unsealed_since: int | None = None  # pts when unsealed media began to wait
+        self._padded_at: int | None = None  # sealed-chunk count when we last padded
 
     def write(self, sealed: bytes) -> int:
         """Where the age writer puts sealed bytes: straight to the file, and hashed."""
@@ -117,6 +136,24 @@ class SegmentWriter:
         packet.is_keyframe = frame.keyframe
         self._container.mux(packet)
         self.frames[kind] += 1
+        self._seal_if_waiting(pts)
+
+    def _seal_if_waiting(self, pts: int) -> None:
+        """Bound what a crash can lose: the muxer hands over whole clusters (every
+        CLUSTER_MS); if the age writer has held some of them back for SEAL_MS, an EBML Void
+        element (skipped by every Matroska reader) fills the chunk so it is sealed now."""
+        waiting = self._age.unsealed
+        if self._padded_at == self._age.sealed_chunks:
+            waiting -= EBML_VOID_HEADER  # the padding's own tail: no media in it
+        if waiting <= 0:
+            self._unsealed_since = None
+        elif self._unsealed_since is None:
+            self._unsealed_since = pts
+        elif pts - self._unsealed_since >= SEAL_MS:
+            # one byte past the chunk (the writer keeps the end back), all of it padding
+            self._age.write(ebml_void(CHUNK - self._age.unsealed + EBML_VOID_HEADER))
+            self._padded_at = self._age.sealed_chunks
+            self._unsealed_since = None
 
     def close(self, seat: Seat, index: int) -> SegmentInfo:
         self._container.close()
