@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -182,6 +182,75 @@ def _check_witnesses(
             )
 
 
+@dataclass
+class LogCheck:
+    """What every signed event log must pass: signed checkpoints of this log, canonical
+    events in sequence, each checkpoint's root matching the events it covers."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)  # the good prefix
+    notes: dict[int, Checkpoint] = field(default_factory=dict)
+    checkpoints: int = 0
+    last_checkpoint: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Nothing wrong, and the last checkpoint covers every event."""
+        return not self.problems and self.last_checkpoint == len(self.events)
+
+
+def check_log(
+    directory: Path, verifiers: Sequence[NoteVerifier], belongs: Callable[[str], bool]
+) -> LogCheck:
+    """Check ``directory``'s events and checkpoints; ``belongs`` accepts this log's origin."""
+    check = LogCheck()
+    for path in sorted((directory / CHECKPOINTS).glob("*.note")):
+        try:
+            text, _ = open_note(path.read_text("utf-8"), verifiers)
+            checkpoint = Checkpoint.parse(text)
+        except (LogError, UnicodeDecodeError) as exc:
+            check.problems.append(f"checkpoint {path.name}: {exc}")
+            continue
+        if not belongs(checkpoint.origin):
+            check.problems.append(f"checkpoint {path.name} belongs to {checkpoint.origin}")
+            continue
+        check.notes[checkpoint.size] = checkpoint
+    running = RunningRoot()
+    lines = (directory / EVENTS).read_bytes().split(b"\n") if (directory / EVENTS).exists() else []
+    if lines and lines[-1] == b"":
+        lines.pop()
+    for number, line in enumerate(lines):
+        try:
+            event = msgspec.json.decode(line)
+        except msgspec.DecodeError:
+            check.problems.append(f"event {number} is not JSON")
+            break
+        if not isinstance(event, dict) or canonical(event) != line:
+            check.problems.append(f"event {number} is not canonical JSON")
+            break
+        if event.get("seq") != number:
+            check.problems.append(f"event {number} carries sequence {event.get('seq')}")
+            break
+        running.append(leaf_hash(line))
+        check.events.append(event)
+        due = check.notes.get(running.size)
+        if due is not None:
+            if due.root != running.root():
+                check.problems.append(
+                    f"checkpoint {running.size} does not match events 0-{number}: "
+                    "an event was edited, reordered or removed"
+                )
+            else:
+                check.checkpoints += 1
+                check.last_checkpoint = running.size
+    for size in sorted(check.notes):
+        if size > running.size:
+            check.problems.append(
+                f"checkpoint {size} covers events that are missing (the log holds {running.size})"
+            )
+    return check
+
+
 def verify_session(
     directory: Path,
     verifiers: Sequence[NoteVerifier],
@@ -191,39 +260,20 @@ def verify_session(
     """``origin`` defaults to any log's origin for this directory's interview id, so a
     checkpoint copied from another session is refused either way. Each of ``witnesses``
     (agencies' keys) must have co-signed the final checkpoint."""
-    result = Verification()
-    notes: dict[int, Checkpoint] = {}
-    for path in sorted((directory / CHECKPOINTS).glob("*.note")):
-        try:
-            text, _ = open_note(path.read_text("utf-8"), verifiers)
-            checkpoint = Checkpoint.parse(text)
-        except (LogError, UnicodeDecodeError) as exc:
-            result.problems.append(f"checkpoint {path.name}: {exc}")
-            continue
-        expected = origin or checkpoint.origin
-        if checkpoint.origin != expected or not checkpoint.origin.endswith(f"/{directory.name}"):
-            result.problems.append(f"checkpoint {path.name} belongs to {checkpoint.origin}")
-            continue
-        notes[checkpoint.size] = checkpoint
-    running = RunningRoot()
+
+    def belongs(found: str) -> bool:
+        return (origin is None or found == origin) and found.endswith(f"/{directory.name}")
+
+    check = check_log(directory, verifiers, belongs)
+    result = Verification(
+        checkpoints=check.checkpoints,
+        last_checkpoint=check.last_checkpoint,
+        problems=list(check.problems),
+    )
+    notes = check.notes
     listed: dict[str, tuple[str, int]] = {}
     kinds: set[str] = set()
-    lines = (directory / EVENTS).read_bytes().split(b"\n") if (directory / EVENTS).exists() else []
-    if lines and lines[-1] == b"":
-        lines.pop()
-    for number, line in enumerate(lines):
-        try:
-            event = msgspec.json.decode(line)
-        except msgspec.DecodeError:
-            result.problems.append(f"event {number} is not JSON")
-            break
-        if not isinstance(event, dict) or canonical(event) != line:
-            result.problems.append(f"event {number} is not canonical JSON")
-            break
-        if event.get("seq") != number:
-            result.problems.append(f"event {number} carries sequence {event.get('seq')}")
-            break
-        running.append(leaf_hash(line))
+    for event in check.events:
         kinds.add(str(event.get("kind")))
         if event.get("kind") == "shred" and str(event.get("file")) in listed:
             # the key material was destroyed on purpose: the file now matches this hash
@@ -232,22 +282,8 @@ def verify_session(
             result.shredded += 1
         elif "file" in event:  # a media segment or an encrypted blob (notes, an ID still)
             listed[str(event.get("file"))] = (str(event.get("sha256")), int(event.get("size", -1)))
-        due = notes.get(running.size)
-        if due is not None:
-            if due.root != running.root():
-                result.problems.append(
-                    f"checkpoint {running.size} does not match events 0-{number}: "
-                    "an event was edited, reordered or removed"
-                )
-            else:
-                result.checkpoints += 1
-                result.last_checkpoint = running.size
-    result.events = running.size
-    for size in sorted(notes):
-        if size > running.size:
-            result.problems.append(
-                f"checkpoint {size} covers events that are missing (the log holds {running.size})"
-            )
+    running_size = len(check.events)
+    result.events = running_size
     for name, (digest, size) in sorted(listed.items()):
         path = directory / name
         if not path.exists():
@@ -263,12 +299,12 @@ def verify_session(
             result.problems.append(f"segment {path.name} is not listed in the log")
     if "consent" not in kinds:
         result.problems.append("no consent event")
-    result.complete = "end" in kinds and result.last_checkpoint == running.size
+    result.complete = "end" in kinds and result.last_checkpoint == running_size
     if witnesses:
         _check_witnesses(directory, notes, witnesses, result)
     if not result.complete and not any("checkpoint" in p for p in result.problems):
         result.problems.append(
             f"incomplete: the log ends without a final checkpoint; last good checkpoint "
-            f"covers {result.last_checkpoint} of {running.size} events"
+            f"covers {result.last_checkpoint} of {running_size} events"
         )
     return result
