@@ -267,6 +267,15 @@ class AgeReader:
                     yield recovered
                 return
 
+    def readable_size(self) -> int:
+        """Plaintext bytes that can be read: all of them, or those of the complete chunks
+        when a crash cut the file short."""
+        try:
+            last = self.chunk(self.chunks - 1)
+        except TruncatedFile as exc:
+            return exc.complete_chunks * CHUNK
+        return (self.chunks - 1) * CHUNK + len(last)
+
     def read_range(self, offset: int, length: int) -> bytes:
         """Plaintext bytes [offset, offset + length) without decrypting the rest."""
         out = bytearray()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .audit_console import AuditConsole
+from .audit_trail import AuditTrail
 from .auth import LoginThrottle, Passwords, Principal
 from .i18n import Catalogs
 from .interview_events import EventWriter
@@ -22,5 +24,7 @@ EVENTS: web.AppKey[EventWriter] = web.AppKey("events")
 RECORDS: web.AppKey[SessionRecords] = web.AppKey("records")
 CATALOGS = web.AppKey("catalogs", Catalogs)
 STILLS = web.AppKey("stills", LiveStills)
+AUDIT = web.AppKey("audit", AuditConsole)
+TRAIL = web.AppKey("trail", AuditTrail)
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 """The caller, set by the access middleware on every routed request (None: anonymous)."""

@@ -19,6 +19,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from recordings.keys import read_identity_file
+from recordings.tlog import LogError, NoteVerifier
+
 from . import operator, records_cli
 from .app import create_app
 from .auth import Passwords
@@ -64,6 +67,24 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     command("serve", _serve, "run the interview server")
+    sub = command(
+        "audit-console", _audit_console, "run the audit console (holds the audit identity)"
+    )
+    sub.add_argument("--identity", type=Path, required=True, help="the audit body's identity file")
+    sub.add_argument(
+        "--key",
+        dest="keys",
+        action="append",
+        required=True,
+        help="the interview server's checkpoint verifier key; repeatable",
+    )
+    sub.add_argument(
+        "--witness",
+        dest="witnesses",
+        action="append",
+        default=[],
+        help="an agency witness key every session must be co-signed by; repeatable",
+    )
     command("demo", _demo, "seed ./demo-data, print the sign-ins and links, and serve")
     command("settings", _settings, "print every setting with its value and help")
 
@@ -142,6 +163,20 @@ async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]])
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     print(f"serving on {settings.public_url} (bound to {settings.host}:{settings.port})")
     web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    return 0
+
+
+def _audit_console(args: argparse.Namespace, settings: Settings) -> int:
+    from .audit_app import create_audit_app
+
+    try:
+        server_keys = [NoteVerifier.parse(key) for key in args.keys]
+        witnesses = [NoteVerifier.parse(key) for key in args.witnesses]
+    except LogError as exc:
+        raise BadRequest(exc.message) from None
+    app = create_audit_app(settings, read_identity_file(args.identity), server_keys, witnesses)
+    print(f"audit console on http://{settings.host}:{settings.audit_port}")
+    web.run_app(app, host=settings.host, port=settings.audit_port, print=None)
     return 0
 
 

@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 SIGNER_NAME = "nexus-interview-server"
 
 
-def checkpoint_signer(path: Path) -> NoteSigner:
-    """The server's Ed25519 checkpoint key, made on first start (mode 0600)."""
+def checkpoint_signer(path: Path, name: str = SIGNER_NAME) -> NoteSigner:
+    """An Ed25519 checkpoint key (the server's, by default), made on first start (0600)."""
     if path.exists():
         key = load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(key, Ed25519PrivateKey):
@@ -51,7 +51,7 @@ def checkpoint_signer(path: Path) -> NoteSigner:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(pem)
-    return NoteSigner(SIGNER_NAME, key)
+    return NoteSigner(name, key)
 
 
 @dataclass

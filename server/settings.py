@@ -196,6 +196,14 @@ class Settings:
         "host candidates only (an unreachable STUN server costs each join up to 5 s).",
         _stun_urls,
     )
+    audit_port: int = _setting(
+        "8081", "TCP port of the audit console (`audit-console`).", _int_between(1, 65535)
+    )
+    audit_dir: Path = _setting(
+        "nexus-audit",
+        "The audit console's own directory: its session key, signing key and access log.",
+        _path,
+    )
     log_level: str = _setting("INFO", "Logging level: DEBUG, INFO, WARNING or ERROR.", _log_level)
 
     @property

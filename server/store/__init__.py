@@ -15,8 +15,8 @@ from .interviews import InterviewStore
 
 
 class Store:
-    def __init__(self, path: Path, clock: Clock = utc_now) -> None:
-        database = Database(path)
+    def __init__(self, path: Path, clock: Clock = utc_now, read_only: bool = False) -> None:
+        database = Database(path, read_only)
         self.database = database
         self.applications = ApplicationStore(database, clock)
         self.accounts = AccountStore(database, clock)

@@ -37,28 +37,41 @@ def migrations() -> list[tuple[int, str, str]]:
 class Database:
     """Every statement goes through `transaction()` so concurrent requests never interleave."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
         self._connection: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
-        """Connect and bring the schema up to date."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Connect and bring the schema up to date (read-only: connect only; SQLite itself
+        refuses every write)."""
+        if self.read_only:
+            if not self.path.is_file():
+                raise StoreError(f"there is no database at {self.path}")
+            target = self.path.resolve().as_uri() + "?mode=ro"
+            pragmas: tuple[str, ...] = ("PRAGMA busy_timeout = 5000",)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            target, pragmas = (
+                str(self.path),
+                (
+                    "PRAGMA journal_mode = WAL",
+                    "PRAGMA synchronous = NORMAL",
+                    "PRAGMA foreign_keys = ON",
+                    "PRAGMA busy_timeout = 5000",
+                ),
+            )
         try:
-            connection = await aiosqlite.connect(self.path, isolation_level=None)
+            connection = await aiosqlite.connect(target, isolation_level=None, uri=self.read_only)
             connection.row_factory = sqlite3.Row
-            for pragma in (
-                "PRAGMA journal_mode = WAL",
-                "PRAGMA synchronous = NORMAL",
-                "PRAGMA foreign_keys = ON",
-                "PRAGMA busy_timeout = 5000",
-            ):
+            for pragma in pragmas:
                 await connection.execute(pragma)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the database {self.path}: {exc}") from exc
         self._connection = connection
-        await self.migrate()
+        if not self.read_only:
+            await self.migrate()
 
     async def migrate(self) -> list[int]:
         """Apply the migrations not yet applied, each in its own transaction."""
@@ -90,7 +103,7 @@ class Database:
         if connection is None:
             raise StoreError(f"the database {self.path} is not open")
         async with self._lock:
-            await connection.execute("BEGIN IMMEDIATE")
+            await connection.execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
             try:
                 yield connection
             except BaseException:

@@ -1,0 +1,117 @@
+"""`create_audit_app`: the audit console, a process apart from the interview server. It
+holds the audit body's private identity, reads the session records and the application
+store without ever writing them, and keeps its own tamper-evident access log."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import aiohttp_jinja2
+import aiohttp_session
+import jinja2
+from aiohttp import web
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+import web as web_assets
+from recordings.keys import Identity
+from recordings.tlog import NoteVerifier
+
+from . import middleware
+from .app import session_key
+from .appkeys import AUDIT, CATALOGS, CLOCK, PASSWORDS, SETTINGS, STORE, THROTTLE, TRAIL
+from .audit_console import AuditConsole
+from .audit_trail import AuditTrail
+from .auth import LoginThrottle, Passwords
+from .i18n import Catalogs
+from .settings import Settings
+from .store import Store
+from .types import Clock, utc_now
+from .views import access, public
+from .views import audit_console as views
+from .views.http import page_context
+from .views.routes import STATIC_PREFIX, Route
+
+AUDIT_COOKIE = "nexus_audit"
+
+
+async def _home(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPSeeOther("/sessions")
+
+
+AUDIT_ROUTES: tuple[Route, ...] = (
+    Route("GET", "/", _home, access.AUDITOR),
+    Route("GET", "/login", views.login_page, access.PUBLIC),
+    Route("POST", "/login", views.login, access.PUBLIC),
+    Route("POST", "/logout", views.logout, access.PUBLIC),
+    Route("POST", "/language", public.choose_language, access.PUBLIC),
+    Route("POST", "/api/language", public.switch_language, access.PUBLIC),
+    Route("GET", "/sessions", views.sessions_page, access.AUDITOR),
+    Route("GET", "/sessions/{interview_id}", views.session_page, access.AUDITOR),
+    Route("GET", "/api/sessions/{interview_id}", views.session_data, access.AUDITOR),
+    Route("GET", "/media/{interview_id}/{file}", views.media, access.AUDITOR),
+    Route("GET", "/stills/{interview_id}/{number}", views.still, access.AUDITOR),
+)
+
+
+def create_audit_app(
+    settings: Settings,
+    identities: Sequence[Identity],
+    server_keys: Sequence[NoteVerifier],
+    witnesses: Sequence[NoteVerifier] = (),
+    clock: Clock = utc_now,
+    passwords: Passwords | None = None,
+) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[
+            middleware.errors,
+            middleware.csrf,
+            middleware.access_middleware(AUDIT_ROUTES),
+        ],
+    )
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[STORE] = store = Store(settings.database_path, clock, read_only=True)
+    app[PASSWORDS] = passwords or Passwords()
+    app[THROTTLE] = LoginThrottle(settings.login_attempts_per_minute, clock)
+    app[CATALOGS] = Catalogs(web_assets.LOCALE)
+    app[AUDIT] = AuditConsole(
+        settings.data_dir / "records",
+        identities,
+        server_keys,
+        store,
+        witnesses,
+        max_failures=settings.login_max_failures,
+        lockout=timedelta(seconds=settings.login_lockout_seconds),
+    )
+    app[TRAIL] = AuditTrail(settings.audit_dir, urlsplit(settings.public_url).netloc)
+    storage = EncryptedCookieStorage(
+        session_key(settings.audit_dir / "session.key").reveal(),
+        cookie_name=AUDIT_COOKIE,
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="Strict",
+        max_age=settings.session_max_age,
+    )
+    app.middlewares.insert(0, aiohttp_session.session_middleware(storage))
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(web_assets.TEMPLATES),
+        autoescape=True,
+        context_processors=[page_context],
+    )
+    for route in AUDIT_ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
+    app.router.add_static(STATIC_PREFIX, web_assets.STATIC)
+    app.on_response_prepare.append(middleware.security_headers)
+    app.cleanup_ctx.append(_lifetime)
+    return app
+
+
+async def _lifetime(app: web.Application) -> AsyncIterator[None]:
+    await app[STORE].open()
+    yield
+    app[TRAIL].close()
+    await app[STORE].close()

@@ -1,0 +1,293 @@
+"""What the audit console knows: the session records on disk (read, never written), their
+verification by the same code as `records verify`, each session's timeline, decisions and
+media, and the application store opened read-only. The only process holding a private
+identity (the audit body's), so it runs apart from the interview server."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from recordings.age import AgeReader, decrypt
+from recordings.errors import RecordingError
+from recordings.keys import Identity
+from recordings.session_record import EVENTS, Verification, verify_session
+from recordings.tlog import NoteVerifier
+
+from .errors import NotFound
+from .store import Store
+from .types import Agency
+
+SESSION_ID = re.compile(r"^iv_[0-9a-f]{16}$")
+SEGMENT_FILE = re.compile(r"^(applicant|cbsa|cbp)-[0-9]{5}\.webm\.age$")
+SHOWN_DETAIL = (
+    "agency",
+    "country",
+    "by",
+    "next",
+    "verdict",
+    "reason_codes",
+    "number",
+    "language",
+    "text_version",
+    "gap_seconds",
+    "reason",
+)
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    interview_id: str
+    date: str
+    officers: list[dict[str, str | None]]
+    outcome: str
+    status: str  # verified | incomplete | failed
+    problems: list[str]
+
+
+@dataclass
+class _Cached:
+    fingerprint: tuple[int, ...]
+    result: Verification
+
+
+@dataclass
+class AuditConsole:
+    records: Path
+    identities: Sequence[Identity]
+    server_keys: Sequence[NoteVerifier]
+    store: Store
+    witnesses: Sequence[NoteVerifier] = ()
+    max_failures: int = 5
+    lockout: timedelta = timedelta(minutes=15)
+    _verified: dict[str, _Cached] = field(default_factory=dict)
+    # The store is read-only here, so sign-in failures and used codes live in memory.
+    _failures: dict[int, list[datetime]] = field(default_factory=dict)
+    _last_step: dict[int, int] = field(default_factory=dict)
+
+    def locked(self, account_id: int, now: datetime) -> bool:
+        return len(self._recent_failures(account_id, now)) >= self.max_failures
+
+    def failed(self, account_id: int, now: datetime) -> None:
+        self._failures[account_id] = [*self._recent_failures(account_id, now), now]
+
+    def _recent_failures(self, account_id: int, now: datetime) -> list[datetime]:
+        return [t for t in self._failures.get(account_id, []) if now - t < self.lockout]
+
+    def use_code(self, account_id: int, step: int, stored_last: int) -> bool:
+        """A TOTP step may sign in once (also across the interview server's own use)."""
+        if step <= max(stored_last, self._last_step.get(account_id, -1)):
+            return False
+        self._last_step[account_id] = step
+        self._failures.pop(account_id, None)
+        return True
+
+    def session_dir(self, interview_id: str) -> Path:
+        directory = self.records / interview_id
+        if not SESSION_ID.fullmatch(interview_id) or not (directory / EVENTS).is_file():
+            raise NotFound("there is no session record {interview}", interview=interview_id[:40])
+        return directory
+
+    def session_ids(self) -> list[str]:
+        if not self.records.is_dir():
+            return []
+        return sorted(
+            path.name
+            for path in self.records.iterdir()
+            if SESSION_ID.fullmatch(path.name) and (path / EVENTS).is_file()
+        )
+
+    def verification(self, interview_id: str) -> Verification:
+        """`records verify` on the session, again only when a file in it changed."""
+        directory = self.session_dir(interview_id)
+        stats = [p.stat() for p in sorted(directory.rglob("*")) if p.is_file()]
+        fingerprint = tuple(n for s in stats for n in (s.st_size, s.st_mtime_ns))
+        cached = self._verified.get(interview_id)
+        if cached is None or cached.fingerprint != fingerprint:
+            result = verify_session(directory, self.server_keys, witnesses=self.witnesses)
+            cached = self._verified[interview_id] = _Cached(fingerprint, result)
+        return cached.result
+
+    @staticmethod
+    def status(result: Verification) -> str:
+        if result.ok:
+            return "verified"
+        if all(problem.startswith("incomplete") for problem in result.problems):
+            return "incomplete"
+        return "failed"
+
+    def events(self, interview_id: str) -> list[dict[str, Any]]:
+        lines = (self.session_dir(interview_id) / EVENTS).read_bytes().splitlines()
+        events = []
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                break  # verification names the problem; the timeline stops here
+            if isinstance(event, dict):
+                events.append(event)
+        return events
+
+    async def officers(self, interview_id: str) -> list[dict[str, str | None]]:
+        try:
+            interview = await self.store.interviews.get(interview_id)
+        except NotFound:
+            return []
+        seated = []
+        for agency in Agency:
+            officer = interview.officer_for(agency)
+            if officer is not None:
+                account = await self.store.accounts.get(officer)
+                seated.append(
+                    {
+                        "name": account.display_name,
+                        "agency": agency.value,
+                        "country": account.country,
+                    }
+                )
+        return seated
+
+    async def outcome(self, interview_id: str) -> str:
+        try:
+            interview = await self.store.interviews.get(interview_id)
+        except NotFound:
+            return "unknown"
+        decided = await self.store.decisions.for_interview(interview_id)
+        if len(decided) < len(Agency):
+            return "pending"
+        return (await self.store.applications.get(interview.application_id)).status.value
+
+    async def summary(self, interview_id: str) -> SessionSummary:
+        result = self.verification(interview_id)
+        events = self.events(interview_id)
+        date = str(events[0].get("at", ""))[:10] if events else ""
+        return SessionSummary(
+            interview_id,
+            date,
+            await self.officers(interview_id),
+            await self.outcome(interview_id),
+            self.status(result),
+            result.problems,
+        )
+
+    async def detail(self, interview_id: str) -> dict[str, Any]:
+        """The session page's data: verification, timeline, seats' segments, stills,
+        decisions (notes decrypted with the audit identity), on one clock (seconds)."""
+        result = self.verification(interview_id)
+        events = self.events(interview_id)
+        segments = [e for e in events if e.get("kind") == "segment" and "started_at_ms" in e]
+        starts = [int(e["started_at_ms"]) for e in segments]
+        first_event = _ms(events[0]["at"]) if events else 0
+        origin_ms = min(starts, default=first_event)
+        seats: dict[str, list[dict[str, Any]]] = {}
+        for event in segments:
+            seats.setdefault(str(event["seat"]), []).append(
+                {
+                    "file": event["file"],
+                    "start": (int(event["started_at_ms"]) - origin_ms) / 1000,
+                    "duration": int(event.get("duration_ms", 0)) / 1000,
+                }
+            )
+
+        def at(event: dict[str, Any]) -> float:
+            return round((_ms(event["at"]) - origin_ms) / 1000, 3)
+
+        timeline = [
+            {
+                "at": at(event),
+                "kind": event.get("kind"),
+                "seat": event.get("seat"),
+                **{key: event[key] for key in SHOWN_DETAIL if key in event},
+            }
+            for event in events
+            if event.get("kind") != "segment"
+        ]
+        ends = [s["start"] + s["duration"] for segs in seats.values() for s in segs]
+        return {
+            "interview_id": interview_id,
+            "status": self.status(result),
+            "verification": {
+                "ok": result.ok,
+                "events": result.events,
+                "checkpoints": result.checkpoints,
+                "last_checkpoint": result.last_checkpoint,
+                "segments": result.segments,
+                "shredded": result.shredded,
+                "complete": result.complete,
+                "consent": any(e.get("kind") == "consent" for e in events),
+                "witnessed_by": result.witnessed_by,
+                "problems": result.problems,
+            },
+            "duration": max(ends, default=0.0),
+            "seats": seats,
+            "timeline": timeline,
+            "stills": [
+                {"number": e["number"], "agency": e.get("agency"), "at": at(e)}
+                for e in events
+                if e.get("kind") == "still" and "file" in e
+            ],
+            "decisions": [
+                self._decision(interview_id, e) for e in events if e.get("kind") == "decision"
+            ],
+            "officers": await self.officers(interview_id),
+            "outcome": await self.outcome(interview_id),
+        }
+
+    def _decision(self, interview_id: str, event: dict[str, Any]) -> dict[str, Any]:
+        notes = None
+        if "file" in event:
+            notes = self.decrypt_file(interview_id, str(event["file"])).decode("utf-8", "replace")
+        return {
+            "agency": event.get("agency"),
+            "verdict": event.get("verdict"),
+            "reason_codes": event.get("reason_codes", []),
+            "notes": notes,
+        }
+
+    def listed_file(self, interview_id: str, name: str) -> Path:
+        """A file the session's log lists (nothing else in the directory is served)."""
+        directory = self.session_dir(interview_id)
+        if not any(event.get("file") == name for event in self.events(interview_id)):
+            raise NotFound("the session record lists no file {name}", name=name[:80])
+        return directory / name
+
+    def decrypt_file(self, interview_id: str, name: str) -> bytes:
+        try:
+            return decrypt(self.listed_file(interview_id, name).read_bytes(), self.identities)
+        except RecordingError as exc:
+            raise NotFound(
+                "{name} cannot be opened: {reason}", name=name, reason=exc.message
+            ) from None
+
+    def still(self, interview_id: str, number: int) -> bytes:
+        for event in self.events(interview_id):
+            if event.get("kind") == "still" and event.get("number") == number and "file" in event:
+                return self.decrypt_file(interview_id, str(event["file"]))
+        raise NotFound("there is no ID still {number} in this session", number=number)
+
+    def media_range(
+        self, interview_id: str, name: str, start: int, length: int
+    ) -> tuple[bytes, int]:
+        """Plaintext bytes [start, start + length) of a media segment, decrypting only the
+        64 KiB chunks they fall in; and the segment's readable size."""
+        if not SEGMENT_FILE.fullmatch(name):
+            raise NotFound("{name} is not a media segment", name=name[:80])
+        path = self.listed_file(interview_id, name)
+        try:
+            with path.open("rb") as sealed:
+                reader = AgeReader(sealed, self.identities)
+                size = reader.readable_size()
+                return reader.read_range(start, min(length, max(0, size - start))), size
+        except RecordingError as exc:
+            raise NotFound(
+                "{name} cannot be opened: {reason}", name=name, reason=exc.message
+            ) from None
+
+
+def _ms(moment: object) -> int:
+    return round(datetime.fromisoformat(str(moment)).timestamp() * 1000)

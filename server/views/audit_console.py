@@ -1,0 +1,179 @@
+"""The audit console's pages and endpoints: sign-in, the session list, one session, and
+its decrypted media and ID stills. Every access is appended to the console's own
+tamper-evident log (`server.audit_trail`)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from ..appkeys import AUDIT, CLOCK, PASSWORDS, STORE, THROTTLE, TRAIL
+from ..auth import Principal, totp_step
+from ..errors import BadRequest, Locked, NexusError, Unauthorized
+from ..secret import Secret
+from ..store.accounts import Account
+from ..types import Role
+from .http import client_address, current, json_ok, read_form, session_of, sign_in, translator_of
+from .public import LOGIN_FIELDS, WRONG_CREDENTIALS
+
+MEDIA_RANGE_MAX = 4 * 1024 * 1024  # one answer's bytes; players ask again for the rest
+OUTCOMES = ("approved", "denied", "referred", "pending")
+STATUSES = ("verified", "incomplete", "failed")
+
+
+def _record(request: web.Request, action: str, session: str = "", **detail: Any) -> None:
+    request.app[TRAIL].record(current(request).label, action, session, **detail)
+
+
+# --- signing in: read-only store, so lockouts and used codes are kept in memory ------
+
+
+async def login_page(request: web.Request) -> web.StreamResponse:
+    return aiohttp_jinja2.render_template("login.html", request, {"error": None})
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    try:
+        account = await _authenticate(request)
+    except NexusError as exc:
+        translate = await translator_of(request)
+        response = aiohttp_jinja2.render_template(
+            "login.html",
+            request,
+            {"error": translate(exc.template, **exc.fields)},
+            status=exc.status,
+        )
+        response.headers.update(exc.headers)
+        return response
+    await sign_in(request, Principal(role=Role.AUDITOR, account_id=account.id))
+    raise web.HTTPSeeOther("/")
+
+
+async def _authenticate(request: web.Request) -> Account:
+    app = request.app
+    console, trail = app[AUDIT], app[TRAIL]
+    app[THROTTLE].check(client_address(request))
+    form = await read_form(request, LOGIN_FIELDS)
+    account = await app[STORE].accounts.by_username(form["username"].strip())
+    password = Secret(form["password"])
+    if account is None or account.role is not Role.AUDITOR:
+        app[PASSWORDS].verify_nothing(password)
+        trail.record(f"unknown:{form['username'][:64]}", "sign-in-denied")
+        raise Unauthorized(WRONG_CREDENTIALS)
+    now = app[CLOCK]()
+    if console.locked(account.id, now):
+        trail.record(account.label, "sign-in-locked")
+        raise Locked("too many wrong sign-ins: this account is now locked for a while")
+    step = totp_step(account.totp_secret, form["code"], now)
+    if step is None or not app[PASSWORDS].verify(account.password_hash, password):
+        console.failed(account.id, now)
+        trail.record(account.label, "sign-in-denied")
+        raise Unauthorized(WRONG_CREDENTIALS)
+    if not console.use_code(account.id, step, account.totp_last_step):
+        trail.record(account.label, "sign-in-code-reused")
+        raise Unauthorized("that one-time code was used already; wait for the next one")
+    trail.record(account.label, "sign-in")
+    return account
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    (await session_of(request)).invalidate()
+    raise web.HTTPSeeOther("/login")
+
+
+# --- the sessions ---------------------------------------------------------------------
+
+
+def _filters(request: web.Request) -> dict[str, str]:
+    query = request.query
+    chosen = {key: query.get(key, "") for key in ("from", "to", "outcome", "status")}
+    for key in ("from", "to"):
+        if chosen[key]:
+            try:
+                date.fromisoformat(chosen[key])
+            except ValueError:
+                raise BadRequest("give dates as YYYY-MM-DD") from None
+    if chosen["outcome"] not in ("", *OUTCOMES):
+        raise BadRequest("outcome is one of: {choices}", choices=", ".join(OUTCOMES))
+    if chosen["status"] not in ("", *STATUSES):
+        raise BadRequest("status is one of: {choices}", choices=", ".join(STATUSES))
+    return chosen
+
+
+async def sessions_page(request: web.Request) -> web.StreamResponse:
+    chosen = _filters(request)
+    console = request.app[AUDIT]
+    summaries = await asyncio.gather(*map(console.summary, console.session_ids()))
+    shown = [
+        s
+        for s in sorted(summaries, key=lambda s: (s.date, s.interview_id), reverse=True)
+        if (not chosen["from"] or s.date >= chosen["from"])
+        and (not chosen["to"] or s.date <= chosen["to"])
+        and chosen["outcome"] in ("", s.outcome)
+        and chosen["status"] in ("", s.status)
+    ]
+    _record(request, "list", filters={k: v for k, v in chosen.items() if v})
+    return aiohttp_jinja2.render_template(
+        "audit_sessions.html",
+        request,
+        {"sessions": shown, "chosen": chosen, "outcomes": OUTCOMES, "statuses": STATUSES},
+    )
+
+
+async def session_page(request: web.Request) -> web.StreamResponse:
+    interview_id = request.match_info["interview_id"]
+    request.app[AUDIT].session_dir(interview_id)  # 404 before anything is logged
+    _record(request, "open", interview_id)
+    return aiohttp_jinja2.render_template(
+        "audit_session.html", request, {"interview_id": interview_id}
+    )
+
+
+async def session_data(request: web.Request) -> web.StreamResponse:
+    interview_id = request.match_info["interview_id"]
+    detail = await request.app[AUDIT].detail(interview_id)
+    accesses = request.app[TRAIL].accesses(interview_id)
+    detail["accesses"] = [{"at": a.at, "auditor": a.auditor, "action": a.action} for a in accesses]
+    trail = request.app[TRAIL].check()
+    detail["access_log"] = {"entries": len(trail.events), "verified": trail.complete}
+    return json_ok(detail)
+
+
+async def media(request: web.Request) -> web.StreamResponse:
+    """A media segment decrypted on the fly, chunk by chunk, for HTTP Range requests."""
+    interview_id, name = request.match_info["interview_id"], request.match_info["file"]
+    try:
+        wanted = request.http_range
+    except ValueError:
+        raise BadRequest("the Range header is malformed") from None
+    start = wanted.start or 0
+    if start < 0:
+        raise BadRequest("suffix ranges are not supported; ask for bytes=START-")
+    length = MEDIA_RANGE_MAX if wanted.stop is None else min(wanted.stop - start, MEDIA_RANGE_MAX)
+    body, size = await asyncio.to_thread(
+        request.app[AUDIT].media_range, interview_id, name, start, length
+    )
+    if start == 0:
+        _record(request, "play", interview_id, file=name)
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": "no-store"}
+    if start >= size and size:
+        headers["Content-Range"] = f"bytes */{size}"
+        return web.Response(status=416, headers=headers)
+    status = 200
+    if "Range" in request.headers:
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{start + len(body) - 1}/{size}"
+    return web.Response(body=body, status=status, content_type="video/webm", headers=headers)
+
+
+async def still(request: web.Request) -> web.StreamResponse:
+    interview_id, number = request.match_info["interview_id"], request.match_info["number"]
+    if not number.isdigit():
+        raise BadRequest("a still is named by its number")
+    jpeg = await asyncio.to_thread(request.app[AUDIT].still, interview_id, int(number))
+    _record(request, "view-still", interview_id, number=int(number))
+    return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})

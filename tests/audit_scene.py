@@ -1,0 +1,97 @@
+"""A recorded, decided interview and an audit console over it, for the console's tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyotp
+from aiohttp import CookieJar
+from aiohttp.test_utils import TestClient, TestServer
+
+from recordings.keys import read_identity_file
+from recordings.tlog import NoteVerifier
+from server.appkeys import RECORDS
+from server.audit_app import create_audit_app
+
+from .fakes import Account, Client, World, fast_passwords
+from .test_session_records import record_a_call
+
+NOTES = "Travel history checked against the ID still."
+
+
+@dataclass
+class AuditScene:
+    world: World
+    console: TestServer
+    session: Path
+    auditor: Account
+
+    @property
+    def interview_id(self) -> str:
+        return self.session.name
+
+    def url(self, path: str = "/") -> str:
+        return str(self.console.make_url(path))
+
+
+async def decide_both(world: World, interview_id: str) -> None:
+    for client in world.clients:
+        info = await (await client.get("/api/session")).json()
+        if info["role"] != "officer":
+            continue
+        code = "US-OTH" if info["label"].endswith("CBP") else "CA-OTH"
+        response = await client.post(
+            f"/api/interviews/{interview_id}/decision",
+            json={"verdict": "refer", "reason_codes": [code], "notes": NOTES},
+            headers={"X-CSRF-Token": info["csrf_token"]},
+        )
+        assert response.status == 201, await response.text()
+
+
+@asynccontextmanager
+async def audit_scene(
+    world: World, keys: dict[str, Path], tmp_path: Path
+) -> AsyncIterator[AuditScene]:
+    session = await record_a_call(world)
+    await decide_both(world, session.name)
+    auditor = await world.add_auditor("auditor.one")
+    settings = world.settings.replace(audit_dir=tmp_path / "audit-console")
+    app = create_audit_app(
+        settings,
+        read_identity_file(keys["audit"]),
+        [NoteVerifier.parse(world.server.app[RECORDS].signer.verifier_key)],
+        clock=world.clock,
+        passwords=fast_passwords(),
+    )
+    console = TestServer(app, host="127.0.0.1")
+    await console.start_server()
+    try:
+        yield AuditScene(world, console, session, auditor)
+    finally:
+        await console.close()
+
+
+async def sign_in(scene: AuditScene, account: Account) -> tuple[Client, int]:
+    """A browser on the console, after posting the sign-in form; and the answer's status."""
+    jar = CookieJar(unsafe=True, treat_as_secure_origin=[scene.url()])
+    client: Client = TestClient(scene.console, cookie_jar=jar)
+    await client.start_server()
+    scene.world.clients.append(client)
+    page = await (await client.get("/login")).text()
+    token = page.split('name="csrf-token" content="')[1].split('"')[0]
+    code = pyotp.TOTP(account.totp_secret.reveal()).at(scene.world.clock())
+    scene.world.clock.advance(30)
+    response = await client.post(
+        "/login",
+        data={
+            "csrf_token": token,
+            "username": account.username,
+            "password": account.password.reveal(),
+            "code": code,
+        },
+        allow_redirects=False,
+    )
+    return client, response.status

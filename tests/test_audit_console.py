@@ -1,0 +1,149 @@
+"""The audit console over a real recorded interview: auditors only, sessions listed with
+their verification, one session's data, its media decrypted on the fly for HTTP Range
+requests, and an access log that grows with every look and is itself tamper-evident."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from server.appkeys import STORE, TRAIL
+from server.types import Agency
+
+from .audit_scene import NOTES, AuditScene, audit_scene, sign_in
+from .fakes import World, error_message
+
+
+@pytest.fixture
+async def scene(
+    recorded: tuple[World, dict[str, Path]], tmp_path: Path
+) -> AsyncIterator[AuditScene]:
+    world, keys = recorded
+    async with audit_scene(world, keys, tmp_path) as built:
+        yield built
+
+
+async def test_only_auditors_sign_in_to_the_console(scene: AuditScene) -> None:
+    officer = await scene.world.add_officer("cbsa.snoop", Agency.CBSA)
+    client, status = await sign_in(scene, officer)
+    assert status == 401
+    page = await client.get("/sessions", allow_redirects=False)
+    assert page.status == 303 and page.headers["Location"] == "/login"
+    api = await client.get(f"/api/sessions/{scene.interview_id}")
+    assert api.status == 401
+    _, status = await sign_in(scene, scene.auditor)
+    assert status == 303
+    actions = [a.action for a in scene.console.app[TRAIL].accesses()]
+    assert actions[:2] == ["sign-in-denied", "sign-in"]
+
+
+async def test_sessions_are_listed_with_their_verification_and_filtered(
+    scene: AuditScene,
+) -> None:
+    client, _ = await sign_in(scene, scene.auditor)
+    listing = await (await client.get("/sessions")).text()
+    assert f'data-session="{scene.interview_id}" data-status="verified"' in listing
+    assert "Cbsa.Rec (CBSA, CA)" in listing
+    assert "referred" in listing
+    none = await (await client.get("/sessions?status=failed")).text()
+    assert scene.interview_id not in none
+    wrong = await client.get("/sessions?status=maybe")
+    assert wrong.status == 400
+
+
+async def test_a_session_s_data_holds_its_verification_timeline_and_decisions(
+    scene: AuditScene,
+) -> None:
+    client, _ = await sign_in(scene, scene.auditor)
+    data = await (await client.get(f"/api/sessions/{scene.interview_id}")).json()
+    assert data["status"] == "verified" and data["verification"]["consent"]
+    kinds = [event["kind"] for event in data["timeline"]]
+    assert kinds[0] == "consent" and "join" in kinds and "end" in kinds
+    assert kinds.count("decision") == 2
+    assert set(data["seats"]) == {"applicant", "cbsa", "cbp"}
+    assert {d["agency"]: d["notes"] for d in data["decisions"]} == {"CBSA": NOTES, "CBP": NOTES}
+    assert data["duration"] > 0
+    assert all("sha256" not in event and "file" not in event for event in data["timeline"])
+
+
+async def test_media_is_decrypted_on_the_fly_for_range_requests(
+    scene: AuditScene, recorded: tuple[World, dict[str, Path]]
+) -> None:
+    _, keys = recorded
+    client, _ = await sign_in(scene, scene.auditor)
+    segment = sorted(scene.session.glob("applicant-*.webm.age"))[0]
+    age = shutil.which("age")
+    assert age, "the age command is missing: `make test` installs it"
+    opened = await asyncio.to_thread(
+        subprocess.run,
+        [age, "-d", "-i", str(keys["audit"]), str(segment)],
+        capture_output=True,
+        check=True,
+    )
+    plain = opened.stdout
+    url = f"/media/{scene.interview_id}/{segment.name}"
+    head = await client.get(url, headers={"Range": "bytes=0-99"})
+    assert head.status == 206
+    assert head.headers["Content-Range"] == f"bytes 0-99/{len(plain)}"
+    assert await head.read() == plain[:100]
+    middle = await client.get(url, headers={"Range": f"bytes={70_000}-{70_009}"})
+    assert await middle.read() == plain[70_000:70_010]
+    beyond = await client.get(url, headers={"Range": f"bytes={len(plain) + 10}-"})
+    assert beyond.status == 416
+    for name in ("events.jsonl", "../other/applicant-00001.webm.age", "notes-cbsa.txt.age"):
+        refused = await client.get(f"/media/{scene.interview_id}/{name}")
+        assert refused.status == 404, name
+    assert not list(scene.console.app[TRAIL].directory.parent.rglob("*.webm"))  # no plaintext
+
+
+async def test_every_look_is_logged_and_the_access_log_is_tamper_evident(
+    scene: AuditScene,
+) -> None:
+    client, _ = await sign_in(scene, scene.auditor)
+    trail = scene.console.app[TRAIL]
+    before = len(trail.accesses(scene.interview_id))
+    await client.get(f"/sessions/{scene.interview_id}")
+    segment = sorted(scene.session.glob("cbsa-*.webm.age"))[0]
+    await client.get(f"/media/{scene.interview_id}/{segment.name}", headers={"Range": "bytes=0-9"})
+    looks = trail.accesses(scene.interview_id)
+    assert [a.action for a in looks[before:]] == ["open", "play"]
+    assert looks[-1].auditor == "auditor:" + looks[-1].auditor.split(":")[1]
+    data = await (await client.get(f"/api/sessions/{scene.interview_id}")).json()
+    assert [a["action"] for a in data["accesses"]][-2:] == ["open", "play"]
+    assert data["access_log"]["verified"]
+    assert trail.check().complete
+    events = trail.directory / "events.jsonl"
+    events.write_text(events.read_text().replace('"action":"open"', '"action":"list"'))
+    assert not trail.check().complete
+
+
+async def test_a_tampered_session_is_listed_as_failed_with_its_reason(
+    scene: AuditScene,
+) -> None:
+    segment = sorted(scene.session.glob("cbp-*.webm.age"))[0]
+    data = bytearray(segment.read_bytes())
+    data[-100] ^= 1
+    segment.write_bytes(bytes(data))
+    client, _ = await sign_in(scene, scene.auditor)
+    listing = await (await client.get("/sessions?status=failed")).text()
+    assert f'data-session="{scene.interview_id}" data-status="failed"' in listing
+    assert f"segment {segment.name} does not match its hash" in listing
+
+
+async def test_the_console_cannot_write_the_application_store(scene: AuditScene) -> None:
+    store = scene.console.app[STORE]
+    with pytest.raises(sqlite3.OperationalError, match="readonly database"):
+        await store.accounts.set_available(1, True)  # SQLite itself refuses
+
+
+async def test_an_unknown_session_is_a_clear_404(scene: AuditScene) -> None:
+    client, _ = await sign_in(scene, scene.auditor)
+    missing = await client.get("/api/sessions/iv_0000000000000000")
+    assert missing.status == 404
+    assert "no session record" in error_message(await missing.json())
