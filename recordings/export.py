@@ -17,6 +17,7 @@ from .age import AgeReader
 from .composite import SeatTrack, write_composite
 from .errors import TruncatedFile
 from .keys import Identity
+from .streams import opus_stream, vp8_stream
 
 MS = Fraction(1, 1000)
 
@@ -124,13 +125,9 @@ def _export_seat(
             with av.open(io.BytesIO(data), "r", format="webm") as source:
                 if not streams:
                     for video in source.streams.video[:1]:
-                        streams["video"] = output.add_mux_stream(
-                            "vp8", width=video.width, height=video.height
-                        )
+                        streams["video"] = vp8_stream(output, video.width, video.height)
                     if source.streams.audio:
-                        streams["audio"] = output.add_mux_stream(
-                            "opus", rate=48000, layout="stereo"
-                        )
+                        streams["audio"] = opus_stream(output)
                 for packet in source.demux():
                     if packet.size == 0 or packet.pts is None:
                         continue

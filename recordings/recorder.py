@@ -26,6 +26,7 @@ from signalling.types import EncodedFrame, Kind, Seat
 
 from .age import CHUNK, AgeWriter
 from .keys import Recipient
+from .streams import opus_stream, vp8_stream
 
 MS = Fraction(1, 1000)
 DEFAULT_SEGMENT_SECONDS = 60.0
@@ -111,8 +112,8 @@ class SegmentWriter:
             },
         )
         self._streams = {
-            Kind.VIDEO: self._container.add_mux_stream("vp8", width=width, height=height),
-            Kind.AUDIO: self._container.add_mux_stream("opus", rate=48000, layout="stereo"),
+            Kind.VIDEO: vp8_stream(self._container, width, height),
+            Kind.AUDIO: opus_stream(self._container),
         }
         self._last_pts = {Kind.VIDEO: -1, Kind.AUDIO: -1}
         self.frames = {Kind.VIDEO: 0, Kind.AUDIO: 0}

@@ -16,7 +16,7 @@ from recordings.tlog import NoteVerifier
 from server.appkeys import RECORDS
 from server.audit_app import create_audit_app
 
-from .fakes import Account, Client, World, fast_passwords
+from .fakes import Account, Client, World, fast_passwords, jpeg_image
 from .test_session_records import record_a_call
 
 NOTES = "Travel history checked against the ID still."
@@ -38,11 +38,19 @@ class AuditScene:
 
 
 async def decide_both(world: World, interview_id: str) -> None:
+    """Both officers decide; CBSA's officer captures an ID still first."""
     for client in world.clients:
         info = await (await client.get("/api/session")).json()
         if info["role"] != "officer":
             continue
         code = "US-OTH" if info["label"].endswith("CBP") else "CA-OTH"
+        if code == "CA-OTH":
+            still = await client.post(
+                f"/api/interviews/{interview_id}/stills",
+                data=jpeg_image(320, 240),
+                headers={"X-CSRF-Token": info["csrf_token"], "Content-Type": "image/jpeg"},
+            )
+            assert still.status == 201, await still.text()
         response = await client.post(
             f"/api/interviews/{interview_id}/decision",
             json={"verdict": "refer", "reason_codes": [code], "notes": NOTES},
@@ -53,9 +61,9 @@ async def decide_both(world: World, interview_id: str) -> None:
 
 @asynccontextmanager
 async def audit_scene(
-    world: World, keys: dict[str, Path], tmp_path: Path
+    world: World, keys: dict[str, Path], tmp_path: Path, frames: int = 30
 ) -> AsyncIterator[AuditScene]:
-    session = await record_a_call(world)
+    session = await record_a_call(world, frames)
     await decide_both(world, session.name)
     auditor = await world.add_auditor("auditor.one")
     settings = world.settings.replace(audit_dir=tmp_path / "audit-console")

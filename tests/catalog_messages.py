@@ -13,6 +13,7 @@ from pathlib import Path
 import web
 from server.reason_codes import REASON_CODES
 from server.types import ApplicationStatus, ApplicationType, Verdict
+from server.views.audit_console import ACTIONS, OUTCOMES, STATUSES
 
 TEMPLATE_PATTERNS = (
     re.compile(r'\b(?:T|_)\(\s*"((?:[^"\\]|\\.)*)"'),
@@ -24,6 +25,7 @@ SCRIPT_PATTERNS = (
     re.compile(r'"([A-Z][^"]*\s[^"]*)"'),
     re.compile(r'\[\s*"([A-Z][^"]*)",'),
     re.compile(r'"(\{[a-z]+\}[^"]*\s[^"]*)"'),
+    re.compile(r'"([a-z][a-z-]*(?: [a-z{}-]+)+)"'),  # lowercase phrases: "consent recorded"
 )
 NOT_MESSAGES = frozenset({"Content-Type", "X-CSRF-Token"})
 
@@ -50,7 +52,8 @@ def server_word_messages() -> set[str]:
     """Reason-code texts; verdict, status and application-type words the scripts translate."""
     codes = {text for codes in REASON_CODES.values() for text in codes.values()}
     words = {v.value for v in Verdict} | {s.value for s in ApplicationStatus}
-    return codes | words | {kind.value for kind in ApplicationType}
+    audit = {*ACTIONS, *STATUSES, *OUTCOMES}
+    return codes | words | audit | {kind.value for kind in ApplicationType}
 
 
 def all_messages() -> set[str]:

@@ -24,9 +24,10 @@ from .test_recorder import probe, tool
 from .test_signalling import Seated, _join_and_call, _socket
 
 
-async def record_a_call(world: World) -> Path:
-    """A consented three-way interview through the server, everyone leaving at the end;
-    returns its session record directory once the record is closed."""
+async def record_a_call(world: World, frames: int = 30) -> Path:
+    """A consented three-way interview through the server, everyone leaving once each has
+    received ``frames`` video frames from each other; returns its session record directory
+    once the record is closed."""
     await add_applications(world.store, application("NX-0001"))
     interview_id, token = await world.invite("NX-0001")
     sockets: dict[Seat, Seated] = {}
@@ -53,7 +54,10 @@ async def record_a_call(world: World) -> Path:
             await _join_and_call(sockets[seat], interview_id, people[seat])
         await wait_for(
             lambda: all(
-                people[s].got(o, Kind.VIDEO).frames >= 30 for s in Seat for o in Seat if o is not s
+                people[s].got(o, Kind.VIDEO).frames >= frames
+                for s in Seat
+                for o in Seat
+                if o is not s
             ),
             within=30,
         )

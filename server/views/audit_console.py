@@ -22,6 +22,17 @@ from .public import LOGIN_FIELDS, WRONG_CREDENTIALS
 
 MEDIA_RANGE_MAX = 4 * 1024 * 1024  # one answer's bytes; players ask again for the rest
 OUTCOMES = ("approved", "denied", "referred", "pending")
+# What the access log says auditors did (the page shows them translated).
+ACTIONS = (
+    "sign-in",
+    "sign-in-denied",
+    "sign-in-locked",
+    "sign-in-code-reused",
+    "list",
+    "open",
+    "play",
+    "view-still",
+)
 STATUSES = ("verified", "incomplete", "failed")
 
 

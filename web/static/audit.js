@@ -178,8 +178,10 @@ class Timeline {
   }
 }
 
+const SEAT_NAMES = { applicant: "the applicant", cbsa: "the CBSA officer", cbp: "the CBP officer" };
+
 function eventText(event) {
-  const who = event.seat ? t(event.seat) : "";
+  const who = event.seat ? t(SEAT_NAMES[event.seat] || event.seat) : "";
   switch (event.kind) {
     case "consent":
       return t("consent given (text {version}, {language})", { version: event.text_version, language: event.language });
@@ -199,7 +201,7 @@ function eventText(event) {
     case "decision":
       return t("{agency} decided: {verdict}", { agency: event.agency, verdict: t(event.verdict) });
     case "end":
-      return event.by ? t("ended by {who}", { who: t(event.by) }) : t("record closed");
+      return event.by ? t("ended by {who}", { who: t(SEAT_NAMES[event.by] || event.by) }) : t("record closed");
     case "shred":
       return t("key material destroyed ({reason})", { reason: event.reason || "" });
     default:
@@ -215,15 +217,16 @@ function showVerification(data) {
   else if (data.status === "incomplete") say(verdict, "Incomplete: the record ends without its final checkpoint");
   else say(verdict, "Verification FAILED");
   const checks = [
-    ["{count} events in the hash chain", { count: v.events }],
-    ["{count} signed checkpoints, the last covering {last} events", { count: v.checkpoints, last: v.last_checkpoint }],
-    ["{count} media segments present with matching hashes", { count: v.segments }],
-    [v.consent ? "consent recorded" : "no consent recorded", {}],
+    ["{count} events in the hash chain", { count: v.events }, v.events > 0],
+    ["{count} signed checkpoints, the last covering {last} events", { count: v.checkpoints, last: v.last_checkpoint }, v.complete],
+    ["{count} media segments present with matching hashes", { count: v.segments }, v.segments > 0],
+    [v.consent ? "consent recorded" : "no consent recorded", {}, v.consent],
   ];
-  if (v.witnessed_by.length) checks.push(["co-signed by {names}", { names: v.witnessed_by.join(", ") }]);
-  $("checks").replaceChildren(...checks.map(([message, fields]) => {
+  if (v.witnessed_by.length) checks.push(["co-signed by {names}", { names: v.witnessed_by.join(", ") }, true]);
+  $("checks").replaceChildren(...checks.map(([message, fields, ok]) => {
     const item = element("li");
     say(item, message, fields);
+    item.dataset.ok = String(ok && v.problems.length === 0);
     return item;
   }));
   $("problems").replaceChildren(...v.problems.map((problem) => element("li", problem)));
@@ -234,7 +237,9 @@ function showTimeline(data, timeline) {
     const button = element("button", `${minutes(event.at)}  ${eventText(event)}`, { type: "button", className: "link-button" });
     button.dataset.kind = event.kind;
     button.addEventListener("click", () => timeline.seek(event.at));
-    return element("li", undefined).appendChild(button).parentNode;
+    const item = element("li");
+    item.append(button);
+    return item;
   }));
 }
 
