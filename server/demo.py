@@ -256,6 +256,13 @@ def show(
         highlight=False,
         soft_wrap=True,
     )
+    out("Replay them in the audit console (auditor1 signs in there), in another terminal:")
+    out(
+        f"  nexus-interview --data-dir {settings.data_dir} --audit-dir {root / 'audit-console'}"
+        f" audit-console --identity {root / 'identities' / 'audit-identity.txt'} --key '{verifier}'",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def run_demo(settings: Settings, console: Console, root: Path = ROOT) -> int:
