@@ -99,20 +99,33 @@ def export_session(
     return results
 
 
+def export_seat_bytes(
+    session: Path, seat: str, identities: Sequence[Identity]
+) -> tuple[bytes, Exported]:
+    """One participant's WebM in memory (for downloads that must not touch the disk)."""
+    paths = _segments_by_seat(session).get(seat)
+    if not paths:
+        raise FileNotFoundError(f"{session.name} holds no media of the {seat} seat")
+    buffer = io.BytesIO()
+    exported = _export_seat(seat, paths, identities, buffer, _segment_starts(session))
+    return buffer.getvalue(), exported
+
+
 def _export_seat(
     seat: str,
     paths: list[Path],
     identities: Sequence[Identity],
-    out: Path,
+    out: Path | io.BytesIO,
     starts: dict[str, int],
 ) -> Exported:
-    """One seat's segments remuxed into one file: each segment at its recorded start (gaps
-    kept), or straight after the previous one when its start is unknown (cut by a crash)."""
-    target = out / f"{seat}.webm"
+    """One seat's segments remuxed into one file (in ``out``, a directory, or a buffer):
+    each segment at its recorded start (gaps kept), or straight after the previous one
+    when its start is unknown (cut by a crash)."""
+    target = out / f"{seat}.webm" if isinstance(out, Path) else out
     frames = {"video": 0, "audio": 0}
     recovered = False
     first_start = starts.get(paths[0].name)
-    with av.open(str(target), "w", format="webm") as output:
+    with av.open(str(target) if isinstance(target, Path) else target, "w", format="webm") as output:
         streams: dict[str, av.stream.Stream] = {}
         offset_ms = end_ms = 0
         for path in paths:
@@ -141,4 +154,5 @@ def _export_seat(
                     output.mux(packet)
                     frames[kind] += 1
                     end_ms = max(end_ms, pts_ms + 1)
-    return Exported(seat, target, len(paths), frames["video"], frames["audio"], recovered)
+    shown = target if isinstance(target, Path) else Path(f"{seat}.webm")
+    return Exported(seat, shown, len(paths), frames["video"], frames["audio"], recovered)

@@ -52,6 +52,7 @@ AUDIT_ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/sessions/{interview_id}", views.session_data, access.AUDITOR),
     Route("GET", "/media/{interview_id}/{file}", views.media, access.AUDITOR),
     Route("GET", "/stills/{interview_id}/{number}", views.still, access.AUDITOR),
+    Route("GET", "/export/{interview_id}/{seat}", views.export, access.AUDITOR),
 )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from recordings.age import AgeReader, decrypt
 from recordings.errors import RecordingError
+from recordings.export import export_seat_bytes
 from recordings.keys import Identity
 from recordings.session_record import EVENTS, Verification, verify_session
 from recordings.tlog import NoteVerifier
@@ -269,6 +270,20 @@ class AuditConsole:
             if event.get("kind") == "still" and event.get("number") == number and "file" in event:
                 return self.decrypt_file(interview_id, str(event["file"]))
         raise NotFound("there is no ID still {number} in this session", number=number)
+
+    def export(self, interview_id: str, seat: str) -> bytes:
+        """One participant's whole recording as one WebM, made in memory."""
+        if seat not in ("applicant", "cbsa", "cbp"):
+            raise NotFound("there is no seat {seat}", seat=seat[:20])
+        try:
+            data, _ = export_seat_bytes(self.session_dir(interview_id), seat, self.identities)
+        except FileNotFoundError:
+            raise NotFound("this session holds no media of the {seat} seat", seat=seat) from None
+        except RecordingError as exc:
+            raise NotFound(
+                "the {seat} media cannot be opened: {reason}", seat=seat, reason=exc.message
+            ) from None
+        return data
 
     def media_range(
         self, interview_id: str, name: str, start: int, length: int

@@ -257,9 +257,10 @@ def show(
         soft_wrap=True,
     )
     out("Replay them in the audit console (auditor1 signs in there), in another terminal:")
+    identity = root / "identities" / "audit-identity.txt"
     out(
         f"  nexus-interview --data-dir {settings.data_dir} --audit-dir {root / 'audit-console'}"
-        f" audit-console --identity {root / 'identities' / 'audit-identity.txt'} --key '{verifier}'",
+        f" audit-console --identity {identity} --key '{verifier}'",
         highlight=False,
         soft_wrap=True,
     )

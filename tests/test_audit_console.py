@@ -18,6 +18,7 @@ from server.types import Agency
 
 from .audit_scene import NOTES, AuditScene, audit_scene, sign_in
 from .fakes import World, error_message
+from .test_recorder import probe
 
 
 @pytest.fixture
@@ -147,3 +148,30 @@ async def test_an_unknown_session_is_a_clear_404(scene: AuditScene) -> None:
     missing = await client.get("/api/sessions/iv_0000000000000000")
     assert missing.status == 404
     assert "no session record" in error_message(await missing.json())
+
+
+async def test_an_export_downloads_one_participant_and_is_logged(
+    scene: AuditScene, tmp_path: Path
+) -> None:
+    client, _ = await sign_in(scene, scene.auditor)
+    response = await client.get(f"/export/{scene.interview_id}/cbsa")
+    assert response.status == 200
+    assert "attachment" in response.headers["Content-Disposition"]
+    download = tmp_path / "cbsa.webm"
+    download.write_bytes(await response.read())
+    frames = await asyncio.to_thread(probe, download)
+    assert frames["vp8"] >= 30 and frames["opus"] >= 30, frames
+    assert scene.console.app[TRAIL].accesses(scene.interview_id)[-1].action == "export"
+    missing = await client.get(f"/export/{scene.interview_id}/nobody")
+    assert missing.status == 404
+
+
+async def test_the_list_filters_by_date_and_outcome(scene: AuditScene) -> None:
+    client, _ = await sign_in(scene, scene.auditor)
+    listed = await (await client.get("/sessions?outcome=referred")).text()
+    assert scene.interview_id in listed
+    assert scene.interview_id not in await (await client.get("/sessions?outcome=approved")).text()
+    assert scene.interview_id not in await (await client.get("/sessions?from=2999-01-01")).text()
+    assert scene.interview_id in await (await client.get("/sessions?to=2999-01-01")).text()
+    bad = await client.get("/sessions?from=yesterday")
+    assert bad.status == 400

@@ -32,6 +32,7 @@ ACTIONS = (
     "open",
     "play",
     "view-still",
+    "export",
 )
 STATUSES = ("verified", "incomplete", "failed")
 
@@ -179,6 +180,21 @@ async def media(request: web.Request) -> web.StreamResponse:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{start + len(body) - 1}/{size}"
     return web.Response(body=body, status=status, content_type="video/webm", headers=headers)
+
+
+async def export(request: web.Request) -> web.StreamResponse:
+    """A participant's recording as one WebM download, decrypted in memory."""
+    interview_id, seat = request.match_info["interview_id"], request.match_info["seat"]
+    data = await asyncio.to_thread(request.app[AUDIT].export, interview_id, seat)
+    _record(request, "export", interview_id, seat=seat)
+    return web.Response(
+        body=data,
+        content_type="video/webm",
+        headers={
+            "Content-Disposition": f'attachment; filename="{interview_id}-{seat}.webm"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 async def still(request: web.Request) -> web.StreamResponse:
