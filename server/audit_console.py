@@ -5,6 +5,7 @@ identity (the audit body's), so it runs apart from the interview server."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Sequence
@@ -164,7 +165,7 @@ class AuditConsole:
         return (await self.store.applications.get(interview.application_id)).status.value
 
     async def summary(self, interview_id: str) -> SessionSummary:
-        result = self.verification(interview_id)
+        result = await asyncio.to_thread(self.verification, interview_id)  # hashes media
         events = self.events(interview_id)
         date = str(events[0].get("at", ""))[:10] if events else ""
         return SessionSummary(
@@ -179,7 +180,7 @@ class AuditConsole:
     async def detail(self, interview_id: str) -> dict[str, Any]:
         """The session page's data: verification, timeline, seats' segments, stills,
         decisions (notes decrypted with the audit identity), on one clock (seconds)."""
-        result = self.verification(interview_id)
+        result = await asyncio.to_thread(self.verification, interview_id)  # hashes media
         events = self.events(interview_id)
         segments = [e for e in events if e.get("kind") == "segment" and "started_at_ms" in e]
         starts = [int(e["started_at_ms"]) for e in segments]
