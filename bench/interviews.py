@@ -189,7 +189,14 @@ class StockRoom:
             await pc.close()
 
 
-def serve(kind: str, port: int, ready: Any) -> None:
+def pin(cpus: set[int] | None) -> None:
+    """Keep this process on ``cpus`` (None: anywhere), to separate server and clients."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+
+
+def serve(kind: str, port: int, ready: Any, cpus: set[int] | None = None) -> None:
+    pin(cpus)
     recordings = Path(tempfile.mkdtemp(prefix="bench-recordings-"))
     recipient = Identity.generate().recipient  # its identity is thrown away
 
@@ -277,8 +284,16 @@ async def participant(
 
 
 def clients(
-    url: str, seats: list[tuple[str, Seat]], clip: Clip, joined: Any, window: Any, out: Any
+    url: str,
+    seats: list[tuple[str, Seat]],
+    clip: Clip,
+    joined: Any,
+    window: Any,
+    out: Any,
+    cpus: set[int] | None = None,
 ) -> None:
+    pin(cpus)
+
     async def main() -> None:
         result, pcs, counters = ClientResult(), [], []
         for room, seat in seats:
@@ -326,10 +341,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def run(kind: str, rooms: int, seconds: float, clip: Clip) -> dict[str, float]:
+def run(kind: str, rooms: int, seconds: float, clip: Clip, split: bool = False) -> dict[str, float]:
+    """``split``: the server on CPU 0 alone, the clients on the other CPUs."""
     context = multiprocessing.get_context("spawn")
     port, ready = free_port(), context.Event()
-    server = context.Process(target=serve, args=(kind, port, ready), daemon=True)
+    cpus = sorted(os.sched_getaffinity(0))
+    server_cpus = {cpus[0]} if split else None
+    client_cpus = set(cpus[1:]) if split else None
+    server = context.Process(target=serve, args=(kind, port, ready, server_cpus), daemon=True)
     server.start()
     ready.wait(30)
     assert server.pid is not None
@@ -348,6 +367,7 @@ def run(kind: str, rooms: int, seconds: float, clip: Clip) -> dict[str, float]:
                 joined[i],
                 window,
                 out,
+                client_cpus,
             ),
             daemon=True,
         )
@@ -406,7 +426,14 @@ def main() -> None:
         default=[4, 12],
         help="room counts to run again with the recorder on",
     )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="pin the server to one CPU and the clients to the others",
+    )
     args = parser.parse_args()
+    if args.split and len(os.sched_getaffinity(0)) < 2:
+        parser.error("--split needs at least two CPUs")
     clip = encode_clip()
     kbps = sum(map(len, clip.video)) * 8 / (CLIP_FRAMES / FPS) / 1000
     print(f"clip: {WIDTH}x{HEIGHT} {FPS} fps VP8 at {kbps:.0f} kbps, Opus 20 ms packets")
@@ -421,7 +448,7 @@ def main() -> None:
         + [("record", n) for n in args.record_rooms]
     )
     for kind, rooms in plan:
-        r = run(kind, rooms, args.seconds, clip)
+        r = run(kind, rooms, args.seconds, clip, args.split)
         print(
             f"{kind:>8} {rooms:>5} {r['cpu']:>12.3f} {r['fps_min']:>8.1f} "
             f"{r['fps_median']:>8.1f} {r['first_p50']:>8.0f}ms {r['first_p95']:>8.0f}ms "
