@@ -139,6 +139,9 @@ class Connection:
         self.room, self.seat = room, seat
         present = [other.value for other in room.present]
         await self.send(m.Joined(interview_id=interview.id, seat=seat, present=present))
+        for state in self._rooms.states(room.id):
+            if state.seat is not seat:
+                await self.send(m.PeerState(seat=state.seat, audio=state.audio, video=state.video))
 
     async def _seat_info(self) -> dict[str, object]:
         """What the join event records: officers' agency and working country."""

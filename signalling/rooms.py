@@ -36,6 +36,8 @@ class Rooms:
         self._rooms: dict[RoomId, InterviewRoom] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._listeners: dict[RoomId, set[Listener]] = {}
+        # Each seat's last microphone/camera switch, told to whoever joins later.
+        self._states: dict[RoomId, dict[Seat, SeatMediaState]] = {}
         self._on_event = on_event
         self._sink_for = sink_for or (lambda room_id: NullSink())
         self._grace_seconds = grace_seconds
@@ -63,6 +65,10 @@ class Rooms:
         if self._on_event is not None:
             self._on_event(room_id, event)
         self._tell(room_id, event)
+        if event.seat is not None and event.kind in ("leave", "left"):
+            self._states.get(room_id, {}).pop(event.seat, None)
+        if event.kind == "end":
+            self._states.pop(room_id, None)
         room = self._rooms.get(room_id)
         if event.kind in ("leave", "left") and room is not None and not room.present:
             # Nobody left in the room: forget it (a later join opens a new one).
@@ -72,7 +78,12 @@ class Rooms:
             task.add_done_callback(self._closing.discard)
 
     def broadcast_state(self, room_id: RoomId, state: SeatMediaState) -> None:
+        self._states.setdefault(room_id, {})[state.seat] = state
         self._tell(room_id, state)
+
+    def states(self, room_id: RoomId) -> list[SeatMediaState]:
+        """The last switch of each seat that made one (for a newcomer's page)."""
+        return list(self._states.get(room_id, {}).values())
 
     def _tell(self, room_id: RoomId, item: InterviewEvent | SeatMediaState) -> None:
         for listener in list(self._listeners.get(room_id, ())):

@@ -366,3 +366,16 @@ async def test_an_officer_ends_the_interview_for_everyone_and_an_applicant_canno
     finally:
         for person in people.values():
             await person.close()
+
+
+async def test_a_newcomer_learns_who_has_muted_before_they_joined(setup: Setup) -> None:
+    applicant, cbsa = setup.people[Seat.APPLICANT], setup.people[Seat.CBSA]
+    joined = await applicant.ask(m.Join(interview_id=setup.interview_id))
+    assert isinstance(joined, m.Joined)
+    await applicant.ws.send_str(m.encode(m.MediaState(audio=False, video=True)))
+    rooms = setup.world.server.app[ROOMS]
+    await wait_for(lambda: bool(rooms.states(RoomId(setup.interview_id))))
+    joined = await cbsa.ask(m.Join(interview_id=setup.interview_id))
+    assert isinstance(joined, m.Joined)
+    told = await cbsa.expect(m.PeerState)
+    assert told == m.PeerState(seat="applicant", audio=False, video=True)
