@@ -121,7 +121,7 @@ def create_app(
         grace_seconds=settings.reconnect_grace_seconds,
         ice_servers=[RTCIceServer(urls=url) for url in settings.ice_servers],
     )
-    app[LOBBY] = Lobby(partial(_seat_officers, app[STORE]))
+    app[LOBBY] = Lobby(partial(_seat_officers, app[STORE]), clock=lambda: clock().timestamp())
     app[SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(close_sockets)
     app.cleanup_ctx.append(_store_ctx)

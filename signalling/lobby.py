@@ -4,6 +4,7 @@ telling everyone waiting their position and estimated wait after each change."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from server.types import Agency
@@ -19,19 +20,31 @@ Send = Callable[[m.Message], None]
 
 class Lobby:
     def __init__(
-        self, seat_officers: Callable[[Pairing], Awaitable[bool]], room: WaitingRoom | None = None
+        self,
+        seat_officers: Callable[[Pairing], Awaitable[bool]],
+        room: WaitingRoom | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._seat_officers = seat_officers
         self.room = room or WaitingRoom()
+        self._clock = clock
         self._applicants: dict[str, Send] = {}
+        self._ready_at: dict[str, float] = {}
         self._officers: dict[tuple[int, Agency], Send] = {}
 
     async def applicant_ready(self, applicant: WaitingApplicant, send: Send) -> None:
         self._applicants[applicant.interview_id] = send
+        self._ready_at.setdefault(applicant.interview_id, self._clock())
         self.room.add(applicant)
         await self._match()
 
+    def waiting_seconds(self, interview_id: str) -> int | None:
+        """How long the applicant has been in the waiting room (None: not there)."""
+        since = self._ready_at.get(interview_id)
+        return None if since is None else int(self._clock() - since)
+
     async def applicant_gone(self, interview_id: str) -> None:
+        self._ready_at.pop(interview_id, None)
         if self._applicants.pop(interview_id, None) is not None:
             self.room.remove(interview_id)
             self._tell_waiting()
@@ -54,6 +67,7 @@ class Lobby:
                 log.warning("could not seat officers for %s", pairing.interview_id)
                 continue
             applicant = self._applicants.pop(pairing.interview_id, None)
+            self._ready_at.pop(pairing.interview_id, None)
             if applicant is not None:
                 applicant(m.Paired(interview_id=pairing.interview_id, seat=Seat.APPLICANT))
             for agency, officer_id in pairing.officers.items():

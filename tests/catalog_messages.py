@@ -12,7 +12,7 @@ from pathlib import Path
 
 import web
 from server.reason_codes import REASON_CODES
-from server.types import ApplicationStatus, ApplicationType, Verdict
+from server.types import ApplicationStatus, ApplicationType, InterviewMode, Verdict
 from server.views.audit_console import ACTIONS, OUTCOMES, STATUSES
 
 TEMPLATE_PATTERNS = (
@@ -52,7 +52,7 @@ def server_word_messages() -> set[str]:
     """Reason-code texts; verdict, status and application-type words the scripts translate."""
     codes = {text for codes in REASON_CODES.values() for text in codes.values()}
     words = {v.value for v in Verdict} | {s.value for s in ApplicationStatus}
-    audit = {*ACTIONS, *STATUSES, *OUTCOMES}
+    audit = {*ACTIONS, *STATUSES, *OUTCOMES, *(mode.value for mode in InterviewMode)}
     return codes | words | audit | {kind.value for kind in ApplicationType}
 
 

@@ -379,3 +379,24 @@ async def test_a_newcomer_learns_who_has_muted_before_they_joined(setup: Setup) 
     assert isinstance(joined, m.Joined)
     told = await cbsa.expect(m.PeerState)
     assert told == m.PeerState(seat="applicant", audio=False, video=True)
+
+
+async def test_the_officers_queue_shows_how_long_each_applicant_has_waited(
+    world: World,
+) -> None:
+    await add_applications(
+        world.store, application("NX-0003"), application("NX-0004", date_of_birth="1970-01-01")
+    )
+    ready_id, token = await world.invite("NX-0003")
+    absent_id, _ = await world.invite("NX-0004")
+    applicant_client = await world.client()
+    await world.confirm_dob(applicant_client, token, "1980-05-17")
+    applicant = await _socket(world, applicant_client)
+    assert isinstance(await applicant.ask(m.Ready(interview_id=ready_id)), m.Waiting)
+    officer = await world.client()
+    await world.sign_in(officer, await world.add_officer("cbsa.queue", Agency.CBSA))
+    world.clock.advance(150)
+    queue = await (await officer.get("/api/officer/queue")).json()
+    waited = {i["id"]: i["waiting_seconds"] for i in queue["interviews"]}
+    assert waited == {ready_id: 180, absent_id: None}  # 30 s of it were the sign-in's
+    assert queue["interviews"][0]["id"] == ready_id  # the one in the waiting room first

@@ -8,6 +8,7 @@ import aiohttp_jinja2
 import msgspec
 from aiohttp import web
 
+from signalling.appkeys import LOBBY
 from signalling.types import RoomId
 
 from ..appkeys import RECORDS, STILLS, STORE
@@ -58,9 +59,12 @@ async def queue(request: web.Request) -> web.StreamResponse:
         if _call_is_on_for(seated, agency, ended_by):
             in_call = seated.id
             break
-    return json_ok(
-        {"agency": agency, "interviews": [i.summary() for i in waiting], "in_call": in_call}
-    )
+    lobby = request.app[LOBBY]
+    waited = {i.id: lobby.waiting_seconds(i.id) for i in waiting}
+    # applicants in the waiting room first, longest wait first; then the others by window
+    waiting.sort(key=lambda i: (waited[i.id] is None, -(waited[i.id] or 0)))
+    listed = [{**i.summary(), "waiting_seconds": waited[i.id]} for i in waiting]
+    return json_ok({"agency": agency, "interviews": listed, "in_call": in_call})
 
 
 def _call_is_on_for(interview: Interview, agency: Agency, ended_by: set[str]) -> bool:

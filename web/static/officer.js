@@ -58,11 +58,15 @@ $("availability").addEventListener("click", () =>
 
 function queueRow(interview) {
   const tr = document.createElement("tr");
-  for (const text of [interview.id, interview.application_id, interview.mode, interview.window_start]) {
+  const waiting = document.createElement("td");
+  if (interview.waiting_seconds === null) say(waiting, "not in the waiting room yet");
+  else say(waiting, "{minutes} min", { minutes: Math.floor(interview.waiting_seconds / 60) });
+  for (const text of [interview.id, interview.application_id, t(interview.mode)]) {
     const td = document.createElement("td");
     td.textContent = text;
     tr.append(td);
   }
+  tr.append(waiting);
   const take = document.createElement("button");
   take.type = "button";
   say(take, "Take");
