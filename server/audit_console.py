@@ -26,6 +26,7 @@ from .store import Store
 from .types import Agency
 
 SESSION_ID = re.compile(r"^iv_[0-9a-f]{16}$")
+BLOB_FILE = re.compile(r"^[a-z0-9-]+(\.[a-z0-9]+)*\.age$")
 SEGMENT_FILE = re.compile(r"^(applicant|cbsa|cbp)-[0-9]{5}\.webm\.age$")
 SHOWN_DETAIL = (
     "agency",
@@ -254,7 +255,9 @@ class AuditConsole:
     def listed_file(self, interview_id: str, name: str) -> Path:
         """A file the session's log lists (nothing else in the directory is served)."""
         directory = self.session_dir(interview_id)
-        if not any(event.get("file") == name for event in self.events(interview_id)):
+        listed = any(event.get("file") == name for event in self.events(interview_id))
+        # a name from an altered log must not lead outside the session's directory
+        if not listed or not BLOB_FILE.fullmatch(name):
             raise NotFound("the session record lists no file {name}", name=name[:80])
         return directory / name
 

@@ -175,3 +175,15 @@ async def test_the_list_filters_by_date_and_outcome(scene: AuditScene) -> None:
     assert scene.interview_id in await (await client.get("/sessions?to=2999-01-01")).text()
     bad = await client.get("/sessions?from=yesterday")
     assert bad.status == 400
+
+
+async def test_an_altered_log_cannot_lead_the_console_outside_the_session(
+    scene: AuditScene,
+) -> None:
+    events = scene.session / "events.jsonl"
+    text = events.read_text().replace('"file":"still-001.jpg.age"', '"file":"../../nexus.sqlite3"')
+    events.write_text(text)
+    client, _ = await sign_in(scene, scene.auditor)
+    refused = await client.get(f"/stills/{scene.interview_id}/1")
+    assert refused.status == 404
+    assert "lists no file" in await refused.text()
