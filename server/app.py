@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -48,7 +48,7 @@ from .settings import Settings
 from .store import Store
 from .types import AccountId, Clock, utc_now
 from .views.http import page_context
-from .views.routes import ROUTES, STATIC_PREFIX
+from .views.routes import ROUTES, STATIC_PREFIX, Route
 from .views.stills import MAX_STILL_BYTES
 
 SESSION_COOKIE = "nexus_session"
@@ -69,6 +69,37 @@ def session_key(path: Path) -> Secret[bytes]:
     return Secret(key)
 
 
+def serve_pages(
+    app: web.Application,
+    settings: Settings,
+    routes: Sequence[Route],
+    cookie_name: str,
+    key_path: Path,
+) -> None:
+    """What both web apps (this server, the audit console) share: the encrypted session
+    cookie, the templates with their page context, the routes, static files and headers."""
+    storage = EncryptedCookieStorage(
+        session_key(key_path).reveal(),
+        cookie_name=cookie_name,
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="Strict",
+        max_age=settings.session_max_age,
+    )
+    # The session middleware must run outside the others, so it goes first.
+    app.middlewares.insert(0, aiohttp_session.session_middleware(storage))
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(web_assets.TEMPLATES),
+        autoescape=True,
+        context_processors=[page_context],
+    )
+    for route in routes:
+        app.router.add_route(route.method, route.path, route.handler)
+    app.router.add_static(STATIC_PREFIX, web_assets.STATIC)
+    app.on_response_prepare.append(middleware.security_headers)
+
+
 def create_app(
     settings: Settings, clock: Clock = utc_now, passwords: Passwords | None = None
 ) -> web.Application:
@@ -83,26 +114,7 @@ def create_app(
     app[THROTTLE] = LoginThrottle(settings.login_attempts_per_minute, clock)
     app[CATALOGS] = Catalogs(web_assets.LOCALE)
 
-    # The session middleware must run outside the others, so it goes first.
-    storage = EncryptedCookieStorage(
-        session_key(settings.session_key_path).reveal(),
-        cookie_name=SESSION_COOKIE,
-        httponly=True,
-        secure=settings.cookie_secure,
-        samesite="Strict",
-        max_age=settings.session_max_age,
-    )
-    app.middlewares.insert(0, aiohttp_session.session_middleware(storage))
-    aiohttp_jinja2.setup(
-        app,
-        loader=jinja2.FileSystemLoader(web_assets.TEMPLATES),
-        autoescape=True,
-        context_processors=[page_context],
-    )
-    for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)
-    app.router.add_static(STATIC_PREFIX, web_assets.STATIC)
-    app.on_response_prepare.append(middleware.security_headers)
+    serve_pages(app, settings, ROUTES, SESSION_COOKIE, settings.session_key_path)
     events = EventWriter(app[STORE])
     app[EVENTS] = events
     records = SessionRecords(settings)

@@ -8,18 +8,14 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-import aiohttp_jinja2
-import aiohttp_session
-import jinja2
 from aiohttp import web
-from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 import web as web_assets
 from recordings.keys import Identity
 from recordings.tlog import NoteVerifier
 
 from . import middleware
-from .app import session_key
+from .app import serve_pages
 from .appkeys import AUDIT, CATALOGS, CLOCK, PASSWORDS, SETTINGS, STORE, THROTTLE, TRAIL
 from .audit_console import AuditConsole
 from .audit_trail import AuditTrail
@@ -30,8 +26,7 @@ from .store import Store
 from .types import Clock, utc_now
 from .views import access, public
 from .views import audit_console as views
-from .views.http import page_context
-from .views.routes import STATIC_PREFIX, Route
+from .views.routes import Route
 
 AUDIT_COOKIE = "nexus_audit"
 
@@ -88,25 +83,7 @@ def create_audit_app(
         lockout=timedelta(seconds=settings.login_lockout_seconds),
     )
     app[TRAIL] = AuditTrail(settings.audit_dir, urlsplit(settings.public_url).netloc)
-    storage = EncryptedCookieStorage(
-        session_key(settings.audit_dir / "session.key").reveal(),
-        cookie_name=AUDIT_COOKIE,
-        httponly=True,
-        secure=settings.cookie_secure,
-        samesite="Strict",
-        max_age=settings.session_max_age,
-    )
-    app.middlewares.insert(0, aiohttp_session.session_middleware(storage))
-    aiohttp_jinja2.setup(
-        app,
-        loader=jinja2.FileSystemLoader(web_assets.TEMPLATES),
-        autoescape=True,
-        context_processors=[page_context],
-    )
-    for route in AUDIT_ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)
-    app.router.add_static(STATIC_PREFIX, web_assets.STATIC)
-    app.on_response_prepare.append(middleware.security_headers)
+    serve_pages(app, settings, AUDIT_ROUTES, AUDIT_COOKIE, settings.audit_dir / "session.key")
     app.cleanup_ctx.append(_lifetime)
     return app
 

@@ -71,20 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "audit-console", _audit_console, "run the audit console (holds the audit identity)"
     )
     sub.add_argument("--identity", type=Path, required=True, help="the audit body's identity file")
-    sub.add_argument(
-        "--key",
-        dest="keys",
-        action="append",
-        required=True,
-        help="the interview server's checkpoint verifier key; repeatable",
-    )
-    sub.add_argument(
-        "--witness",
-        dest="witnesses",
-        action="append",
-        default=[],
-        help="an agency witness key every session must be co-signed by; repeatable",
-    )
+    records_cli.add_key_arguments(sub)
     command("demo", _demo, "seed ./demo-data, print the sign-ins and links, and serve")
     command("settings", _settings, "print every setting with its value and help")
 

@@ -24,24 +24,30 @@ Group = Callable[[str, str], "argparse._SubParsersAction[argparse.ArgumentParser
 AGENCY_HOLDERS = ("cbsa", "cbp")
 
 
-def add_commands(group: Group, flags: argparse.ArgumentParser) -> None:
-    records = group("records", "session records: verify, export, co-sign, shred")
-    sub = records.add_parser("verify", help="verify a session record directory", parents=[flags])
-    sub.add_argument("session", type=Path, help="the session's directory")
-    sub.add_argument(
+def add_key_arguments(command: argparse.ArgumentParser) -> None:
+    """--key (the server's checkpoint keys) and --witness (agencies' keys that must have
+    co-signed), for every command that verifies sessions."""
+    command.add_argument(
         "--key",
         dest="keys",
         action="append",
         required=True,
         help="a trusted checkpoint verifier key (name+id+key); repeatable",
     )
-    sub.add_argument(
+    command.add_argument(
         "--witness",
         dest="witnesses",
         action="append",
         default=[],
         help="an agency witness's verifier key that must have co-signed; repeatable",
     )
+
+
+def add_commands(group: Group, flags: argparse.ArgumentParser) -> None:
+    records = group("records", "session records: verify, export, co-sign, shred")
+    sub = records.add_parser("verify", help="verify a session record directory", parents=[flags])
+    sub.add_argument("session", type=Path, help="the session's directory")
+    add_key_arguments(sub)
     sub.set_defaults(run=_records_verify)
     sub = records.add_parser(
         "export", help="decrypt a session's media, one file per participant", parents=[flags]

@@ -2,7 +2,7 @@
 // A reload lands in the right step (the server says which); a dropped call rejoins.
 import { csrfToken, say } from "./i18n.js";
 import { openDevices, showHelp } from "./devices.js";
-import { Call, play } from "./call.js";
+import { Call, flag, play, showPeer, wireControls } from "./call.js";
 
 const interviewId = document.body.dataset.interview;
 const $ = (id) => document.getElementById(id);
@@ -39,10 +39,6 @@ function label(officers) {
   }
 }
 
-function flag(seat, which, on) {
-  const element = document.querySelector(`.tile[data-seat="${seat}"] [data-flag="${which}"]`);
-  if (element) element.hidden = !on;
-}
 
 function waiting({ position, estimated_wait_seconds: seconds }) {
   const minutes = Math.max(1, Math.round(seconds / 60));
@@ -51,6 +47,7 @@ function waiting({ position, estimated_wait_seconds: seconds }) {
 }
 
 async function onMessage(message) {
+  if (showPeer(message)) return;
   switch (message.type) {
     case "waiting":
       waiting(message);
@@ -59,13 +56,6 @@ async function onMessage(message) {
       label((await api("/api/applicant/interview")).officers);
       show("call");
       call.join(message.interview_id);
-      break;
-    case "peer":
-      flag(message.seat, "away", !["join", "rejoin"].includes(message.event));
-      break;
-    case "peer_state":
-      flag(message.seat, "audio", !message.audio);
-      flag(message.seat, "video", !message.video);
       break;
     case "ended":
       if (message.next === "cbp") {
@@ -95,26 +85,6 @@ function onTrack(seat, stream) {
   play(tile.querySelector("video"), stream, call);
 }
 
-function toggles() {
-  const audio = $("toggle-audio");
-  const video = $("toggle-video");
-  const update = () => {
-    const muted = audio.getAttribute("aria-pressed") === "true";
-    const hidden = video.getAttribute("aria-pressed") === "true";
-    say(audio, muted ? "Unmute microphone" : "Mute microphone");
-    say(video, hidden ? "Turn camera on" : "Turn camera off");
-    call.setMedia({ audio: !muted, video: !hidden });
-  };
-  for (const button of [audio, video]) {
-    button.addEventListener("click", () => {
-      button.setAttribute("aria-pressed", String(button.getAttribute("aria-pressed") !== "true"));
-      update();
-    });
-  }
-}
-
-const QUALITY = { good: "Connection: good", fair: "Connection: fair", poor: "Connection: poor" };
-
 async function enterCall(state) {
   let stream;
   try {
@@ -132,11 +102,7 @@ async function enterCall(state) {
     reopened: () => call.send({ type: "ready", interview_id: interviewId }),
   });
   play(document.querySelector(".tile.self video"), stream, call);
-  toggles();
-  setInterval(async () => {
-    const quality = await call.quality();
-    if (quality) say($("quality"), QUALITY[quality]);
-  }, 2000);
+  wireControls(call);
   await call.open();
   label(state.officers);
   if (state.next === "join") {

@@ -1,5 +1,8 @@
 // One participant's side of an interview: the signalling socket (docs/signalling.md),
-// one RTCPeerConnection to the server, reconnection, media switches and link quality.
+// one RTCPeerConnection to the server, reconnection, media switches and link quality;
+// and the call page's pieces both the applicant's and the officer's pages use.
+import { say } from "./i18n.js";
+
 const SEATS = ["applicant", "cbsa", "cbp"];
 const RETRY_MS = [250, 500, 1000, 2000, 4000];
 
@@ -211,4 +214,47 @@ export function play(video, stream, call) {
     video.play().catch(() => {});
   });
   if ("requestVideoFrameCallback" in video) video.requestVideoFrameCallback(() => call.firstFrame());
+}
+
+/** Show a seat's flag ("audio", "video" or "away") on its tile. */
+export function flag(seat, which, on) {
+  const element = document.querySelector(`.tile[data-seat="${seat}"] [data-flag="${which}"]`);
+  if (element) element.hidden = !on;
+}
+
+/** Reflect another seat's `peer` or `peer_state` message; false for any other message. */
+export function showPeer(message) {
+  if (message.type === "peer") {
+    flag(message.seat, "away", !["join", "rejoin"].includes(message.event));
+  } else if (message.type === "peer_state") {
+    flag(message.seat, "audio", !message.audio);
+    flag(message.seat, "video", !message.video);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+const QUALITY = { good: "Connection: good", fair: "Connection: fair", poor: "Connection: poor" };
+const SWITCHES = [
+  ["toggle-audio", "Unmute microphone", "Mute microphone"],
+  ["toggle-video", "Turn camera on", "Turn camera off"],
+];
+
+/** The microphone and camera switches (#toggle-audio, #toggle-video) and the connection
+ * quality line (#quality) of a call page. */
+export function wireControls(call) {
+  const off = (id) => document.getElementById(id).getAttribute("aria-pressed") === "true";
+  for (const [id, pressedText, releasedText] of SWITCHES) {
+    const button = document.getElementById(id);
+    button.addEventListener("click", () => {
+      button.setAttribute("aria-pressed", String(!off(id)));
+      say(button, off(id) ? pressedText : releasedText);
+      call.setMedia({ audio: !off("toggle-audio"), video: !off("toggle-video") });
+    });
+  }
+  setInterval(async () => {
+    const quality = await call.quality();
+    if (quality) say(document.getElementById("quality"), QUALITY[quality]);
+  }, 2000);
 }

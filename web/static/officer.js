@@ -2,7 +2,7 @@
 // application record, ID stills, the blind decision, end, next.
 import { csrfToken, say, t } from "./i18n.js";
 import { openDevices } from "./devices.js";
-import { Call, play } from "./call.js";
+import { Call, flag, play, showPeer, wireControls } from "./call.js";
 
 const $ = (id) => document.getElementById(id);
 const ownSeat = document.body.dataset.seat;
@@ -106,10 +106,6 @@ async function refreshQueue(resume = false) {
 
 // --- the interview ----------------------------------------------------------------
 
-function flag(seat, which, on) {
-  const element = document.querySelector(`.tile[data-seat="${seat}"] [data-flag="${which}"]`);
-  if (element) element.hidden = !on;
-}
 
 function showRecord(application) {
   const rows = [
@@ -254,34 +250,12 @@ $("next").addEventListener("click", async () => {
   refreshQueue();
 });
 
-for (const [id, on, off, key] of [["toggle-audio", "Unmute microphone", "Mute microphone", "audio"], ["toggle-video", "Turn camera on", "Turn camera off", "video"]]) {
-  $(id).addEventListener("click", () => {
-    const button = $(id);
-    const pressed = button.getAttribute("aria-pressed") !== "true";
-    button.setAttribute("aria-pressed", String(pressed));
-    say(button, pressed ? on : off);
-    call.setMedia({
-      audio: $("toggle-audio").getAttribute("aria-pressed") !== "true",
-      video: $("toggle-video").getAttribute("aria-pressed") !== "true",
-      [key]: !pressed,
-    });
-  });
-}
-
-const QUALITY = { good: "Connection: good", fair: "Connection: fair", poor: "Connection: poor" };
-
 call = new Call(null, {
   message(message) {
+    if (showPeer(message)) return;
     switch (message.type) {
       case "paired":
         startInterview(message.interview_id);
-        break;
-      case "peer":
-        flag(message.seat, "away", !["join", "rejoin"].includes(message.event));
-        break;
-      case "peer_state":
-        flag(message.seat, "audio", !message.audio);
-        flag(message.seat, "video", !message.video);
         break;
       case "ended":
         ended();
@@ -308,7 +282,4 @@ call.open().then(() => setAvailable(false));
 show("queue");
 refreshQueue(true);
 setInterval(refreshQueue, 5000);
-setInterval(async () => {
-  const quality = await call.quality();
-  if (quality) say($("quality"), QUALITY[quality]);
-}, 2000);
+wireControls(call);
