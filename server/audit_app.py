@@ -37,7 +37,7 @@ async def _home(request: web.Request) -> web.StreamResponse:
 
 AUDIT_ROUTES: tuple[Route, ...] = (
     Route("GET", "/", _home, access.AUDITOR),
-    Route("GET", "/login", views.login_page, access.PUBLIC),
+    Route("GET", "/login", public.login_page, access.PUBLIC),
     Route("POST", "/login", views.login, access.PUBLIC),
     Route("POST", "/logout", views.logout, access.PUBLIC),
     Route("POST", "/language", public.choose_language, access.PUBLIC),

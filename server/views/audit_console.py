@@ -17,8 +17,8 @@ from ..errors import BadRequest, Locked, NexusError, Unauthorized
 from ..secret import Secret
 from ..store.accounts import Account
 from ..types import Role
-from .http import client_address, current, json_ok, read_form, session_of, sign_in, translator_of
-from .public import LOGIN_FIELDS, WRONG_CREDENTIALS
+from .http import client_address, current, json_ok, read_form, session_of, sign_in
+from .public import LOGIN_FIELDS, WRONG_CREDENTIALS, refused_login
 
 MEDIA_RANGE_MAX = 4 * 1024 * 1024  # one answer's bytes; players ask again for the rest
 OUTCOMES = ("approved", "denied", "referred", "pending")
@@ -44,23 +44,11 @@ def _record(request: web.Request, action: str, session: str = "", **detail: Any)
 # --- signing in: read-only store, so lockouts and used codes are kept in memory ------
 
 
-async def login_page(request: web.Request) -> web.StreamResponse:
-    return aiohttp_jinja2.render_template("login.html", request, {"error": None})
-
-
 async def login(request: web.Request) -> web.StreamResponse:
     try:
         account = await _authenticate(request)
     except NexusError as exc:
-        translate = await translator_of(request)
-        response = aiohttp_jinja2.render_template(
-            "login.html",
-            request,
-            {"error": translate(exc.template, **exc.fields)},
-            status=exc.status,
-        )
-        response.headers.update(exc.headers)
-        return response
+        return await refused_login(request, exc)
     await sign_in(request, Principal(role=Role.AUDITOR, account_id=account.id))
     raise web.HTTPSeeOther("/")
 

@@ -22,6 +22,7 @@ from .http import (
     read_json,
     session_of,
     sign_in,
+    translator_of,
 )
 
 HOME_OF = {Role.OFFICER: "/officer", Role.AUDITOR: "/audit", Role.APPLICANT: "/interview"}
@@ -57,15 +58,21 @@ async def login_page(request: web.Request) -> web.StreamResponse:
     return aiohttp_jinja2.render_template("login.html", request, {"error": None})
 
 
+async def refused_login(request: web.Request, exc: NexusError) -> web.StreamResponse:
+    """The sign-in form again, with why it failed in the page's language."""
+    translate = await translator_of(request)
+    response = aiohttp_jinja2.render_template(
+        "login.html", request, {"error": translate(exc.template, **exc.fields)}, status=exc.status
+    )
+    response.headers.update(exc.headers)
+    return response
+
+
 async def login(request: web.Request) -> web.StreamResponse:
     try:
         account = await _authenticate(request)
     except NexusError as exc:
-        response = aiohttp_jinja2.render_template(
-            "login.html", request, {"error": exc.message}, status=exc.status
-        )
-        response.headers.update(exc.headers)
-        return response
+        return await refused_login(request, exc)
     principal = Principal(role=account.role, account_id=account.id, agency=account.agency)
     await sign_in(request, principal)
     raise web.HTTPSeeOther(HOME_OF[account.role])
@@ -87,8 +94,8 @@ async def _authenticate(request: web.Request) -> Account:
     if store.accounts.is_locked(account):
         await log.append(account.label, account.role, "sign-in", "", "locked", client)
         raise Locked(
-            f"this account is locked after too many wrong sign-ins until "
-            f"{account.locked_until}; try again then or ask an operator"
+            "this account is locked until {until} after too many wrong sign-ins",
+            until=account.locked_until,
         )
     step = totp_step(account.totp_secret, form["code"], app[CLOCK]())
     if not passwords.verify(account.password_hash, password) or step is None:
