@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from server.appkeys import SETTINGS, STORE
+from server.appkeys import CATALOGS, SETTINGS, STORE
 from server.auth import Principal
 from server.errors import Forbidden, Gone, NexusError
 from server.store import Store
@@ -234,6 +234,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         principal, request.app[STORE], request.app[ROOMS], request.app[LOBBY], ws
     )
     translate = await translator_of(request)  # the page's language when it connected
+    catalogs = request.app[CATALOGS]
     pump = asyncio.ensure_future(connection.pump())
     errors = 0
     try:
@@ -246,16 +247,20 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 )
                 continue
             try:
-                await connection.handle(m.decode_client(frame.data))
+                message = m.decode_client(frame.data)
+                if isinstance(message, m.Language):
+                    translate = catalogs.translator(message.language)
+                    continue
+                await connection.handle(message)
             except NexusError as exc:
                 errors += 1
-                message = translate(exc.template, **exc.fields)
-                await connection.send(m.Error(code=exc.code, message=message))
+                text = translate(exc.template, **exc.fields)
+                await connection.send(m.Error(code=exc.code, message=text))
             except Exception:
                 errors += 1
                 log.exception("signalling message failed for %s", principal.label)
-                message = translate("something went wrong on our side")
-                await connection.send(m.Error(code="internal_error", message=message))
+                text = translate("something went wrong on our side")
+                await connection.send(m.Error(code="internal_error", message=text))
             if errors >= MAX_ERRORS:
                 await ws.close(code=1008, message=b"too many bad messages")
     finally:

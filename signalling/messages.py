@@ -74,7 +74,13 @@ class End(Message, tag="end"):
     """An officer ends the interview (or its step) for everyone in it."""
 
 
-ClientMessage = Join | Offer | Candidate | MediaState | Ready | Available | Leave | End
+class Language(Message, tag="language"):
+    """The page switched language: the server's messages on this socket follow."""
+
+    language: Literal["en", "fr"]
+
+
+ClientMessage = Join | Offer | Candidate | MediaState | Ready | Available | Leave | End | Language
 
 # --- server to client ---------------------------------------------------------------
 

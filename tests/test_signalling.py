@@ -400,3 +400,15 @@ async def test_the_officers_queue_shows_how_long_each_applicant_has_waited(
     waited = {i["id"]: i["waiting_seconds"] for i in queue["interviews"]}
     assert waited == {ready_id: 180, absent_id: None}  # 30 s of it were the sign-in's
     assert queue["interviews"][0]["id"] == ready_id  # the one in the waiting room first
+
+
+async def test_errors_on_a_socket_follow_the_page_s_language(setup: Setup) -> None:
+    applicant = setup.people[Seat.APPLICANT]
+    english = await applicant.ask(m.Leave())
+    assert isinstance(english, m.Error) and english.message == "join an interview first"
+    await applicant.ws.send_str(m.encode(m.Language(language="fr")))
+    french = await applicant.ask(m.Leave())
+    assert isinstance(french, m.Error)
+    assert french.message == "joignez-vous d'abord à une entrevue"
+    wrong = await applicant.ask('{"v": 1, "type": "language", "language": "de"}')
+    assert isinstance(wrong, m.Error) and wrong.code == "protocol_error"

@@ -1,7 +1,7 @@
 // One participant's side of an interview: the signalling socket (docs/signalling.md),
 // one RTCPeerConnection to the server, reconnection, media switches and link quality;
 // and the call page's pieces both the applicant's and the officer's pages use.
-import { say } from "./i18n.js";
+import { onLanguageChange, say } from "./i18n.js";
 
 const SEATS = ["applicant", "cbsa", "cbp"];
 const RETRY_MS = [250, 500, 1000, 2000, 4000];
@@ -22,6 +22,8 @@ export class Call {
     this.attempt = 0;
     this.remote = new Map(); // seat -> MediaStream
     this.pending = [];
+    // The server's messages on this socket (errors) follow the page's language.
+    onLanguageChange((language) => this.send({ type: "language", language }));
   }
 
   /** Open the socket; resolves once it is open. Reopens by itself if it drops mid-call. */
