@@ -8,7 +8,7 @@ import asyncio
 from functools import partial
 from pathlib import Path
 
-from playwright.async_api import Browser, Error, Page, expect
+from playwright.async_api import Browser, Error, Page, ViewportSize, expect
 
 from recordings.session_record import verify_session
 from recordings.tlog import NoteVerifier
@@ -17,6 +17,9 @@ from server.types import Agency, ApplicationStatus
 
 from ..fakes import World, add_applications, application
 from .pages import base_url, check_in, consent, screen, sign_in_officer, videos_playing
+
+PHONE = ViewportSize(width=390, height=844)
+DESK = ViewportSize(width=1280, height=900)
 
 
 def report(errors: list[str], seat: str, error: Error) -> None:
@@ -43,7 +46,9 @@ async def test_an_applicant_and_two_officers_complete_an_interview_in_the_browse
     }
     pages: dict[str, Page] = {}
     for seat in ("applicant", "cbsa", "cbp"):
-        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        # the applicant on a phone-sized screen, the officers at their desks
+        viewport = PHONE if seat == "applicant" else DESK
+        context = await browser.new_context(viewport=viewport, is_mobile=seat == "applicant")
         pages[seat] = await context.new_page()
     applicant, cbsa, cbp = pages["applicant"], pages["cbsa"], pages["cbp"]
     errors: list[str] = []
