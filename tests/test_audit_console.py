@@ -187,3 +187,17 @@ async def test_an_altered_log_cannot_lead_the_console_outside_the_session(
     refused = await client.get(f"/stills/{scene.interview_id}/1")
     assert refused.status == 404
     assert "lists no file" in await refused.text()
+
+
+async def test_the_console_speaks_french_too(scene: AuditScene) -> None:
+    client, _ = await sign_in(scene, scene.auditor)
+    page = await (await client.get("/sessions")).text()
+    token = page.split('name="csrf-token" content="')[1].split('"')[0]
+    switched = await client.post(
+        "/language",
+        data={"csrf_token": token, "language": "fr", "next": "/sessions"},
+        allow_redirects=False,
+    )
+    assert switched.headers["Location"] == "/sessions"
+    french = await (await client.get("/sessions")).text()
+    assert "Entrevues enregistrées" in french and "vérifiée" in french
