@@ -290,10 +290,11 @@ class AuditConsole:
         return data
 
     def media_range(
-        self, interview_id: str, name: str, start: int, length: int
+        self, interview_id: str, name: str, start: int, length: int | None
     ) -> tuple[bytes, int]:
-        """Plaintext bytes [start, start + length) of a media segment, decrypting only the
-        64 KiB chunks they fall in; and the segment's readable size."""
+        """Plaintext bytes [start, start + length) of a media segment (to its end if
+        ``length`` is None), decrypting only the 64 KiB chunks they fall in; and the
+        segment's readable size."""
         if not SEGMENT_FILE.fullmatch(name):
             raise NotFound("{name} is not a media segment", name=name[:80])
         path = self.listed_file(interview_id, name)
@@ -301,7 +302,9 @@ class AuditConsole:
             with path.open("rb") as sealed:
                 reader = AgeReader(sealed, self.identities)
                 size = reader.readable_size()
-                return reader.read_range(start, min(length, max(0, size - start))), size
+                left = max(0, size - start)
+                count = left if length is None else min(length, left)
+                return reader.read_range(start, count), size
         except RecordingError as exc:
             raise NotFound(
                 "{name} cannot be opened: {reason}", name=name, reason=exc.message

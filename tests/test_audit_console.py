@@ -95,6 +95,8 @@ async def test_media_is_decrypted_on_the_fly_for_range_requests(
     assert await head.read() == plain[:100]
     middle = await client.get(url, headers={"Range": f"bytes={70_000}-{70_009}"})
     assert await middle.read() == plain[70_000:70_010]
+    whole = await client.get(url)  # no Range: the whole segment
+    assert whole.status == 200 and await whole.read() == plain
     beyond = await client.get(url, headers={"Range": f"bytes={len(plain) + 10}-"})
     assert beyond.status == 416
     for name in ("events.jsonl", "../other/applicant-00001.webm.age", "notes-cbsa.txt.age"):
