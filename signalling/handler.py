@@ -27,7 +27,7 @@ from .appkeys import LOBBY, ROOMS, SOCKETS
 from .errors import NotInRoom
 from .interview import InterviewEvent, InterviewRoom
 from .lobby import Lobby
-from .rooms import Rooms, SeatMediaState
+from .rooms import RecordUpdate, RoomItem, Rooms, SeatMediaState
 from .types import RoomId, Seat
 from .waiting_room import Need, WaitingApplicant
 
@@ -163,7 +163,11 @@ class Connection:
         self.room = self._rooms.get(self.room.id)
         return self.room, self.seat
 
-    def _on_room(self, item: InterviewEvent | SeatMediaState) -> None:
+    def _on_room(self, item: RoomItem) -> None:
+        if isinstance(item, RecordUpdate):
+            if self.seat is not Seat.APPLICANT:  # officers' business only
+                self.queue(m.Updated(what=item.what))
+            return
         if isinstance(item, InterviewEvent) and item.kind == "end" and "by" in item.detail:
             self.queue(m.Ended(by=item.detail["by"], next=item.detail.get("next", "done")))
             return

@@ -125,12 +125,18 @@ class Ended(Message, tag="ended"):
     next: Literal["done", "cbp"] = "done"
 
 
+class Updated(Message, tag="updated"):
+    """To officers: the interview's record changed (``decision`` or ``still``)."""
+
+    what: Literal["decision", "still"]
+
+
 class Error(Message, tag="error"):
     code: str
     message: str
 
 
-ServerMessage = Joined | Answer | Peer | PeerState | Waiting | Paired | Ended | Error
+ServerMessage = Joined | Answer | Peer | PeerState | Waiting | Paired | Ended | Updated | Error
 
 _client_decoder = msgspec.json.Decoder(ClientMessage)
 _encoder = msgspec.json.Encoder()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from aiortc import RTCIceServer
 
@@ -21,7 +22,17 @@ class SeatMediaState:
     video: bool
 
 
-Listener = Callable[[InterviewEvent | SeatMediaState], None]
+@dataclass(frozen=True)
+class RecordUpdate:
+    """The interview's record changed outside the call (a decision, an ID still): the
+    officers' pages reload it. No seat: it concerns the interview."""
+
+    what: Literal["decision", "still"]
+    seat: None = None
+
+
+RoomItem = InterviewEvent | SeatMediaState | RecordUpdate
+Listener = Callable[[RoomItem], None]
 
 
 class Rooms:
@@ -81,11 +92,14 @@ class Rooms:
         self._states.setdefault(room_id, {})[state.seat] = state
         self._tell(room_id, state)
 
+    def record_updated(self, room_id: RoomId, what: Literal["decision", "still"]) -> None:
+        self._tell(room_id, RecordUpdate(what))
+
     def states(self, room_id: RoomId) -> list[SeatMediaState]:
         """The last switch of each seat that made one (for a newcomer's page)."""
         return list(self._states.get(room_id, {}).values())
 
-    def _tell(self, room_id: RoomId, item: InterviewEvent | SeatMediaState) -> None:
+    def _tell(self, room_id: RoomId, item: RoomItem) -> None:
         for listener in list(self._listeners.get(room_id, ())):
             listener(item)
 

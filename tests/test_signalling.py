@@ -412,3 +412,27 @@ async def test_errors_on_a_socket_follow_the_page_s_language(setup: Setup) -> No
     assert french.message == "joignez-vous d'abord à une entrevue"
     wrong = await applicant.ask('{"v": 1, "type": "language", "language": "de"}')
     assert isinstance(wrong, m.Error) and wrong.code == "protocol_error"
+
+
+async def test_officers_hear_of_a_decision_at_once_and_the_applicant_does_not(
+    setup: Setup,
+) -> None:
+    for seat in Seat:
+        joined = await setup.people[seat].ask(m.Join(interview_id=setup.interview_id))
+        assert isinstance(joined, m.Joined)
+    cbsa = setup.people[Seat.CBSA].client
+    response = await cbsa.post(
+        f"/api/interviews/{setup.interview_id}/decision",
+        json={"verdict": "approve", "reason_codes": []},
+        headers={"X-CSRF-Token": await setup.world.csrf(cbsa)},
+    )
+    assert response.status == 201
+    for seat in (Seat.CBSA, Seat.CBP):
+        assert await setup.people[seat].expect(m.Updated) == m.Updated(what="decision")
+    # a message that gets an error reply: everything before it was sent before it
+    applicant = setup.people[Seat.APPLICANT]
+    await applicant.ws.send_str(m.encode(m.Candidate(candidate="candidate:1")))
+    seen = []
+    while not seen or not isinstance(seen[-1], m.Error):
+        seen.append(m.decode_server(await applicant.ws.receive_str(timeout=10)))
+    assert not any(isinstance(message, m.Updated) for message in seen), seen

@@ -8,7 +8,7 @@ import aiohttp_jinja2
 import msgspec
 from aiohttp import web
 
-from signalling.appkeys import LOBBY
+from signalling.appkeys import LOBBY, ROOMS
 from signalling.types import RoomId
 
 from ..appkeys import RECORDS, STILLS, STORE
@@ -144,6 +144,7 @@ async def decide(request: web.Request) -> web.StreamResponse:
         RoomId(interview.id), agency.value, body.verdict.value, list(codes), body.notes
     )
     await log_access(request, "decide", interview.id)
+    request.app[ROOMS].record_updated(RoomId(interview.id), "decision")
     decisions = await request.app[STORE].decisions.for_interview(interview.id)
     visible = _visible_decisions(decisions, principal)
     result = status if visible["both_decided"] else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from signalling.appkeys import ROOMS
 from signalling.types import RoomId
 
 from ..appkeys import RECORDS, STILLS
@@ -28,6 +29,7 @@ async def capture(request: web.Request) -> web.StreamResponse:
     still = request.app[STILLS].add(interview.id, agency.value, jpeg)
     request.app[RECORDS].still(RoomId(interview.id), agency.value, still.number, jpeg)
     await log_access(request, "capture-still", interview.id)
+    request.app[ROOMS].record_updated(RoomId(interview.id), "still")
     return json_ok({"number": still.number, "agency": still.agency}, status=201)
 
 

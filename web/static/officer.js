@@ -195,7 +195,7 @@ function startInterview(interviewId) {
   call.join(interviewId);
   refreshInterview();
   clearInterval(poll);
-  poll = setInterval(refreshInterview, 2000);
+  poll = setInterval(refreshInterview, 30000); // pushes ("updated") do the work; a slow safety net
 }
 
 $("capture").addEventListener("click", async () => {
@@ -259,6 +259,9 @@ call = new Call(null, {
         break;
       case "ended":
         ended();
+        break;
+      case "updated": // a decision or an ID still: reload the record (instead of polling)
+        refreshInterview();
         break;
       case "error":
         (current ? $("outcome") : $("queue-status")).textContent = message.message;
