@@ -432,7 +432,7 @@ async def test_officers_hear_of_a_decision_at_once_and_the_applicant_does_not(
     # a message that gets an error reply: everything before it was sent before it
     applicant = setup.people[Seat.APPLICANT]
     await applicant.ws.send_str(m.encode(m.Candidate(candidate="candidate:1")))
-    seen = []
+    seen: list[m.ServerMessage] = []
     while not seen or not isinstance(seen[-1], m.Error):
         seen.append(m.decode_server(await applicant.ws.receive_str(timeout=10)))
     assert not any(isinstance(message, m.Updated) for message in seen), seen
