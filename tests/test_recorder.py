@@ -5,11 +5,13 @@ whose file still gives up all but about the last second."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from recordings.age import AgeReader
 from recordings.keys import Identity, write_identity_file
@@ -26,8 +28,8 @@ def tool(name: str) -> str:
     return found
 
 
-def probe(path: Path) -> dict[str, int]:
-    """Frames per codec, as ffprobe counts them by reading the whole file."""
+def ffprobe_json(path: Path) -> dict[str, Any]:
+    """What ffprobe reads of the whole file: streams (frames counted) and the duration."""
     done = subprocess.run(
         [
             tool("ffprobe"),
@@ -35,19 +37,25 @@ def probe(path: Path) -> dict[str, int]:
             "error",
             "-count_frames",
             "-show_entries",
-            "stream=codec_name,nb_read_frames,width,height",
+            "stream=codec_name,width,height,nb_read_frames:format=duration",
             "-of",
-            "compact=p=0:nk=1",
+            "json",
             str(path),
         ],
         capture_output=True,
         text=True,
         check=True,
     )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def probe(path: Path) -> dict[str, int]:
+    """Frames per codec, as ffprobe counts them by reading the whole file."""
     counts = {}
-    for line in done.stdout.strip().splitlines():
-        fields = line.split("|")
-        counts[fields[0]] = int(fields[-1]) if fields[-1].isdigit() else 0  # N/A: none
+    for stream in ffprobe_json(path)["streams"]:
+        frames = str(stream.get("nb_read_frames", ""))
+        counts[stream["codec_name"]] = int(frames) if frames.isdigit() else 0  # N/A: none
     return counts
 
 

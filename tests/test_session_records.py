@@ -9,7 +9,6 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 from recordings.session_record import verify_session
 from recordings.tlog import NoteVerifier
@@ -20,7 +19,7 @@ from signalling.types import Kind, Seat
 
 from .fakes import World, add_applications, application, nexus_interview
 from .media import SyntheticParticipant, wait_for
-from .test_recorder import probe, tool
+from .test_recorder import ffprobe_json, probe
 from .test_signalling import Seated, _join_and_call, _socket
 
 
@@ -230,24 +229,3 @@ async def test_the_composite_export_shows_everyone_side_by_side_with_the_audio_m
     first = min(event["started_at_ms"] for event in segments)
     last = max(event["started_at_ms"] + event["duration_ms"] for event in segments)
     assert abs(float(info["format"]["duration"]) - (last - first) / 1000) < 0.5
-
-
-def ffprobe_json(path: Path) -> dict[str, Any]:
-    done = subprocess.run(
-        [
-            tool("ffprobe"),
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_entries",
-            "stream=codec_name,width,height,nb_read_frames:format=duration",
-            "-of",
-            "json",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
