@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 from av.audio.frame import AudioFrame
@@ -42,22 +43,23 @@ class Composite:
     duration_ms: int
 
 
-def _video(track: SeatTrack) -> Iterator[tuple[int, VideoFrame]]:
+def _frames(track: SeatTrack, kind: str) -> Iterator[tuple[int, Any]]:
+    """The seat's decoded ``video`` or ``audio`` frames, each with its session time (ms)."""
     with av.open(str(track.path)) as container:
-        if not container.streams.video:
+        streams = container.streams.video if kind == "video" else container.streams.audio
+        if not streams:
             return
-        for frame in container.decode(container.streams.video[0]):
-            if frame.time is not None:
+        for frame in container.decode(streams[0]):
+            if isinstance(frame, VideoFrame | AudioFrame) and frame.time is not None:
                 yield round(frame.time * SECOND_MS) + track.offset_ms, frame
+
+
+def _video(track: SeatTrack) -> Iterator[tuple[int, VideoFrame]]:
+    return _frames(track, "video")
 
 
 def _audio(track: SeatTrack) -> Iterator[tuple[int, AudioFrame]]:
-    with av.open(str(track.path)) as container:
-        if not container.streams.audio:
-            return
-        for frame in container.decode(container.streams.audio[0]):
-            if frame.time is not None:
-                yield round(frame.time * SECOND_MS) + track.offset_ms, frame
+    return _frames(track, "audio")
 
 
 def _last_ms(track: SeatTrack) -> int:

@@ -24,6 +24,7 @@ from recordings.tlog import NoteVerifier
 from .errors import NotFound
 from .store import Store
 from .types import Agency
+from .views.seats import seated_officers
 
 SESSION_ID = re.compile(r"^iv_[0-9a-f]{16}$")
 BLOB_FILE = re.compile(r"^[a-z0-9-]+(\.[a-z0-9]+)*\.age$")
@@ -69,6 +70,7 @@ class AuditConsole:
     max_failures: int = 5
     lockout: timedelta = timedelta(minutes=15)
     _verified: dict[str, _Cached] = field(default_factory=dict)
+    _events: dict[str, tuple[tuple[int, int], list[dict[str, Any]]]] = field(default_factory=dict)
     # The store is read-only here, so sign-in failures and used codes live in memory.
     _failures: dict[int, list[datetime]] = field(default_factory=dict)
     _last_step: dict[int, int] = field(default_factory=dict)
@@ -125,35 +127,22 @@ class AuditConsole:
         return "failed"
 
     def events(self, interview_id: str) -> list[dict[str, Any]]:
-        lines = (self.session_dir(interview_id) / EVENTS).read_bytes().splitlines()
-        events = []
-        for line in lines:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                break  # verification names the problem; the timeline stops here
-            if isinstance(event, dict):
-                events.append(event)
-        return events
+        """The session's events, read again only when the file changed (every media range
+        request asks which files the log lists)."""
+        path = self.session_dir(interview_id) / EVENTS
+        stat = path.stat()
+        fingerprint = (stat.st_size, stat.st_mtime_ns)
+        cached = self._events.get(interview_id)
+        if cached is None or cached[0] != fingerprint:
+            cached = self._events[interview_id] = (fingerprint, _read_events(path))
+        return cached[1]
 
     async def officers(self, interview_id: str) -> list[dict[str, str | None]]:
         try:
             interview = await self.store.interviews.get(interview_id)
         except NotFound:
             return []
-        seated = []
-        for agency in Agency:
-            officer = interview.officer_for(agency)
-            if officer is not None:
-                account = await self.store.accounts.get(officer)
-                seated.append(
-                    {
-                        "name": account.display_name,
-                        "agency": agency.value,
-                        "country": account.country,
-                    }
-                )
-        return seated
+        return list((await seated_officers(self.store, interview)).values())
 
     async def outcome(self, interview_id: str) -> str:
         try:
@@ -309,6 +298,18 @@ class AuditConsole:
             raise NotFound(
                 "{name} cannot be opened: {reason}", name=name, reason=exc.message
             ) from None
+
+
+def _read_events(path: Path) -> list[dict[str, Any]]:
+    events = []
+    for line in path.read_bytes().splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            break  # verification names the problem; the timeline stops here
+        if isinstance(event, dict):
+            events.append(event)
+    return events
 
 
 def _ms(moment: object) -> int:

@@ -16,6 +16,8 @@ from typing import Any
 from babel.messages.pofile import read_po
 from markupsafe import Markup
 
+from .errors import NexusError
+
 DEFAULT_LANGUAGE = "en"
 LANGUAGES = {"en": "English", "fr": "Français"}
 SESSION_LANGUAGE = "language"
@@ -29,6 +31,10 @@ class Translator:
     def __call__(self, message: str, **fields: Any) -> str:
         text = self.messages.get(message) or message
         return text.format(**fields) if fields else text
+
+    def error(self, exc: NexusError) -> str:
+        """An error's message in this language (its template translated, then filled)."""
+        return self(exc.template, **exc.fields)
 
     def tagged(self, message: str, **fields: Any) -> Markup:
         """Translated text in a span the browser can re-translate in place."""

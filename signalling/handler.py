@@ -258,7 +258,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 await connection.handle(message)
             except NexusError as exc:
                 errors += 1
-                text = translate(exc.template, **exc.fields)
+                text = translate.error(exc)
                 await connection.send(m.Error(code=exc.code, message=text))
             except Exception:
                 errors += 1

@@ -23,6 +23,23 @@ from .test_recorder import ffprobe_json, probe
 from .test_signalling import Seated, _join_and_call, _socket
 
 
+async def export_cli(
+    session: Path, identity: Path, out: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """`nexus-interview records export` as an agency or auditor runs it."""
+    return await asyncio.to_thread(
+        nexus_interview,
+        "records",
+        "export",
+        str(session),
+        "--identity",
+        str(identity),
+        "--out",
+        str(out),
+        *extra,
+    )
+
+
 async def record_a_call(world: World, frames: int = 30) -> Path:
     """A consented three-way interview through the server, everyone leaving once each has
     received ``frames`` video frames from each other; returns its session record directory
@@ -110,16 +127,7 @@ async def test_export_writes_one_playable_file_per_participant(
     world, keys = recorded
     session = await record_a_call(world)
     out = tmp_path / "export"
-    done = await asyncio.to_thread(
-        nexus_interview,
-        "records",
-        "export",
-        str(session),
-        "--identity",
-        str(keys["audit"]),
-        "--out",
-        str(out),
-    )
+    done = await export_cli(session, keys["audit"], out)
     assert done.returncode == 0, done.stderr
     for seat in Seat:
         frames = await asyncio.to_thread(probe, out / f"{seat}.webm")
@@ -138,16 +146,7 @@ async def test_shredding_a_recorded_interview_on_the_command_line(
     )
     assert shredded.returncode == 0, shredded.stderr
     assert "no longer be decrypted" in shredded.stdout
-    export = await asyncio.to_thread(
-        nexus_interview,
-        "records",
-        "export",
-        str(session),
-        "--identity",
-        str(keys["cbsa"]),
-        "--out",
-        str(tmp_path / "out"),
-    )
+    export = await export_cli(session, keys["cbsa"], tmp_path / "out")
     assert export.returncode == 1 and "none of the given identities" in export.stderr
     verifier = NoteVerifier.parse(world.server.app[RECORDS].signer.verifier_key)
     result = await asyncio.to_thread(verify_session, session, [verifier])
@@ -202,17 +201,7 @@ async def test_the_composite_export_shows_everyone_side_by_side_with_the_audio_m
     world, keys = recorded
     session = await record_a_call(world)
     out = tmp_path / "export"
-    done = await asyncio.to_thread(
-        nexus_interview,
-        "records",
-        "export",
-        str(session),
-        "--identity",
-        str(keys["cbp"]),
-        "--out",
-        str(out),
-        "--composite",
-    )
+    done = await export_cli(session, keys["cbp"], out, "--composite")
     assert done.returncode == 0, done.stderr
     assert "composite.webm: everyone side by side" in done.stdout
     info = await asyncio.to_thread(ffprobe_json, out / "composite.webm")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,30 @@ from server.appkeys import RECORDS
 
 from .fakes import World, nexus_interview
 from .test_session_records import record_a_call
+
+
+async def cosign(
+    session: Path, key_file: Path, server_key: str
+) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        nexus_interview,
+        "records",
+        "cosign",
+        str(session),
+        "--witness-key",
+        str(key_file),
+        "--key",
+        server_key,
+    )
+
+
+async def verify(
+    session: Path, server_key: str, *witnesses: str
+) -> subprocess.CompletedProcess[str]:
+    flags = [part for key in witnesses for part in ("--witness", key)]
+    return await asyncio.to_thread(
+        nexus_interview, "records", "verify", str(session), "--key", server_key, *flags
+    )
 
 
 def test_a_witness_key_file_round_trips_and_is_private(tmp_path: Path) -> None:
@@ -64,45 +89,16 @@ async def test_both_agencies_cosign_and_verify_insists_on_their_signatures(
         )
         assert made.returncode == 0, made.stderr
         witness_keys[agency] = made.stdout.strip().rsplit(" ", 1)[1]
-        signed = await asyncio.to_thread(
-            nexus_interview,
-            "records",
-            "cosign",
-            str(session),
-            "--witness-key",
-            str(key_file),
-            "--key",
-            server_key,
-        )
+        signed = await cosign(session, key_file, server_key)
         assert signed.returncode == 0, signed.stderr
         assert f"co-signed by {agency}-witness" in signed.stdout
 
-    verified = await asyncio.to_thread(
-        nexus_interview,
-        "records",
-        "verify",
-        str(session),
-        "--key",
-        server_key,
-        "--witness",
-        witness_keys["cbsa"],
-        "--witness",
-        witness_keys["cbp"],
-    )
+    verified = await verify(session, server_key, witness_keys["cbsa"], witness_keys["cbp"])
     assert verified.returncode == 0, verified.stderr
     assert "co-signed by: cbsa-witness, cbp-witness" in verified.stdout
 
     stranger = generate_witness(tmp_path / "other.key", "other-witness")
-    missing = await asyncio.to_thread(
-        nexus_interview,
-        "records",
-        "verify",
-        str(session),
-        "--key",
-        server_key,
-        "--witness",
-        stranger.verifier_key,
-    )
+    missing = await verify(session, server_key, stranger.verifier_key)
     assert missing.returncode == 3
     assert "not co-signed by the witness other-witness" in missing.stderr
 
@@ -117,16 +113,7 @@ async def test_a_witness_refuses_to_cosign_a_tampered_session(
     key_file = tmp_path / "cbsa.key"
     generate_witness(key_file, "cbsa-witness")
     before = {p.name: p.read_bytes() for p in (session / "checkpoints").iterdir()}
-    refused = await asyncio.to_thread(
-        nexus_interview,
-        "records",
-        "cosign",
-        str(session),
-        "--witness-key",
-        str(key_file),
-        "--key",
-        world.server.app[RECORDS].signer.verifier_key,
-    )
+    refused = await cosign(session, key_file, world.server.app[RECORDS].signer.verifier_key)
     assert refused.returncode == 1
     assert "not co-signing a session that does not verify" in refused.stderr
     assert {p.name: p.read_bytes() for p in (session / "checkpoints").iterdir()} == before

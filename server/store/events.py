@@ -49,3 +49,13 @@ class EventStore:
                 (interview_id, kind),
             )
         return bool(list(rows))
+
+    async def ended_by(self, interview_id: str) -> set[str]:
+        """The seats that ended a call of this interview (``end`` events' ``by``)."""
+        async with self._database.transaction() as db:
+            rows = await db.execute_fetchall(
+                "SELECT json_extract(detail, '$.by') FROM interview_events"
+                " WHERE interview_id = ? AND kind = 'end'",
+                (interview_id,),
+            )
+        return {str(row[0]) for row in rows if row[0] is not None}

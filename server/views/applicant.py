@@ -17,7 +17,7 @@ from ..errors import BadRequest, Conflict, Gone, Locked, NexusError, NotFound
 from ..store.interviews import Interview
 from ..types import InterviewMode, InterviewState, Role
 from .http import client_address, current, json_ok, read_form, read_json, sign_in, translator_of
-from .seats import seated_officers
+from .seats import call_over, seated_officers
 
 TOKEN_LENGTH = 43  # 32 random bytes, base64url without padding
 CONSENT_VERSION = "2026-11-01"  # of the consent text in interview.html; logged with consent
@@ -76,7 +76,7 @@ async def confirm_identity(request: web.Request) -> web.StreamResponse:
         return aiohttp_jinja2.render_template(
             "invitation.html",
             request,
-            {"error": translate(error.template, **error.fields)},
+            {"error": translate.error(error)},
             status=error.status,
         )
     await store.interviews.confirm_dob(interview.id)
@@ -108,11 +108,7 @@ async def interview_info(request: web.Request) -> web.StreamResponse:
     store = request.app[STORE]
     summary = interview.summary()
     decided = await store.decisions.for_interview(interview.id)
-    ended_by = {
-        str(event.detail.get("by"))
-        for event in await store.events.for_interview(interview.id)
-        if event.kind == "end"
-    }
+    ended_by = await store.events.ended_by(interview.id)
     return json_ok(
         {
             **{key: summary[key] for key in ("id", "mode", "state", "window_start", "window_end")},
@@ -128,15 +124,11 @@ async def interview_info(request: web.Request) -> web.StreamResponse:
 def next_step(interview: Interview, ended_by: set[str]) -> str:
     """Where the applicant's page goes on (re)load: ``done``, ``join`` (a call is on: back
     into it) or ``wait`` (the waiting room). ``ended_by``: the seats that ended a call."""
-    if interview.state is InterviewState.COMPLETED:
+    if interview.state is InterviewState.COMPLETED or call_over(interview, ended_by):
         return "done"
     cbsa, cbp = interview.cbsa_officer_id is not None, interview.cbp_officer_id is not None
     if interview.mode is InterviewMode.JOINT:
-        if ended_by:
-            return "done"
         return "join" if cbsa and cbp else "wait"
-    if "cbp" in ended_by:
-        return "done"
     if cbp or (cbsa and "cbsa" not in ended_by):
         return "join"
     return "wait"

@@ -16,11 +16,10 @@ from ..auth import Principal
 from ..errors import BadRequest
 from ..reason_codes import REASON_CODES, check_reason_codes
 from ..store.decisions import Decision
-from ..store.interviews import Interview
-from ..types import Agency, InterviewMode, Role, Verdict
+from ..types import Agency, Role, Verdict
 from .access import interview_in_path
 from .http import current, json_ok, log_access, read_json
-from .seats import seated_officers
+from .seats import call_over, seated_officers
 
 MAX_NOTES = 5000
 
@@ -54,10 +53,9 @@ async def queue(request: web.Request) -> web.StreamResponse:
     waiting = await store.interviews.queue(agency)
     in_call = None
     for seated in await store.interviews.in_progress_for(account_id):
-        events = await store.events.for_interview(seated.id)
-        ended_by = {str(e.detail.get("by")) for e in events if e.kind == "end"}
-        if _call_is_on_for(seated, agency, ended_by):
-            in_call = seated.id
+        ended_by = await store.events.ended_by(seated.id)
+        if not call_over(seated, ended_by) and agency.value.lower() not in ended_by:
+            in_call = seated.id  # this officer's part is still on
             break
     lobby = request.app[LOBBY]
     waited = {i.id: lobby.waiting_seconds(i.id) for i in waiting}
@@ -65,13 +63,6 @@ async def queue(request: web.Request) -> web.StreamResponse:
     waiting.sort(key=lambda i: (waited[i.id] is None, -(waited[i.id] or 0)))
     listed = [{**i.summary(), "waiting_seconds": waited[i.id]} for i in waiting]
     return json_ok({"agency": agency, "interviews": listed, "in_call": in_call})
-
-
-def _call_is_on_for(interview: Interview, agency: Agency, ended_by: set[str]) -> bool:
-    """Whether the officer's part of ``interview`` is still on (nobody ended it yet)."""
-    if "cbp" in ended_by or (interview.mode is InterviewMode.JOINT and ended_by):
-        return False
-    return agency.value.lower() not in ended_by
 
 
 async def set_availability(request: web.Request) -> web.StreamResponse:

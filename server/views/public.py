@@ -62,7 +62,7 @@ async def refused_login(request: web.Request, exc: NexusError) -> web.StreamResp
     """The sign-in form again, with why it failed in the page's language."""
     translate = await translator_of(request)
     response = aiohttp_jinja2.render_template(
-        "login.html", request, {"error": translate(exc.template, **exc.fields)}, status=exc.status
+        "login.html", request, {"error": translate.error(exc)}, status=exc.status
     )
     response.headers.update(exc.headers)
     return response

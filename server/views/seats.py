@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..store import Store
 from ..store.interviews import Interview
-from ..types import Agency
+from ..types import Agency, InterviewMode
 
 
 async def seated_officers(store: Store, interview: Interview) -> dict[str, dict[str, str | None]]:
@@ -20,3 +20,9 @@ async def seated_officers(store: Store, interview: Interview) -> dict[str, dict[
                 "country": account.country,
             }
     return seated
+
+
+def call_over(interview: Interview, ended_by: set[str]) -> bool:
+    """No call of ``interview`` is coming back: its joint call was ended, or the CBP step
+    of a two-step one. ``ended_by``: the seats that ended a call (`EventStore.ended_by`)."""
+    return "cbp" in ended_by or (interview.mode is InterviewMode.JOINT and bool(ended_by))
