@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing
 import os
 import random
@@ -54,6 +55,7 @@ from recordings.keys import Identity
 from recordings.recorder import Recorder
 from signalling.forwarding import EncodedFrameTap, use_packer
 from signalling.interview import InterviewRoom
+from signalling.receivers import idle_receiver
 from signalling.types import EncodedFrame, Kind, RoomId, Seat
 
 WIDTH, HEIGHT, FPS, BITRATE, CLIP_FRAMES = 640, 480, 30, 800_000, 60
@@ -222,6 +224,7 @@ def serve(kind: str, port: int, ready: Any, cpus: set[int] | None = None) -> Non
         runner = web.AppRunner(app)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
+        gc.freeze()  # as the interview server does once started (server/app.py)
         ready.set()
         await asyncio.Event().wait()
 
@@ -258,8 +261,9 @@ async def participant(
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
     for kind in (Kind.AUDIO, Kind.VIDEO):
         track = ClipTrack(kind, clip)
-        sender = pc.addTransceiver(track, direction="sendonly").sender
-        use_packer(sender, kind, track.request_keyframe)
+        transceiver = pc.addTransceiver(track, direction="sendonly")
+        use_packer(transceiver.sender, kind, track.request_keyframe)
+        idle_receiver(transceiver.receiver, kind)
     counters: list[list[float]] = []
     for _ in range(2):
         for kind in (Kind.AUDIO, Kind.VIDEO):
@@ -293,6 +297,7 @@ def clients(
     cpus: set[int] | None = None,
 ) -> None:
     pin(cpus)
+    gc.freeze()  # what is alive now lives as long as the process
 
     async def main() -> None:
         result, pcs, counters = ClientResult(), [], []

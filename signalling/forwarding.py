@@ -1,13 +1,14 @@
 """Encoded-frame passthrough: what makes the server an SFU on top of aiortc 1.16.0.
 
 - `EncodedFrameTap` stands in for an `RTCRtpReceiver`'s decoder queue. aiortc's receiver
-  keeps doing the transport work (jitter buffer, NACK, REMB, RTCP) and hands each complete
+  keeps doing the transport work (frame assembly, NACK, REMB, RTCP; made leaner by
+  `receivers.prepare_receiver`) and hands each complete
   encoded frame to ``put``; the tap passes it on instead of decoding it. The decoder thread
   aiortc starts for the receiver waits on the tap and never gets a frame, so it never
   creates a decoder.
 - `Publication` is one published track: it fans frames out to its subscribers and to the
-  recording sink, and sends the publisher a keyframe request (PLI) when one is needed,
-  at most once per `KEYFRAME_REQUEST_INTERVAL`.
+  recording sink, and sends the publisher a keyframe request (PLI) when one is needed:
+  at once for a new subscriber, otherwise at most once per `KEYFRAME_REQUEST_INTERVAL`.
 - `ForwardedTrack` is one slot in a subscriber's connection. The sender reads it; it holds
   back delta frames until a keyframe whenever its source changes or its queue overflowed.
 - `Vp8Packer` and `OpusPacker` replace the sender's encoder: they only packetize.
@@ -31,9 +32,11 @@ from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from .receivers import prepare_receiver
 from .types import EncodedFrame, Kind, RecordingSink, Seat
 
-KEYFRAME_REQUEST_INTERVAL = 0.25  # seconds between PLIs to one publisher
+KEYFRAME_REQUEST_INTERVAL = 0.25  # seconds between PLIs to one publisher, but for newcomers
+KEYFRAME_LOST_AFTER = 1.0  # seconds after which a keyframe asked for is asked for again
 FORWARD_QUEUE_FRAMES = {Kind.VIDEO: 30, Kind.AUDIO: 50}  # about a second of media
 VIDEO_TIME_BASE = Fraction(1, 90000)
 VIDEO_CLOCK = 90000
@@ -62,6 +65,7 @@ class EncodedFrameTap:
         attribute = "_RTCRtpReceiver__decoder_queue"
         if not hasattr(receiver, attribute):
             raise RuntimeError("aiortc changed: RTCRtpReceiver has no decoder queue to tap")
+        prepare_receiver(receiver, kind)
         tap = cls(kind, on_frame)
         setattr(receiver, attribute, tap)
         return tap
@@ -119,6 +123,7 @@ class Publication:
     def subscribe(self, track: ForwardedTrack) -> None:
         self._subscribers.add(track)
         track.attach(self)
+        self.request_keyframe(newcomer=True)
 
     def unsubscribe(self, track: ForwardedTrack) -> None:
         self._subscribers.discard(track)
@@ -131,16 +136,23 @@ class Publication:
         for track in list(self._subscribers):
             self.unsubscribe(track)
 
-    def request_keyframe(self) -> None:
-        """Ask the publisher for a keyframe now; not at all if one asked for is still on
-        its way (it serves everyone); or, if one came moments ago, once the interval has
-        passed (so a second newcomer is not left waiting for the next scheduled one)."""
-        if self.kind is not Kind.VIDEO or self._deferred is not None:
+    def request_keyframe(self, newcomer: bool = False) -> None:
+        """Ask the publisher for a keyframe; not at all if one asked for is still on its
+        way (it serves everyone). A new subscriber is never kept waiting: it asks at once
+        even just after a keyframe it missed. Other requests (a subscriber's PLI after a
+        loss, the recorder) go at most once per `KEYFRAME_REQUEST_INTERVAL`: one coming
+        sooner is deferred until the interval has passed, never dropped."""
+        if self.kind is not Kind.VIDEO:
             return
-        if self._awaiting_keyframe and self._clock() - self._last_request < 1.0:
+        if self._awaiting_keyframe and self._clock() - self._last_request < KEYFRAME_LOST_AFTER:
             return  # the keyframe already asked for will serve this subscriber too
+        if self._deferred is not None:
+            if not newcomer:
+                return
+            self._deferred.cancel()
+            self._deferred = None
         wait = self._last_request + KEYFRAME_REQUEST_INTERVAL - self._clock()
-        if wait > 0:
+        if wait > 0 and not newcomer:
             self._deferred = asyncio.get_running_loop().call_later(wait, self._send_deferred)
             return
         self._last_request = self._clock()
@@ -174,7 +186,6 @@ class ForwardedTrack(MediaStreamTrack):
     def attach(self, source: Publication) -> None:
         self._source = source
         self._need_keyframe = self._kind is Kind.VIDEO
-        source.request_keyframe()
 
     def detach(self, source: Publication) -> None:
         if self._source is source:

@@ -27,6 +27,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from .errors import SdpError
 from .forwarding import EncodedFrameTap, ForwardedTrack, Publication, prepare_sender, send_pli
+from .receivers import idle_receiver
 from .types import Kind, ParticipantId, RecordingSink, Seat
 
 MAX_SDP_BYTES = 32 * 1024
@@ -128,6 +129,7 @@ class Participant:
                 seat = seats_left[section.kind].pop(0)
                 track = ForwardedTrack(seat, section.kind)
                 prepare_sender(transceiver.sender, section.kind, track, stream_id=seat.value)
+                idle_receiver(transceiver.receiver, section.kind)
                 self.slots[(seat, section.kind)] = track
         try:
             await self.pc.setRemoteDescription(

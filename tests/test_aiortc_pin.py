@@ -8,6 +8,8 @@ import inspect
 from importlib.metadata import version
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, rtcrtpreceiver, rtcrtpsender
+from aiortc.jitterbuffer import JitterBuffer
+from aiortc.rate import RateCounter, RemoteBitrateEstimator
 
 PINNED = "1.16.0"
 
@@ -15,8 +17,8 @@ PINNED = "1.16.0"
 def test_aiortc_is_the_pinned_version() -> None:
     assert version("aiortc") == PINNED, (
         "aiortc changed: re-check signalling/forwarding.py against its new internals "
-        "(the receiver's decoder queue, _send_rtcp_pli, the sender's encoder slot, "
-        "_send_keyframe, _stream_id) before moving the pin"
+        "(the receiver's decoder queue, jitter buffer and bitrate estimator, _send_rtcp_pli, "
+        "the sender's encoder slot, _send_keyframe, _stream_id) before moving the pin"
     )
 
 
@@ -32,6 +34,17 @@ def test_the_receiver_hands_complete_frames_to_its_decoder_queue() -> None:
     ]
 
 
+def test_the_receiver_assembles_frames_and_counts_bitrate_as_the_relay_expects() -> None:
+    source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    assert "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)" in source
+    assert "if self.__remote_bitrate_estimator is not None:" in source
+    assert "packet._data = depayload(codec, packet.payload)" in source
+    assert "self.incoming_bitrate = RateCounter(1000, 8000)" in inspect.getsource(
+        RemoteBitrateEstimator.__init__
+    )
+    assert {"add", "rate", "reset", "_erase_old"} <= set(vars(RateCounter))
+
+
 def test_the_sender_packs_whatever_is_not_a_decoded_frame() -> None:
     source = inspect.getsource(RTCRtpSender._next_encoded_frame)
     assert "if self.__encoder is None:" in source
@@ -45,6 +58,10 @@ async def test_the_attributes_the_relay_replaces_exist() -> None:
     try:
         transceiver = pc.addTransceiver("video")
         assert hasattr(transceiver.receiver, "_RTCRtpReceiver__decoder_queue")
+        jitter_buffer = getattr(transceiver.receiver, "_RTCRtpReceiver__jitter_buffer")  # noqa: B009
+        assert isinstance(jitter_buffer, JitterBuffer)
+        estimator = getattr(transceiver.receiver, "_RTCRtpReceiver__remote_bitrate_estimator")  # noqa: B009
+        assert isinstance(estimator, RemoteBitrateEstimator)
         assert hasattr(transceiver.sender, "_RTCRtpSender__encoder")
         assert hasattr(transceiver.sender, "_stream_id")
     finally:

@@ -20,6 +20,7 @@ from signalling.forwarding import (
     Publication,
     is_vp8_keyframe,
 )
+from signalling.frame_assembly import AudioPassThrough, VideoFrameAssembler
 from signalling.interview import InterviewRoom
 from signalling.rooms import Rooms
 from signalling.types import EncodedFrame, Kind, NullSink, RoomId, Seat
@@ -112,6 +113,20 @@ async def test_each_seat_receives_and_decodes_the_other_two(call: Call, codecs: 
     assert not [q for q in codecs.decoders if isinstance(q, EncodedFrameTap)]
     assert len(codecs.decoders) >= 12  # the clients did decode: 3 people x 2 seats x 2 kinds
 
+    # The server's receivers hand frames on as soon as they are whole; those of its
+    # send-only slots keep no bitrate estimator.
+    for seat in Seat:
+        participant = call.room.participant(seat)
+        assert participant is not None
+        for transceiver in participant.pc.getTransceivers():
+            receiver = transceiver.receiver
+            if transceiver.direction == "recvonly":
+                assembler = getattr(receiver, "_RTCRtpReceiver__jitter_buffer")  # noqa: B009
+                wanted = VideoFrameAssembler if transceiver.kind == "video" else AudioPassThrough
+                assert isinstance(assembler, wanted)
+            else:
+                assert getattr(receiver, "_RTCRtpReceiver__remote_bitrate_estimator") is None  # noqa: B009
+
     # The recording sink saw every published track.
     for seat in Seat:
         assert len(call.sink.frames[(seat, Kind.VIDEO)]) >= 30
@@ -173,7 +188,7 @@ async def test_a_seat_dropped_past_the_grace_period_is_released(call: Call) -> N
         await room.close()
 
 
-async def test_keyframe_requests_are_spaced_out_but_never_lost() -> None:
+async def test_keyframe_requests_after_losses_are_spaced_out_but_never_lost() -> None:
     sent: list[float] = []
     loop = asyncio.get_running_loop()
     publication = Publication(Seat.CBSA, Kind.VIDEO, NullSink(), lambda: sent.append(loop.time()))
@@ -181,12 +196,31 @@ async def test_keyframe_requests_are_spaced_out_but_never_lost() -> None:
     publication.request_keyframe()  # before the keyframe came: it will serve both
     assert len(sent) == 1
     publication.deliver(_frame(0, keyframe=True))
-    publication.request_keyframe()  # a newcomer just after it: deferred, not dropped
+    publication.request_keyframe()  # a subscriber's PLI just after it: deferred, not dropped
     publication.request_keyframe()  # and another: still one deferred request
     assert len(sent) == 1
     await asyncio.sleep(KEYFRAME_REQUEST_INTERVAL + 0.1)
     assert len(sent) == 2
     assert sent[1] - sent[0] >= KEYFRAME_REQUEST_INTERVAL - 0.01
+    publication.close()
+
+
+async def test_a_new_subscriber_just_after_a_keyframe_asks_for_one_at_once() -> None:
+    sent: list[float] = []
+    loop = asyncio.get_running_loop()
+    publication = Publication(Seat.CBSA, Kind.VIDEO, NullSink(), lambda: sent.append(loop.time()))
+    publication.subscribe(ForwardedTrack(Seat.CBSA, Kind.VIDEO))
+    publication.subscribe(ForwardedTrack(Seat.CBSA, Kind.VIDEO))  # its keyframe is on its way
+    assert len(sent) == 1
+    publication.deliver(_frame(0, keyframe=True))
+    publication.request_keyframe()  # a loss just after: deferred...
+    late = ForwardedTrack(Seat.CBSA, Kind.VIDEO)
+    publication.subscribe(late)  # ...but a newcomer that missed the keyframe asks now
+    assert len(sent) == 2
+    await asyncio.sleep(KEYFRAME_REQUEST_INTERVAL + 0.1)
+    assert len(sent) == 2  # and its keyframe serves the deferred request too
+    publication.deliver(_frame(1, keyframe=True))
+    assert (await late.recv()).pts == 1
     publication.close()
 
 
