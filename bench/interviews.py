@@ -1,30 +1,38 @@
 """N concurrent three-person interviews through the server, against stock aiortc.
 
     .venv/bin/python bench/interviews.py [--rooms 4 8 12] [--seconds 10] [--baseline-rooms 2]
+        [--record-rooms 4 12] [--aiortc-buffer-rooms 12] [--split]
 
 For each room count, a server process hosts the rooms and client processes play three
 synthetic participants per room: each sends a 640x480 30 fps VP8 clip (~800 kbps,
 encoded once and replayed as packets; a keyframe request makes the next frame an intra
-frame) and Opus audio, and counts what it receives without decoding it. Two servers are
+frame) and Opus audio, and counts what it receives without decoding it. The servers
 measured in the same run:
 
 - ``forward``: this project's rooms (`signalling.interview.InterviewRoom`), no codec;
 - ``record``: the same with the `Recorder` on (age-encrypted WebM per seat, to a
   temporary directory deleted afterwards);
+- ``aiortc-jb``: ``forward`` with aiortc's own jitter buffers put back on the server's
+  receivers (a frame goes on only with the next frame's first packet, audio after four
+  more packets), to show what `signalling.frame_assembly` saves;
 - ``relay``: stock aiortc, `MediaRelay` fan-out as in aiortc's examples, which decodes
   each published track and encodes it again for every subscriber (the baseline).
 
 Prints, per server and room count: server CPU-seconds per second per room, delivered
-fps per forwarded video track (min and median), join-to-first-remote-frame p50/p95 and
-server memory per room. Clients and server share this machine's two cores, so figures
-are for comparing the two servers in one run; never fails on timing.
+fps per forwarded video track (min and median), join-to-first-remote-frame p50/p95, the
+delay of each video frame and audio packet from its publisher to each subscriber p50/p95
+(matched by content, so not for the relay, which re-encodes) and server memory per room.
+Clients and server share this machine's two cores, so figures are for comparing the
+servers in one run; never fails on timing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import gc
+import math
 import multiprocessing
 import os
 import random
@@ -33,6 +41,7 @@ import socket
 import statistics
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import partial
@@ -49,6 +58,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.contrib.media import MediaRelay
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamTrack
 
 from recordings.keys import Identity
@@ -118,9 +128,10 @@ class ClipTrack(MediaStreamTrack):
     """Replays the clip in real time as encoded frames; a keyframe request makes the next
     frame an intra frame."""
 
-    def __init__(self, kind: Kind, clip: Clip) -> None:
+    def __init__(self, kind: Kind, clip: Clip, sent: list[tuple[float, int]]) -> None:
         super().__init__()
         self.kind = kind.value
+        self._sent = sent
         self._kind = kind
         self._clip = clip
         self._n = 0
@@ -139,12 +150,15 @@ class ClipTrack(MediaStreamTrack):
         n, self._n = self._n, self._n + 1
         if self._kind is Kind.AUDIO:
             data = self._clip.audio[n % len(self._clip.audio)]
-            return EncodedFrame(data, n * 960, Fraction(1, 48000), True)
-        index = n % CLIP_FRAMES
-        keyframe = self.want_keyframe or index == 0
-        self.want_keyframe = False
-        data = (self._clip.intra if keyframe else self._clip.video)[index]
-        return EncodedFrame(data, n * 3000, Fraction(1, 90000), keyframe)
+            frame = EncodedFrame(data, n * 960, Fraction(1, 48000), True)
+        else:
+            index = n % CLIP_FRAMES
+            keyframe = self.want_keyframe or index == 0
+            self.want_keyframe = False
+            data = (self._clip.intra if keyframe else self._clip.video)[index]
+            frame = EncodedFrame(data, n * 3000, Fraction(1, 90000), keyframe)
+        self._sent.append((time.time(), zlib.crc32(data)))
+        return frame
 
 
 # --- the servers ---------------------------------------------------------------------
@@ -202,6 +216,18 @@ def serve(kind: str, port: int, ready: Any, cpus: set[int] | None = None) -> Non
     recordings = Path(tempfile.mkdtemp(prefix="bench-recordings-"))
     recipient = Identity.generate().recipient  # its identity is thrown away
 
+    if kind == "aiortc-jb":
+        import signalling.receivers
+
+        def video_buffer() -> JitterBuffer:
+            return JitterBuffer(capacity=512, is_video=True)  # as aiortc 1.16 makes them
+
+        def audio_buffer() -> JitterBuffer:
+            return JitterBuffer(capacity=16, prefetch=4)
+
+        signalling.receivers.VideoFrameAssembler = video_buffer  # type: ignore[assignment,misc]
+        signalling.receivers.AudioPassThrough = audio_buffer  # type: ignore[assignment,misc]
+
     def make_room(name: str) -> Any:
         if kind == "relay":
             return StockRoom()
@@ -237,43 +263,47 @@ def serve(kind: str, port: int, ready: Any, cpus: set[int] | None = None) -> Non
 # --- the clients ---------------------------------------------------------------------
 
 
+Log = list[tuple[float, int]]  # (wall-clock time, CRC-32 of the frame), in order
+
+
 @dataclass
 class ClientResult:
     started: dict[tuple[str, Seat], float] = field(default_factory=dict)
     # (room, subscriber, publisher, arrival of the first video frame)
     first_frames: list[tuple[str, Seat, Seat, float]] = field(default_factory=list)
     video_frames: list[int] = field(default_factory=list)  # per forwarded track, in window
+    # Frames sent (room, publisher, kind) and received (room, subscriber, publisher, kind)
+    # in the window, to match by content: a forwarding server passes them on unchanged.
+    sent: dict[tuple[str, Seat, Kind], Log] = field(default_factory=dict)
+    received: dict[tuple[str, Seat, Seat, Kind], Log] = field(default_factory=dict)
 
 
-def _arrived(times: list[float], frame: EncodedFrame) -> None:
-    times.append(time.time())
+def _log(log: Log, frame: EncodedFrame) -> None:
+    log.append((time.time(), zlib.crc32(bytes(frame))))
 
 
-def _ignore(frame: EncodedFrame) -> None:
-    return None
+def in_window(log: Log, start: float, end: float) -> Log:
+    return [entry for entry in log if start <= entry[0] < end]
 
 
 async def participant(
     url: str, room: str, seat: Seat, clip: Clip
-) -> tuple[RTCPeerConnection, float, list[list[float]]]:
-    """Joins; returns the connection, when the offer went out and, per received video
-    track, the arrival times of its frames."""
+) -> tuple[RTCPeerConnection, float, dict[Kind, Log], dict[tuple[Seat, Kind], Log]]:
+    """Joins; returns the connection, when the offer went out, the frames it sent and,
+    per other seat and kind, the frames it received."""
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    sent: dict[Kind, Log] = {}
     for kind in (Kind.AUDIO, Kind.VIDEO):
-        track = ClipTrack(kind, clip)
+        track = ClipTrack(kind, clip, sent.setdefault(kind, []))
         transceiver = pc.addTransceiver(track, direction="sendonly")
         use_packer(transceiver.sender, kind, track.request_keyframe)
         idle_receiver(transceiver.receiver, kind)
-    counters: list[list[float]] = []
-    for _ in range(2):
+    received: dict[tuple[Seat, Kind], Log] = {}
+    for other in (s for s in Seat if s is not seat):  # slot order: the server's answer
         for kind in (Kind.AUDIO, Kind.VIDEO):
             receiver = pc.addTransceiver(kind.value, direction="recvonly").receiver
-            if kind is Kind.VIDEO:
-                times: list[float] = []
-                counters.append(times)
-                EncodedFrameTap.install(receiver, kind, partial(_arrived, times))
-            else:
-                EncodedFrameTap.install(receiver, kind, _ignore)
+            log = received.setdefault((other, kind), [])
+            EncodedFrameTap.install(receiver, kind, partial(_log, log))
     await pc.setLocalDescription(await pc.createOffer())
     started = time.time()
     async with (
@@ -284,7 +314,7 @@ async def participant(
     ):
         answer = (await response.json())["sdp"]
     await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
-    return pc, started, counters
+    return pc, started, sent, received
 
 
 def clients(
@@ -300,27 +330,50 @@ def clients(
     gc.freeze()  # what is alive now lives as long as the process
 
     async def main() -> None:
-        result, pcs, counters = ClientResult(), [], []
+        result, pcs = ClientResult(), []
+        sent: dict[tuple[str, Seat, Kind], Log] = {}
+        received: dict[tuple[str, Seat, Seat, Kind], Log] = {}
         for room, seat in seats:
-            pc, started, tracks = await participant(url, room, seat, clip)
+            pc, started, own, got = await participant(url, room, seat, clip)
             pcs.append(pc)
             result.started[(room, seat)] = started
-            others = [other for other in Seat if other is not seat]  # slot order
-            counters += [
-                (room, seat, other, times) for other, times in zip(others, tracks, strict=True)
-            ]
+            sent |= {(room, seat, kind): log for kind, log in own.items()}
+            received |= {(room, seat, other, kind): log for (other, kind), log in got.items()}
         joined.set()
         start, end = await asyncio.get_running_loop().run_in_executor(None, window.get)
         await asyncio.sleep(max(0.0, end - time.time()) + 0.2)
-        for room, seat, other, times in counters:
-            if times:
-                result.first_frames.append((room, seat, other, times[0]))
-            result.video_frames.append(sum(1 for t in times if start <= t < end))
+        for (room, seat, other, kind), log in received.items():
+            result.received[(room, seat, other, kind)] = in_window(log, start, end + 1.0)
+            if kind is Kind.VIDEO:
+                if log:
+                    result.first_frames.append((room, seat, other, log[0][0]))
+                result.video_frames.append(len(in_window(log, start, end)))
+        result.sent = {key: in_window(log, start - 1.0, end) for key, log in sent.items()}
         out.put(result)
         for pc in pcs:
             await pc.close()
 
     asyncio.run(main())
+
+
+def delays(results: list[ClientResult], kind: Kind) -> list[float]:
+    """Seconds from a frame leaving its publisher to reaching each subscriber, matched by
+    content (the last send of the same frame before it arrived); none when the server
+    re-encodes, as the stock relay does."""
+    sent = {key: log for r in results for key, log in r.sent.items()}
+    found = []
+    for r in results:
+        for (room, _, publisher, frame_kind), log in r.received.items():
+            if frame_kind is not kind:
+                continue
+            times_by_crc: dict[int, list[float]] = {}
+            for at, crc in sent.get((room, publisher, kind), []):
+                times_by_crc.setdefault(crc, []).append(at)
+            for arrived, crc in log:
+                before = bisect.bisect_right(times_by_crc.get(crc, []), arrived)
+                if before:
+                    found.append(arrived - times_by_crc[crc][before - 1])
+    return sorted(found)
 
 
 # --- measuring -----------------------------------------------------------------------
@@ -344,6 +397,10 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    return ordered[int(fraction * (len(ordered) - 1))] if ordered else float("nan")
 
 
 def run(kind: str, rooms: int, seconds: float, clip: Clip, split: bool = False) -> dict[str, float]:
@@ -406,17 +463,27 @@ def run(kind: str, rooms: int, seconds: float, clip: Clip, split: bool = False) 
     )
     fps = sorted(n / seconds for r in results for n in r.video_frames)
     expected_tracks = rooms * 3 * 2
+    video, audio = delays(results, Kind.VIDEO), delays(results, Kind.AUDIO)
     return {
+        "video_p50": percentile(video, 0.5) * 1000,
+        "video_p95": percentile(video, 0.95) * 1000,
+        "audio_p50": percentile(audio, 0.5) * 1000,
+        "audio_p95": percentile(audio, 0.95) * 1000,
         "cpu": cpu / seconds / rooms,
         "fps_min": fps[0] if len(fps) == expected_tracks else 0.0,
         "fps_median": statistics.median(fps) if fps else 0.0,
-        "first_p50": statistics.median(firsts) * 1000 if firsts else float("nan"),
-        "first_p95": firsts[int(0.95 * (len(firsts) - 1))] * 1000 if firsts else float("nan"),
+        "first_p50": percentile(firsts, 0.5) * 1000,
+        "first_p95": percentile(firsts, 0.95) * 1000,
         "mem": (rss - idle_rss) / rooms / 1e6,
         "clients": clients_cpu / seconds,
         "tracks": len([f for f in fps if f > 0]),
         "expected": expected_tracks,
     }
+
+
+def delay(p50: float, p95: float) -> str:
+    """p50/p95 in ms; a dash when frames could not be matched (the relay re-encodes)."""
+    return "-" if math.isnan(p50) else f"{p50:.0f}/{p95:.0f}ms"
 
 
 def main() -> None:
@@ -432,6 +499,13 @@ def main() -> None:
         help="room counts to run again with the recorder on",
     )
     parser.add_argument(
+        "--aiortc-buffer-rooms",
+        type=int,
+        nargs="*",
+        default=[],
+        help="room counts to run again with aiortc's own jitter buffers on the server",
+    )
+    parser.add_argument(
         "--split",
         action="store_true",
         help="pin the server to one CPU and the clients to the others",
@@ -443,20 +517,23 @@ def main() -> None:
     kbps = sum(map(len, clip.video)) * 8 / (CLIP_FRAMES / FPS) / 1000
     print(f"clip: {WIDTH}x{HEIGHT} {FPS} fps VP8 at {kbps:.0f} kbps, Opus 20 ms packets")
     print(
-        f"{'server':>8} {'rooms':>5} {'CPU-s/s/room':>12} {'fps min':>8} {'fps med':>8} "
-        f"{'first p50':>10} {'first p95':>10} {'MB/room':>8} {'tracks':>8} "
-        f"{'clients CPU-s/s':>15}"
+        f"{'server':>9} {'rooms':>5} {'CPU-s/s/room':>12} {'fps min':>8} {'fps med':>8} "
+        f"{'first p50':>10} {'first p95':>10} {'video delay':>12} {'audio delay':>12} "
+        f"{'MB/room':>8} {'tracks':>8} {'clients CPU-s/s':>15}"
     )
     plan = (
         [("relay", n) for n in args.baseline_rooms]
         + [("forward", n) for n in args.rooms]
         + [("record", n) for n in args.record_rooms]
+        + [("aiortc-jb", n) for n in args.aiortc_buffer_rooms]
     )
     for kind, rooms in plan:
         r = run(kind, rooms, args.seconds, clip, args.split)
         print(
-            f"{kind:>8} {rooms:>5} {r['cpu']:>12.3f} {r['fps_min']:>8.1f} "
+            f"{kind:>9} {rooms:>5} {r['cpu']:>12.3f} {r['fps_min']:>8.1f} "
             f"{r['fps_median']:>8.1f} {r['first_p50']:>8.0f}ms {r['first_p95']:>8.0f}ms "
+            f"{delay(r['video_p50'], r['video_p95']):>12} "
+            f"{delay(r['audio_p50'], r['audio_p95']):>12} "
             f"{r['mem']:>8.1f} {int(r['tracks']):>3}/{int(r['expected'])} "
             f"{r['clients']:>15.2f}",
             flush=True,
