@@ -47,6 +47,7 @@ from fractions import Fraction
 from functools import partial
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import aiohttp
 import av
@@ -225,8 +226,9 @@ def serve(kind: str, port: int, ready: Any, cpus: set[int] | None = None) -> Non
         def audio_buffer() -> JitterBuffer:
             return JitterBuffer(capacity=16, prefetch=4)
 
-        signalling.receivers.VideoFrameAssembler = video_buffer  # type: ignore[assignment,misc]
-        signalling.receivers.AudioPassThrough = audio_buffer  # type: ignore[assignment,misc]
+        # For this server process only: prepare_receiver builds these instead of ours.
+        patch.object(signalling.receivers, "VideoFrameAssembler", video_buffer).start()
+        patch.object(signalling.receivers, "AudioPassThrough", audio_buffer).start()
 
     def make_room(name: str) -> Any:
         if kind == "relay":
