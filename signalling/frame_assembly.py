@@ -40,6 +40,8 @@ class VideoFrameAssembler(JitterBuffer):
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         pli_flag, frame = super().add(packet)
+        if frame is not None and not frame.data:
+            frame = None  # padding only (a sender probing bandwidth): nothing to pass on
         if frame is None and packet.marker:
             frame = self._take_frame_ending_at(packet)
         return pli_flag, frame

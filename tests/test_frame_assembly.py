@@ -86,6 +86,18 @@ def test_a_frame_whose_first_packet_never_came_is_dropped() -> None:
     assert got is not None and got.data == frame
 
 
+def test_padding_between_frames_is_not_passed_on() -> None:
+    assembler = VideoFrameAssembler()
+    first, second = frames_of(3000, 2)
+    packets = vp8_packets(first, 500, 0)
+    padding = RtpPacket(payload_type=96, sequence_number=500 + len(packets), timestamp=0)
+    padding._data = b""  # type: ignore[attr-defined]  # as the receiver sets it for padding
+    following = vp8_packets(second, 501 + len(packets), VIDEO_CLOCK_STEP)
+    handed_on = [assembler.add(p)[1] for p in [*packets, padding, *following]]
+    frames = [frame.data for frame in handed_on if frame is not None]
+    assert frames == [first, second]
+
+
 def test_audio_packets_go_on_as_they_arrive_and_late_ones_are_dropped() -> None:
     passthrough = AudioPassThrough()
 
