@@ -4,6 +4,8 @@ store without ever writing them, and keeps its own tamper-evident access log."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -44,6 +46,7 @@ AUDIT_ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/language", public.switch_language, access.PUBLIC),
     Route("GET", "/sessions", views.sessions_page, access.AUDITOR),
     Route("GET", "/sessions/{interview_id}", views.session_page, access.AUDITOR),
+    Route("GET", "/api/statuses", views.statuses, access.AUDITOR),
     Route("GET", "/api/sessions/{interview_id}", views.session_data, access.AUDITOR),
     Route("GET", "/media/{interview_id}/{file}", views.media, access.AUDITOR),
     Route("GET", "/stills/{interview_id}/{number}", views.still, access.AUDITOR),
@@ -90,6 +93,12 @@ def create_audit_app(
 
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     await app[STORE].open()
+    console = app[AUDIT]
+    checks = asyncio.create_task(console.checks.run())
+    console.checks.want(console.recently_written_first())
     yield
+    checks.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await checks
     app[TRAIL].close()
     await app[STORE].close()

@@ -21,6 +21,7 @@ from recordings.keys import Identity
 from recordings.session_record import EVENTS, Verification, verify_session
 from recordings.tlog import NoteVerifier
 
+from .audit_checks import BackgroundChecks
 from .errors import NotFound
 from .store import Store
 from .types import Agency
@@ -50,7 +51,7 @@ class SessionSummary:
     date: str
     officers: list[dict[str, str | None]]
     outcome: str
-    status: str  # verified | incomplete | failed
+    status: str  # verified | incomplete | failed | checking (not yet verified)
     problems: list[str]
 
 
@@ -74,6 +75,10 @@ class AuditConsole:
     # The store is read-only here, so sign-in failures and used codes live in memory.
     _failures: dict[int, list[datetime]] = field(default_factory=dict)
     _last_step: dict[int, int] = field(default_factory=dict)
+    checks: BackgroundChecks = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.checks = BackgroundChecks(self.verification)
 
     def locked(self, account_id: int, now: datetime) -> bool:
         return len(self._recent_failures(account_id, now)) >= self.max_failures
@@ -107,19 +112,41 @@ class AuditConsole:
             if SESSION_ID.fullmatch(path.name) and (path / EVENTS).is_file()
         )
 
+    def recently_written_first(self) -> list[str]:
+        def written(interview_id: str) -> int:
+            return (self.records / interview_id / EVENTS).stat().st_mtime_ns
+
+        return sorted(self.session_ids(), key=written, reverse=True)
+
     def verification(self, interview_id: str) -> Verification:
         """`records verify` on the session, again only when a file in it changed."""
-        directory = self.session_dir(interview_id)
-        stats = [p.stat() for p in sorted(directory.rglob("*")) if p.is_file()]
-        fingerprint = tuple(n for s in stats for n in (s.st_size, s.st_mtime_ns))
+        fingerprint = self._fingerprint(interview_id)
         cached = self._verified.get(interview_id)
         if cached is None or cached.fingerprint != fingerprint:
-            result = verify_session(directory, self.server_keys, witnesses=self.witnesses)
+            result = verify_session(
+                self.session_dir(interview_id), self.server_keys, witnesses=self.witnesses
+            )
             cached = self._verified[interview_id] = _Cached(fingerprint, result)
         return cached.result
 
+    def known_verification(self, interview_id: str) -> Verification | None:
+        """The verification if it is still current; else None, and the session is queued
+        for the background checks."""
+        cached = self._verified.get(interview_id)
+        if cached is not None and cached.fingerprint == self._fingerprint(interview_id):
+            return cached.result
+        self.checks.want([interview_id])
+        return None
+
+    def _fingerprint(self, interview_id: str) -> tuple[int, ...]:
+        directory = self.session_dir(interview_id)
+        stats = [p.stat() for p in sorted(directory.rglob("*")) if p.is_file()]
+        return tuple(n for s in stats for n in (s.st_size, s.st_mtime_ns))
+
     @staticmethod
-    def status(result: Verification) -> str:
+    def status(result: Verification | None) -> str:
+        if result is None:
+            return "checking"
         if result.ok:
             return "verified"
         if all(problem.startswith("incomplete") for problem in result.problems):
@@ -155,7 +182,7 @@ class AuditConsole:
         return (await self.store.applications.get(interview.application_id)).status.value
 
     async def summary(self, interview_id: str) -> SessionSummary:
-        result = await asyncio.to_thread(self.verification, interview_id)  # hashes media
+        result = self.known_verification(interview_id)
         events = self.events(interview_id)
         date = str(events[0].get("at", ""))[:10] if events else ""
         return SessionSummary(
@@ -164,7 +191,7 @@ class AuditConsole:
             await self.officers(interview_id),
             await self.outcome(interview_id),
             self.status(result),
-            result.problems,
+            result.problems if result else [],
         )
 
     async def detail(self, interview_id: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -103,3 +104,17 @@ async def sign_in(scene: AuditScene, account: Account) -> tuple[Client, int]:
         allow_redirects=False,
     )
     return client, response.status
+
+
+async def checked(client: Client, within: float = 30.0) -> dict[str, dict[str, str]]:
+    """The sessions' statuses once the background checks have verified every one."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        statuses: dict[str, dict[str, str]] = (await (await client.get("/api/statuses")).json())[
+            "statuses"
+        ]
+        if all(s["status"] != "checking" for s in statuses.values()):
+            return statuses
+        assert loop.time() < deadline, f"still checking after {within} s: {statuses}"
+        await asyncio.sleep(0.05)

@@ -16,7 +16,7 @@ import pytest
 from server.appkeys import STORE, TRAIL
 from server.types import Agency
 
-from .audit_scene import NOTES, AuditScene, audit_scene, sign_in
+from .audit_scene import NOTES, AuditScene, audit_scene, checked, sign_in
 from .fakes import World, error_message
 from .test_recorder import probe
 
@@ -36,8 +36,8 @@ async def test_only_auditors_sign_in_to_the_console(scene: AuditScene) -> None:
     assert status == 401
     page = await client.get("/sessions", allow_redirects=False)
     assert page.status == 303 and page.headers["Location"] == "/login"
-    api = await client.get(f"/api/sessions/{scene.interview_id}")
-    assert api.status == 401
+    for api in (f"/api/sessions/{scene.interview_id}", "/api/statuses"):
+        assert (await client.get(api)).status == 401, api
     _, status = await sign_in(scene, scene.auditor)
     assert status == 303
     actions = [a.action for a in scene.console.app[TRAIL].accesses()]
@@ -48,8 +48,10 @@ async def test_sessions_are_listed_with_their_verification_and_filtered(
     scene: AuditScene,
 ) -> None:
     client, _ = await sign_in(scene, scene.auditor)
+    await checked(client)
     listing = await (await client.get("/sessions")).text()
     assert f'data-session="{scene.interview_id}" data-status="verified"' in listing
+    assert 'id="checking" role="status" hidden' in listing
     assert "Cbsa.Rec (CBSA, CA)" in listing
     assert "referred" in listing
     none = await (await client.get("/sessions?status=failed")).text()
@@ -136,9 +138,31 @@ async def test_a_tampered_session_is_listed_as_failed_with_its_reason(
     data[-100] ^= 1
     segment.write_bytes(bytes(data))
     client, _ = await sign_in(scene, scene.auditor)
+    statuses = await checked(client)
+    assert statuses[scene.interview_id] == {
+        "status": "failed",
+        "problem": f"segment {segment.name} does not match its hash: it was altered or replaced",
+    }
     listing = await (await client.get("/sessions?status=failed")).text()
     assert f'data-session="{scene.interview_id}" data-status="failed"' in listing
     assert f"segment {segment.name} does not match its hash" in listing
+
+
+async def test_a_session_changed_since_its_check_is_listed_as_checking_until_checked_again(
+    scene: AuditScene,
+) -> None:
+    client, _ = await sign_in(scene, scene.auditor)
+    await checked(client)
+    events = scene.session / "events.jsonl"
+    lines = events.read_text().splitlines(keepends=True)
+    events.write_text("".join([lines[0].replace("}", ', "added": 1}', 1), *lines[1:]]))
+    listing = await (await client.get("/sessions?status=verified")).text()
+    # Its new status is unknown, so no status filter hides it meanwhile.
+    assert f'data-session="{scene.interview_id}" data-status="checking"' in listing
+    assert "Still checking 1 of these sessions" in listing
+    assert "/static/audit_sessions.js" in listing
+    statuses = await checked(client)
+    assert statuses[scene.interview_id]["status"] == "failed"
 
 
 async def test_the_console_cannot_write_the_application_store(scene: AuditScene) -> None:

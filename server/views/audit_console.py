@@ -34,7 +34,7 @@ ACTIONS = (
     "view-still",
     "export",
 )
-STATUSES = ("verified", "incomplete", "failed")
+STATUSES = ("verified", "incomplete", "failed")  # and "checking" until verified
 
 
 def _record(request: web.Request, action: str, session: str = "", **detail: Any) -> None:
@@ -114,14 +114,36 @@ async def sessions_page(request: web.Request) -> web.StreamResponse:
         if (not chosen["from"] or s.date >= chosen["from"])
         and (not chosen["to"] or s.date <= chosen["to"])
         and chosen["outcome"] in ("", s.outcome)
-        and chosen["status"] in ("", s.status)
+        # a session still being checked may turn out to be any status: kept in view
+        and (not chosen["status"] or s.status in (chosen["status"], "checking"))
     ]
     _record(request, "list", filters={k: v for k, v in chosen.items() if v})
+    checking = sum(1 for s in shown if s.status == "checking")
     return aiohttp_jinja2.render_template(
         "audit_sessions.html",
         request,
-        {"sessions": shown, "chosen": chosen, "outcomes": OUTCOMES, "statuses": STATUSES},
+        {
+            "sessions": shown,
+            "chosen": chosen,
+            "outcomes": OUTCOMES,
+            "statuses": STATUSES,
+            "checking": checking,
+        },
     )
+
+
+async def statuses(request: web.Request) -> web.StreamResponse:
+    """Each session's verification status, for the list to fill in those still being
+    checked. Ids and statuses only, nothing about anyone: not an access to log."""
+    console = request.app[AUDIT]
+    found = {}
+    for interview_id in console.session_ids():
+        result = console.known_verification(interview_id)
+        found[interview_id] = {
+            "status": console.status(result),
+            "problem": result.problems[0] if result and result.problems else "",
+        }
+    return json_ok({"statuses": found})
 
 
 async def session_page(request: web.Request) -> web.StreamResponse:
