@@ -2,10 +2,9 @@
 
 - `EncodedFrameTap` stands in for an `RTCRtpReceiver`'s decoder queue. aiortc's receiver
   keeps doing the transport work (frame assembly, NACK, REMB, RTCP; made leaner by
-  `receivers.prepare_receiver`) and hands each complete
-  encoded frame to ``put``; the tap passes it on instead of decoding it. The decoder thread
-  aiortc starts for the receiver waits on the tap and never gets a frame, so it never
-  creates a decoder.
+  `receivers.prepare_receiver`) and hands each complete encoded frame to ``put``; the tap
+  passes it on instead of decoding it. The decoder thread aiortc starts for the receiver
+  waits on the tap and never gets a frame, so it never creates a decoder.
 - `Publication` is one published track: it fans frames out to its subscribers and to the
   recording sink, and sends the publisher a keyframe request (PLI) when one is needed:
   at once for a new subscriber, otherwise at most once per `KEYFRAME_REQUEST_INTERVAL`.
