@@ -51,6 +51,9 @@ def test_the_sender_packs_whatever_is_not_a_decoded_frame() -> None:
     assert "self.__encoder.pack(data)" in source
     assert "self._send_keyframe()" in inspect.getsource(RTCRtpSender._handle_rtcp_packet)
     assert callable(rtcrtpsender.Encoder.pack)  # type: ignore[attr-defined]
+    run_rtp = inspect.getsource(RTCRtpSender._run_rtp)
+    assert "self.__rtp_history[packet.sequence_number % RTP_HISTORY_SIZE] = (" in run_rtp
+    assert "self.__rtp_history.get(" in inspect.getsource(RTCRtpSender._retransmit)
 
 
 async def test_the_attributes_the_relay_replaces_exist() -> None:
@@ -63,6 +66,8 @@ async def test_the_attributes_the_relay_replaces_exist() -> None:
         estimator = getattr(transceiver.receiver, "_RTCRtpReceiver__remote_bitrate_estimator")  # noqa: B009
         assert isinstance(estimator, RemoteBitrateEstimator)
         assert hasattr(transceiver.sender, "_RTCRtpSender__encoder")
+        history = getattr(transceiver.sender, "_RTCRtpSender__rtp_history")  # noqa: B009
+        assert type(history) is dict
         assert hasattr(transceiver.sender, "_stream_id")
     finally:
         await pc.close()

@@ -114,7 +114,7 @@ async def test_each_seat_receives_and_decodes_the_other_two(call: Call, codecs: 
     assert len(codecs.decoders) >= 12  # the clients did decode: 3 people x 2 seats x 2 kinds
 
     # The server's receivers hand frames on as soon as they are whole; those of its
-    # send-only slots keep no bitrate estimator.
+    # send-only slots keep no bitrate estimator, and its audio senders no packet history.
     for seat in Seat:
         participant = call.room.participant(seat)
         assert participant is not None
@@ -126,6 +126,9 @@ async def test_each_seat_receives_and_decodes_the_other_two(call: Call, codecs: 
                 assert isinstance(assembler, wanted)
             else:
                 assert getattr(receiver, "_RTCRtpReceiver__remote_bitrate_estimator") is None  # noqa: B009
+                # Video keeps packets to answer NACKs with; Opus (no NACK) keeps none.
+                history = getattr(transceiver.sender, "_RTCRtpSender__rtp_history")  # noqa: B009
+                assert (len(history) > 0) is (transceiver.kind == "video")
 
     # The recording sink saw every published track.
     for seat in Seat:
