@@ -136,11 +136,22 @@ async def test_an_auditor_replays_a_verified_interview_and_seeks(
 async def test_a_tampered_interview_shows_as_failed_with_the_reason(
     scene: AuditScene, browser: Browser
 ) -> None:
-    events = scene.session / "events.jsonl"
-    events.write_text(events.read_text().replace('"kind":"consent"', '"kind":"consented"', 1))
     page = await browser.new_page()
     await console_sign_in(page, scene, scene.auditor)
     row = page.locator(f'tr[data-session="{scene.interview_id}"]')
+    await expect(row).to_have_attribute("data-status", "verified")
+    events = scene.session / "events.jsonl"
+    events.write_text(events.read_text().replace('"kind":"consent"', '"kind":"consented"', 1))
+    # Changed since its check: listed as being checked even under a status filter, then
+    # filled in by the page (and hidden, as it is not what this list asks for).
+    await page.goto(scene.url("/sessions?status=verified"))
+    await expect(row).to_have_attribute("data-status", "checking")
+    notice = page.locator("#checking")
+    await expect(notice).to_contain_text("Still checking 1 of these sessions")
+    await expect(notice).to_have_text("Every session listed has been checked.", timeout=15_000)
+    await expect(row).to_have_attribute("data-status", "failed")
+    await expect(row).to_be_hidden()
+    await page.goto(scene.url("/sessions?status=failed"))
     await expect(row).to_have_attribute("data-status", "failed")
     await row.get_by_role("link").click()
     await expect(page.locator("#verdict")).to_have_text("Verification FAILED")

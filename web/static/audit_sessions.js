@@ -5,6 +5,7 @@ import { say, t } from "./i18n.js";
 
 const POLL_MS = 2000;
 const notice = document.getElementById("checking");
+const chosenStatus = new URLSearchParams(location.search).get("status") || "";
 
 function pending() {
   return document.querySelectorAll('#sessions tr[data-status="checking"]');
@@ -19,6 +20,7 @@ async function refresh() {
     if (!found || found.status === "checking") continue;
     const cell = row.lastElementChild;
     row.dataset.status = found.status;
+    row.hidden = Boolean(chosenStatus) && found.status !== chosenStatus; // the filter applies now
     cell.className = `status-${found.status}`;
     cell.textContent = t(found.status) + (found.problem ? `: ${found.problem}` : "");
   }
