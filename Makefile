@@ -42,8 +42,13 @@ unit: $(STAMP) system-tools
 
 test: lint typecheck unit
 
-bench: $(STAMP)
+bench: $(STAMP) system-tools
 	$(BIN)/python bench/import_applications.py
+	$(BIN)/python bench/pairing.py
+	$(BIN)/python bench/interviews.py --aiortc-buffer-rooms 12
+	$(BIN)/python bench/browser_join.py
+	$(BIN)/python bench/crypto.py
+	$(BIN)/python bench/verify.py
 
 clean:
 	rm -rf $(VENV) demo-data .pytest_cache .mypy_cache .ruff_cache
