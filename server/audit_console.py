@@ -132,8 +132,9 @@ class AuditConsole:
     def known_verification(self, interview_id: str) -> Verification | None:
         """The verification if it is still current; else None, and the session is queued
         for the background checks."""
+        fingerprint = self._fingerprint(interview_id)  # NotFound if it is no session
         cached = self._verified.get(interview_id)
-        if cached is not None and cached.fingerprint == self._fingerprint(interview_id):
+        if cached is not None and cached.fingerprint == fingerprint:
             return cached.result
         self.checks.want([interview_id])
         return None

@@ -18,12 +18,14 @@ class CompactRateCounter(RateCounter):
     """Same results as `aiortc.rate.RateCounter` (checked by a property test)."""
 
     def reset(self) -> None:
-        self._counts = [0] * self._window_size
-        self._values = [0] * self._window_size
-        self._total_count = 0
-        self._total_value = 0
+        self._clear()
         self._origin_index = 0
         self._origin_ms: int | None = None
+
+    def _clear(self) -> None:
+        self._counts = [0] * self._window_size
+        self._values = [0] * self._window_size
+        self._total_count = self._total_value = 0
 
     def add(self, value: int, now_ms: int) -> None:
         if self._origin_ms is None:
@@ -49,9 +51,7 @@ class CompactRateCounter(RateCounter):
         assert self._origin_ms is not None
         new_origin_ms = now_ms - self._window_size + 1
         if new_origin_ms - self._origin_ms >= self._window_size:
-            self._counts = [0] * self._window_size  # the whole window has passed
-            self._values = [0] * self._window_size
-            self._total_count = self._total_value = 0
+            self._clear()  # the whole window has passed
             self._origin_index = (self._origin_index + new_origin_ms - self._origin_ms) % (
                 self._window_size
             )

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyotp
 from aiohttp import CookieJar
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -91,18 +90,7 @@ async def sign_in(scene: AuditScene, account: Account) -> tuple[Client, int]:
     scene.world.clients.append(client)
     page = await (await client.get("/login")).text()
     token = page.split('name="csrf-token" content="')[1].split('"')[0]
-    code = pyotp.TOTP(account.totp_secret.reveal()).at(scene.world.clock())
-    scene.world.clock.advance(30)
-    response = await client.post(
-        "/login",
-        data={
-            "csrf_token": token,
-            "username": account.username,
-            "password": account.password.reveal(),
-            "code": code,
-        },
-        allow_redirects=False,
-    )
+    response = await scene.world.sign_in(client, account, csrf=token)
     return client, response.status
 
 

@@ -142,11 +142,12 @@ class World:
         return token
 
     async def sign_in(
-        self, client: Client, account: Account, code: str | None = None
+        self, client: Client, account: Account, code: str | None = None, csrf: str | None = None
     ) -> ClientResponse:
-        """Post the sign-in form; the clock then moves to the next TOTP step, so the
-        same account can sign in again in the same test."""
-        csrf = await self.csrf(client)
+        """Post the sign-in form (with ``csrf`` if the page gave one, else the interview
+        server's); the clock then moves to the next TOTP step, so the same account can
+        sign in again in the same test."""
+        csrf = csrf or await self.csrf(client)
         code = code or pyotp.TOTP(account.totp_secret.reveal()).at(self.clock())
         response = await client.post(
             "/login",

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from ..appkeys import AUDIT, CLOCK, PASSWORDS, STORE, THROTTLE, TRAIL
 from ..auth import Principal, totp_step
-from ..errors import BadRequest, Locked, NexusError, Unauthorized
+from ..errors import BadRequest, Locked, NexusError, NotFound, Unauthorized
 from ..secret import Secret
 from ..store.accounts import Account
 from ..types import Role
@@ -133,12 +133,16 @@ async def sessions_page(request: web.Request) -> web.StreamResponse:
 
 
 async def statuses(request: web.Request) -> web.StreamResponse:
-    """Each session's verification status, for the list to fill in those still being
-    checked. Ids and statuses only, nothing about anyone: not an access to log."""
+    """The verification status of the sessions named (``?id=…``; all if none), for the
+    list to fill in those still being checked; it polls, so only those are stat()ed. Ids
+    and statuses only, nothing about anyone: not an access to log."""
     console = request.app[AUDIT]
     found = {}
-    for interview_id in console.session_ids():
-        result = console.known_verification(interview_id)
+    for interview_id in request.query.getall("id", None) or console.session_ids():
+        try:
+            result = console.known_verification(interview_id)
+        except NotFound:
+            continue  # not a session (any more): nothing to report
         found[interview_id] = {
             "status": console.status(result),
             "problem": result.problems[0] if result and result.problems else "",

@@ -12,7 +12,8 @@ function pending() {
 }
 
 async function refresh() {
-  const response = await fetch("/api/statuses");
+  const ids = [...pending()].map((row) => `id=${encodeURIComponent(row.dataset.session)}`);
+  const response = await fetch(`/api/statuses?${ids.join("&")}`);
   if (!response.ok) return pending().length;
   const { statuses } = await response.json();
   for (const row of pending()) {
