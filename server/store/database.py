@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager, suppress
 from importlib import resources
 from pathlib import Path
 
@@ -14,6 +16,8 @@ import aiosqlite
 from ..errors import NexusError
 
 MIGRATIONS_PACKAGE = "server.store.migrations"
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(NexusError):
@@ -52,7 +56,7 @@ class Database:
             target = self.path.resolve().as_uri() + "?mode=ro"
             pragmas: tuple[str, ...] = ("PRAGMA busy_timeout = 5000",)
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(self.path)
             target, pragmas = (
                 str(self.path),
                 (
@@ -98,24 +102,62 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back on any error so stored data stays as it was."""
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any error so stored data stays as it was.
+
+        Cancellation too: aiosqlite runs each call to its end in its worker thread whatever
+        becomes of the task awaiting it, so a cancelled BEGIN or statement still lands. The
+        ROLLBACK queued after it (the worker keeps order) ends that transaction, and a COMMIT
+        or ROLLBACK under way is waited for; only then is the lock let go and the cancellation
+        passed on, so the shared connection is never handed on inside a transaction.
+        """
         connection = self._connection
         if connection is None:
             raise StoreError(f"the database {self.path} is not open")
         async with self._lock:
-            await connection.execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
+            if connection.in_transaction:  # some use of the connection outside this method
+                log.warning("rolling back a transaction left open on %s", self.path)
+                await _to_the_end(connection.rollback())
             try:
+                await connection.execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
                 yield connection
+                await _to_the_end(connection.commit())
             except BaseException:
-                await connection.execute("ROLLBACK")
+                # Without an open transaction (BEGIN failed, or COMMIT ended it) this does
+                # nothing, which is what is wanted then.
+                await _to_the_end(connection.rollback())
                 raise
-            await connection.execute("COMMIT")
 
     async def close(self) -> None:
         """Safe to call twice."""
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.close()
+
+
+async def _to_the_end(operation: Awaitable[None]) -> None:
+    """Await `operation` to its end even if this task is cancelled meanwhile; then pass the
+    cancellation on, which wins over an error of the operation (kept as its context)."""
+    finishing = asyncio.ensure_future(operation)
+    cancelled: asyncio.CancelledError | None = None
+    while not finishing.done():
+        try:
+            await asyncio.wait([finishing])
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    try:
+        finishing.result()
+    finally:
+        if cancelled is not None:
+            raise cancelled
+
+
+def _create_private(path: Path) -> None:
+    """A new database and a directory made for it are readable by this user only. The file is
+    made empty (a valid database) before SQLite opens it, because SQLite gives its -wal and
+    -shm files the mode of the database. Existing ones are left as their owner set them."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _statements(sql: str) -> list[str]:
