@@ -31,9 +31,11 @@ from .appkeys import (
     CATALOGS,
     CLOCK,
     EVENTS,
-    PASSWORDS,
+    PASSWORD_CHECKS,
     RECORDS,
     SETTINGS,
+    SIGN_IN,
+    SOCKET_SESSIONS,
     STILLS,
     STORE,
     THROTTLE,
@@ -43,11 +45,14 @@ from .errors import NexusError
 from .i18n import Catalogs
 from .interview_events import EventWriter
 from .live_stills import LiveStills
+from .password_checks import PasswordChecks
 from .secret import Secret
 from .session_records import SessionRecords
 from .settings import Settings
+from .sign_in import StaffSignIn
+from .socket_sessions import SocketSessions
 from .store import Store
-from .types import AccountId, Clock, utc_now
+from .types import AccountId, Clock, Role, utc_now
 from .views.http import page_context
 from .views.routes import ROUTES, STATIC_PREFIX, Route
 from .views.stills import MAX_STILL_BYTES
@@ -110,8 +115,13 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
-    app[STORE] = Store(settings.database_path, clock)
-    app[PASSWORDS] = passwords or Passwords()
+    store = app[STORE] = Store(settings.database_path, clock, settings=settings)
+    checks = app[PASSWORD_CHECKS] = PasswordChecks(
+        passwords or Passwords(), settings.password_checks_pending
+    )
+    staff = frozenset({Role.OFFICER, Role.AUDITOR})
+    app[SIGN_IN] = StaffSignIn(store, checks, clock, staff)
+    app[SOCKET_SESSIONS] = SocketSessions()
     app[THROTTLE] = LoginThrottle(settings.login_attempts_per_minute, clock)
     app[CATALOGS] = Catalogs(web_assets.LOCALE)
 
@@ -168,4 +178,5 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[ROOMS].close()
     app[RECORDS].close_all()
     await app[EVENTS].drain()
+    app[PASSWORD_CHECKS].close()
     await app[STORE].close()

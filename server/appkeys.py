@@ -6,19 +6,24 @@ from aiohttp import web
 
 from .audit_console import AuditConsole
 from .audit_trail import AuditTrail
-from .auth import LoginThrottle, Passwords, Principal
+from .auth import LoginThrottle, Principal
 from .i18n import Catalogs
 from .interview_events import EventWriter
 from .live_stills import LiveStills
+from .password_checks import PasswordChecks
 from .session_records import SessionRecords
 from .settings import Settings
+from .sign_in import StaffSignIn
+from .socket_sessions import SocketSessions
 from .store import Store
 from .types import Clock
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
-PASSWORDS = web.AppKey("passwords", Passwords)
 THROTTLE = web.AppKey("throttle", LoginThrottle)
+PASSWORD_CHECKS = web.AppKey("password_checks", PasswordChecks)
+SIGN_IN = web.AppKey("sign_in", StaffSignIn)
+SOCKET_SESSIONS = web.AppKey("socket_sessions", SocketSessions)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 EVENTS: web.AppKey[EventWriter] = web.AppKey("events")
 RECORDS: web.AppKey[SessionRecords] = web.AppKey("records")

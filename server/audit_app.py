@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -18,14 +17,26 @@ from recordings.tlog import NoteVerifier
 
 from . import middleware
 from .app import serve_pages
-from .appkeys import AUDIT, CATALOGS, CLOCK, PASSWORDS, SETTINGS, STORE, THROTTLE, TRAIL
+from .appkeys import (
+    AUDIT,
+    CATALOGS,
+    CLOCK,
+    PASSWORD_CHECKS,
+    SETTINGS,
+    SIGN_IN,
+    STORE,
+    THROTTLE,
+    TRAIL,
+)
 from .audit_console import AuditConsole
 from .audit_trail import AuditTrail
 from .auth import LoginThrottle, Passwords
 from .i18n import Catalogs
+from .password_checks import PasswordChecks
 from .settings import Settings
+from .sign_in import StaffSignIn
 from .store import Store
-from .types import Clock, utc_now
+from .types import Clock, Role, utc_now
 from .views import access, public
 from .views import audit_console as views
 from .views.routes import Route
@@ -72,8 +83,11 @@ def create_audit_app(
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
-    app[STORE] = store = Store(settings.database_path, clock, read_only=True)
-    app[PASSWORDS] = passwords or Passwords()
+    app[STORE] = store = Store(settings.database_path, clock, read_only=True, settings=settings)
+    checks = app[PASSWORD_CHECKS] = PasswordChecks(
+        passwords or Passwords(), settings.password_checks_pending
+    )
+    app[SIGN_IN] = StaffSignIn(store, checks, clock, frozenset({Role.AUDITOR}))
     app[THROTTLE] = LoginThrottle(settings.login_attempts_per_minute, clock)
     app[CATALOGS] = Catalogs(web_assets.LOCALE)
     app[AUDIT] = AuditConsole(
@@ -82,8 +96,6 @@ def create_audit_app(
         server_keys,
         store,
         witnesses,
-        max_failures=settings.login_max_failures,
-        lockout=timedelta(seconds=settings.login_lockout_seconds),
     )
     app[TRAIL] = AuditTrail(settings.audit_dir, urlsplit(settings.public_url).netloc)
     serve_pages(app, settings, AUDIT_ROUTES, AUDIT_COOKIE, settings.audit_dir / "session.key")
@@ -101,4 +113,5 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await checks
     app[TRAIL].close()
+    app[PASSWORD_CHECKS].close()
     await app[STORE].close()

@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,34 +68,12 @@ class AuditConsole:
     server_keys: Sequence[NoteVerifier]
     store: Store
     witnesses: Sequence[NoteVerifier] = ()
-    max_failures: int = 5
-    lockout: timedelta = timedelta(minutes=15)
     _verified: dict[str, _Cached] = field(default_factory=dict)
     _events: dict[str, tuple[tuple[int, int], list[dict[str, Any]]]] = field(default_factory=dict)
-    # The store is read-only here, so sign-in failures and used codes live in memory.
-    _failures: dict[int, list[datetime]] = field(default_factory=dict)
-    _last_step: dict[int, int] = field(default_factory=dict)
     checks: BackgroundChecks = field(init=False)
 
     def __post_init__(self) -> None:
         self.checks = BackgroundChecks(self.verification)
-
-    def locked(self, account_id: int, now: datetime) -> bool:
-        return len(self._recent_failures(account_id, now)) >= self.max_failures
-
-    def failed(self, account_id: int, now: datetime) -> None:
-        self._failures[account_id] = [*self._recent_failures(account_id, now), now]
-
-    def _recent_failures(self, account_id: int, now: datetime) -> list[datetime]:
-        return [t for t in self._failures.get(account_id, []) if now - t < self.lockout]
-
-    def use_code(self, account_id: int, step: int, stored_last: int) -> bool:
-        """A TOTP step may sign in once (also across the interview server's own use)."""
-        if step <= max(stored_last, self._last_step.get(account_id, -1)):
-            return False
-        self._last_step[account_id] = step
-        self._failures.pop(account_id, None)
-        return True
 
     def session_dir(self, interview_id: str) -> Path:
         directory = self.records / interview_id

@@ -21,11 +21,18 @@ TOTP_ISSUER = "NEXUS interview"
 INVITATION_TOKEN_BYTES = 32  # 256 bits
 
 
+def default_hasher() -> argon2.PasswordHasher:
+    """argon2id with the library's recommended memory and time costs, on one lane: a hash
+    with argon2-cffi's default of four lanes fills four cores while it runs."""
+    return argon2.PasswordHasher(parallelism=1)
+
+
 class Passwords:
-    """argon2id with the library's current recommended parameters."""
+    """Hashes and verifies passwords (synchronously: the server goes through
+    `server.password_checks.PasswordChecks`, never calling these on its event loop)."""
 
     def __init__(self, hasher: argon2.PasswordHasher | None = None) -> None:
-        self._hasher = hasher or argon2.PasswordHasher()
+        self._hasher = hasher or default_hasher()
         self._dummy = Secret(self._hasher.hash(secrets.token_urlsafe(16)))
 
     def hash(self, password: Secret[str]) -> str:
@@ -39,6 +46,13 @@ class Passwords:
             return self._hasher.verify(password_hash.reveal(), password.reveal())
         except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
             return False
+
+    def needs_rehash(self, password_hash: Secret[str]) -> bool:
+        """True for a hash made with other parameters than today's (rehash at sign-in)."""
+        try:
+            return self._hasher.check_needs_rehash(password_hash.reveal())
+        except argon2.exceptions.InvalidHashError:
+            return True
 
     def verify_nothing(self, password: Secret[str]) -> None:
         """Spend the time a real check takes, so unknown usernames cannot be told apart."""
@@ -77,7 +91,7 @@ def token_hash(token: str) -> bytes:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a request comes from, as kept in the encrypted session cookie."""
+    """Who a request comes from, as its server-side session records it."""
 
     role: Role
     account_id: AccountId | None = None
@@ -102,26 +116,6 @@ class Principal:
             return f"applicant:{self.interview_id}"
         suffix = f":{self.agency}" if self.agency else ""
         return f"{self.role}:{self.account_id}{suffix}"
-
-    def to_session(self) -> dict[str, object]:
-        return {
-            "role": self.role.value,
-            "account_id": self.account_id,
-            "agency": self.agency.value if self.agency else None,
-            "interview_id": self.interview_id,
-        }
-
-    @classmethod
-    def from_session(cls, data: object) -> Principal | None:
-        if not isinstance(data, dict) or data.get("role") not in {r.value for r in Role}:
-            return None
-        agency = data.get("agency")
-        return cls(
-            role=Role(data["role"]),
-            account_id=data.get("account_id"),
-            agency=Agency(agency) if agency else None,
-            interview_id=data.get("interview_id"),
-        )
 
 
 class LoginThrottle:

@@ -30,7 +30,7 @@ from .progress import progress_bar
 from .secret import Secret
 from .settings import SETTINGS, Settings, describe, load_settings
 from .store import Store
-from .types import Agency, InterviewMode, utc_now
+from .types import Agency, InterviewMode, Role, utc_now
 
 T = TypeVar("T")
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int] | int]
@@ -81,9 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(run=_import)
 
     for role in ("officers", "auditors"):
-        sub = group(role, f"{role} accounts").add_parser(
-            "add", help=f"add one of the {role}", parents=[flags]
-        )
+        actions = group(role, f"{role} accounts")
+        sub = actions.add_parser("add", help=f"add one of the {role}", parents=[flags])
         sub.add_argument("--username", required=True)
         sub.add_argument("--name", required=True, help="display name")
         if role == "officers":
@@ -93,11 +92,28 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             sub.add_argument("--organisation", default="Joint audit body")
             sub.set_defaults(run=_add_auditor)
-        sub.add_argument(
-            "--password-stdin",
-            action="store_true",
-            help="read the password from standard input instead of a prompt",
-        )
+        _password_stdin_flag(sub)
+        for action, run, help in (
+            ("unlock", _unlock, "lift a sign-in lock before it expires"),
+            ("reset-password", _reset_password, "set a new password; ends every session"),
+            ("reset-totp", _reset_totp, "enrol a new one-time-code app; ends every session"),
+            ("disable", _disable, "refuse every sign-in; ends every session"),
+            ("enable", _enable, "allow a disabled account to sign in again"),
+        ):
+            sub = actions.add_parser(action, help=help, parents=[flags])
+            sub.add_argument("username")
+            sub.set_defaults(run=run, role=Role.OFFICER if role == "officers" else Role.AUDITOR)
+            if action == "reset-password":
+                _password_stdin_flag(sub)
+
+    sub = group("sessions", "sign-in sessions").add_parser(
+        "revoke", help="end sessions at once, open calls included", parents=[flags]
+    )
+    chosen = sub.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--user", help="every session of this staff account")
+    chosen.add_argument("--interview", help="every session of this interview's applicant")
+    chosen.add_argument("--all", action="store_true", help="every session")
+    sub.set_defaults(run=_revoke_sessions)
 
     sub = command("invite", _invite, "schedule an interview and print the applicant's link")
     sub.add_argument("application_id")
@@ -107,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     records_cli.add_commands(group, flags)
     return parser
+
+
+def _password_stdin_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input instead of a prompt",
+    )
 
 
 def _aware_datetime(raw: str) -> datetime:
@@ -140,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
-    store = await Store(settings.database_path).open()
+    store = await Store(settings.database_path, settings=settings).open()
     try:
         return await work(store)
     finally:
@@ -209,8 +233,8 @@ def _read_password(args: argparse.Namespace) -> Secret[str]:
     return Secret(password)
 
 
-def print_enrolment(enrolment: operator.Enrolment, console: Console) -> None:
-    console.print(f"added {enrolment.username} (account {enrolment.account_id})")
+def print_enrolment(enrolment: operator.Enrolment, console: Console, done: str = "added") -> None:
+    console.print(f"{done} {enrolment.username} (account {enrolment.account_id})")
     console.print("Enrol the one-time-code app by scanning this code, or enter the URI:")
     console.print(enrolment.otpauth_uri, soft_wrap=True, highlight=False)
     segno.make(enrolment.otpauth_uri, error="m").terminal(compact=True)
@@ -243,6 +267,53 @@ async def _add_auditor(args: argparse.Namespace, settings: Settings) -> int:
         ),
     )
     print_enrolment(enrolment, Console())
+    return 0
+
+
+async def _unlock(args: argparse.Namespace, settings: Settings) -> int:
+    was = await _with_store(settings, lambda s: operator.unlock(s, args.username, args.role))
+    print(f"unlocked {args.username}" if was else f"{args.username} was not locked")
+    return 0
+
+
+async def _reset_password(args: argparse.Namespace, settings: Settings) -> int:
+    password = _read_password(args)
+    ended = await _with_store(
+        settings,
+        lambda s: operator.reset_password(s, Passwords(), args.username, args.role, password),
+    )
+    print(f"new password set for {args.username}; {ended} session(s) ended")
+    return 0
+
+
+async def _reset_totp(args: argparse.Namespace, settings: Settings) -> int:
+    enrolment = await _with_store(
+        settings, lambda s: operator.reset_totp(s, args.username, args.role)
+    )
+    print_enrolment(enrolment, Console(), done="new one-time-code secret for")
+    return 0
+
+
+async def _disable(args: argparse.Namespace, settings: Settings) -> int:
+    ended = await _with_store(
+        settings, lambda s: operator.set_disabled(s, args.username, args.role, True)
+    )
+    print(f"disabled {args.username}; {ended} session(s) ended")
+    return 0
+
+
+async def _enable(args: argparse.Namespace, settings: Settings) -> int:
+    await _with_store(settings, lambda s: operator.set_disabled(s, args.username, args.role, False))
+    print(f"enabled {args.username}")
+    return 0
+
+
+async def _revoke_sessions(args: argparse.Namespace, settings: Settings) -> int:
+    ended = await _with_store(
+        settings,
+        lambda s: operator.revoke_sessions(s, args.user, args.interview, args.all),
+    )
+    print(f"{ended} session(s) ended")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""What the operator does from the CLI: import applications, add staff, issue invitations.
+"""What the operator does from the CLI: import applications, add staff and keep their
+accounts safe (unlock, reset, disable, end sessions), issue invitations.
 
 Each function takes an open `Store` and returns what the CLI prints; none prints itself.
 """
@@ -12,13 +13,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from .auth import Passwords, new_invitation_token, new_totp_secret, token_hash, totp_uri
-from .errors import BadRequest
+from .errors import BadRequest, NotFound
 from .importer import read_applications
 from .secret import Secret
 from .settings import Settings
 from .store import Store
+from .store.accounts import Account
 from .store.applications import ImportCounts
-from .types import AccountId, Agency, InterviewId, InterviewMode
+from .types import AccountId, Agency, InterviewId, InterviewMode, Role
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -82,7 +84,7 @@ async def add_officer(
         raise BadRequest("the country is a two-letter ISO 3166 code such as CA or US")
     secret = new_totp_secret()
     account_id = await store.accounts.add_officer(
-        username, display_name, agency, country, passwords.hash(password), secret.reveal()
+        username, display_name, agency, country, passwords.hash(password), secret
     )
     return Enrolment(account_id, username, secret)
 
@@ -100,7 +102,7 @@ async def add_auditor(
         raise BadRequest("an organisation is 1-100 characters")
     secret = new_totp_secret()
     account_id = await store.accounts.add_auditor(
-        username, display_name, organisation.strip(), passwords.hash(password), secret.reveal()
+        username, display_name, organisation.strip(), passwords.hash(password), secret
     )
     return Enrolment(account_id, username, secret)
 
@@ -125,3 +127,65 @@ async def invite(
     return Invitation(
         interview_id, Secret(f"{settings.public_url}/i/{token.reveal()}"), starts, ends
     )
+
+
+# --- keeping staff accounts safe ---------------------------------------------------------
+
+
+async def staff_account(store: Store, username: str, role: Role) -> Account:
+    """The ``role`` account named ``username``, or NotFound saying so."""
+    account = await store.accounts.by_username(username.strip())
+    if account is None or account.role is not role:
+        raise NotFound(f"there is no {role} named {username.strip()!r}")
+    return account
+
+
+async def unlock(store: Store, username: str, role: Role) -> bool:
+    """Lift a sign-in lock early; True if the account was locked."""
+    account = await staff_account(store, username, role)
+    return await store.guards.unlock(account.username)
+
+
+async def reset_password(
+    store: Store, passwords: Passwords, username: str, role: Role, password: Secret[str]
+) -> int:
+    """A new password; every session of the account ends. How many ended."""
+    account = await staff_account(store, username, role)
+    await store.accounts.set_password_hash(account.id, passwords.hash(password))
+    return len(await store.sessions.end_for_account(account.id))
+
+
+async def reset_totp(store: Store, username: str, role: Role) -> Enrolment:
+    """A new one-time-code secret (the old app stops working); every session ends."""
+    account = await staff_account(store, username, role)
+    secret = new_totp_secret()
+    await store.accounts.set_totp_secret(account, secret)
+    await store.sessions.end_for_account(account.id)
+    return Enrolment(account.id, account.username, secret)
+
+
+async def set_disabled(store: Store, username: str, role: Role, disabled: bool) -> int:
+    """Disable (every session ends, no sign-in) or enable an account; sessions ended."""
+    account = await staff_account(store, username, role)
+    await store.accounts.set_disabled(account.id, disabled)
+    return len(await store.sessions.end_for_account(account.id)) if disabled else 0
+
+
+async def revoke_sessions(
+    store: Store,
+    username: str | None = None,
+    interview_id: str | None = None,
+    everyone: bool = False,
+) -> int:
+    """End the sessions of one staff account, of one interview's applicant, or all."""
+    if sum((username is not None, interview_id is not None, everyone)) != 1:
+        raise BadRequest("name exactly one of: a username, an interview, or all sessions")
+    if username is not None:
+        account = await store.accounts.by_username(username.strip())
+        if account is None:
+            raise NotFound(f"there is no account named {username.strip()!r}")
+        return len(await store.sessions.end_for_account(account.id))
+    if interview_id is not None:
+        await store.interviews.get(interview_id)
+        return len(await store.sessions.end_for_interview(interview_id))
+    return len(await store.sessions.end_all())

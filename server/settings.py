@@ -162,6 +162,12 @@ class Settings:
         "Seconds a sign-in lasts before it must be repeated.",
         _int_between(60, 7 * 24 * 3600),
     )
+    session_idle_seconds: int = _setting(
+        "1800",
+        "Seconds without any activity (pages, API, an open call's socket) after which a "
+        "sign-in ends.",
+        _int_between(60, 24 * 3600),
+    )
     max_body_bytes: int = _setting(
         "65536", "Largest request body accepted, in bytes.", _int_between(1024, 64 * 1024 * 1024)
     )
@@ -173,6 +179,12 @@ class Settings:
     )
     login_attempts_per_minute: int = _setting(
         "20", "Sign-in attempts allowed per client address per minute.", _int_between(1, 10000)
+    )
+    password_checks_pending: int = _setting(
+        "8",
+        "Password checks that may wait or run at once (all addresses together); beyond, a "
+        "sign-in is told to retry shortly.",
+        _int_between(1, 1000),
     )
     dob_max_failures: int = _setting(
         "5", "Wrong dates of birth before an applicant link locks.", _int_between(1, 100)

@@ -123,6 +123,13 @@ class Received:
     wrong_seat: int = 0
     first_at: float | None = None
     pitch_hz: float | None = None
+    arrivals: list[float] = field(default_factory=list)
+    """When each frame arrived (the loop's clock), to look for gaps."""
+
+    def longest_gap(self, since: float) -> float:
+        """The longest time without a frame from ``since`` to the last arrival."""
+        times = [since, *(t for t in self.arrivals if t > since)]
+        return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
 
 
 Join = Callable[[Seat, str], Awaitable[str]]
@@ -196,8 +203,9 @@ class SyntheticParticipant:
             while True:
                 frame = await track.recv()
                 received.frames += 1
+                received.arrivals.append(asyncio.get_running_loop().time())
                 if received.first_at is None:
-                    received.first_at = asyncio.get_running_loop().time()
+                    received.first_at = received.arrivals[-1]
                 if isinstance(frame, av.VideoFrame):
                     shown, counter = read_picture(frame)
                     received.counters.append(counter)

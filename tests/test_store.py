@@ -8,6 +8,7 @@ import pytest
 
 from server.auth import token_hash
 from server.errors import Conflict, NotFound
+from server.secret import Secret
 from server.store import Store
 from server.store.database import migrations
 from server.types import (
@@ -37,7 +38,9 @@ async def _schedule(
 
 
 async def _officer(store: Store, name: str, agency: Agency) -> AccountId:
-    return await store.accounts.add_officer(name, name, agency, agency.home_country, "h", "s")
+    return await store.accounts.add_officer(
+        name, name, agency, agency.home_country, "h", Secret("s")
+    )
 
 
 async def test_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
@@ -202,19 +205,30 @@ async def test_usernames_are_unique_regardless_of_case(store: Store) -> None:
         await _officer(store, "Jane.Doe", Agency.CBP)
 
 
-async def test_lockout_after_repeated_failures_then_expiry(store: Store, clock: FakeClock) -> None:
-    account_id = await _officer(store, "a.cbsa", Agency.CBSA)
-    for _ in range(2):
-        assert not await store.accounts.record_failure(account_id, 3, 60)
-    assert await store.accounts.record_failure(account_id, 3, 60)
-    assert store.accounts.is_locked(await store.accounts.get(account_id))
-    clock.advance(61)
-    assert not store.accounts.is_locked(await store.accounts.get(account_id))
+async def test_totp_secrets_are_sealed_at_rest_and_read_back(store: Store) -> None:
+    account_id = await store.accounts.add_officer(
+        "a.cbsa", "A", Agency.CBSA, "CA", "hash", Secret("JBSWY3DPEHPK3PXPJBSWY3DP")
+    )
+    with sqlite3.connect(store.database.path) as db:
+        [(stored,)] = db.execute("SELECT totp_secret FROM accounts").fetchall()
+    assert "JBSWY3DP" not in stored
+    account = await store.accounts.get(account_id)
+    assert account.totp_secret.reveal() == "JBSWY3DPEHPK3PXPJBSWY3DP"
 
 
-async def test_a_totp_step_can_be_used_once(store: Store) -> None:
-    account_id = await _officer(store, "a.cbsa", Agency.CBSA)
-    assert await store.accounts.record_success(account_id, 1000)
-    assert not await store.accounts.record_success(account_id, 1000)
-    assert not await store.accounts.record_success(account_id, 999)
-    assert await store.accounts.record_success(account_id, 1001)
+async def test_totp_secrets_stored_in_clear_are_sealed_at_the_next_start(
+    store: Store, clock: FakeClock
+) -> None:
+    await _officer(store, "a.cbsa", Agency.CBSA)
+    with sqlite3.connect(store.database.path) as db:
+        db.execute("UPDATE accounts SET totp_secret = 'JBSWY3DPEHPK3PXP'")
+    await store.close()
+    reopened = await Store(store.database.path, clock).open()
+    try:
+        with sqlite3.connect(store.database.path) as db:
+            [(stored,)] = db.execute("SELECT totp_secret FROM accounts").fetchall()
+        assert stored.startswith("sealed:")
+        account = await reopened.accounts.by_username("a.cbsa")
+        assert account is not None and account.totp_secret.reveal() == "JBSWY3DPEHPK3PXP"
+    finally:
+        await reopened.close()

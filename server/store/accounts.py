@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import timedelta
 
 import aiosqlite
 
 from ..errors import Conflict, NotFound
 from ..secret import Secret
-from ..types import AccountId, Agency, Clock, Role, iso, parse_iso
+from ..secret_box import SecretBox, is_sealed
+from ..types import AccountId, Agency, Clock, Role, iso
 from .database import Database
 
 
@@ -22,26 +22,22 @@ class Account:
     role: Role
     password_hash: Secret[str]
     totp_secret: Secret[str]
-    totp_last_step: int
-    failed_logins: int
-    locked_until: str | None
+    disabled: bool
     agency: Agency | None
     country: str | None
     organisation: str | None
     available: bool
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Account:
+    def from_row(cls, row: sqlite3.Row, box: SecretBox) -> Account:
         return cls(
             id=AccountId(row["id"]),
             username=row["username"],
             display_name=row["display_name"],
             role=Role(row["role"]),
             password_hash=Secret(row["password_hash"]),
-            totp_secret=Secret(row["totp_secret"]),
-            totp_last_step=row["totp_last_step"],
-            failed_logins=row["failed_logins"],
-            locked_until=row["locked_until"],
+            totp_secret=box.open(row["totp_secret"], _totp_context(row["username"])),
+            disabled=row["disabled_at"] is not None,
             agency=Agency(row["agency"]) if row["agency"] else None,
             country=row["country"],
             organisation=row["organisation"],
@@ -55,6 +51,10 @@ class Account:
         return f"{self.role}:{self.id}{suffix}"
 
 
+def _totp_context(username: str) -> str:
+    return f"totp-secret:{username.lower()}"
+
+
 _SELECT = (
     "SELECT a.*, o.agency, o.country, o.available, d.organisation FROM accounts a"
     " LEFT JOIN officers o ON o.account_id = a.id"
@@ -63,9 +63,10 @@ _SELECT = (
 
 
 class AccountStore:
-    def __init__(self, database: Database, clock: Clock) -> None:
+    def __init__(self, database: Database, clock: Clock, box: SecretBox) -> None:
         self._database = database
         self._clock = clock
+        self._box = box
 
     async def add_officer(
         self,
@@ -74,7 +75,7 @@ class AccountStore:
         agency: Agency,
         country: str,
         password_hash: str,
-        totp_secret: str,
+        totp_secret: Secret[str],
     ) -> AccountId:
         async with self._database.transaction() as db:
             account_id = await self._insert(
@@ -92,7 +93,7 @@ class AccountStore:
         display_name: str,
         organisation: str,
         password_hash: str,
-        totp_secret: str,
+        totp_secret: Secret[str],
     ) -> AccountId:
         async with self._database.transaction() as db:
             account_id = await self._insert(
@@ -111,13 +112,14 @@ class AccountStore:
         display_name: str,
         role: Role,
         password_hash: str,
-        totp_secret: str,
+        totp_secret: Secret[str],
     ) -> AccountId:
+        sealed = self._box.seal(totp_secret, _totp_context(username))
         try:
             cursor = await db.execute(
                 "INSERT INTO accounts (username, display_name, role, password_hash,"
                 " totp_secret, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (username, display_name, role, password_hash, totp_secret, iso(self._clock())),
+                (username, display_name, role, password_hash, sealed, iso(self._clock())),
             )
         except sqlite3.IntegrityError:
             raise Conflict(f"an account named {username!r} already exists") from None
@@ -137,47 +139,48 @@ class AccountStore:
     async def officers(self) -> list[Account]:
         async with self._database.transaction() as db:
             rows = await db.execute_fetchall(f"{_SELECT} WHERE a.role = 'officer' ORDER BY a.id")
-        return [Account.from_row(row) for row in rows]
+        return [Account.from_row(row, self._box) for row in rows]
 
     async def _one(self, sql: str, params: tuple[object, ...]) -> Account | None:
         async with self._database.transaction() as db:
             rows = list(await db.execute_fetchall(sql, params))
-        return Account.from_row(rows[0]) if rows else None
+        return Account.from_row(rows[0], self._box) if rows else None
 
-    async def record_failure(self, account_id: int, max_failures: int, lockout: int) -> bool:
-        """Count a wrong sign-in; lock the account at ``max_failures``. True if now locked."""
-        now = self._clock()
+    async def set_password_hash(self, account_id: int, password_hash: str) -> None:
         async with self._database.transaction() as db:
             await db.execute(
-                "UPDATE accounts SET failed_logins = failed_logins + 1 WHERE id = ?",
-                (account_id,),
+                "UPDATE accounts SET password_hash = ? WHERE id = ?", (password_hash, account_id)
             )
-            rows = list(
-                await db.execute_fetchall(
-                    "SELECT failed_logins FROM accounts WHERE id = ?", (account_id,)
+
+    async def set_totp_secret(self, account: Account, totp_secret: Secret[str]) -> None:
+        sealed = self._box.seal(totp_secret, _totp_context(account.username))
+        async with self._database.transaction() as db:
+            await db.execute(
+                "UPDATE accounts SET totp_secret = ? WHERE id = ?", (sealed, account.id)
+            )
+
+    async def set_disabled(self, account_id: int, disabled: bool) -> None:
+        async with self._database.transaction() as db:
+            await db.execute(
+                "UPDATE accounts SET disabled_at = ? WHERE id = ?",
+                (iso(self._clock()) if disabled else None, account_id),
+            )
+            if disabled:
+                await db.execute(
+                    "UPDATE officers SET available = 0 WHERE account_id = ?", (account_id,)
                 )
-            )
-            if rows[0][0] < max_failures:
-                return False
-            await db.execute(
-                "UPDATE accounts SET failed_logins = 0, locked_until = ? WHERE id = ?",
-                (iso(now + timedelta(seconds=lockout)), account_id),
-            )
-        return True
 
-    def is_locked(self, account: Account) -> bool:
-        return account.locked_until is not None and parse_iso(account.locked_until) > self._clock()
-
-    async def record_success(self, account_id: int, totp_step: int) -> bool:
-        """Reset the failure count and burn the TOTP step; False if that step was used
-        already (a replayed code), in which case nothing changes."""
+    async def seal_totp_secrets(self) -> int:
+        """Seal the TOTP secrets stored in clear before sealing existed; how many."""
         async with self._database.transaction() as db:
-            cursor = await db.execute(
-                "UPDATE accounts SET failed_logins = 0, locked_until = NULL, totp_last_step = ?"
-                " WHERE id = ? AND totp_last_step < ?",
-                (totp_step, account_id, totp_step),
-            )
-        return cursor.rowcount == 1
+            rows = await db.execute_fetchall("SELECT id, username, totp_secret FROM accounts")
+            unsealed = [row for row in rows if not is_sealed(row["totp_secret"])]
+            for row in unsealed:
+                sealed = self._box.seal(Secret(row["totp_secret"]), _totp_context(row["username"]))
+                await db.execute(
+                    "UPDATE accounts SET totp_secret = ? WHERE id = ?", (sealed, row["id"])
+                )
+        return len(unsealed)
 
     async def set_available(self, account_id: int, available: bool) -> None:
         async with self._database.transaction() as db:

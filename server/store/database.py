@@ -24,10 +24,10 @@ class StoreError(NexusError):
     """The database could not be opened or migrated."""
 
 
-def migrations() -> list[tuple[int, str, str]]:
-    """(version, name, sql) for every file ``NNNN_name.sql``, in order."""
+def migrations(package: str = MIGRATIONS_PACKAGE) -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every file ``NNNN_name.sql`` of ``package``, in order."""
     found = []
-    for entry in resources.files(MIGRATIONS_PACKAGE).iterdir():
+    for entry in resources.files(package).iterdir():
         if entry.name.endswith(".sql"):
             number, _, rest = entry.name.partition("_")
             found.append((int(number), rest.removesuffix(".sql"), entry.read_text("utf-8")))
@@ -41,9 +41,12 @@ def migrations() -> list[tuple[int, str, str]]:
 class Database:
     """Every statement goes through `transaction()` so concurrent requests never interleave."""
 
-    def __init__(self, path: Path, read_only: bool = False) -> None:
+    def __init__(
+        self, path: Path, read_only: bool = False, migrations_package: str = MIGRATIONS_PACKAGE
+    ) -> None:
         self.path = path
         self.read_only = read_only
+        self.migrations_package = migrations_package
         self._connection: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
@@ -87,7 +90,7 @@ class Database:
             rows = await db.execute_fetchall("SELECT version FROM schema_migrations")
         applied = {row[0] for row in rows}
         newly = []
-        for version, name, sql in migrations():
+        for version, name, sql in migrations(self.migrations_package):
             if version in applied:
                 continue
             async with self.transaction() as db:

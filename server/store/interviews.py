@@ -142,27 +142,25 @@ class InterviewStore:
             rows = list(await db.execute_fetchall(sql, params))
         return Interview.from_row(rows[0]) if rows else None
 
-    async def record_dob_failure(self, interview_id: str) -> int:
-        """Count a wrong date of birth; returns the count so far."""
+    async def begin_dob_attempt(self, interview_id: str, max_failures: int) -> bool:
+        """Count a date-of-birth attempt as wrong before it is compared, in the same
+        statement that checks the limit: however many arrive at once, at most
+        ``max_failures`` are compared. False: the link is locked, compare nothing."""
         async with self._database.transaction() as db:
-            await db.execute(
+            cursor = await db.execute(
                 "UPDATE interviews SET dob_failures = dob_failures + 1, updated_at = ?"
-                " WHERE id = ?",
-                (iso(self._clock()), interview_id),
+                " WHERE id = ? AND dob_failures < ?",
+                (iso(self._clock()), interview_id, max_failures),
             )
-            rows = list(
-                await db.execute_fetchall(
-                    "SELECT dob_failures FROM interviews WHERE id = ?", (interview_id,)
-                )
-            )
-        return int(rows[0][0])
+        return cursor.rowcount == 1
 
     async def confirm_dob(self, interview_id: str) -> None:
+        """The date matched: the attempt counted by `begin_dob_attempt` was not wrong."""
         now = iso(self._clock())
         async with self._database.transaction() as db:
             await db.execute(
                 "UPDATE interviews SET dob_confirmed_at = coalesce(dob_confirmed_at, ?),"
-                " updated_at = ? WHERE id = ?",
+                " dob_failures = max(dob_failures - 1, 0), updated_at = ? WHERE id = ?",
                 (now, now, interview_id),
             )
 

@@ -35,9 +35,7 @@ async def _invited_interview(request: web.Request) -> Interview:
     if interview.window_end <= request.app[CLOCK]() or not interview.is_open:
         raise Gone("this interview link has expired; contact the program office for a new one")
     if interview.dob_failures >= request.app[SETTINGS].dob_max_failures:
-        raise Locked(
-            "this link is locked after too many wrong dates of birth; contact the program office"
-        )
+        raise _link_locked()
     return interview
 
 
@@ -48,43 +46,49 @@ async def invitation_page(request: web.Request) -> web.StreamResponse:
 
 async def confirm_identity(request: web.Request) -> web.StreamResponse:
     interview = await _invited_interview(request)
-    store = request.app[STORE]
+    store, limit = request.app[STORE], request.app[SETTINGS].dob_max_failures
     form = await read_form(request, {"date_of_birth": 10})
     try:
         given = date.fromisoformat(form["date_of_birth"])
     except ValueError:
         raise BadRequest("enter the date of birth as YYYY-MM-DD") from None
-    application = await store.applications.get(interview.application_id)
-    label = f"applicant:{interview.id}"
-    if given != application.date_of_birth:
-        failures = await store.interviews.record_dob_failure(interview.id)
+    label, client = f"applicant:{interview.id}", client_address(request)
+    if not await store.interviews.begin_dob_attempt(interview.id, limit):
         await store.access_log.append(
-            label,
-            Role.APPLICANT,
-            "confirm-identity",
-            interview.id,
-            "denied",
-            client_address(request),
+            label, Role.APPLICANT, "confirm-identity", interview.id, "locked", client
         )
-        left = request.app[SETTINGS].dob_max_failures - failures
+        return await _refused_identity(request, _link_locked())
+    application = await store.applications.get(interview.application_id)
+    if given != application.date_of_birth:
+        await store.access_log.append(
+            label, Role.APPLICANT, "confirm-identity", interview.id, "denied", client
+        )
+        left = limit - (await store.interviews.get(interview.id)).dob_failures
         error: NexusError = (
             Locked("this link is now locked; contact the program office")
             if left <= 0
             else BadRequest("that date of birth does not match; {left} tries left", left=left)
         )
-        translate = await translator_of(request)
-        return aiohttp_jinja2.render_template(
-            "invitation.html",
-            request,
-            {"error": translate.error(error)},
-            status=error.status,
-        )
+        return await _refused_identity(request, error)
     await store.interviews.confirm_dob(interview.id)
     await store.access_log.append(
-        label, Role.APPLICANT, "confirm-identity", interview.id, "allowed", client_address(request)
+        label, Role.APPLICANT, "confirm-identity", interview.id, "allowed", client
     )
     await sign_in(request, Principal(role=Role.APPLICANT, interview_id=interview.id))
     raise web.HTTPSeeOther("/interview")
+
+
+def _link_locked() -> Locked:
+    return Locked(
+        "this link is locked after too many wrong dates of birth; contact the program office"
+    )
+
+
+async def _refused_identity(request: web.Request, error: NexusError) -> web.StreamResponse:
+    translate = await translator_of(request)
+    return aiohttp_jinja2.render_template(
+        "invitation.html", request, {"error": translate.error(error)}, status=error.status
+    )
 
 
 async def _own_interview(request: web.Request) -> Interview:

@@ -11,14 +11,14 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from ..appkeys import AUDIT, CLOCK, PASSWORDS, STORE, THROTTLE, TRAIL
-from ..auth import Principal, totp_step
-from ..errors import BadRequest, Locked, NexusError, NotFound, Unauthorized
+from ..appkeys import AUDIT, SIGN_IN, THROTTLE, TRAIL
+from ..auth import Principal
+from ..errors import BadRequest, NexusError, NotFound, Unauthorized
 from ..secret import Secret
-from ..store.accounts import Account
+from ..sign_in import WRONG_CREDENTIALS, Outcome
 from ..types import Role
-from .http import client_address, current, json_ok, read_form, session_of, sign_in
-from .public import LOGIN_FIELDS, WRONG_CREDENTIALS, refused_login
+from .http import client_address, current, json_ok, read_form, sign_in, sign_out
+from .public import LOGIN_FIELDS, refused_login
 
 MEDIA_RANGE_MAX = 4 * 1024 * 1024  # one range answer's bytes; players ask again for the rest
 OUTCOMES = ("approved", "denied", "referred", "pending")
@@ -41,47 +41,36 @@ def _record(request: web.Request, action: str, session: str = "", **detail: Any)
     request.app[TRAIL].record(current(request).label, action, session, **detail)
 
 
-# --- signing in: read-only store, so lockouts and used codes are kept in memory ------
+# --- signing in --------------------------------------------------------------------------
+
+SIGN_IN_ACTIONS = {
+    Outcome.ALLOWED: "sign-in",
+    Outcome.DENIED: "sign-in-denied",
+    Outcome.DISABLED: "sign-in-denied",
+    Outcome.LOCKED: "sign-in-locked",
+    Outcome.CODE_REUSED: "sign-in-code-reused",
+}
 
 
 async def login(request: web.Request) -> web.StreamResponse:
+    app = request.app
     try:
-        account = await _authenticate(request)
+        app[THROTTLE].check(client_address(request))
+        form = await read_form(request, LOGIN_FIELDS)
+        attempt = await app[SIGN_IN].attempt(
+            form["username"], Secret(form["password"]), form["code"]
+        )
     except NexusError as exc:
         return await refused_login(request, exc)
-    await sign_in(request, Principal(role=Role.AUDITOR, account_id=account.id))
+    app[TRAIL].record(attempt.actor, SIGN_IN_ACTIONS[attempt.outcome])
+    if attempt.error is not None or attempt.account is None:
+        return await refused_login(request, attempt.error or Unauthorized(WRONG_CREDENTIALS))
+    await sign_in(request, Principal(role=Role.AUDITOR, account_id=attempt.account.id))
     raise web.HTTPSeeOther("/")
 
 
-async def _authenticate(request: web.Request) -> Account:
-    app = request.app
-    console, trail = app[AUDIT], app[TRAIL]
-    app[THROTTLE].check(client_address(request))
-    form = await read_form(request, LOGIN_FIELDS)
-    account = await app[STORE].accounts.by_username(form["username"].strip())
-    password = Secret(form["password"])
-    if account is None or account.role is not Role.AUDITOR:
-        app[PASSWORDS].verify_nothing(password)
-        trail.record(f"unknown:{form['username'][:64]}", "sign-in-denied")
-        raise Unauthorized(WRONG_CREDENTIALS)
-    now = app[CLOCK]()
-    if console.locked(account.id, now):
-        trail.record(account.label, "sign-in-locked")
-        raise Locked("too many wrong sign-ins: this account is now locked for a while")
-    step = totp_step(account.totp_secret, form["code"], now)
-    if step is None or not app[PASSWORDS].verify(account.password_hash, password):
-        console.failed(account.id, now)
-        trail.record(account.label, "sign-in-denied")
-        raise Unauthorized(WRONG_CREDENTIALS)
-    if not console.use_code(account.id, step, account.totp_last_step):
-        trail.record(account.label, "sign-in-code-reused")
-        raise Unauthorized("that one-time code was used already; wait for the next one")
-    trail.record(account.label, "sign-in")
-    return account
-
-
 async def logout(request: web.Request) -> web.StreamResponse:
-    (await session_of(request)).invalidate()
+    await sign_out(request)
     raise web.HTTPSeeOther("/login")
 
 

@@ -17,15 +17,34 @@ from ..i18n import LANGUAGES, SESSION_LANGUAGE, Translator, preferred_language
 T = TypeVar("T")
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
-SESSION_PRINCIPAL = "principal"
+SESSION_ID = "sid"
+"""The cookie's key for the server-side session's id; who it is lies in the store."""
+_LOOKED_UP: web.RequestKey[tuple[Principal | None]] = web.RequestKey("looked_up")
 
 
 async def session_of(request: web.Request) -> Session:
+    """The cookie session: language, CSRF token and the server-side session's id."""
     return await get_session(request)
 
 
 async def principal_of(request: web.Request) -> Principal | None:
-    return Principal.from_session((await session_of(request)).get(SESSION_PRINCIPAL))
+    """Who is signed in, if their server-side session still holds (read once a request)."""
+    if _LOOKED_UP in request:
+        return request[_LOOKED_UP][0]
+    session = await session_of(request)
+    session_id = session.get(SESSION_ID)
+    principal = None
+    if isinstance(session_id, str):
+        principal = await request.app[STORE].sessions.principal(session_id)
+        if principal is None:  # ended or expired: the cookie forgets it too
+            del session[SESSION_ID]
+    request[_LOOKED_UP] = (principal,)
+    return principal
+
+
+def session_id_of(session: Session) -> str | None:
+    session_id = session.get(SESSION_ID)
+    return session_id if isinstance(session_id, str) else None
 
 
 def current(request: web.Request) -> Principal:
@@ -70,16 +89,29 @@ async def page_context(request: web.Request) -> dict[str, object]:
 
 
 async def sign_in(request: web.Request, principal: Principal) -> None:
-    """A fresh session (new CSRF token) for the newly signed-in principal; the language
-    chosen before signing in carries over."""
+    """A fresh session (new id, new CSRF token) for the newly signed-in principal; one
+    signed in before on this browser ends; the language chosen before carries over."""
+    await sign_out(request)
     session = await session_of(request)
+    session[SESSION_ID] = (await request.app[STORE].sessions.start(principal)).reveal()
+    session["csrf"] = secrets.token_urlsafe(32)
+    request[_LOOKED_UP] = (principal,)
+
+
+async def sign_out(request: web.Request) -> list[bytes]:
+    """End this browser's server-side session and start its cookie afresh (the language
+    stays); the hashes of the sessions ended."""
+    session = await session_of(request)
+    session_id = session_id_of(session)
     language = session.get(SESSION_LANGUAGE)
     session.invalidate()
     session = await session_of(request)
     if isinstance(language, str):
         session[SESSION_LANGUAGE] = language
-    session[SESSION_PRINCIPAL] = principal.to_session()
-    session["csrf"] = secrets.token_urlsafe(32)
+    request[_LOOKED_UP] = (None,)
+    if session_id is None:
+        return []
+    return await request.app[STORE].sessions.end(session_id)
 
 
 def client_address(request: web.Request) -> str:

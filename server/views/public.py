@@ -5,13 +5,14 @@ from __future__ import annotations
 import aiohttp_jinja2
 import msgspec
 from aiohttp import web
+from yarl import URL
 
-from ..appkeys import CATALOGS, CLOCK, PASSWORDS, SETTINGS, STORE, THROTTLE
-from ..auth import Principal, totp_step
-from ..errors import BadRequest, Locked, NexusError, Unauthorized
+from ..appkeys import CATALOGS, SIGN_IN, SOCKET_SESSIONS, STORE, THROTTLE
+from ..auth import Principal
+from ..errors import BadRequest, NexusError, Unauthorized
 from ..i18n import LANGUAGES, SESSION_LANGUAGE
 from ..secret import Secret
-from ..store.accounts import Account
+from ..sign_in import WRONG_CREDENTIALS
 from ..types import Role
 from .http import (
     client_address,
@@ -22,12 +23,12 @@ from .http import (
     read_json,
     session_of,
     sign_in,
+    sign_out,
     translator_of,
 )
 
 HOME_OF = {Role.OFFICER: "/officer", Role.AUDITOR: "/audit", Role.APPLICANT: "/interview"}
 LOGIN_FIELDS = {"username": 64, "password": 256, "code": 12}
-WRONG_CREDENTIALS = "the username, password or one-time code is wrong"
 
 
 async def index(request: web.Request) -> web.StreamResponse:
@@ -69,57 +70,47 @@ async def refused_login(request: web.Request, exc: NexusError) -> web.StreamResp
 
 
 async def login(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    client = client_address(request)
     try:
-        account = await _authenticate(request)
+        app[THROTTLE].check(client)
+        form = await read_form(request, LOGIN_FIELDS)
+        attempt = await app[SIGN_IN].attempt(
+            form["username"], Secret(form["password"]), form["code"]
+        )
     except NexusError as exc:
         return await refused_login(request, exc)
-    principal = Principal(role=account.role, account_id=account.id, agency=account.agency)
-    await sign_in(request, principal)
+    await app[STORE].access_log.append(
+        attempt.actor, attempt.role, "sign-in", "", attempt.outcome, client
+    )
+    await app[SOCKET_SESSIONS].close(attempt.ended_sessions)
+    if attempt.error is not None or attempt.account is None:
+        return await refused_login(request, attempt.error or Unauthorized(WRONG_CREDENTIALS))
+    account = attempt.account
+    await sign_in(
+        request, Principal(role=account.role, account_id=account.id, agency=account.agency)
+    )
     raise web.HTTPSeeOther(HOME_OF[account.role])
-
-
-async def _authenticate(request: web.Request) -> Account:
-    app = request.app
-    settings, store, passwords = app[SETTINGS], app[STORE], app[PASSWORDS]
-    client = client_address(request)
-    app[THROTTLE].check(client)
-    form = await read_form(request, LOGIN_FIELDS)
-    password = Secret(form["password"])
-    account = await store.accounts.by_username(form["username"].strip())
-    log = store.access_log
-    if account is None:
-        passwords.verify_nothing(password)
-        await log.append(f"unknown:{form['username'][:64]}", "-", "sign-in", "", "denied", client)
-        raise Unauthorized(WRONG_CREDENTIALS)
-    if store.accounts.is_locked(account):
-        await log.append(account.label, account.role, "sign-in", "", "locked", client)
-        raise Locked(
-            "this account is locked until {until} after too many wrong sign-ins",
-            until=account.locked_until,
-        )
-    step = totp_step(account.totp_secret, form["code"], app[CLOCK]())
-    if not passwords.verify(account.password_hash, password) or step is None:
-        locked = await store.accounts.record_failure(
-            account.id, settings.login_max_failures, settings.login_lockout_seconds
-        )
-        await log.append(account.label, account.role, "sign-in", "", "denied", client)
-        if locked:
-            raise Locked("too many wrong sign-ins: this account is now locked for a while")
-        raise Unauthorized(WRONG_CREDENTIALS)
-    if not await store.accounts.record_success(account.id, step):
-        await log.append(account.label, account.role, "sign-in", "", "code-reused", client)
-        raise Unauthorized("that one-time code was used already; wait for the next one")
-    await log.append(account.label, account.role, "sign-in", "", "allowed", client)
-    return account
 
 
 class LanguageBody(msgspec.Struct, forbid_unknown_fields=True):
     language: str
 
 
-def _safe_next(target: str) -> str:
-    """Only a path on this site (no ``//host`` or scheme): no open redirect."""
-    return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/"
+def safe_next(target: str) -> str:
+    """Only a path on this site: no open redirect. Judged on the address as it will be sent
+    (yarl drops tabs and newlines, so ``/<TAB>/evil.example`` would become
+    ``//evil.example``), and nothing a browser might read as a host separator is let in."""
+    if any(ord(c) < 0x21 or c == "\\" or ord(c) == 0x7F for c in target):
+        return "/"
+    try:
+        url = URL(target)
+    except ValueError:
+        return "/"
+    sent = str(url)
+    if url.is_absolute() or url.scheme or not sent.startswith("/") or sent.startswith("//"):
+        return "/"
+    return sent
 
 
 def _check_language(language: str) -> str:
@@ -132,7 +123,7 @@ async def choose_language(request: web.Request) -> web.StreamResponse:
     """The language buttons' form: switch the session's language, then back to ``next``."""
     form = await read_form(request, {"language": 8, "next": 2000}, optional=frozenset({"next"}))
     (await session_of(request))[SESSION_LANGUAGE] = _check_language(form["language"])
-    raise web.HTTPSeeOther(_safe_next(form.get("next", "/")))
+    raise web.HTTPSeeOther(safe_next(form.get("next", "/")))
 
 
 async def switch_language(request: web.Request) -> web.StreamResponse:
@@ -144,5 +135,5 @@ async def switch_language(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    (await session_of(request)).invalidate()
+    await request.app[SOCKET_SESSIONS].close(await sign_out(request))
     raise web.HTTPSeeOther("/")
