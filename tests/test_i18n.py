@@ -122,13 +122,28 @@ async def test_language_switch_in_place_answers_the_messages(world: World) -> No
 async def test_the_language_form_never_redirects_off_site(world: World) -> None:
     client = await world.client()
     csrf = await world.csrf(client)
-    for target in ("https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:x"):
+    off_site = (
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example",
+        "javascript:x",
+        "/\t/evil.example",  # yarl drops the tab: //evil.example
+        "/\n/evil.example",
+        " //evil.example",
+    )
+    for target in off_site:
         response = await client.post(
             "/language",
             data={"csrf_token": csrf, "language": "en", "next": target},
             allow_redirects=False,
         )
         assert response.headers["Location"] == "/", target
+    on_site = await client.post(
+        "/language",
+        data={"csrf_token": csrf, "language": "en", "next": "/officer?tab=queue"},
+        allow_redirects=False,
+    )
+    assert on_site.headers["Location"] == "/officer?tab=queue"
 
 
 async def test_server_errors_reach_a_french_session_in_french(world: World) -> None:
