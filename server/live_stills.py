@@ -1,51 +1,159 @@
-"""ID stills of interviews in progress, held in memory so that both officers can see them.
+"""ID stills of interviews in progress, kept so that both officers can see them.
 
-On disk a still exists only encrypted in the session record (the server cannot read it
-back); this copy lives as long as the interview's room and is dropped when it ends.
+The sealed copy in the session record is encrypted to the agencies: the server cannot read
+it back. So while the interview lasts each still is also kept here: on disk, not in memory
+(a dozen stills of up to 4 MB in each of many rooms), encrypted (AES-256-GCM) under a key
+made for that interview and held only in this object's memory. When the interview's room
+ends the key is forgotten and the files are deleted. After a crash the files left behind
+cannot be decrypted by anyone, and the next start deletes them.
+
+Files are written and read in a thread, off the event loop that forwards media.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
+import secrets
+import shutil
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import Conflict, NotFound
 
 MAX_STILLS_PER_INTERVIEW = 12
+NONCE_BYTES = 12
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
 class Still:
     number: int
     agency: str
-    jpeg: bytes
 
 
 @dataclass
-class LiveStills:
-    _stills: dict[str, list[Still]] = field(default_factory=dict)
+class _Interview:
+    """One interview's stills: the key lives here and nowhere else."""
 
-    def add(self, interview_id: str, agency: str, jpeg: bytes) -> Still:
-        stills = self._stills.setdefault(interview_id, [])
-        if len(stills) >= MAX_STILLS_PER_INTERVIEW:
+    interview_id: str
+    directory: Path
+    cipher: AESGCM = field(repr=False)
+    stills: dict[int, Still] = field(default_factory=dict)
+    numbered: int = 0  # numbers handed out, including to stills being written
+
+    def path(self, number: int) -> Path:
+        return self.directory / f"still-{number:03d}.sealed"
+
+    def context(self, number: int) -> bytes:
+        """Binds a file to its interview and number: files cannot be swapped unnoticed."""
+        return f"{self.interview_id}/{number}".encode()
+
+
+class LiveStills:
+    def __init__(self, directory: Path | None = None) -> None:
+        """Stills are kept under ``directory``, which is emptied now: whatever a previous
+        run left there can no longer be decrypted. Without one, a private temporary
+        directory is made on first use."""
+        self._directory = directory
+        self._made_directory = False
+        self._interviews: dict[str, _Interview] = {}
+        self._closed = False
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    @property
+    def directory(self) -> Path:
+        """Where the stills are kept (made, readable by this user only, on first use)."""
+        if self._directory is None:
+            self._directory = Path(tempfile.mkdtemp(prefix="nexus-live-stills-"))
+            self._made_directory = True
+        self._directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._directory.chmod(0o700)
+        return self._directory
+
+    async def add(self, interview_id: str, agency: str, jpeg: bytes) -> Still:
+        if self._closed:
+            raise Conflict("the server is shutting down; the still was not kept")
+        interview = self._interviews.get(interview_id) or self._open(interview_id)
+        if interview.numbered >= MAX_STILLS_PER_INTERVIEW:
             raise Conflict(
                 "this interview already has {count} ID stills; that is the most kept",
                 count=MAX_STILLS_PER_INTERVIEW,
             )
-        still = Still(len(stills) + 1, agency, jpeg)
-        stills.append(still)
+        # Numbered before the write, so that two captures never share a number; a write
+        # that fails uses its number up (the thread may still finish it).
+        interview.numbered += 1
+        number = interview.numbered
+        await asyncio.to_thread(_seal, interview, number, jpeg)
+        if self._interviews.get(interview_id) is not interview:
+            # The room ended while the still was being written: it must not outlive it.
+            await asyncio.to_thread(shutil.rmtree, interview.directory, True)
+            raise Conflict("the interview ended before the still was kept")
+        still = interview.stills[number] = Still(number, agency)
         return still
 
-    def get(self, interview_id: str, number: int) -> Still:
-        stills = self._stills.get(interview_id, [])
-        if not 1 <= number <= len(stills):
+    async def jpeg(self, interview_id: str, number: int) -> bytes:
+        """The still, decrypted."""
+        interview = self._interviews.get(interview_id)
+        if interview is None or number not in interview.stills:
             raise NotFound("there is no ID still {number} in this interview", number=number)
-        return stills[number - 1]
+        try:
+            return await asyncio.to_thread(_unseal, interview, number)
+        except FileNotFoundError:  # the room ended meanwhile
+            raise NotFound(
+                "there is no ID still {number} in this interview", number=number
+            ) from None
 
     def listing(self, interview_id: str) -> list[dict[str, object]]:
-        return [
-            {"number": still.number, "agency": still.agency}
-            for still in self._stills.get(interview_id, [])
-        ]
+        interview = self._interviews.get(interview_id)
+        stills = sorted(interview.stills.values(), key=lambda s: s.number) if interview else []
+        return [{"number": still.number, "agency": still.agency} for still in stills]
 
     def drop(self, interview_id: str) -> None:
-        self._stills.pop(interview_id, None)
+        """The room ended: forget the key (the files are unreadable from here on) and
+        delete the files. A dozen unlinks at most, so done in place."""
+        interview = self._interviews.pop(interview_id, None)
+        if interview is not None:
+            shutil.rmtree(interview.directory, ignore_errors=True)
+
+    def close(self) -> None:
+        """Drop every interview's stills; a closed LiveStills keeps no more. Safe twice."""
+        self._closed = True
+        for interview_id in list(self._interviews):
+            self.drop(interview_id)
+        if self._made_directory and self._directory is not None:
+            shutil.rmtree(self._directory, ignore_errors=True)
+
+    def _open(self, interview_id: str) -> _Interview:
+        if not _SAFE_NAME.fullmatch(interview_id):
+            raise NotFound("there is no interview {id}", id=interview_id)
+        # A room can start again for the same interview once dropped: a directory of its
+        # own keeps a still written across the drop from landing among the next one's.
+        interview = _Interview(
+            interview_id,
+            self.directory / f"{interview_id}.{secrets.token_hex(4)}",
+            AESGCM(AESGCM.generate_key(bit_length=256)),
+        )
+        self._interviews[interview_id] = interview
+        return interview
+
+
+def _seal(interview: _Interview, number: int, jpeg: bytes) -> None:
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = interview.cipher.encrypt(nonce, jpeg, interview.context(number))
+    interview.directory.mkdir(mode=0o700, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    with os.fdopen(os.open(interview.path(number), flags, 0o600), "wb") as handle:
+        handle.write(nonce + sealed)
+
+
+def _unseal(interview: _Interview, number: int) -> bytes:
+    sealed = interview.path(number).read_bytes()
+    return interview.cipher.decrypt(
+        sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], interview.context(number)
+    )

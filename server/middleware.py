@@ -1,9 +1,9 @@
 """Request middlewares and response headers: errors, access, CSRF, security headers.
 
-Order (outermost first): errors -> access -> csrf -> handler. Errors of every kind,
+Order (outermost first): errors -> csrf -> access -> handler. Errors of every kind,
 including aiohttp's own 404/405/413, come out as a clear JSON message for the API and a
 page for browsers; an unexpected exception is logged and answered with a plain 500 that
-reveals nothing.
+reveals nothing. A client that left before its request was read is not an error of ours.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from .appkeys import PRINCIPAL
+from .appkeys import PRINCIPAL, SETTINGS
 from .errors import CsrfRejected, NexusError
 from .views.http import (
     CSRF_FIELD,
     CSRF_HEADER,
     page_context,
+    read_body,
     session_of,
     translator_of,
     wants_json,
@@ -30,6 +31,7 @@ from .views.routes import Route
 log = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+FORM_TYPE = "application/x-www-form-urlencoded"
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'self'",
@@ -90,11 +92,31 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         code = exc.reason.lower().replace(" ", "_")
         fields = {"method": request.method} if exc.status == 405 else {}
         return await error_response(request, exc.status, code, message, **fields)
-    except Exception:
-        log.exception("unexpected error on %s %s", request.method, request.path)
+    except web.RequestPayloadError:  # a body that breaks off or does not inflate
         return await error_response(
-            request, 500, "internal_error", "something went wrong on our side"
+            request, 400, "bad_request", "the request body could not be read"
         )
+    except OSError as exc:
+        if isinstance(exc, ConnectionError) and _client_left(request):
+            log.debug("the client left during %s %s", request.method, request.path)
+            return web.Response(status=400)  # never sent: no one is there to read it
+        if isinstance(request.match_info.route.resource, web.StaticResource):
+            # A name the file system will not look up (too long, say) is no file of ours.
+            return await error_response(request, 404, "not_found", HTTP_ERROR_MESSAGES[404])
+        return await _unexpected(request)
+    except Exception:
+        return await _unexpected(request)
+
+
+def _client_left(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+async def _unexpected(request: web.Request) -> web.Response:
+    """Called while handling the exception: the log shows it, the answer does not."""
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return await error_response(request, 500, "internal_error", "something went wrong on our side")
 
 
 def access_middleware(routes: tuple[Route, ...]) -> Middleware:
@@ -123,7 +145,8 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     expected = (await session_of(request)).get("csrf")
     sent = request.headers.get(CSRF_HEADER)
-    if sent is None and request.content_type == "application/x-www-form-urlencoded":
+    if sent is None and request.content_type == FORM_TYPE:
+        request = await _with_form_read(request)
         field = (await request.post()).get(CSRF_FIELD)
         sent = field if isinstance(field, str) else None
     if not (isinstance(expected, str) and sent and hmac.compare_digest(expected, sent)):
@@ -131,6 +154,18 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
             "this form has expired or was not sent from our page; reload the page and try again"
         )
     return await handler(request)
+
+
+async def _with_form_read(request: web.Request) -> web.Request:
+    """The request with its form body read, before any route, by anyone: so no more than
+    the max_body_bytes setting (the app's own cap is the largest route's, a still's). A
+    body is refused by its Content-Length before any of it is read, and else as soon as
+    more than that has arrived (chunked, or inflated from gzip). The handlers inside are
+    given this copy of the request, which holds the body for them to read again; keys they
+    set on it are not seen by the middlewares outside this one."""
+    bounded = request.clone(client_max_size=request.app[SETTINGS].max_body_bytes)
+    await read_body(bounded)
+    return bounded
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:

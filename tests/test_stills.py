@@ -7,11 +7,16 @@ import asyncio
 import hashlib
 import json
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
+import pytest
+from cryptography.exceptions import InvalidTag
+
 from server.appkeys import STILLS
-from server.live_stills import MAX_STILLS_PER_INTERVIEW
+from server.errors import Conflict
+from server.live_stills import MAX_STILLS_PER_INTERVIEW, LiveStills
 from server.types import Agency
 from signalling.appkeys import ROOMS
 from signalling.types import RoomId
@@ -65,15 +70,63 @@ async def test_a_still_is_sealed_in_the_record_and_shown_to_both_officers(
     assert opened.stdout == image
 
 
-async def test_the_stills_are_dropped_from_memory_when_the_interview_ends(world: World) -> None:
+async def test_the_stills_are_forgotten_and_deleted_when_the_interview_ends(
+    world: World,
+) -> None:
     interview_id, cbsa, _ = await seated_officers(world)
     await cbsa.post(f"/api/interviews/{interview_id}/stills", data=jpeg_image(), headers=JPEG)
     stills = world.server.app[STILLS]
     assert stills.listing(interview_id)
+    assert list(stills.directory.glob(f"{interview_id}.*/*"))
     await world.server.app[ROOMS].get(RoomId(interview_id)).close(by="cbsa", next="done")
     assert stills.listing(interview_id) == []
+    assert not list(stills.directory.glob(f"{interview_id}.*"))
     gone = await cbsa.get(f"/api/interviews/{interview_id}/stills/1")
     assert gone.status == 404
+
+
+async def test_live_stills_read_back_what_was_written_and_nothing_swapped(
+    tmp_path: Path,
+) -> None:
+    stills = LiveStills(tmp_path / "live-stills")
+    first, second = jpeg_image(64, 48), jpeg_image(32, 24)
+    assert (await stills.add("iv_1", "CBSA", first)).number == 1
+    assert (await stills.add("iv_1", "CBP", second)).number == 2
+    assert await stills.jpeg("iv_1", 2) == second
+    [directory] = (tmp_path / "live-stills").iterdir()
+    one, two = sorted(directory.iterdir())
+    sealed_one = one.read_bytes()
+    one.write_bytes(two.read_bytes())  # a file moved into another's place does not open
+    with pytest.raises(InvalidTag):
+        await stills.jpeg("iv_1", 1)
+    one.write_bytes(sealed_one)
+    assert await stills.jpeg("iv_1", 1) == first
+
+
+async def test_live_stills_delete_what_a_previous_run_left_and_all_when_closed(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "live-stills"
+    (directory / "iv_old.1234").mkdir(parents=True)
+    (directory / "iv_old.1234" / "still-001.sealed").write_bytes(b"sealed under a lost key")
+    stills = LiveStills(directory)
+    assert not directory.exists()
+    await stills.add("iv_1", "CBSA", jpeg_image())
+    assert [p.name.split(".")[0] for p in directory.iterdir()] == ["iv_1"]
+    stills.close()
+    stills.close()
+    assert list(directory.iterdir()) == []
+    with pytest.raises(Conflict):
+        await stills.add("iv_1", "CBSA", jpeg_image())
+
+
+async def test_live_stills_without_a_directory_keep_a_private_one_and_remove_it() -> None:
+    stills = LiveStills()
+    await stills.add("iv_1", "CBSA", jpeg_image())
+    made = stills.directory
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700
+    stills.close()
+    assert not made.exists()
 
 
 async def test_what_is_not_a_jpeg_or_too_big_is_refused_and_nothing_is_kept(

@@ -19,6 +19,7 @@ from ..sign_in import WRONG_CREDENTIALS, Outcome
 from ..types import Role
 from .http import client_address, current, json_ok, read_form, sign_in, sign_out
 from .public import LOGIN_FIELDS, refused_login
+from .whole_numbers import whole_number
 
 MEDIA_RANGE_MAX = 4 * 1024 * 1024  # one range answer's bytes; players ask again for the rest
 OUTCOMES = ("approved", "denied", "referred", "pending")
@@ -207,9 +208,8 @@ async def export(request: web.Request) -> web.StreamResponse:
 
 
 async def still(request: web.Request) -> web.StreamResponse:
-    interview_id, number = request.match_info["interview_id"], request.match_info["number"]
-    if not number.isdigit():
-        raise BadRequest("a still is named by its number")
-    jpeg = await asyncio.to_thread(request.app[AUDIT].still, interview_id, int(number))
-    _record(request, "view-still", interview_id, number=int(number))
+    interview_id = request.match_info["interview_id"]
+    number = whole_number(request.match_info["number"], "a still is named by its number")
+    jpeg = await asyncio.to_thread(request.app[AUDIT].still, interview_id, number)
+    _record(request, "view-still", interview_id, number=number)
     return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})

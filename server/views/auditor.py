@@ -6,17 +6,15 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from ..appkeys import STORE
-from ..errors import BadRequest
 from .http import json_ok, log_access
+from .whole_numbers import whole_number
 
 PAGE_SIZE = 100
 
 
 def _page(request: web.Request) -> int:
     raw = request.query.get("page", "1")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1_000_000:
-        raise BadRequest("page must be a whole number from 1")
-    return int(raw)
+    return whole_number(raw, "page must be a whole number from 1", low=1, high=1_000_000)
 
 
 async def console_page(request: web.Request) -> web.StreamResponse:

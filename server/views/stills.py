@@ -3,6 +3,8 @@ stored encrypted in the session record and shown to both officers while the inte
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from signalling.appkeys import ROOMS
@@ -10,12 +12,12 @@ from signalling.types import RoomId
 
 from ..appkeys import RECORDS, STILLS
 from ..errors import BadRequest
+from ..jpeg import JpegError, check_jpeg
 from .access import interview_in_path
 from .http import current, json_ok, log_access, read_body
+from .whole_numbers import whole_number
 
 MAX_STILL_BYTES = 4 * 1024 * 1024
-JPEG_START = b"\xff\xd8\xff"
-JPEG_END = b"\xff\xd9"
 
 
 async def capture(request: web.Request) -> web.StreamResponse:
@@ -24,9 +26,11 @@ async def capture(request: web.Request) -> web.StreamResponse:
     if request.content_type != "image/jpeg":
         raise BadRequest("send the still as a JPEG image with Content-Type: image/jpeg")
     jpeg = await read_body(request, MAX_STILL_BYTES)
-    if not (jpeg.startswith(JPEG_START) and jpeg.rstrip(b"\0").endswith(JPEG_END)):
-        raise BadRequest("the still is not a complete JPEG image")
-    still = request.app[STILLS].add(interview.id, agency.value, jpeg)
+    try:
+        await asyncio.to_thread(check_jpeg, jpeg)
+    except JpegError as exc:
+        raise BadRequest(exc.template, **exc.fields) from None
+    still = await request.app[STILLS].add(interview.id, agency.value, jpeg)
     request.app[RECORDS].still(RoomId(interview.id), agency.value, still.number, jpeg)
     await log_access(request, "capture-still", interview.id)
     request.app[ROOMS].record_updated(RoomId(interview.id), "still")
@@ -35,11 +39,7 @@ async def capture(request: web.Request) -> web.StreamResponse:
 
 async def image(request: web.Request) -> web.StreamResponse:
     interview = await interview_in_path(request)
-    number = request.match_info["number"]
-    if not number.isdigit():
-        raise BadRequest("a still is named by its number")
-    still = request.app[STILLS].get(interview.id, int(number))
-    await log_access(request, "view-still", f"{interview.id}/{still.number}")
-    return web.Response(
-        body=still.jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"}
-    )
+    number = whole_number(request.match_info["number"], "a still is named by its number")
+    jpeg = await request.app[STILLS].jpeg(interview.id, number)
+    await log_access(request, "view-still", f"{interview.id}/{number}")
+    return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
