@@ -18,6 +18,8 @@ import re
 import secrets
 import shutil
 import tempfile
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +62,7 @@ class LiveStills:
         run left there can no longer be decrypted. Without one, a private temporary
         directory is made on first use."""
         self._directory = directory
-        self._made_directory = False
+        self._remove_made: Callable[[], object] | None = None
         self._interviews: dict[str, _Interview] = {}
         self._closed = False
         if directory is not None:
@@ -70,8 +72,9 @@ class LiveStills:
     def directory(self) -> Path:
         """Where the stills are kept (made, readable by this user only, on first use)."""
         if self._directory is None:
-            self._directory = Path(tempfile.mkdtemp(prefix="nexus-live-stills-"))
-            self._made_directory = True
+            made = self._directory = Path(tempfile.mkdtemp(prefix="nexus-live-stills-"))
+            # Removed by close(), or else when this object goes or the process exits.
+            self._remove_made = weakref.finalize(self, shutil.rmtree, made, True)
         self._directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._directory.chmod(0o700)
         return self._directory
@@ -126,8 +129,8 @@ class LiveStills:
         self._closed = True
         for interview_id in list(self._interviews):
             self.drop(interview_id)
-        if self._made_directory and self._directory is not None:
-            shutil.rmtree(self._directory, ignore_errors=True)
+        if self._remove_made is not None:
+            self._remove_made()
 
     def _open(self, interview_id: str) -> _Interview:
         if not _SAFE_NAME.fullmatch(interview_id):
