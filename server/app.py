@@ -67,7 +67,7 @@ def session_key(path: Path) -> Secret[bytes]:
         if len(key) != 32:
             raise ValueError(f"{path} does not hold a 32-byte key")
         return Secret(key)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = os.urandom(32)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
@@ -130,7 +130,7 @@ def create_app(
     app[EVENTS] = events
     records = SessionRecords(settings)
     app[RECORDS] = records
-    stills = app[STILLS] = LiveStills()
+    stills = app[STILLS] = LiveStills(settings.data_dir / "live-stills")
 
     def on_event(room_id: RoomId, event: InterviewEvent) -> None:
         events.record(room_id, event)
@@ -176,6 +176,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[STORE].open()
     yield
     await app[ROOMS].close()
+    app[STILLS].close()
     app[RECORDS].close_all()
     await app[EVENTS].drain()
     app[PASSWORD_CHECKS].close()

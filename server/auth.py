@@ -71,7 +71,7 @@ def totp_step(secret: Secret[str], code: str, now: datetime) -> int | None:
     """The 30-second step the code belongs to (now, or one step either side for clock
     drift), or None if it matches none."""
     code = code.strip().replace(" ", "")
-    if not (code.isdigit() and len(code) == 6):
+    if not (code.isascii() and code.isdigit() and len(code) == 6):
         return None
     totp = pyotp.TOTP(secret.reveal())
     current = totp.timecode(now)

@@ -299,3 +299,10 @@ async def test_auditors_cannot_change_anything(world: World) -> None:
     )
     assert response.status == 403
     assert (await client.get("/api/audit/interviews")).status == 200
+
+
+@pytest.mark.parametrize("code", ["²²²²²²", "١٢٣٤٥٦", "12345６"])
+async def test_a_code_of_non_ascii_digits_is_a_wrong_code(world: World, code: str) -> None:
+    officer = await world.add_officer("cbsa.one", Agency.CBSA)
+    response = await world.sign_in(await world.client(), officer, code=code)
+    assert response.status == 401
