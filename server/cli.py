@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -14,7 +13,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import segno
-from aiohttp import web
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -26,8 +24,10 @@ from . import operator, records_cli
 from .app import create_app
 from .auth import Passwords
 from .errors import BadRequest, NexusError
+from .logs import configure_logging
 from .progress import progress_bar
 from .secret import Secret
+from .serving import serve
 from .settings import SETTINGS, Settings, describe, load_settings
 from .store import Store
 from .types import Agency, InterviewMode, Role, utc_now
@@ -153,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(stderr=True)
     try:
         settings = load_settings(os.environ, overrides)
-        logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+        configure_logging(settings.log_level)
         result = args.run(args, settings)
         return asyncio.run(result) if asyncio.iscoroutine(result) else int(result)
     except NexusError as exc:
@@ -173,7 +173,7 @@ async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]])
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     print(f"serving on {settings.public_url} (bound to {settings.host}:{settings.port})")
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    serve(create_app(settings), settings.host, settings.port)
     return 0
 
 
@@ -187,7 +187,7 @@ def _audit_console(args: argparse.Namespace, settings: Settings) -> int:
         raise BadRequest(exc.message) from None
     app = create_audit_app(settings, read_identity_file(args.identity), server_keys, witnesses)
     print(f"audit console on http://{settings.host}:{settings.audit_port}")
-    web.run_app(app, host=settings.host, port=settings.audit_port, print=None)
+    serve(app, settings.host, settings.audit_port)
     return 0
 
 

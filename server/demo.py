@@ -19,7 +19,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pyotp
-from aiohttp import web
 from rich.console import Console
 
 from recordings.keys import HOLDERS, Identity, read_identity_file, write_identity_file
@@ -29,6 +28,7 @@ from .app import create_app
 from .auth import Passwords
 from .importer import ApplicationRow
 from .secret import Secret
+from .serving import serve
 from .session_records import checkpoint_signer
 from .settings import SETTINGS, Settings
 from .store import Store
@@ -275,5 +275,5 @@ def run_demo(settings: Settings, console: Console, root: Path = ROOT) -> int:
         save_credentials(credentials, accounts)
     show(settings, root, accounts, links, console)
     console.print(f"Serving on [bold]{settings.public_url}[/] — press Ctrl-C to stop.")
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    serve(create_app(settings), settings.host, settings.port)
     return 0

@@ -1,0 +1,120 @@
+"""How an app is served: aiohttp's runner with our access log (`server.logs`), and our
+answer to a request aiohttp cannot parse.
+
+aiohttp answers a malformed request (a bad request line or header, broken chunked
+encoding, an over-long line) itself, before any middleware or signal runs: by default
+without our security headers, with the parser's message (which quotes the input) as the
+body, and with a traceback at ERROR. It offers no hook for that answer, so the connection
+class is ours: a `web.RequestHandler` whose `handle_error` answers plainly, made by a
+`web.Server` that the runner builds in place of aiohttp's. tests/test_serving.py pins
+what this relies on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from http import HTTPStatus
+
+from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMethod
+
+from .logs import AccessLog
+from .middleware import SECURITY_HEADERS
+
+MALFORMED = "Bad request: this is not a valid HTTP request.\n"
+# A client that stays idle this long is closed (`web.run_app`'s value).
+KEEPALIVE_SECONDS = 75.0
+
+
+class _RequestHandler(web.RequestHandler):
+    """An HTTP connection whose error answers carry the security headers, and whose
+    answer to a malformed request echoes nothing and logs one line."""
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status == HTTPStatus.BAD_REQUEST:
+            response = self._refuse_malformed(request, exc)
+        else:  # 500 and 504 from a failed handler: aiohttp logs the traceback, a bug's
+            response = super().handle_error(request, status, exc, message)
+        response.headers.update(SECURITY_HEADERS)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def _refuse_malformed(
+        self, request: web.BaseRequest, exc: BaseException | None
+    ) -> web.StreamResponse:
+        # The parser's message quotes the input, which may hold a token: name its kind only.
+        kind = type(exc).__name__ if exc else "unknown"
+        # Non-HTTP bytes as a first request are scanners or TLS on the plain port: noise.
+        quiet = isinstance(exc, BadHttpMethod) and self._request_count == 1
+        log = self.logger.debug if quiet else self.logger.info
+        log("refused a malformed request from %s (%s)", request.remote, kind)
+        response = web.Response(status=HTTPStatus.BAD_REQUEST, text=MALFORMED)
+        response.force_close()  # the parser cannot find where the next request starts
+        return response
+
+
+class _Server(web.Server):
+    """aiohttp's connection factory, making our connections."""
+
+    def __call__(self) -> web.RequestHandler:
+        return _RequestHandler(self, loop=self._loop, **self._kwargs)
+
+    @classmethod
+    def like(cls, made: web.Server) -> _Server:
+        """The same server as ``made`` (the application's handler, request factory and
+        connection settings), making our connections."""
+        return cls(
+            made.request_handler,
+            request_factory=made.request_factory,
+            handler_cancellation=made.handler_cancellation,
+            loop=made._loop,
+            **made._kwargs,
+        )
+
+
+class _AppRunner(web.AppRunner):
+    __slots__ = ()
+
+    async def _make_server(self) -> web.Server:
+        return _Server.like(await super()._make_server())
+
+
+async def start(
+    app: web.Application, host: str, port: int, *, handle_signals: bool = False
+) -> web.AppRunner:
+    """``app`` started and listening on ``host``:``port`` (0 picks a free port: see
+    ``runner.addresses``). The caller owns the runner and calls ``cleanup()``."""
+    runner = _AppRunner(
+        app,
+        handle_signals=handle_signals,
+        access_log_class=AccessLog,
+        keepalive_timeout=KEEPALIVE_SECONDS,
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
+
+
+def serve(app: web.Application, host: str, port: int) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM, then shut it down (as `web.run_app` does)."""
+    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
+        asyncio.run(_serve_until_stopped(app, host, port))
+
+
+async def _serve_until_stopped(app: web.Application, host: str, port: int) -> None:
+    runner = await start(app, host, port, handle_signals=True)
+    try:
+        await asyncio.Event().wait()  # a signal raises GracefulExit out of the loop
+    finally:
+        await runner.cleanup()
