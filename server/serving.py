@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from http import HTTPStatus
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod
@@ -86,24 +87,28 @@ class _AppRunner(web.AppRunner):
         return _Server.like(await super()._make_server())
 
 
+def runner(app: web.Application, **kwargs: Any) -> web.AppRunner:
+    """The runner every app is served with (``kwargs`` as for `web.AppRunner`)."""
+    defaults: dict[str, Any] = {
+        "access_log_class": AccessLog,
+        "keepalive_timeout": KEEPALIVE_SECONDS,
+    }
+    return _AppRunner(app, **(defaults | kwargs))
+
+
 async def start(
     app: web.Application, host: str, port: int, *, handle_signals: bool = False
 ) -> web.AppRunner:
     """``app`` started and listening on ``host``:``port`` (0 picks a free port: see
     ``runner.addresses``). The caller owns the runner and calls ``cleanup()``."""
-    runner = _AppRunner(
-        app,
-        handle_signals=handle_signals,
-        access_log_class=AccessLog,
-        keepalive_timeout=KEEPALIVE_SECONDS,
-    )
-    await runner.setup()
+    started = runner(app, handle_signals=handle_signals)
+    await started.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(started, host, port).start()
     except BaseException:
-        await runner.cleanup()
+        await started.cleanup()
         raise
-    return runner
+    return started
 
 
 def serve(app: web.Application, host: str, port: int) -> None:
@@ -113,8 +118,8 @@ def serve(app: web.Application, host: str, port: int) -> None:
 
 
 async def _serve_until_stopped(app: web.Application, host: str, port: int) -> None:
-    runner = await start(app, host, port, handle_signals=True)
+    started = await start(app, host, port, handle_signals=True)
     try:
         await asyncio.Event().wait()  # a signal raises GracefulExit out of the loop
     finally:
-        await runner.cleanup()
+        await started.cleanup()

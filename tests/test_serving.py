@@ -15,11 +15,13 @@ import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from recordings.keys import Identity, write_identity_file
 from server import operator, serving
@@ -30,10 +32,11 @@ from server.secret import Secret
 from server.session_records import checkpoint_signer
 from server.settings import Settings
 from server.store import Store
-from server.types import Agency
+from server.types import Agency, InterviewId, InterviewMode
 from server.views.routes import ROUTES
 
-from .fakes import add_applications, application, fast_passwords
+from .audit_scene import NOTES, audit_scene, sign_in
+from .fakes import Account, FakeClock, World, add_applications, application, fast_passwords
 from .test_server_crash import free_port
 
 MARKER = "Echo7Marker"
@@ -311,3 +314,92 @@ async def test_the_commands_serve_this_way_and_stop_cleanly(
     assert "Traceback" not in log and "ERROR" not in log, log
     assert TOKEN not in log and MARKER not in log, log
     assert '"GET /i/<redacted>"' in log, log
+
+
+# A whole interview at DEBUG: none of the secrets it made reaches the log.
+
+
+class ServedTestServer(TestServer):
+    """aiohttp's test server, with the runner `serving` serves every app with."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.BaseRunner:
+        return serving.runner(self.app, **kwargs)
+
+
+@dataclass
+class SecretKeepingWorld(World):
+    """A `World` that remembers every secret it hands out."""
+
+    handed_out: dict[str, str] = field(default_factory=dict)
+
+    async def invite(
+        self, app_id: str, mode: InterviewMode = InterviewMode.JOINT, hours: int = 8
+    ) -> tuple[InterviewId, str]:
+        interview_id, token = await super().invite(app_id, mode, hours)
+        self.handed_out[f"invitation token of {app_id}"] = token
+        return interview_id, token
+
+    async def add_officer(self, username: str, agency: Agency) -> Account:
+        return self._keep(await super().add_officer(username, agency))
+
+    async def add_auditor(self, username: str) -> Account:
+        return self._keep(await super().add_auditor(username))
+
+    def _keep(self, account: Account) -> Account:
+        self.handed_out[f"password of {account.username}"] = account.password.reveal()
+        self.handed_out[f"TOTP secret of {account.username}"] = account.totp_secret.reveal()
+        return account
+
+
+@pytest.fixture
+async def served_world(
+    tmp_path: Path, settings: Settings, clock: FakeClock, debug_log: Capture
+) -> AsyncIterator[tuple[SecretKeepingWorld, dict[str, Path]]]:
+    """As conftest's ``recorded``, served through `serving`, logging at DEBUG."""
+    identities = {}
+    for holder in ("cbsa", "cbp", "audit"):
+        identity = Identity.generate()
+        path = tmp_path / "agency-keys" / f"{holder}.txt"
+        write_identity_file(path, identity)
+        identities[holder] = (identity, path)
+    configured = settings.replace(
+        **{f"{h}_recipient": str(i.recipient) for h, (i, _) in identities.items()}
+    )
+    server = ServedTestServer(create_app(configured, clock, fast_passwords()), host="127.0.0.1")
+    await server.start_server()
+    world = SecretKeepingWorld(server, configured, clock, fast_passwords())
+    yield world, {holder: path for holder, (_, path) in identities.items()}
+    for client in world.clients:
+        await client.close()
+    await server.close()
+
+
+async def test_a_whole_interview_at_debug_logs_none_of_the_secrets_it_made(
+    served_world: tuple[SecretKeepingWorld, dict[str, Path]], tmp_path: Path, debug_log: Capture
+) -> None:
+    world, keys = served_world
+    async with audit_scene(world, keys, tmp_path) as scene:
+        console, status = await sign_in(scene, scene.auditor)
+        assert status == 303
+        assert (await console.get(f"/sessions/{scene.interview_id}")).status == 200
+        secrets_made = dict(world.handed_out)
+        secrets_made["decision notes"] = NOTES
+        for number, client in enumerate(world.clients):
+            for cookie in client.session.cookie_jar:
+                secrets_made[f"{cookie.key} cookie of client {number}"] = cookie.value
+        for account in await world.store.accounts.officers():
+            secrets_made[f"password hash of {account.username}"] = account.password_hash.reveal()
+        auditor = await world.store.accounts.by_username(scene.auditor.username)
+        assert auditor is not None
+        secrets_made["password hash of the auditor"] = auditor.password_hash.reveal()
+    secrets_made["session key"] = world.settings.session_key_path.read_text().strip()
+
+    assert {"invitation token of NX-0001", "decision notes"} <= secrets_made.keys()
+    assert sum(name.startswith("nexus_session cookie") for name in secrets_made) >= 3
+    assert sum(name.startswith("nexus_audit cookie") for name in secrets_made) == 1
+    log = debug_log.text
+    assert "DEBUG" in log  # the level was on
+    leaked = [name for name, value in secrets_made.items() if value in log]
+    assert leaked == []
+    assert '"POST /i/<redacted>"' in log  # the link was used, and its use logged
+    assert "AGE-SECRET-KEY-" not in log.upper()
