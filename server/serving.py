@@ -32,6 +32,8 @@ class _RequestHandler(web.RequestHandler):
     """An HTTP connection whose error answers carry the security headers, and whose
     answer to a malformed request echoes nothing and logs one line."""
 
+    __slots__ = ()
+
     def handle_error(
         self,
         request: web.BaseRequest,
