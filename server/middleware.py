@@ -17,6 +17,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from .appkeys import PRINCIPAL, SETTINGS
 from .errors import CsrfRejected, NexusError
+from .logs import loggable_path
 from .views.http import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -98,7 +99,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
     except OSError as exc:
         if isinstance(exc, ConnectionError) and _client_left(request):
-            log.debug("the client left during %s %s", request.method, request.path)
+            log.debug("the client left during %s %s", request.method, loggable_path(request))
             return web.Response(status=400)  # never sent: no one is there to read it
         if isinstance(request.match_info.route.resource, web.StaticResource):
             # A name the file system will not look up (too long, say) is no file of ours.
@@ -115,7 +116,7 @@ def _client_left(request: web.Request) -> bool:
 
 async def _unexpected(request: web.Request) -> web.Response:
     """Called while handling the exception: the log shows it, the answer does not."""
-    log.exception("unexpected error on %s %s", request.method, request.path)
+    log.exception("unexpected error on %s %s", request.method, loggable_path(request))
     return await error_response(request, 500, "internal_error", "something went wrong on our side")
 
 
