@@ -12,4 +12,7 @@ from .rooms import Rooms
 ROOMS = web.AppKey("rooms", Rooms)
 LOBBY = web.AppKey("lobby", Lobby)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
-"""Open signalling sockets, closed with 1001 (going away) when the server shuts down."""
+"""Open signalling sockets, closed with 1001 (going away) when the server shuts down; each
+carries the label of the principal that opened it (`SOCKET_PRINCIPAL`), so that a sign-in's
+open sockets can be counted."""
+SOCKET_PRINCIPAL = web.ResponseKey("socket_principal", str)

@@ -2,13 +2,16 @@
 
 SignallingError                 (server.errors.NexusError)
 ├── ProtocolError               400: a message that is malformed, too big or unexpected
-├── SdpError                    400: an offer we cannot accept, with the reason
-└── NotInRoom                   409: an action that needs a joined participant
+├── SdpError                    400: an offer or ICE candidate we cannot accept, with the reason
+├── NotInRoom                   409: an action that needs a joined participant
+└── LimitReached                429: more of something than one honest client ever needs
+    ├── TooManySockets          429: another socket for a sign-in that has its fill open
+    └── TooManyCandidates       429: another ICE candidate for a connection that has its fill
 """
 
 from __future__ import annotations
 
-from server.errors import BadRequest, Conflict
+from server.errors import BadRequest, Conflict, NexusError
 
 
 class SignallingError(Exception):
@@ -25,3 +28,16 @@ class SdpError(SignallingError, BadRequest):
 
 class NotInRoom(SignallingError, Conflict):
     code = "not_in_room"
+
+
+class LimitReached(SignallingError, NexusError):
+    status = 429
+    code = "limit_reached"
+
+
+class TooManySockets(LimitReached):
+    code = "too_many_sockets"
+
+
+class TooManyCandidates(LimitReached):
+    code = "too_many_candidates"

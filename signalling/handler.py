@@ -23,8 +23,8 @@ from server.types import Agency, InterviewMode, InterviewState, Role
 from server.views.http import current, translator_of
 
 from . import messages as m
-from .appkeys import LOBBY, ROOMS, SOCKETS
-from .errors import NotInRoom
+from .appkeys import LOBBY, ROOMS, SOCKET_PRINCIPAL, SOCKETS
+from .errors import NotInRoom, TooManySockets
 from .interview import InterviewEvent, InterviewRoom
 from .lobby import Lobby
 from .rooms import RecordUpdate, RoomItem, Rooms, SeatMediaState
@@ -34,6 +34,12 @@ from .waiting_room import Need, WaitingApplicant
 log = logging.getLogger(__name__)
 
 MAX_ERRORS = 20  # a client that keeps sending garbage is disconnected
+# A sign-in's sockets: one per tab, and someone may have a tab or two open beside the call.
+# The socket over the limit is refused rather than the oldest closed: the pages reopen a
+# closed socket and join again, so closing the oldest would set two tabs taking the seat
+# from each other in turn. A reloaded tab is not refused: the browser closes the old page's
+# socket as it unloads, and the heartbeat soon reaps the socket of a tab that vanished.
+MAX_SOCKETS_PER_PRINCIPAL = 4
 
 
 class Connection:
@@ -217,6 +223,13 @@ async def close_sockets(app: web.Application) -> None:
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 
+async def _refuse(ws: web.WebSocketResponse, refusal: NexusError, text: str, reason: str) -> None:
+    """Say why in an ``error`` the page can show, then close with 1008 and a short reason
+    (a socket refused at the HTTP upgrade reaches a page as a bare 1006, with neither)."""
+    await ws.send_str(m.encode(m.Error(code=refusal.code, message=text)))
+    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason.encode())
+
+
 def _same_origin(request: web.Request) -> bool:
     """Browsers always send Origin on WebSockets; it must be ours (no cross-site sockets)."""
     origin = request.headers.get("Origin")
@@ -226,18 +239,35 @@ def _same_origin(request: web.Request) -> bool:
     return urlsplit(origin).netloc in allowed
 
 
+def _open_sockets(sockets: weakref.WeakSet[web.WebSocketResponse], label: str) -> int:
+    """How many open sockets the principal with ``label`` holds (a scan: sockets open far
+    less often than they carry messages, and the limit keeps the set small)."""
+    return sum(1 for ws in sockets if not ws.closed and ws.get(SOCKET_PRINCIPAL) == label)
+
+
 async def websocket(request: web.Request) -> web.StreamResponse:
     principal = current(request)
     if not _same_origin(request):
         raise Forbidden("this socket must be opened from our own pages")
+    translate = await translator_of(request)  # the page's language when it connected
     # A frame up to 4x the limit still gets a readable error from decode_client.
     ws = web.WebSocketResponse(max_msg_size=4 * m.MAX_MESSAGE_BYTES, heartbeat=20)
     await ws.prepare(request)
-    request.app[SOCKETS].add(ws)
+    # Counted and added with no await in between, so sockets opened at once all count.
+    sockets = request.app[SOCKETS]
+    if _open_sockets(sockets, principal.label) >= MAX_SOCKETS_PER_PRINCIPAL:
+        refusal = TooManySockets(
+            "this sign-in already has {limit} connections open, the most allowed: close "
+            "another tab or window of this site, then reload this page",
+            limit=MAX_SOCKETS_PER_PRINCIPAL,
+        )
+        await _refuse(ws, refusal, translate.error(refusal), "too many sockets for this sign-in")
+        return ws
+    ws[SOCKET_PRINCIPAL] = principal.label
+    sockets.add(ws)
     connection = Connection(
         principal, request.app[STORE], request.app[ROOMS], request.app[LOBBY], ws
     )
-    translate = await translator_of(request)  # the page's language when it connected
     catalogs = request.app[CATALOGS]
     pump = asyncio.ensure_future(connection.pump())
     errors = 0

@@ -40,11 +40,20 @@ class Offer(Message, tag="offer"):
 
 
 class Candidate(Message, tag="candidate"):
-    """A trickled ICE candidate (``candidate:…`` as the browser gives it)."""
+    """A trickled ICE candidate (``candidate:…`` as the browser gives it), with the media
+    section it belongs to: its mid, its index, or both."""
 
     candidate: Annotated[str, msgspec.Meta(max_length=1024)]
     sdp_mid: Annotated[str, msgspec.Meta(max_length=32)] | None = None
     sdp_mline_index: Annotated[int, msgspec.Meta(ge=0, le=16)] | None = None
+
+    def __post_init__(self) -> None:
+        # msgspec reports this as a ValidationError, so decode_client names it.
+        if self.sdp_mid is None and self.sdp_mline_index is None:
+            raise ValueError(
+                "a candidate needs sdp_mid or sdp_mline_index: send the sdpMid and "
+                "sdpMLineIndex of the browser's RTCIceCandidate with it"
+            )
 
 
 class MediaState(Message, tag="state"):

@@ -23,14 +23,19 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
-from aiortc.sdp import SessionDescription, candidate_from_sdp
+from aiortc.sdp import SessionDescription
 
-from .errors import SdpError
+from .address_policy import ANY_UNICAST, AddressPolicy
+from .candidates import offer_within_policy, remote_candidate
+from .errors import SdpError, TooManyCandidates
 from .forwarding import EncodedFrameTap, ForwardedTrack, Publication, prepare_sender, send_pli
 from .receivers import idle_receiver
 from .types import Kind, ParticipantId, RecordingSink, Seat
 
 MAX_SDP_BYTES = 32 * 1024
+# A browser trickles a few candidates per network interface (host, server-reflexive,
+# relayed, each over IPv4 and IPv6): a connection that names more is not a browser.
+MAX_CANDIDATES = 64
 PUBLISHING = ("sendonly", "sendrecv")
 CODECS = {Kind.AUDIO: ("audio/opus",), Kind.VIDEO: ("video/VP8", "video/rtx")}
 
@@ -73,15 +78,6 @@ def read_offer(sdp: str, other_seats: int) -> list[OfferSection]:
     return sections
 
 
-def without_mdns_candidates(sdp: str) -> str:
-    """Drop browsers' ``.local`` candidates: resolving each costs the server about 1 s."""
-    return "".join(
-        line
-        for line in sdp.splitlines(keepends=True)
-        if not (line.startswith("a=candidate:") and ".local " in line)
-    )
-
-
 class Participant:
     def __init__(
         self,
@@ -90,7 +86,10 @@ class Participant:
         sink: RecordingSink,
         on_failed: Callable[[Participant], None],
         ice_servers: list[RTCIceServer] | None = None,
+        address_policy: AddressPolicy = ANY_UNICAST,
     ) -> None:
+        """``address_policy``: where the connection may send checks; the default, any
+        unicast address, suits peers on this machine or network (tests, benchmarks)."""
         self.id = participant_id
         self.seat = seat
         self._sink = sink
@@ -103,6 +102,8 @@ class Participant:
         self.taps: list[EncodedFrameTap] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._address_policy = address_policy
+        self._candidates_received = 0
         self.pc.on("connectionstatechange", self._connection_state_changed)
 
     @property
@@ -112,6 +113,7 @@ class Participant:
     async def accept_offer(self, sdp: str, other_seats: list[Seat]) -> str:
         """Set up publications and slots from the client's offer and return the answer."""
         sections = read_offer(sdp, len(other_seats))
+        sdp = offer_within_policy(sdp, self._address_policy)
         seats_left = {kind: list(other_seats) for kind in Kind}
         for section in sections:
             direction = "recvonly" if section.publishes else "sendonly"
@@ -132,9 +134,7 @@ class Participant:
                 idle_receiver(transceiver.receiver, section.kind)
                 self.slots[(seat, section.kind)] = track
         try:
-            await self.pc.setRemoteDescription(
-                RTCSessionDescription(without_mdns_candidates(sdp), "offer")
-            )
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except Exception as exc:  # aiortc raises ValueError, AssertionError, OperationError…
             raise SdpError(f"the offer cannot be answered: {exc}") from None
@@ -148,13 +148,17 @@ class Participant:
         self.publications[kind] = publication
 
     async def add_candidate(self, candidate: str, sdp_mid: str | None, index: int | None) -> None:
-        """A candidate trickled by the browser; ``.local`` ones are ignored."""
-        if ".local " in candidate:
+        """A candidate trickled by the browser (with ``sdp_mid``, ``index`` or both); one
+        the address policy refuses is dropped (see `candidates`)."""
+        if self._candidates_received >= MAX_CANDIDATES:
+            raise TooManyCandidates(
+                "this connection has sent too many ICE candidates (at most {limit})",
+                limit=MAX_CANDIDATES,
+            )
+        self._candidates_received += 1
+        parsed = remote_candidate(candidate, self._address_policy)
+        if parsed is None:
             return
-        try:
-            parsed = candidate_from_sdp(candidate.removeprefix("candidate:"))
-        except (AssertionError, ValueError, IndexError):
-            raise SdpError("the ICE candidate is malformed") from None
         parsed.sdpMid = sdp_mid
         parsed.sdpMLineIndex = index
         await self.pc.addIceCandidate(parsed)

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from aiohttp import ClientWebSocketResponse
+from aiohttp import ClientWebSocketResponse, WSMsgType
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from server.appkeys import EVENTS
 from server.types import Agency, InterviewMode
 from signalling import messages as m
 from signalling.appkeys import ROOMS
+from signalling.handler import MAX_SOCKETS_PER_PRINCIPAL
+from signalling.participant import MAX_CANDIDATES
 from signalling.types import Kind, RoomId, Seat
 
 from .fakes import Client, World, add_applications, application
@@ -431,8 +434,92 @@ async def test_officers_hear_of_a_decision_at_once_and_the_applicant_does_not(
         assert await setup.people[seat].expect(m.Updated) == m.Updated(what="decision")
     # a message that gets an error reply: everything before it was sent before it
     applicant = setup.people[Seat.APPLICANT]
-    await applicant.ws.send_str(m.encode(m.Candidate(candidate="candidate:1")))
+    await applicant.ws.send_str(m.encode(m.Candidate(candidate="candidate:1", sdp_mid="0")))
     seen: list[m.ServerMessage] = []
     while not seen or not isinstance(seen[-1], m.Error):
         seen.append(m.decode_server(await applicant.ws.receive_str(timeout=10)))
     assert not any(isinstance(message, m.Updated) for message in seen), seen
+
+
+def _candidate(text: str, **where: object) -> str:
+    return json.dumps({"v": 1, "type": "candidate", "candidate": text, **where})
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "words"),
+    [
+        (
+            _candidate("candidate:1 1 udp 2130706431 203.0.113.7 5000 typ host"),
+            "protocol_error",
+            "a candidate needs sdp_mid or sdp_mline_index",
+        ),
+        (
+            _candidate("candidate:1 1 udp 2130706431 203.0.113.7 99999 typ host", sdp_mid="0"),
+            "bad_sdp",
+            "ports run from 1 to 65535",
+        ),
+        (
+            _candidate("candidate:1 1 udp 2130706431 203.0.113.7 -1 typ host", sdp_mline_index=0),
+            "bad_sdp",
+            "ports run from 1 to 65535",
+        ),
+    ],
+)
+async def test_a_candidate_the_server_cannot_use_is_a_client_error_not_ours(
+    setup: Setup, caplog: pytest.LogCaptureFixture, raw: str, code: str, words: str
+) -> None:
+    person = SyntheticParticipant(Seat.APPLICANT)
+    seated = setup.people[Seat.APPLICANT]
+    try:
+        await _join_and_call(seated, setup.interview_id, person)
+        answer = await seated.ask(raw)
+        assert isinstance(answer, m.Error)
+        assert answer.code == code and words in answer.message
+        await asyncio.sleep(0.3)  # a check to an impossible port fails in the background
+    finally:
+        await person.close()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_a_connection_takes_a_limited_number_of_candidates(setup: Setup) -> None:
+    person = SyntheticParticipant(Seat.APPLICANT)
+    seated = setup.people[Seat.APPLICANT]
+    try:
+        await _join_and_call(seated, setup.interview_id, person)
+        for i in range(MAX_CANDIDATES):  # taken without a reply
+            await seated.ws.send_str(
+                _candidate(f"candidate:{i} 1 udp 1 203.0.113.{i} 40000 typ host", sdp_mid="0")
+            )
+        answer = await seated.ask(
+            _candidate("candidate:x 1 udp 1 203.0.113.250 40000 typ host", sdp_mid="0")
+        )
+        assert isinstance(answer, m.Error) and answer.code == "too_many_candidates"
+        assert f"at most {MAX_CANDIDATES}" in answer.message
+    finally:
+        await person.close()
+
+
+async def test_one_sign_in_holds_a_few_sockets_and_the_next_is_refused_with_the_reason(
+    setup: Setup,
+) -> None:
+    applicant = setup.people[Seat.APPLICANT]
+    sockets = [applicant.ws]
+    for _ in range(MAX_SOCKETS_PER_PRINCIPAL - 1):
+        sockets.append(await applicant.client.ws_connect("/ws"))
+    refused = await applicant.client.ws_connect("/ws")
+    told = m.decode_server(await refused.receive_str(timeout=10))
+    assert isinstance(told, m.Error) and told.code == "too_many_sockets"
+    assert "close another tab" in told.message
+    closing = await refused.receive(timeout=10)
+    assert closing.type is WSMsgType.CLOSE and refused.close_code == 1008
+    assert closing.extra == "too many sockets for this sign-in"
+    for ws in sockets:  # the ones already open carry on
+        still = Seated(applicant.client, ws)
+        assert await still.ask(m.Leave()) == m.Error(
+            code="not_in_room", message="join an interview first"
+        )
+    other = await setup.other_applicant.ask(m.Leave())  # another sign-in is not counted
+    assert isinstance(other, m.Error) and other.code == "not_in_room"
+    await sockets.pop().close()  # a closed tab makes room
+    again = Seated(applicant.client, await applicant.client.ws_connect("/ws"))
+    assert isinstance(await again.ask(m.Leave()), m.Error)
