@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from typing import Any
 import msgspec
 
 from .age import decode_b64, encode_b64
+from .private_files import private_directory, private_opener, replace_privately
 from .tlog import (
     Checkpoint,
     LogError,
@@ -49,39 +51,63 @@ def canonical(event: dict[str, Any]) -> bytes:
 
 
 class SessionLog:
+    """Appends and checkpoints may come from different threads: a checkpoint covers
+    exactly the events appended before it looked, and its note is written only once they
+    are on disk. `recordings.group_commit` runs the checkpoints in a thread."""
+
     def __init__(self, directory: Path, origin: str, signer: NoteSigner) -> None:
         self.directory = directory
         self._origin = origin
         self._signer = signer
-        (directory / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+        private_directory(directory / CHECKPOINTS)
         self._root = RunningRoot()
         if (directory / EVENTS).exists():  # a room reopened: carry on the same log
             for line in (directory / EVENTS).read_bytes().splitlines():
                 self._root.append(leaf_hash(line))
-        self._events = open(directory / EVENTS, "ab", buffering=0)  # noqa: SIM115
+        self._events = open(directory / EVENTS, "ab", buffering=0, opener=private_opener)  # noqa: SIM115
+        self._appending = threading.Lock()  # the file's lines and the tree agree
+        self._checkpointing = threading.Lock()  # one checkpoint at a time; the file stays open
+
+    @property
+    def size(self) -> int:
+        """How many events the log holds."""
+        return self._root.size
 
     def append(self, kind: str, **fields: Any) -> int:
         """Write one event; returns its sequence number."""
-        seq = self._root.size
-        at = datetime.now(UTC).isoformat(timespec="milliseconds")
-        line = canonical({"seq": seq, "at": at, "kind": kind, **fields})
-        self._events.write(line + b"\n")
-        self._root.append(leaf_hash(line))
+        with self._appending:
+            seq = self._root.size
+            at = datetime.now(UTC).isoformat(timespec="milliseconds")
+            line = canonical({"seq": seq, "at": at, "kind": kind, **fields})
+            self._events.write(line + b"\n")
+            self._root.append(leaf_hash(line))
         return seq
 
-    def checkpoint(self) -> Path:
-        """Sign the log as it stands; fsynced before the note is written."""
-        os.fsync(self._events.fileno())
-        body = Checkpoint(self._origin, self._root.size, self._root.root()).body()
-        path = self.directory / CHECKPOINTS / f"{self._root.size:010d}.note"
-        path.write_text(sign_note(body, [self._signer]), "utf-8")
-        return path
+    def checkpoint(self) -> int:
+        """Sign the log as it stands, once its events are fsynced; returns how many events
+        the checkpoint covers. A note already written for that size is kept (it may carry
+        witnesses' cosignatures)."""
+        with self._checkpointing:
+            with self._appending:
+                size, root = self._root.size, self._root.root()
+            os.fsync(self._events.fileno())  # covers at least the first `size` events
+            path = self.directory / CHECKPOINTS / f"{size:010d}.note"
+            if not path.exists():
+                note = sign_note(Checkpoint(self._origin, size, root).body(), [self._signer])
+                replace_privately(path, note.encode("utf-8"))
+            return size
+
+    def close_file(self) -> None:
+        """Close the events file, after any checkpoint under way; safe twice."""
+        with self._checkpointing:
+            self._events.close()
 
     def close(self, **fields: Any) -> None:
+        """End the log: an ``end`` event, a checkpoint covering it, the file closed."""
         if not self._events.closed:
             self.append("end", **fields)
             self.checkpoint()
-            self._events.close()
+            self.close_file()
 
 
 def _fresh(text: bytes) -> bytes:

@@ -7,9 +7,9 @@ signing key; it writes what it cannot read back.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,13 +24,16 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from recordings.age import encrypt
+from recordings.group_commit import GroupCommit
 from recordings.keys import Recipient
+from recordings.private_files import private_directory, private_opener, replace_privately
 from recordings.recorder import Recorder, SegmentInfo
 from recordings.session_record import SessionLog, session_origin
 from recordings.tlog import NoteSigner
 from signalling.interview import InterviewEvent
 from signalling.types import NullSink, RecordingSink, RoomId
 
+from .errors import Conflict
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,21 +49,24 @@ def checkpoint_signer(path: Path, name: str = SIGNER_NAME) -> NoteSigner:
             raise ValueError(f"{path} does not hold an Ed25519 key")
     else:
         key = Ed25519PrivateKey.generate()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_directory(path.parent)
         pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
+        with open(path, "xb", opener=private_opener) as handle:
             handle.write(pem)
     return NoteSigner(name, key)
 
 
 @dataclass
 class _Open:
-    log: SessionLog
+    commits: GroupCommit
     recorder: Recorder | None
 
 
 class SessionRecords:
+    """Events are written as they come and committed in groups (`recordings.group_commit`):
+    a room's events are fire-and-forget, a request's are awaited until a checkpoint on disk
+    covers them, and ending a session waits for its final checkpoint."""
+
     def __init__(self, settings: Settings) -> None:
         self.directory = settings.data_dir / "records"
         self.signer = checkpoint_signer(settings.data_dir / "checkpoint-signing.pem")
@@ -73,21 +79,25 @@ class SessionRecords:
         if not self._recipients:
             log.warning("no recipients configured: interviews are logged but not recorded")
         self._open: dict[RoomId, _Open] = {}
+        self._ending: set[asyncio.Task[None]] = set()  # final commits of ended sessions
+        self._closed = False
 
     def _session(self, room_id: RoomId) -> _Open:
+        if self._closed:
+            raise Conflict("the server is shutting down; nothing more is recorded")
         session = self._open.get(room_id)
         if session is None:
             directory = self.directory / room_id
             origin = session_origin(self._log_name, room_id)
-            event_log = SessionLog(directory, origin, self.signer)
+            commits = GroupCommit(SessionLog(directory, origin, self.signer))
             recorder = None
             if self._recipients:
                 recorder = Recorder(
                     directory,
                     self._recipients,
-                    on_segment=lambda info: self._sealed(event_log, info),
+                    on_segment=lambda info: self._sealed(commits, info),
                 )
-            session = self._open[room_id] = _Open(event_log, recorder)
+            session = self._open[room_id] = _Open(commits, recorder)
         return session
 
     def sink(self, room_id: RoomId) -> RecordingSink:
@@ -95,21 +105,20 @@ class SessionRecords:
         return recorder if recorder is not None else NullSink()
 
     def event(self, room_id: RoomId, event: InterviewEvent) -> None:
+        """A room's event: written now and committed soon after; the room does not wait."""
         if event.kind == "end":
-            self.close(room_id, **event.detail)
+            self._end(room_id, **event.detail)
             return
-        session = self._session(room_id)
         seat = event.seat.value if event.seat else None
-        session.log.append(event.kind, seat=seat, **event.detail)
-        session.log.checkpoint()
+        self._session(room_id).commits.append(event.kind, seat=seat, **event.detail)
 
-    def append(self, room_id: RoomId, kind: str, **fields: Any) -> None:
-        """An event from outside the room (consent, decision)."""
-        session = self._session(room_id)
-        session.log.append(kind, **fields)
-        session.log.checkpoint()
+    async def append(self, room_id: RoomId, kind: str, **fields: Any) -> None:
+        """An event from outside the room (consent, decision); returns once a checkpoint
+        covering it is on disk."""
+        commits = self._session(room_id).commits
+        await commits.durable(commits.append(kind, **fields))
 
-    def decision(
+    async def decision(
         self, room_id: RoomId, agency: str, verdict: str, reason_codes: list[str], notes: str
     ) -> None:
         """The decision in the log; the officer's notes only as an encrypted file and its
@@ -119,36 +128,35 @@ class SessionRecords:
             "verdict": verdict,
             "reason_codes": reason_codes,
         }
-        session = self._session(room_id)
         if notes:
-            fields |= self._sealed_file(session, f"notes-{agency.lower()}.txt.age", notes.encode())
-        session.log.append("decision", **fields)
-        session.log.checkpoint()
+            fields |= await self._sealed_file(room_id, f"notes-{agency.lower()}.txt.age", notes)
+        await self.append(room_id, "decision", **fields)
 
-    def still(self, room_id: RoomId, agency: str, number: int, jpeg: bytes) -> None:
+    async def still(self, room_id: RoomId, agency: str, number: int, jpeg: bytes) -> None:
         """A captured ID still: encrypted beside the log, its hash in the log."""
-        session = self._session(room_id)
-        sealed = self._sealed_file(session, f"still-{number:03d}.jpg.age", jpeg)
-        session.log.append("still", agency=agency, number=number, **sealed)
-        session.log.checkpoint()
+        sealed = await self._sealed_file(room_id, f"still-{number:03d}.jpg.age", jpeg)
+        await self.append(room_id, "still", agency=agency, number=number, **sealed)
 
-    def _sealed_file(self, session: _Open, name: str, plaintext: bytes) -> dict[str, Any]:
-        """Write ``plaintext`` encrypted to the recipients; its name, hash and size."""
+    async def _sealed_file(
+        self, room_id: RoomId, name: str, plaintext: str | bytes
+    ) -> dict[str, Any]:
+        """Write ``plaintext`` encrypted to the recipients (in a thread: a still is
+        megabytes, and the file is fsynced); its name, hash and size."""
         if not self._recipients:
             return {}
-        sealed = encrypt(plaintext, self._recipients)
-        path = session.log.directory / name
-        temporary = path.with_suffix(".partial")
-        with open(temporary, "wb") as handle:
-            handle.write(sealed)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temporary.replace(path)
+        directory = self._session(room_id).commits.log.directory
+        data = plaintext.encode() if isinstance(plaintext, str) else plaintext
+        sealed = await asyncio.to_thread(self._seal, directory / name, data)
         return {"file": name, "sha256": hashlib.sha256(sealed).hexdigest(), "size": len(sealed)}
 
+    def _seal(self, path: Path, plaintext: bytes) -> bytes:
+        sealed = encrypt(plaintext, self._recipients)
+        replace_privately(path, sealed)
+        return sealed
+
     @staticmethod
-    def _sealed(event_log: SessionLog, info: SegmentInfo) -> None:
-        event_log.append(
+    def _sealed(commits: GroupCommit, info: SegmentInfo) -> None:
+        commits.append(
             "segment",
             seat=info.seat.value,
             file=info.path.name,
@@ -159,15 +167,39 @@ class SessionRecords:
             duration_ms=info.duration_ms,
             started_at_ms=info.started_at_ms,
         )
-        event_log.checkpoint()
 
-    def close(self, room_id: RoomId, **end: Any) -> None:
+    def _end(self, room_id: RoomId, **end: Any) -> asyncio.Task[None] | None:
+        """Seal the session's segments and write its ``end`` now; its final commit runs
+        as a task of ours. A later event for the room opens the same log again."""
         session = self._open.pop(room_id, None)
-        if session is not None:
-            if session.recorder is not None:
-                session.recorder.close()  # seals segments: their events come first
-            session.log.close(**end)
+        if session is None:
+            return None
+        if session.recorder is not None:
+            session.recorder.close()  # seals segments: their events come first
+        session.commits.end(**end)
+        task = asyncio.get_running_loop().create_task(self._finish(room_id, session.commits))
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
+        return task
 
-    def close_all(self) -> None:
+    @staticmethod
+    async def _finish(room_id: RoomId, commits: GroupCommit) -> None:
+        try:
+            await commits.close()
+        except Exception:
+            log.exception("could not write the final checkpoint of %s", room_id)
+
+    async def close(self, room_id: RoomId, **end: Any) -> None:
+        """End the session's record; returns once its final checkpoint is on disk."""
+        task = self._end(room_id, **end)
+        if task is not None:
+            await asyncio.wait({task})  # not cancelled with us: the record must end
+
+    async def close_all(self) -> None:
+        """End every session and wait for all final checkpoints; records nothing more.
+        Safe twice."""
+        self._closed = True
         for room_id in list(self._open):
-            self.close(room_id)
+            self._end(room_id)
+        if self._ending:
+            await asyncio.wait(set(self._ending))

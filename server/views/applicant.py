@@ -152,7 +152,7 @@ async def consent(request: web.Request) -> web.StreamResponse:
         raise Conflict("the consent text has changed; reload the page to read the current one")
     now = request.app[CLOCK]()
     fields = {"seat": "applicant", "text_version": body.text_version, "language": body.language}
-    request.app[RECORDS].append(RoomId(interview.id), "consent", **fields)
+    await request.app[RECORDS].append(RoomId(interview.id), "consent", **fields)
     await request.app[STORE].events.append(
         interview.id,
         now.timestamp(),

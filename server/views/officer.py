@@ -131,7 +131,7 @@ async def decide(request: web.Request) -> web.StreamResponse:
         account_id,
         principal.label,
     )
-    request.app[RECORDS].decision(
+    await request.app[RECORDS].decision(
         RoomId(interview.id), agency.value, body.verdict.value, list(codes), body.notes
     )
     await log_access(request, "decide", interview.id)

@@ -31,7 +31,7 @@ async def capture(request: web.Request) -> web.StreamResponse:
     except JpegError as exc:
         raise BadRequest(exc.template, **exc.fields) from None
     still = await request.app[STILLS].add(interview.id, agency.value, jpeg)
-    request.app[RECORDS].still(RoomId(interview.id), agency.value, still.number, jpeg)
+    await request.app[RECORDS].still(RoomId(interview.id), agency.value, still.number, jpeg)
     await log_access(request, "capture-still", interview.id)
     request.app[ROOMS].record_updated(RoomId(interview.id), "still")
     return json_ok({"number": still.number, "agency": still.agency}, status=201)
