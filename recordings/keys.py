@@ -7,7 +7,6 @@ Bech32 over the 32-byte X25519 keys; identity files look like ``age-keygen``'s.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from server.secret import Secret
 
 from .errors import KeyFileError
+from .private_files import private_directory, private_opener
 
 RECIPIENT_HRP = "age"
 IDENTITY_HRP = "age-secret-key-"
@@ -103,12 +103,12 @@ def write_identity_file(path: Path, identity: Identity) -> None:
 
 def write_private_file(path: Path, text: str) -> None:
     """A new file readable by its owner only (mode 0600); never overwrites."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(path.parent)
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        handle = open(path, "x", encoding="utf-8", opener=private_opener)  # noqa: SIM115
     except FileExistsError:
         raise KeyFileError(f"{path} exists already; it was not overwritten") from None
-    with os.fdopen(descriptor, "w") as handle:
+    with handle:
         handle.write(text)
 
 

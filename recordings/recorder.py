@@ -26,6 +26,7 @@ from signalling.types import EncodedFrame, Kind, Seat
 
 from .age import CHUNK, AgeWriter
 from .keys import Recipient
+from .private_files import private_directory, private_opener
 from .streams import opus_stream, vp8_stream
 
 MS = Fraction(1, 1000)
@@ -95,7 +96,7 @@ class SegmentWriter:
         self.path = path
         self.started = started
         self.started_at_ms = started_at_ms
-        self._file = open(path, "xb", buffering=0)  # noqa: SIM115 - closed in close()
+        self._file = open(path, "xb", buffering=0, opener=private_opener)  # noqa: SIM115 - closed in close()
         self._hash = hashlib.sha256()  # of what is written, so closing never re-reads
         self._age = AgeWriter(self, recipients)
         self._container = av.open(
@@ -189,7 +190,7 @@ class Recorder:
     ) -> None:
         if not recipients:
             raise ValueError("a recording needs at least one recipient")
-        directory.mkdir(parents=True, exist_ok=True)
+        private_directory(directory)
         self._directory = directory
         self._recipients = list(recipients)
         self._segment_seconds = segment_seconds

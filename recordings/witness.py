@@ -9,7 +9,6 @@ for verifiers. A witness co-signs only a session that verifies and is complete.
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from server.secret import Secret
 
 from .errors import KeyFileError
 from .keys import write_private_file
+from .private_files import replace_privately
 from .session_record import CHECKPOINTS, verify_session
 from .tlog import ED25519_ALGORITHM, LogError, NoteSigner, NoteVerifier, add_signatures, open_note
 
@@ -89,11 +89,5 @@ def cosign_session(
         return path  # signed already: nothing to add
     except LogError:
         pass
-    signed = add_signatures(note, [witness])
-    partial = path.with_suffix(".partial")
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write(signed)
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(path)
+    replace_privately(path, add_signatures(note, [witness]).encode("utf-8"))
     return path
