@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from server.app import create_app
 from server.settings import load_settings
 from server.types import Agency
+from signalling.address_policy import EVERY_NETWORK
 from signalling.types import Seat
 from tests.e2e.conftest import CHROMIUM_FLAGS
 from tests.e2e.pages import check_in, consent
@@ -119,7 +120,9 @@ async def measure(page: Page, joins: int, interview_id: str) -> tuple[list[float
 
 async def main(joins: int) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        settings = load_settings({}, {"data_dir": str(Path(directory) / "data")})
+        settings = load_settings(
+            {}, {"data_dir": str(Path(directory) / "data"), "media_peer_networks": EVERY_NETWORK}
+        )
         clock, passwords = FakeClock(), fast_passwords()
         server = TestServer(create_app(settings, clock, passwords), host="127.0.0.1")
         await server.start_server()

@@ -18,6 +18,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from aiortc import RTCIceServer
 
 import web as web_assets
+from signalling.address_policy import AddressPolicy
 from signalling.appkeys import LOBBY, ROOMS, SOCKETS
 from signalling.handler import close_sockets
 from signalling.interview import InterviewEvent
@@ -143,6 +144,7 @@ def create_app(
         sink_for=records.sink,
         grace_seconds=settings.reconnect_grace_seconds,
         ice_servers=[RTCIceServer(urls=url) for url in settings.ice_servers],
+        address_policy=AddressPolicy(settings.media_peer_networks),
     )
     app[LOBBY] = Lobby(partial(_seat_officers, app[STORE]), clock=lambda: clock().timestamp())
     app[SOCKETS] = weakref.WeakSet()
@@ -177,7 +179,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[ROOMS].close()
     app[STILLS].close()
-    app[RECORDS].close_all()
+    await app[RECORDS].close_all()
     await app[EVENTS].drain()
     app[PASSWORD_CHECKS].close()
     await app[STORE].close()

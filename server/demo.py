@@ -22,6 +22,7 @@ import pyotp
 from rich.console import Console
 
 from recordings.keys import HOLDERS, Identity, read_identity_file, write_identity_file
+from signalling.address_policy import EVERY_NETWORK, parse_networks
 
 from . import operator
 from .app import create_app
@@ -126,7 +127,10 @@ def demo_applications(count: int = 20) -> list[ApplicationRow]:
 
 
 def demo_settings(settings: Settings, root: Path = ROOT) -> Settings:
-    """The demo's data directory and recipients; an explicit public URL is kept."""
+    """The demo's data directory and recipients; an explicit public URL and media peer
+    networks are kept. The demo's browsers run on this machine, whose addresses are
+    private or reserved ones a deployment refuses: unless told otherwise, it checks
+    connectivity to any address."""
     recipients = {
         f"{holder}_recipient": str(_identity(root, holder).recipient) for holder in HOLDERS
     }
@@ -134,7 +138,13 @@ def demo_settings(settings: Settings, root: Path = ROOT) -> Settings:
     public_url = settings.public_url
     if public_url == default_url:
         public_url = f"http://{settings.host}:{settings.port}"
-    return settings.replace(data_dir=root / "server", public_url=public_url, **recipients)
+    networks = settings.media_peer_networks or parse_networks(EVERY_NETWORK)
+    return settings.replace(
+        data_dir=root / "server",
+        public_url=public_url,
+        media_peer_networks=networks,
+        **recipients,
+    )
 
 
 def _identity(root: Path, holder: str) -> Identity:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from signalling.address_policy import Network, parse_networks
+
 from .errors import SettingError
 from .secret import Secret
 
@@ -207,6 +209,13 @@ class Settings:
         "Comma-separated STUN server URLs for the server's peer connections; empty means "
         "host candidates only (an unreachable STUN server costs each join up to 5 s).",
         _stun_urls,
+    )
+    media_peer_networks: tuple[Network, ...] = _setting(
+        "",
+        "Comma-separated networks (such as 10.0.0.0/8 or 127.0.0.1) the server's media "
+        "connections may send connectivity checks to besides public addresses; loopback, "
+        "private, link-local and reserved addresses are refused unless listed.",
+        parse_networks,
     )
     audit_port: int = _setting(
         "8081", "TCP port of the audit console (`audit-console`).", _int_between(1, 65535)

@@ -26,6 +26,10 @@ ANY_NETWORK: tuple[Network, ...] = (
 _BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
+EVERY_NETWORK = "0.0.0.0/0,::/0"
+"""For a demo or tests on one machine, whose addresses are loopback, private or reserved."""
+
+
 def parse_networks(raw: str) -> tuple[Network, ...]:
     """Comma-separated networks in CIDR form (a bare address is one host); ValueError
     with a readable reason otherwise."""

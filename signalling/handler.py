@@ -10,17 +10,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from server.appkeys import CATALOGS, SETTINGS, STORE
+from server.appkeys import CATALOGS, SETTINGS, SOCKET_SESSIONS, STORE
 from server.auth import Principal
 from server.errors import Forbidden, Gone, NexusError
 from server.store import Store
+from server.store.sessions import session_hash
 from server.types import Agency, InterviewMode, InterviewState, Role
-from server.views.http import current, translator_of
+from server.views.http import current, session_id_of, session_of, translator_of
 
 from . import messages as m
 from .appkeys import LOBBY, ROOMS, SOCKET_PRINCIPAL, SOCKETS
@@ -33,6 +34,9 @@ from .waiting_room import Need, WaitingApplicant
 
 log = logging.getLogger(__name__)
 
+SESSION_CHECK_SECONDS = 15.0
+SIGNED_OUT_CLOSE_CODE = 4401
+"""Close code of a socket whose sign-in ended: the page should sign in again, not retry."""
 MAX_ERRORS = 20  # a client that keeps sending garbage is disconnected
 # A sign-in's sockets: one per tab, and someone may have a tab or two open beside the call.
 # The socket over the limit is refused rather than the oldest closed: the pages reopen a
@@ -201,6 +205,11 @@ class Connection:
         if not self._ws.closed:
             await self._ws.send_str(m.encode(message))
 
+    async def leave_call(self) -> None:
+        """Give up the seat and its peer connection at once, as an ended sign-in must."""
+        if self.room is not None and self.seat is not None and not self.room.closed:
+            await self.room.leave(self.seat)
+
     async def close(self) -> None:
         for stop in self._stop_listening:
             stop()
@@ -269,7 +278,21 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         principal, request.app[STORE], request.app[ROOMS], request.app[LOBBY], ws
     )
     catalogs = request.app[CATALOGS]
+
+    async def sign_in_ended() -> None:
+        text = translate("your sign-in has ended; sign in again to go on")
+        await connection.send(m.Error(code="signed_out", message=text))
+        await connection.leave_call()
+        await ws.close(code=SIGNED_OUT_CLOSE_CODE, message=b"sign-in ended")
+
+    session_id = session_id_of(await session_of(request))
+    stop_watching = (
+        request.app[SOCKET_SESSIONS].watch(session_hash(session_id), sign_in_ended)
+        if session_id is not None
+        else lambda: None
+    )
     pump = asyncio.ensure_future(connection.pump())
+    check = asyncio.ensure_future(_keep_checking(request.app[STORE], session_id, sign_in_ended))
     errors = 0
     try:
         async for frame in ws:
@@ -298,6 +321,22 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             if errors >= MAX_ERRORS:
                 await ws.close(code=1008, message=b"too many bad messages")
     finally:
-        pump.cancel()
+        stop_watching()
+        for task in (pump, check):
+            task.cancel()
+        await asyncio.gather(pump, check, return_exceptions=True)
         await connection.close()
     return ws
+
+
+async def _keep_checking(
+    store: Store, session_id: str | None, ended: Callable[[], Awaitable[None]]
+) -> None:
+    """While the socket is open it counts as activity (an officer in a call is never
+    signed out for being idle), and a sign-in ended by another process (an operator's
+    command) ends the socket and its call within one interval."""
+    while True:
+        await asyncio.sleep(SESSION_CHECK_SECONDS)
+        if session_id is None or await store.sessions.principal(session_id) is None:
+            await ended()
+            return

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiortc import RTCIceServer
 
+from .address_policy import ANY_UNICAST, AddressPolicy
 from .participant import Participant
 from .types import Kind, NullSink, ParticipantId, RecordingSink, RoomId, Seat
 
@@ -52,8 +53,10 @@ class InterviewRoom:
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         clock: Callable[[], float] = time.time,
         ice_servers: list[RTCIceServer] | None = None,
+        address_policy: AddressPolicy = ANY_UNICAST,
     ) -> None:
         self._ice_servers = ice_servers
+        self._address_policy = address_policy
         self.id = room_id
         self._sink = sink or NullSink()
         self._on_event = on_event
@@ -91,6 +94,7 @@ class InterviewRoom:
                 self._sink,
                 on_failed=self._dropped,
                 ice_servers=self._ice_servers,
+                address_policy=self._address_policy,
             )
             others = [other for other in Seat if other is not seat]
             try:

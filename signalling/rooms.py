@@ -9,6 +9,7 @@ from typing import Literal
 
 from aiortc import RTCIceServer
 
+from .address_policy import ANY_UNICAST, AddressPolicy
 from .interview import DEFAULT_GRACE_SECONDS, InterviewEvent, InterviewRoom
 from .types import NullSink, RecordingSink, RoomId, Seat
 
@@ -42,8 +43,10 @@ class Rooms:
         sink_for: Callable[[RoomId], RecordingSink] | None = None,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         ice_servers: list[RTCIceServer] | None = None,
+        address_policy: AddressPolicy = ANY_UNICAST,
     ) -> None:
         self._ice_servers = ice_servers or []
+        self._address_policy = address_policy
         self._rooms: dict[RoomId, InterviewRoom] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._listeners: dict[RoomId, set[Listener]] = {}
@@ -62,6 +65,7 @@ class Rooms:
                 on_event=lambda event: self._dispatch(room_id, event),
                 grace_seconds=self._grace_seconds,
                 ice_servers=self._ice_servers,
+                address_policy=self._address_policy,
             )
             self._rooms[room_id] = room
         return room

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 from aiohttp import ClientWebSocketResponse
 
+from server.types import Agency
 from signalling import messages as m
 from signalling.types import Seat
 
-from .fakes import Client, World
+from .fakes import Client, World, add_applications, application
 from .media import SyntheticParticipant
 
 
@@ -49,3 +50,24 @@ async def join_and_call(seated: Seated, interview_id: str, person: SyntheticPart
         return answer.sdp
 
     await person.connect(offer)
+
+
+async def seated_interview(world: World) -> tuple[dict[Seat, Seated], str]:
+    """An interview of NX-0001 whose applicant confirmed the date of birth and whose two
+    officers signed in and took it, each with an open socket (not yet joined)."""
+    await add_applications(world.store, application("NX-0001"))
+    interview_id, token = await world.invite("NX-0001")
+    applicant = await world.client()
+    await world.confirm_dob(applicant, token, "1980-05-17")
+    seated = {Seat.APPLICANT: await open_socket(world, applicant)}
+    for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
+        client = await world.client()
+        officer = await world.add_officer(f"{seat}.one", agency)
+        assert (await world.sign_in(client, officer)).status == 303
+        csrf = await world.csrf(client)
+        taken = await client.post(
+            f"/api/interviews/{interview_id}/take", headers={"X-CSRF-Token": csrf}
+        )
+        assert taken.status == 200
+        seated[seat] = await open_socket(world, client)
+    return seated, interview_id

@@ -10,6 +10,7 @@ from recordings.keys import Identity, write_identity_file
 from server.app import create_app
 from server.settings import Settings, load_settings
 from server.store import Store
+from signalling.address_policy import EVERY_NETWORK
 
 from .fakes import FakeClock, World, fast_passwords
 
@@ -21,7 +22,10 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings({}, {"data_dir": str(tmp_path / "data")})
+    """Defaults, with a data directory of the test's own; the test peers (aiortc and
+    Chromium on this machine) have loopback, private or reserved addresses only."""
+    overrides = {"data_dir": str(tmp_path / "data"), "media_peer_networks": EVERY_NETWORK}
+    return load_settings({}, overrides)
 
 
 @pytest.fixture

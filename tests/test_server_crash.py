@@ -32,6 +32,7 @@ from server.settings import Settings, load_settings
 from server.store import Store
 from server.types import Agency, InterviewMode, utc_now
 from signalling import messages as m
+from signalling.address_policy import EVERY_NETWORK
 from signalling.types import Kind, Seat
 
 from .fakes import add_applications, application, fast_passwords
@@ -161,6 +162,7 @@ def serve(settings: Settings, recipients_from: Scene) -> subprocess.Popen[bytes]
         "NEXUS_CBSA_RECIPIENT": settings.cbsa_recipient,
         "NEXUS_CBP_RECIPIENT": settings.cbp_recipient,
         "NEXUS_AUDIT_RECIPIENT": settings.audit_recipient,
+        "NEXUS_MEDIA_PEER_NETWORKS": EVERY_NETWORK,
     }
     return subprocess.Popen([str(command), "serve"], env=env, stderr=subprocess.PIPE)
 

@@ -40,6 +40,15 @@ async def export_cli(
     )
 
 
+def record_closed(session: Path) -> bool:
+    """The log ends with ``end`` and the final checkpoint, which follows it shortly after
+    (committed in a thread), covers it."""
+    events = session / "events.jsonl"
+    lines = events.read_bytes().splitlines() if events.exists() else []
+    final = session / "checkpoints" / f"{len(lines):010d}.note"
+    return bool(lines) and b'"kind":"end"' in lines[-1] and final.exists()
+
+
 async def record_a_call(world: World, frames: int = 30) -> Path:
     """A consented three-way interview through the server, everyone leaving once each has
     received ``frames`` video frames from each other; returns its session record directory
@@ -80,12 +89,7 @@ async def record_a_call(world: World, frames: int = 30) -> Path:
         for seat in Seat:
             await sockets[seat].ws.send_str(m.encode(m.Leave()))
         session = world.settings.data_dir / "records" / interview_id
-        await wait_for(
-            lambda: (
-                (session / "events.jsonl").exists()
-                and b'"kind":"end"' in (session / "events.jsonl").read_bytes()
-            )
-        )
+        await wait_for(lambda: record_closed(session))
     finally:
         for person in people.values():
             await person.close()

@@ -21,8 +21,8 @@ from server.settings import Settings
 from server.types import Agency
 from signalling.types import Kind, Seat
 
-from .calls import Seated, join_and_call, open_socket
-from .fakes import FakeClock, World, add_applications, application
+from .calls import join_and_call, seated_interview
+from .fakes import FakeClock, World
 from .media import SyntheticParticipant, wait_for
 
 FLOOD_SECONDS = 6.0
@@ -68,31 +68,11 @@ async def costly_world(settings: Settings, clock: FakeClock) -> AsyncIterator[Wo
     await server.close()
 
 
-async def _interview(world: World) -> tuple[dict[Seat, Seated], str]:
-    await add_applications(world.store, application("NX-0001"))
-    interview_id, token = await world.invite("NX-0001")
-    applicant = await world.client()
-    await world.confirm_dob(applicant, token, "1980-05-17")
-    seated = {Seat.APPLICANT: await open_socket(world, applicant)}
-    for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
-        client = await world.client()
-        assert (
-            await world.sign_in(client, await world.add_officer(f"{seat}.one", agency))
-        ).status == 303
-        csrf = await world.csrf(client)
-        taken = await client.post(
-            f"/api/interviews/{interview_id}/take", headers={"X-CSRF-Token": csrf}
-        )
-        assert taken.status == 200
-        seated[seat] = await open_socket(world, client)
-    return seated, interview_id
-
-
 async def test_a_sign_in_flood_leaves_a_live_interview_and_the_server_responsive(
     costly_world: World, tmp_path: Path
 ) -> None:
     world = costly_world
-    seated, interview_id = await _interview(world)
+    seated, interview_id = await seated_interview(world)
     late_officer = await world.add_officer("cbsa.late", Agency.CBSA)
     people = {seat: SyntheticParticipant(seat) for seat in Seat}
     pairs = [(seat, other) for seat in Seat for other in Seat if other is not seat]

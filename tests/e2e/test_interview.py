@@ -16,6 +16,8 @@ from server.appkeys import RECORDS
 from server.types import Agency, ApplicationStatus
 
 from ..fakes import World, add_applications, application
+from ..media import wait_for
+from ..test_session_records import record_closed
 from .pages import base_url, check_in, consent, screen, sign_in_officer, videos_playing
 
 PHONE = ViewportSize(width=390, height=844)
@@ -129,6 +131,7 @@ async def test_an_applicant_and_two_officers_complete_an_interview_in_the_browse
 
     session = world.settings.data_dir / "records" / interview_id
     verifier = NoteVerifier.parse(world.server.app[RECORDS].signer.verifier_key)
+    await wait_for(lambda: record_closed(session))
     result = await asyncio.to_thread(verify_session, session, [verifier])
     assert result.ok, result.problems
     assert result.complete and result.segments >= 3

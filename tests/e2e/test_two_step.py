@@ -15,6 +15,8 @@ from server.appkeys import RECORDS
 from server.types import Agency, ApplicationStatus, InterviewMode
 
 from ..fakes import World, add_applications, application
+from ..media import wait_for
+from ..test_session_records import record_closed
 from .pages import check_in, consent, sign_in_officer, videos_playing
 from .test_interview import decide
 
@@ -63,6 +65,7 @@ async def test_a_two_step_interview_runs_cbsa_then_cbp_in_one_record(
     assert stored.status is ApplicationStatus.APPROVED
     session = world.settings.data_dir / "records" / interview_id
     verifier = NoteVerifier.parse(world.server.app[RECORDS].signer.verifier_key)
+    await wait_for(lambda: record_closed(session))
     result = await asyncio.to_thread(verify_session, session, [verifier])
     assert result.ok, result.problems
     log = (session / "events.jsonl").read_text()
