@@ -9,7 +9,7 @@ from playwright.async_api import Browser, Error, expect
 from server.types import Agency
 
 from ..fakes import World, add_applications, application
-from .pages import check_in
+from .pages import base_url, check_in, sign_in_officer
 
 
 async def test_officer_signs_in_sees_the_queue_and_marks_available(
@@ -59,3 +59,20 @@ async def test_applicant_opens_the_link_and_confirms_the_date_of_birth(
     await page.reload()  # the session survives a reload
     await expect(page.locator("#step-consent")).to_be_visible()
     assert errors == []
+
+
+async def test_signing_out_in_another_tab_sends_the_console_back_to_the_sign_in(
+    world: World, browser: Browser
+) -> None:
+    officer = await world.add_officer("cbsa.one", Agency.CBSA)
+    context = await browser.new_context()
+    console = await context.new_page()
+    await sign_in_officer(console, world, officer)
+    toggle = console.locator("#availability")
+    await toggle.click()
+    await expect(toggle).to_have_attribute("aria-pressed", "true")  # its socket is open
+    other_tab = await context.new_page()
+    await other_tab.goto(f"{base_url(world)}/officer")
+    await other_tab.get_by_role("button", name="Sign out").click()
+    await expect(console).to_have_url(f"{base_url(world)}/login", timeout=10_000)
+    await context.close()

@@ -5,6 +5,9 @@ import { onLanguageChange, say } from "./i18n.js";
 
 const SEATS = ["applicant", "cbsa", "cbp"];
 const RETRY_MS = [250, 500, 1000, 2000, 4000];
+// Close codes after which reconnecting cannot help (docs/signalling.md).
+const SIGNED_OUT = 4401; // the sign-in ended: the page itself asks to sign in again
+const REFUSED = 1008; // too many sockets or bad messages: the error said why
 
 export class Call {
   /**
@@ -31,8 +34,11 @@ export class Call {
     const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
     this.ws = ws;
     ws.onmessage = (event) => this.receive(JSON.parse(event.data));
-    ws.onclose = () => {
-      if (this.ws === ws && !this.closed) this.recover();
+    ws.onclose = (event) => {
+      if (this.ws !== ws || this.closed) return;
+      if (event.code === SIGNED_OUT) location.reload();
+      else if (event.code === REFUSED) this.stop();
+      else this.recover();
     };
     return new Promise((resolve, reject) => {
       ws.onopen = () => {
@@ -192,6 +198,14 @@ export class Call {
     this.pc?.close();
     this.pc = null;
     this.remote.clear();
+  }
+
+  /** The server refused this socket for good: no more tries, nothing to send. */
+  stop() {
+    this.closed = true;
+    this.pc?.close();
+    for (const track of this.stream?.getTracks() ?? []) track.stop();
+    this.on.state?.("closed");
   }
 
   /** Leave for good (`end` also ends the interview for everyone: officers only). */
