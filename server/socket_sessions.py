@@ -28,9 +28,6 @@ class SocketSessions:
 
         return stop
 
-    def open_for(self, session_hash: bytes) -> int:
-        return len(self._closers.get(session_hash, {}))
-
     async def close(self, ended: Iterable[bytes]) -> None:
         for session_hash in ended:
             for close in list(self._closers.pop(session_hash, {}).values()):

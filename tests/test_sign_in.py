@@ -213,6 +213,11 @@ async def test_operator_commands_unlock_reset_disable_and_revoke(world: World) -
     assert (await browser.get("/officer", allow_redirects=False)).status == 303
     assert (await world.sign_in(browser, officer)).status == 401  # the old app's code
 
+    auditor = await world.add_auditor("auditor.one")
+    assert (await world.sign_in(browser, auditor)).status == 303
+    assert "1 session(s) ended" in _cli(world, "sessions", "revoke", "--all")
+    assert (await browser.get("/audit", allow_redirects=False)).status == 303
+
 
 async def test_operator_commands_name_what_is_missing(world: World) -> None:
     done = nexus_interview(

@@ -106,8 +106,3 @@ class SessionStore:
                 f"DELETE FROM sessions WHERE {where} RETURNING id_hash", params
             )
         return [bytes(row[0]) for row in rows]
-
-    async def count(self) -> int:
-        async with self._database.transaction() as db:
-            rows = list(await db.execute_fetchall("SELECT count(*) FROM sessions"))
-        return int(rows[0][0])
