@@ -47,25 +47,31 @@ async def world(settings: Settings, clock: FakeClock) -> AsyncIterator[World]:
     await server.close()
 
 
-@pytest.fixture
-async def recorded(
-    tmp_path: Path, settings: Settings, clock: FakeClock
-) -> AsyncIterator[tuple[World, dict[str, Path]]]:
-    """A server that records: CBSA, CBP and the audit body as recipients; their identity
-    files (which the server never sees) for the test to decrypt with."""
+def with_recipients(settings: Settings, keys: Path) -> tuple[Settings, dict[str, Path]]:
+    """``settings`` recording to new CBSA, CBP and audit-body recipients; their identity
+    files (which the server never sees), written under ``keys``, for tests to decrypt with."""
     identities = {}
     for holder in ("cbsa", "cbp", "audit"):
         identity = Identity.generate()
-        path = tmp_path / "agency-keys" / f"{holder}.txt"
+        path = keys / f"{holder}.txt"
         write_identity_file(path, identity)
         identities[holder] = (identity, path)
     configured = settings.replace(
         **{f"{h}_recipient": str(i.recipient) for h, (i, _) in identities.items()}
     )
+    return configured, {holder: path for holder, (_, path) in identities.items()}
+
+
+@pytest.fixture
+async def recorded(
+    tmp_path: Path, settings: Settings, clock: FakeClock
+) -> AsyncIterator[tuple[World, dict[str, Path]]]:
+    """A server that records, and the recipients' identity files."""
+    configured, keys = with_recipients(settings, tmp_path / "agency-keys")
     server = TestServer(create_app(configured, clock, fast_passwords()), host="127.0.0.1")
     await server.start_server()
     world = World(server, configured, clock, fast_passwords())
-    yield world, {holder: path for holder, (_, path) in identities.items()}
+    yield world, keys
     for client in world.clients:
         await client.close()
     await server.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -129,7 +130,7 @@ class Received:
     def longest_gap(self, since: float) -> float:
         """The longest time without a frame from ``since`` to the last arrival."""
         times = [since, *(t for t in self.arrivals if t > since)]
-        return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
 
 Join = Callable[[Seat, str], Awaitable[str]]

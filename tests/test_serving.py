@@ -36,6 +36,7 @@ from server.types import Agency, InterviewId, InterviewMode
 from server.views.routes import ROUTES
 
 from .audit_scene import NOTES, audit_scene, sign_in
+from .conftest import with_recipients
 from .fakes import Account, FakeClock, World, add_applications, application, fast_passwords
 from .test_server_crash import free_port
 
@@ -356,19 +357,11 @@ async def served_world(
     tmp_path: Path, settings: Settings, clock: FakeClock, debug_log: Capture
 ) -> AsyncIterator[tuple[SecretKeepingWorld, dict[str, Path]]]:
     """As conftest's ``recorded``, served through `serving`, logging at DEBUG."""
-    identities = {}
-    for holder in ("cbsa", "cbp", "audit"):
-        identity = Identity.generate()
-        path = tmp_path / "agency-keys" / f"{holder}.txt"
-        write_identity_file(path, identity)
-        identities[holder] = (identity, path)
-    configured = settings.replace(
-        **{f"{h}_recipient": str(i.recipient) for h, (i, _) in identities.items()}
-    )
+    configured, keys = with_recipients(settings, tmp_path / "agency-keys")
     server = ServedTestServer(create_app(configured, clock, fast_passwords()), host="127.0.0.1")
     await server.start_server()
     world = SecretKeepingWorld(server, configured, clock, fast_passwords())
-    yield world, {holder: path for holder, (_, path) in identities.items()}
+    yield world, keys
     for client in world.clients:
         await client.close()
     await server.close()

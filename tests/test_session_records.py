@@ -17,10 +17,10 @@ from server.types import Agency
 from signalling import messages as m
 from signalling.types import Kind, Seat
 
+from .calls import Seated, join_and_call, open_socket
 from .fakes import World, add_applications, application, nexus_interview
 from .media import SyntheticParticipant, wait_for
 from .test_recorder import ffprobe_json, probe
-from .test_signalling import Seated, _join_and_call, _socket
 
 
 async def export_cli(
@@ -64,7 +64,7 @@ async def record_a_call(world: World, frames: int = 30) -> Path:
         headers={"X-CSRF-Token": await world.csrf(applicant)},
     )
     assert consent.status == 201
-    sockets[Seat.APPLICANT] = await _socket(world, applicant)
+    sockets[Seat.APPLICANT] = await open_socket(world, applicant)
     for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
         client = await world.client()
         await world.sign_in(client, await world.add_officer(f"{seat}.rec", agency))
@@ -72,11 +72,11 @@ async def record_a_call(world: World, frames: int = 30) -> Path:
             f"/api/interviews/{interview_id}/take",
             headers={"X-CSRF-Token": await world.csrf(client)},
         )
-        sockets[seat] = await _socket(world, client)
+        sockets[seat] = await open_socket(world, client)
     people = {seat: SyntheticParticipant(seat) for seat in Seat}
     try:
         for seat in Seat:
-            await _join_and_call(sockets[seat], interview_id, people[seat])
+            await join_and_call(sockets[seat], interview_id, people[seat])
         await wait_for(
             lambda: all(
                 people[s].got(o, Kind.VIDEO).frames >= frames

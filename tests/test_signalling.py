@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from aiohttp import ClientWebSocketResponse, WSMsgType
+from aiohttp import WSMsgType
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from server.appkeys import EVENTS
@@ -21,29 +21,9 @@ from signalling.handler import MAX_SOCKETS_PER_PRINCIPAL
 from signalling.participant import MAX_CANDIDATES
 from signalling.types import Kind, RoomId, Seat
 
-from .fakes import Client, World, add_applications, application
+from .calls import Seated, join_and_call, open_socket
+from .fakes import World, add_applications, application
 from .media import SyntheticParticipant, wait_for
-
-
-@dataclass
-class Seated:
-    """A signed-in browser with its socket."""
-
-    client: Client
-    ws: ClientWebSocketResponse
-
-    async def receive(self) -> m.ServerMessage:
-        return m.decode_server(await self.ws.receive_str(timeout=10))
-
-    async def ask(self, message: str | m.Message) -> m.ServerMessage:
-        await self.ws.send_str(message if isinstance(message, str) else m.encode(message))
-        return await self.receive()
-
-    async def expect(self, kind: type[m.Message]) -> m.Message:
-        while True:
-            message = await self.receive()
-            if isinstance(message, kind):
-                return message
 
 
 @dataclass
@@ -56,10 +36,6 @@ class Setup:
     unassigned: Seated
 
 
-async def _socket(world: World, client: Client) -> Seated:
-    return Seated(client, await client.ws_connect("/ws"))
-
-
 @pytest.fixture
 async def setup(world: World) -> AsyncIterator[Setup]:
     await add_applications(
@@ -70,7 +46,7 @@ async def setup(world: World) -> AsyncIterator[Setup]:
     people: dict[Seat, Seated] = {}
     applicant = await world.client()
     await world.confirm_dob(applicant, token, "1980-05-17")
-    people[Seat.APPLICANT] = await _socket(world, applicant)
+    people[Seat.APPLICANT] = await open_socket(world, applicant)
     for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
         client = await world.client()
         await world.sign_in(client, await world.add_officer(f"{seat}.officer", agency))
@@ -79,7 +55,7 @@ async def setup(world: World) -> AsyncIterator[Setup]:
             f"/api/interviews/{interview_id}/take", headers={"X-CSRF-Token": csrf}
         )
         assert taken.status == 200
-        people[seat] = await _socket(world, client)
+        people[seat] = await open_socket(world, client)
     other = await world.client()
     await world.confirm_dob(other, other_token, "1970-03-03")
     stranger = await world.client()
@@ -89,29 +65,17 @@ async def setup(world: World) -> AsyncIterator[Setup]:
         interview_id,
         other_id,
         people,
-        await _socket(world, other),
-        await _socket(world, stranger),
+        await open_socket(world, other),
+        await open_socket(world, stranger),
     )
     # open sockets are closed by the server's on_shutdown (1001, going away)
-
-
-async def _join_and_call(seated: Seated, interview_id: str, person: SyntheticParticipant) -> None:
-    joined = await seated.ask(m.Join(interview_id=interview_id))
-    assert isinstance(joined, m.Joined), joined
-
-    async def offer(seat: Seat, sdp: str) -> str:
-        answer = await seated.ask(m.Offer(sdp=sdp))
-        assert isinstance(answer, m.Answer), answer
-        return answer.sdp
-
-    await person.connect(offer)
 
 
 async def test_a_whole_call_through_signalling(setup: Setup) -> None:
     people = {seat: SyntheticParticipant(seat) for seat in Seat}
     try:
         for seat in Seat:
-            await _join_and_call(setup.people[seat], setup.interview_id, people[seat])
+            await join_and_call(setup.people[seat], setup.interview_id, people[seat])
         await wait_for(
             lambda: all(
                 people[seat].got(other, Kind.VIDEO).frames >= 10
@@ -205,7 +169,7 @@ async def test_garbage_in_one_interview_does_not_disturb_another(setup: Setup) -
     people = {seat: SyntheticParticipant(seat) for seat in (Seat.APPLICANT, Seat.CBSA)}
     try:
         for seat, person in people.items():
-            await _join_and_call(setup.people[seat], setup.interview_id, person)
+            await join_and_call(setup.people[seat], setup.interview_id, person)
         listener = people[Seat.CBSA]
         await wait_for(lambda: listener.got(Seat.APPLICANT, Kind.VIDEO).frames >= 10)
         before = listener.got(Seat.APPLICANT, Kind.VIDEO).frames
@@ -259,12 +223,12 @@ async def test_waiting_room_pairs_the_applicant_with_two_free_officers(setup: Se
     interview_id, token = await world.invite("NX-0003")
     applicant_client = await world.client()
     await world.confirm_dob(applicant_client, token, "1990-09-09")
-    applicant = await _socket(world, applicant_client)
+    applicant = await open_socket(world, applicant_client)
     officers = {}
     for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
         client = await world.client()
         await world.sign_in(client, await world.add_officer(f"{seat}.free", agency))
-        officers[seat] = await _socket(world, client)
+        officers[seat] = await open_socket(world, client)
 
     waiting = await applicant.ask(m.Ready(interview_id=interview_id))
     assert waiting == m.Waiting(position=1, estimated_wait_seconds=900)
@@ -293,12 +257,12 @@ async def test_two_step_cbsa_first_then_cbp_in_the_same_interview(world: World) 
     interview_id, token = await world.invite("NX-0009", mode=InterviewMode.TWO_STEP)
     applicant_client = await world.client()
     await world.confirm_dob(applicant_client, token, "1985-02-02")
-    applicant = await _socket(world, applicant_client)
+    applicant = await open_socket(world, applicant_client)
     sockets, clients = {}, {}
     for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
         clients[seat] = await world.client()
         await world.sign_in(clients[seat], await world.add_officer(f"{seat}.step", agency))
-        sockets[seat] = await _socket(world, clients[seat])
+        sockets[seat] = await open_socket(world, clients[seat])
     await sockets[Seat.CBP].ws.send_str(m.encode(m.Available(available=True)))
     await sockets[Seat.CBSA].ws.send_str(m.encode(m.Available(available=True)))
     await asyncio.sleep(0.2)
@@ -332,7 +296,7 @@ async def test_a_seat_can_be_taken_again_after_the_room_emptied(setup: Setup) ->
     person = SyntheticParticipant(Seat.APPLICANT)
     seated = setup.people[Seat.APPLICANT]
     try:
-        await _join_and_call(seated, setup.interview_id, person)
+        await join_and_call(seated, setup.interview_id, person)
         await seated.ws.send_str(m.encode(m.Leave()))  # the last one out: the room closes
         await asyncio.sleep(0.3)
 
@@ -352,7 +316,7 @@ async def test_an_officer_ends_the_interview_for_everyone_and_an_applicant_canno
     people = {seat: SyntheticParticipant(seat) for seat in Seat}
     try:
         for seat in Seat:
-            await _join_and_call(setup.people[seat], setup.interview_id, people[seat])
+            await join_and_call(setup.people[seat], setup.interview_id, people[seat])
         await setup.people[Seat.APPLICANT].ws.send_str(m.encode(m.End()))
         refused = await setup.people[Seat.APPLICANT].expect(m.Error)
         assert isinstance(refused, m.Error) and refused.code == "forbidden"
@@ -394,7 +358,7 @@ async def test_the_officers_queue_shows_how_long_each_applicant_has_waited(
     absent_id, _ = await world.invite("NX-0004")
     applicant_client = await world.client()
     await world.confirm_dob(applicant_client, token, "1980-05-17")
-    applicant = await _socket(world, applicant_client)
+    applicant = await open_socket(world, applicant_client)
     assert isinstance(await applicant.ask(m.Ready(interview_id=ready_id)), m.Waiting)
     officer = await world.client()
     await world.sign_in(officer, await world.add_officer("cbsa.queue", Agency.CBSA))
@@ -471,7 +435,7 @@ async def test_a_candidate_the_server_cannot_use_is_a_client_error_not_ours(
     person = SyntheticParticipant(Seat.APPLICANT)
     seated = setup.people[Seat.APPLICANT]
     try:
-        await _join_and_call(seated, setup.interview_id, person)
+        await join_and_call(seated, setup.interview_id, person)
         answer = await seated.ask(raw)
         assert isinstance(answer, m.Error)
         assert answer.code == code and words in answer.message
@@ -485,7 +449,7 @@ async def test_a_connection_takes_a_limited_number_of_candidates(setup: Setup) -
     person = SyntheticParticipant(Seat.APPLICANT)
     seated = setup.people[Seat.APPLICANT]
     try:
-        await _join_and_call(seated, setup.interview_id, person)
+        await join_and_call(seated, setup.interview_id, person)
         for i in range(MAX_CANDIDATES):  # taken without a reply
             await seated.ws.send_str(
                 _candidate(f"candidate:{i} 1 udp 1 203.0.113.{i} 40000 typ host", sdp_mid="0")

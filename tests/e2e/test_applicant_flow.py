@@ -12,9 +12,9 @@ from signalling.appkeys import SOCKETS
 from signalling.types import Kind, Seat
 from web import LOCALE
 
+from ..calls import join_and_call, open_socket
 from ..fakes import World, add_applications, application
 from ..media import SyntheticParticipant, wait_for
-from ..test_signalling import _join_and_call, _socket
 from .pages import base_url, check_in, consent, screen, videos_playing
 
 PHONE = ViewportSize(width=390, height=844)
@@ -127,11 +127,11 @@ async def test_an_applicant_reloading_or_cut_off_mid_call_rejoins_the_same_inter
             headers={"X-CSRF-Token": await world.csrf(client)},
         )
         assert taken.status == 200
-        officers[seat] = (await _socket(world, client), SyntheticParticipant(seat))
+        officers[seat] = (await open_socket(world, client), SyntheticParticipant(seat))
     page = await (await browser.new_context()).new_page()
     try:
         for seated, person in officers.values():
-            await _join_and_call(seated, interview_id, person)
+            await join_and_call(seated, interview_id, person)
         await check_in(page, world, token)
         await consent(page)
         await expect(page.locator("#step-call")).to_be_visible()
