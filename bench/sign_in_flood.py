@@ -21,15 +21,17 @@ import statistics
 import tempfile
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
 
 from server.app import create_app
 from server.auth import Passwords
-from server.password_checks import PasswordChecks, R
+from server.password_checks import PasswordChecks
 from server.settings import load_settings
+
+R = TypeVar("R")
 
 
 class OnTheLoop(PasswordChecks):
