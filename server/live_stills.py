@@ -7,12 +7,16 @@ made for that interview and held only in this object's memory. When the intervie
 ends the key is forgotten and the files are deleted. After a crash the files left behind
 cannot be decrypted by anyone, and the next start deletes them.
 
+A still whose bytes are already kept for the interview is not kept twice: a double click
+or a retried request sends the same image again, and gets the first one's number back.
+
 Files are written and read in a thread, off the event loop that forwards media.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import secrets
@@ -38,6 +42,15 @@ class Still:
     agency: str
 
 
+@dataclass(frozen=True)
+class Kept:
+    """What `LiveStills.add` did: ``new`` is False when the same image was kept before
+    and ``still`` is that one."""
+
+    still: Still
+    new: bool
+
+
 @dataclass
 class _Interview:
     """One interview's stills: the key lives here and nowhere else."""
@@ -47,6 +60,9 @@ class _Interview:
     cipher: AESGCM = field(repr=False)
     stills: dict[int, Still] = field(default_factory=dict)
     numbered: int = 0  # numbers handed out, including to stills being written
+    by_digest: dict[bytes, int] = field(default_factory=dict)  # SHA-256 -> number kept
+    # One still kept at a time: the same image sent twice at once waits for the first.
+    adding: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def path(self, number: int) -> Path:
         return self.directory / f"still-{number:03d}.sealed"
@@ -79,26 +95,33 @@ class LiveStills:
         self._directory.chmod(0o700)
         return self._directory
 
-    async def add(self, interview_id: str, agency: str, jpeg: bytes) -> Still:
+    async def add(self, interview_id: str, agency: str, jpeg: bytes) -> Kept:
+        """Keep the still, or point to the one kept before with the same bytes."""
         if self._closed:
             raise Conflict("the server is shutting down; the still was not kept")
+        digest = await asyncio.to_thread(_sha256, jpeg)
         interview = self._interviews.get(interview_id) or self._open(interview_id)
-        if interview.numbered >= MAX_STILLS_PER_INTERVIEW:
-            raise Conflict(
-                "this interview already has {count} ID stills; that is the most kept",
-                count=MAX_STILLS_PER_INTERVIEW,
-            )
-        # Numbered before the write, so that two captures never share a number; a write
-        # that fails uses its number up (the thread may still finish it).
-        interview.numbered += 1
-        number = interview.numbered
-        await asyncio.to_thread(_seal, interview, number, jpeg)
-        if self._interviews.get(interview_id) is not interview:
-            # The room ended while the still was being written: it must not outlive it.
-            await asyncio.to_thread(shutil.rmtree, interview.directory, True)
-            raise Conflict("the interview ended before the still was kept")
-        still = interview.stills[number] = Still(number, agency)
-        return still
+        async with interview.adding:
+            kept_before = interview.by_digest.get(digest)
+            if kept_before is not None:
+                return Kept(interview.stills[kept_before], new=False)
+            if interview.numbered >= MAX_STILLS_PER_INTERVIEW:
+                raise Conflict(
+                    "this interview already has {count} ID stills; that is the most kept",
+                    count=MAX_STILLS_PER_INTERVIEW,
+                )
+            # Numbered before the write; a write that fails uses its number up (the thread
+            # may still finish it).
+            interview.numbered += 1
+            number = interview.numbered
+            await asyncio.to_thread(_seal, interview, number, jpeg)
+            if self._interviews.get(interview_id) is not interview:
+                # The room ended while the still was being written: it must not outlive it.
+                await asyncio.to_thread(shutil.rmtree, interview.directory, True)
+                raise Conflict("the interview ended before the still was kept")
+            still = interview.stills[number] = Still(number, agency)
+            interview.by_digest[digest] = number
+            return Kept(still, new=True)
 
     async def jpeg(self, interview_id: str, number: int) -> bytes:
         """The still, decrypted."""
@@ -144,6 +167,10 @@ class LiveStills:
         )
         self._interviews[interview_id] = interview
         return interview
+
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
 
 
 def _seal(interview: _Interview, number: int, jpeg: bytes) -> None:

@@ -71,6 +71,7 @@ EXPECTED: dict[str, dict[str, int]] = {
     "POST /api/interviews/{interview_id}/take": by_role(401, 403, (200, 200, 403), 403),
     "POST /api/interviews/{interview_id}/decision": by_role(401, 403, (201, 201, 403), 403),
     "POST /api/interviews/{interview_id}/stills": by_role(401, 403, (201, 201, 403), 403),
+    "PUT /api/interviews/{interview_id}/draft": by_role(401, 403, (200, 200, 403), 403),
     "GET /api/interviews/{interview_id}/stills/{number}": by_role(401, 403, (200, 200, 403), 403),
     "GET /ws": by_role(401, 400, (400, 400, 400), 403),  # 400: a plain GET is no upgrade
     "GET /audit": by_role(303, 403, (403, 403, 403), 200),
@@ -143,7 +144,12 @@ FORMS = {
     "POST /i/{token}": {"date_of_birth": "1980-05-17"},
     "POST /language": {"language": "fr", "next": "/"},
 }
-BODIES = {"POST /api/interviews/{interview_id}/stills": jpeg_image()}
+IMAGES = frozenset({"POST /api/interviews/{interview_id}/stills"})
+
+
+def _body(route: Route, role: str) -> bytes | None:
+    """A still of the role's own (a still already kept would be answered 200, not 201)."""
+    return jpeg_image(72 + 8 * ROLES.index(role)) if route.name in IMAGES else None
 
 
 def _json_body(route: Route, role: str) -> object:
@@ -154,7 +160,7 @@ def _json_body(route: Route, role: str) -> object:
         return {"language": "fr"}
     if route.name == "POST /api/officer/availability":
         return {"available": True}
-    if route.name.endswith("/decision"):
+    if route.name.endswith(("/decision", "/draft")):
         code = "US-OTH" if role == "cbp_assigned" else "CA-OTH"
         return {"verdict": "refer", "reason_codes": [code], "notes": "matrix"}
     return None
@@ -178,9 +184,9 @@ async def test_route_answers_each_role_as_expected(matrix: Matrix, route: Route)
             route.method,
             path,
             allow_redirects=False,
-            data=_form(route, role) or BODIES.get(route.name),
+            data=_form(route, role) or _body(route, role),
             json=_json_body(route, role),
-            headers={"Content-Type": "image/jpeg"} if route.name in BODIES else None,
+            headers={"Content-Type": "image/jpeg"} if route.name in IMAGES else None,
         )
         seen[role] = response.status
     assert seen == EXPECTED[route.name]

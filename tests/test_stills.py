@@ -90,8 +90,8 @@ async def test_live_stills_read_back_what_was_written_and_nothing_swapped(
 ) -> None:
     stills = LiveStills(tmp_path / "live-stills")
     first, second = jpeg_image(64, 48), jpeg_image(32, 24)
-    assert (await stills.add("iv_1", "CBSA", first)).number == 1
-    assert (await stills.add("iv_1", "CBP", second)).number == 2
+    assert (await stills.add("iv_1", "CBSA", first)).still.number == 1
+    assert (await stills.add("iv_1", "CBP", second)).still.number == 2
     assert await stills.jpeg("iv_1", 2) == second
     [directory] = (tmp_path / "live-stills").iterdir()
     one, two = sorted(directory.iterdir())
@@ -148,8 +148,43 @@ async def test_what_is_not_a_jpeg_or_too_big_is_refused_and_nothing_is_kept(
 async def test_an_interview_keeps_at_most_a_dozen_stills(world: World) -> None:
     interview_id, cbsa, _ = await seated_officers(world)
     path = f"/api/interviews/{interview_id}/stills"
-    for _ in range(MAX_STILLS_PER_INTERVIEW):
-        assert (await cbsa.post(path, data=jpeg_image(), headers=JPEG)).status == 201
-    refused = await cbsa.post(path, data=jpeg_image(), headers=JPEG)
+    for n in range(MAX_STILLS_PER_INTERVIEW):
+        assert (await cbsa.post(path, data=jpeg_image(64 + 8 * n), headers=JPEG)).status == 201
+    refused = await cbsa.post(path, data=jpeg_image(32), headers=JPEG)
     assert refused.status == 409
     assert "already has 12 ID stills" in error_message(await refused.json())
+
+
+async def test_the_same_still_sent_twice_is_kept_once_and_answered_with_its_number(
+    recorded: tuple[World, dict[str, Path]],
+) -> None:
+    world, _ = recorded
+    interview_id, cbsa, cbp = await seated_officers(world)
+    path = f"/api/interviews/{interview_id}/stills"
+    image = jpeg_image(640, 480)
+    first = await cbsa.post(path, data=image, headers=JPEG)
+    assert first.status == 201
+    again = await cbsa.post(path, data=image, headers=JPEG)
+    assert again.status == 200
+    assert await again.json() == await first.json() == {"number": 1, "agency": "CBSA"}
+    assert world.server.app[STILLS].listing(interview_id) == [{"number": 1, "agency": "CBSA"}]
+    session = world.settings.data_dir / "records" / interview_id
+    kinds = [
+        json.loads(line)["kind"] for line in (session / "events.jsonl").read_text().splitlines()
+    ]
+    assert kinds.count("still") == 1
+    assert [p.name for p in session.glob("still-*")] == ["still-001.jpg.age"]
+
+    other = await cbp.post(path, data=jpeg_image(320, 240), headers=JPEG)
+    assert other.status == 201 and (await other.json())["number"] == 2
+
+
+async def test_live_stills_keep_one_of_identical_stills_sent_at_once(tmp_path: Path) -> None:
+    stills = LiveStills(tmp_path / "live-stills")
+    image = jpeg_image()
+    kept = await asyncio.gather(*(stills.add("iv_1", "CBSA", image) for _ in range(3)))
+    assert [k.still.number for k in kept] == [1, 1, 1]
+    assert sorted(k.new for k in kept) == [False, False, True]
+    assert stills.listing("iv_1") == [{"number": 1, "agency": "CBSA"}]
+    assert len(list((tmp_path / "live-stills").glob("*/*"))) == 1
+    assert (await stills.add("iv_1", "CBP", jpeg_image(32, 24))).still.number == 2

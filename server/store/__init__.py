@@ -14,6 +14,7 @@ from .accounts import AccountStore
 from .applications import ApplicationStore
 from .database import Database
 from .decisions import DecisionStore
+from .drafts import DraftStore
 from .events import EventStore
 from .interviews import InterviewStore
 from .sessions import SessionLimits, SessionStore
@@ -46,6 +47,7 @@ class Store:
         self.accounts = AccountStore(database, clock, box)
         self.interviews = InterviewStore(database, self.applications, clock)
         self.decisions = DecisionStore(database, self.applications, clock)
+        self.drafts = DraftStore(database, clock)
         self.access_log = AccessLog(database, clock)
         self.events = EventStore(database)
         self.sessions = SessionStore(

@@ -53,6 +53,9 @@ ROUTES: tuple[Route, ...] = (
         "POST", "/api/interviews/{interview_id}/decision", officer.decide, access.INTERVIEW_DECIDER
     ),
     Route(
+        "PUT", "/api/interviews/{interview_id}/draft", officer.save_draft, access.INTERVIEW_DECIDER
+    ),
+    Route(
         "POST", "/api/interviews/{interview_id}/stills", stills.capture, access.INTERVIEW_DECIDER
     ),
     Route(

@@ -1,5 +1,7 @@
 """ID stills: an officer captures a full-resolution frame of the applicant's video; it is
-stored encrypted in the session record and shown to both officers while the interview runs."""
+stored encrypted in the session record and shown to both officers while the interview runs.
+The same image sent again (a double click, a retried request) is answered with the still
+already kept, and nothing more is stored or logged."""
 
 from __future__ import annotations
 
@@ -30,7 +32,10 @@ async def capture(request: web.Request) -> web.StreamResponse:
         await asyncio.to_thread(check_jpeg, jpeg)
     except JpegError as exc:
         raise BadRequest(exc.template, **exc.fields) from None
-    still = await request.app[STILLS].add(interview.id, agency.value, jpeg)
+    kept = await request.app[STILLS].add(interview.id, agency.value, jpeg)
+    still = kept.still
+    if not kept.new:
+        return json_ok({"number": still.number, "agency": still.agency})
     await request.app[RECORDS].still(RoomId(interview.id), agency.value, still.number, jpeg)
     await log_access(request, "capture-still", interview.id)
     request.app[ROOMS].record_updated(RoomId(interview.id), "still")
