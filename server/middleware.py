@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from .appkeys import PRINCIPAL, SETTINGS
-from .errors import CsrfRejected, NexusError
+from .errors import BadRequest, CsrfRejected, NexusError
 from .logs import loggable_path
 from .views.http import (
     CSRF_FIELD,
@@ -146,10 +146,11 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     expected = (await session_of(request)).get("csrf")
     sent = request.headers.get(CSRF_HEADER)
-    if sent is None and request.content_type == FORM_TYPE:
+    if request.content_type == FORM_TYPE:
         request = await _with_form_read(request)
-        field = (await request.post()).get(CSRF_FIELD)
-        sent = field if isinstance(field, str) else None
+        if sent is None:
+            field = (await request.post()).get(CSRF_FIELD)
+            sent = field if isinstance(field, str) else None
     if not (isinstance(expected, str) and sent and hmac.compare_digest(expected, sent)):
         raise CsrfRejected(
             "this form has expired or was not sent from our page; reload the page and try again"
@@ -162,10 +163,20 @@ async def _with_form_read(request: web.Request) -> web.Request:
     the max_body_bytes setting (the app's own cap is the largest route's, a still's). A
     body is refused by its Content-Length before any of it is read, and else as soon as
     more than that has arrived (chunked, or inflated from gzip). The handlers inside are
-    given this copy of the request, which holds the body for them to read again; keys they
-    set on it are not seen by the middlewares outside this one."""
+    given this copy of the request, which holds the body and the form for them to read
+    again; keys they set on it are not seen by the middlewares outside this one.
+
+    The form is decoded here, by the charset it names (else UTF-8), for every route that
+    reads one: a body that charset cannot decode, or a charset Python does not know, is a
+    400 in one place rather than a 500 wherever a form is read."""
     bounded = request.clone(client_max_size=request.app[SETTINGS].max_body_bytes)
     await read_body(bounded)
+    try:
+        await bounded.post()
+    except (UnicodeDecodeError, LookupError):
+        raise BadRequest(
+            "the form could not be read: send it as UTF-8 text, as our pages do"
+        ) from None
     return bounded
 
 
