@@ -134,7 +134,7 @@ async def test_demo_prints_working_sign_ins_and_applicant_links(demo: Demo, tmp_
         )
         assert response.status == 200 and response.url.path == "/interview"
         info = await (await session.get("/api/applicant/interview")).json()
-        assert info["state"] == "scheduled"
+        assert info["next"] == "wait" and not info["consented"]
 
     async with client(demo.url) as session:  # the officer sees those interviews queued
         password, secret = accounts["cbp.officer1"]

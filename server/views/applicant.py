@@ -24,28 +24,48 @@ CONSENT_VERSION = "2026-11-01"  # of the consent text in interview.html; logged 
 
 
 async def _invited_interview(request: web.Request) -> Interview:
-    """The interview the link's token opens, if it may still be opened."""
+    """The interview the link's token names; NotFound for no link or a replaced one."""
     token = request.match_info["token"]
-    store = request.app[STORE]
     interview = None
     if len(token) == TOKEN_LENGTH:
-        interview = await store.interviews.by_token_hash(token_hash(token))
+        interview = await request.app[STORE].interviews.by_token_hash(token_hash(token))
     if interview is None or interview.state is InterviewState.CANCELLED:
         raise NotFound("this interview link is not valid; use the newest link you were sent")
+    return interview
+
+
+def _may_still_open(request: web.Request, interview: Interview) -> None:
+    """A link whose interview is not over opens within its window, until it is locked."""
     if interview.window_end <= request.app[CLOCK]() or not interview.is_open:
         raise Gone("this interview link has expired; contact the program office for a new one")
     if interview.dob_failures >= request.app[SETTINGS].dob_max_failures:
         raise _link_locked()
-    return interview
+
+
+async def _over_for_applicant(request: web.Request, interview: Interview) -> bool:
+    """The applicant's part is over: their link says so whenever it is opened again (the
+    back button, the invitation), whatever the officers have or have not decided."""
+    ended_by = await request.app[STORE].events.ended_by(interview.id)
+    return next_step(interview, ended_by) == "done"
+
+
+def _complete_page(request: web.Request) -> web.StreamResponse:
+    return aiohttp_jinja2.render_template("interview_complete.html", request, {})
 
 
 async def invitation_page(request: web.Request) -> web.StreamResponse:
-    await _invited_interview(request)
+    interview = await _invited_interview(request)
+    if await _over_for_applicant(request, interview):
+        return _complete_page(request)
+    _may_still_open(request, interview)
     return aiohttp_jinja2.render_template("invitation.html", request, {"error": None})
 
 
 async def confirm_identity(request: web.Request) -> web.StreamResponse:
     interview = await _invited_interview(request)
+    if await _over_for_applicant(request, interview):
+        return _complete_page(request)
+    _may_still_open(request, interview)
     store, limit = request.app[STORE], request.app[SETTINGS].dob_max_failures
     form = await read_form(request, {"date_of_birth": 10})
     try:
@@ -101,24 +121,26 @@ async def _own_interview(request: web.Request) -> Interview:
 
 async def interview_page(request: web.Request) -> web.StreamResponse:
     interview = await _own_interview(request)
+    if await _over_for_applicant(request, interview):
+        return _complete_page(request)
     return aiohttp_jinja2.render_template(
         "interview.html", request, {"interview": interview, "consent_version": CONSENT_VERSION}
     )
 
 
 async def interview_info(request: web.Request) -> web.StreamResponse:
-    """What the applicant's page needs: where they are in the interview and who is in it."""
+    """What the applicant's page needs: where they are in the interview and who is in it.
+    Nothing here may follow the officers' decisions: those stay blind to the applicant as
+    they are to the other agency (no decision list, no stored state that completes on them)."""
     interview = await _own_interview(request)
     store = request.app[STORE]
     summary = interview.summary()
-    decided = await store.decisions.for_interview(interview.id)
     ended_by = await store.events.ended_by(interview.id)
     return json_ok(
         {
-            **{key: summary[key] for key in ("id", "mode", "state", "window_start", "window_end")},
+            **{key: summary[key] for key in ("id", "mode", "window_start", "window_end")},
             "consented": await store.events.has(interview.id, "consent"),
             "officers": await seated_officers(store, interview),
-            "decided": sorted(agency.value for agency in decided),
             "next": next_step(interview, ended_by),
             "consent_version": CONSENT_VERSION,
         }
@@ -146,14 +168,19 @@ class ConsentBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 async def consent(request: web.Request) -> web.StreamResponse:
+    """Consent is given once per interview: a repeat (a double click, a retry, a second
+    tab) answers as the first did and writes nothing."""
     interview = await _own_interview(request)
     body = await read_json(request, ConsentBody)
+    store = request.app[STORE]
+    if await store.events.has(interview.id, "consent"):
+        return json_ok({"recorded": True}, status=201)
     if body.text_version != CONSENT_VERSION:
         raise Conflict("the consent text has changed; reload the page to read the current one")
     now = request.app[CLOCK]()
     fields = {"seat": "applicant", "text_version": body.text_version, "language": body.language}
     await request.app[RECORDS].append(RoomId(interview.id), "consent", **fields)
-    await request.app[STORE].events.append(
+    await store.events.append(
         interview.id,
         now.timestamp(),
         "consent",

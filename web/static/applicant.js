@@ -95,6 +95,11 @@ async function enterCall(state) {
     $("devices-retry").onclick = () => enterCall(state);
     return;
   }
+  if (call) {
+    // entered already (by another path meanwhile): this camera is not needed twice
+    for (const track of stream.getTracks()) track.stop();
+    return;
+  }
   call = new Call(stream, {
     message: onMessage,
     track: onTrack,
@@ -114,20 +119,26 @@ async function enterCall(state) {
   }
 }
 
+// One consent, one call: a second click while the first is on its way (a double click)
+// must not post again nor open a second socket, which the room would take for a rejoin.
 $("consent-give").addEventListener("click", async () => {
+  const button = $("consent-give");
+  if (button.disabled) return;
   if (!$("consent-check").checked) {
     say($("consent-error"), "Tick the box to agree before you continue.");
     $("consent-check").focus();
     return;
   }
+  button.disabled = true;
   try {
     await api("/api/applicant/consent", {
       text_version: $("consent-text").dataset.version,
       language: document.documentElement.lang,
     });
-    enterCall(await api("/api/applicant/interview"));
+    await enterCall(await api("/api/applicant/interview"));
   } catch (error) {
     $("consent-error").textContent = error.message;
+    button.disabled = false;
   }
 });
 
