@@ -11,9 +11,10 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from ..appkeys import AUDIT, SIGN_IN, THROTTLE, TRAIL
+from ..appkeys import AUDIT, SIGN_IN, STORE, THROTTLE, TRAIL
 from ..auth import Principal
 from ..errors import BadRequest, NexusError, NotFound, Unauthorized
+from ..people import People
 from ..secret import Secret
 from ..sign_in import WRONG_CREDENTIALS, Outcome
 from ..types import Role
@@ -152,8 +153,11 @@ async def session_page(request: web.Request) -> web.StreamResponse:
 async def session_data(request: web.Request) -> web.StreamResponse:
     interview_id = request.match_info["interview_id"]
     detail = await request.app[AUDIT].detail(interview_id)
-    accesses = request.app[TRAIL].accesses(interview_id)
-    detail["accesses"] = [{"at": a.at, "auditor": a.auditor, "action": a.action} for a in accesses]
+    people = People(request.app[STORE])
+    detail["accesses"] = [
+        {"at": a.at, "auditor": str(await people.named(a.auditor)), "action": a.action}
+        for a in request.app[TRAIL].accesses(interview_id)
+    ]
     trail = request.app[TRAIL].check()
     detail["access_log"] = {"entries": len(trail.events), "verified": trail.complete}
     return json_ok(detail)

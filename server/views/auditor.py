@@ -6,6 +6,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from ..appkeys import STORE
+from ..people import People
 from .http import json_ok, log_access
 from .whole_numbers import whole_number
 
@@ -34,6 +35,21 @@ async def interviews(request: web.Request) -> web.StreamResponse:
 
 
 async def access_log(request: web.Request) -> web.StreamResponse:
-    entries = await request.app[STORE].access_log.entries(limit=PAGE_SIZE)
+    """The newest entries, each actor shown as a person (name, role, agency or
+    organisation); the stored log keeps their labels."""
+    store = request.app[STORE]
+    entries = await store.access_log.entries(limit=PAGE_SIZE)
     await log_access(request, "read-access-log")
-    return json_ok({"entries": entries})
+    people = People(store)
+    shown = [
+        {
+            "at": entry.at,
+            "who": (await people.named(entry.actor)).as_json(),
+            "action": entry.action,
+            "target": entry.target,
+            "outcome": entry.outcome,
+            "client": entry.client,
+        }
+        for entry in entries
+    ]
+    return json_ok({"entries": shown})

@@ -13,6 +13,7 @@ from ..appkeys import CATALOGS, PRINCIPAL, SETTINGS, STORE
 from ..auth import Principal
 from ..errors import BadRequest, PayloadTooLarge, Unauthorized
 from ..i18n import LANGUAGES, SESSION_LANGUAGE, Translator, preferred_language
+from ..people import signed_in_as
 
 T = TypeVar("T")
 CSRF_HEADER = "X-CSRF-Token"
@@ -76,9 +77,11 @@ async def translator_of(request: web.Request) -> Translator:
 async def page_context(request: web.Request) -> dict[str, object]:
     """What every page's template may use: the caller, CSRF token and language tools."""
     translate = await translator_of(request)
+    principal = await principal_of(request)
     return {
         "request": request,
-        "principal": await principal_of(request),
+        "principal": principal,
+        "signed_in_as": await signed_in_as(request.app[STORE], principal),
         "csrf_token": await csrf_token(request),
         "language": translate.language,
         "languages": LANGUAGES,
