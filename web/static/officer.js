@@ -1,5 +1,6 @@
 // Officer console: availability, the agency's queue, and the interview: videos, the
-// application record, ID stills, the blind decision, end, next.
+// application record, ID stills, the blind decision (its draft kept on the server as the
+// officer works, so a reload gives it back; once recorded, shown read-only), end, next.
 import { csrfToken, say, t } from "./i18n.js";
 import { openDevices } from "./devices.js";
 import { Call, flag, play, showPeer, wireControls } from "./call.js";
@@ -11,6 +12,10 @@ let call = null;
 let current = null; // the interview on screen
 let poll = null;
 let decided = false;
+const DRAFT_DELAY_MS = 1000; // a save a second after the last change, not one per keystroke
+let draftTimer = null;
+let draftChanged = false; // the form holds what the server does not keep yet
+let draftOffered = false; // the kept draft was offered to this interview's form
 
 function show(view) {
   for (const name of views) $(`${name}-view`).hidden = name !== view;
@@ -140,6 +145,43 @@ function showStills(stills) {
   if (stills.length) say($("stills-status"), "{count} ID still(s), seen by both officers.", { count: stills.length });
 }
 
+function reasonText(code) {
+  // the form's own label for the code: its text is tagged, so it follows the language
+  const input = [...document.querySelectorAll("#reasons input[name=reason]")].find((i) => i.value === code);
+  return input?.closest("label").querySelector("[data-t]")?.dataset.t;
+}
+
+/** The officer's own agency's decision, read-only, once it is recorded. */
+function showOwnDecision(data, target) {
+  const box = $(target);
+  const decision = data.decisions[document.body.dataset.agency];
+  box.hidden = !decision;
+  if (!decision) return;
+  const verdict = document.createElement("dd");
+  say(verdict, decision.verdict);
+  const codes = document.createElement("dd");
+  if (!decision.reason_codes.length) codes.textContent = "—";
+  for (const code of decision.reason_codes) {
+    const line = document.createElement("div");
+    const text = document.createElement("span");
+    const message = reasonText(code);
+    if (message) say(text, message);
+    line.append(Object.assign(document.createElement("code"), { textContent: code }), " ", text);
+    codes.append(line);
+  }
+  const notes = document.createElement("dd");
+  const lines = decision.notes ? decision.notes.split("\n") : ["—"];
+  notes.append(...lines.flatMap((text, i) => (i ? [document.createElement("br"), text] : [text])));
+  const by = document.createElement("dd");
+  by.textContent = `${decision.decided_by}, ${new Date(decision.decided_at).toLocaleString()}`;
+  const rows = [["Decision", verdict], ["Reason codes", codes], ["Notes", notes], ["Recorded by", by]];
+  box.querySelector("dl").replaceChildren(...rows.flatMap(([term, value]) => {
+    const dt = document.createElement("dt");
+    say(dt, term);
+    return [dt, value];
+  }));
+}
+
 function showOutcome(data, target) {
   const box = $(target);
   box.replaceChildren();
@@ -170,10 +212,17 @@ async function refreshInterview() {
     }
     const ownAgency = document.body.dataset.agency;
     decided = ownAgency in data.decisions;
+    if (decided) clearTimeout(draftTimer);
+    if (!draftOffered) {
+      draftOffered = true;
+      // only into a form the officer has not started on since the page loaded
+      if (data.draft && !decided && !draftChanged) restoreDraft(data.draft);
+    }
     $("decision").hidden = decided;
     $("end").disabled = !decided;
     $("end-hint").hidden = decided;
     showOutcome(data, "outcome");
+    showOwnDecision(data, "own-decision");
     return data;
   } catch (error) {
     $("outcome").textContent = error.message;
@@ -181,12 +230,69 @@ async function refreshInterview() {
   }
 }
 
+// --- the decision's draft ---------------------------------------------------------
+
+function formState() {
+  const form = new FormData($("decision"));
+  return { verdict: form.get("verdict"), reason_codes: form.getAll("reason"), notes: form.get("notes") ?? "" };
+}
+
+function restoreDraft(draft) {
+  for (const input of $("decision").querySelectorAll("input[name=verdict]")) input.checked = input.value === draft.verdict;
+  for (const input of $("decision").querySelectorAll("input[name=reason]")) input.checked = draft.reason_codes.includes(input.value);
+  $("notes").value = draft.notes;
+  say($("draft-status"), "Your draft is back as you left it.");
+}
+
+/** Send the form as it stands, if it changed; keepalive lets it go out as the page goes. */
+function saveDraft() {
+  clearTimeout(draftTimer);
+  draftTimer = null;
+  if (!current || decided || !draftChanged) return;
+  draftChanged = false;
+  fetch(`/api/interviews/${encodeURIComponent(current)}/draft`, {
+    method: "PUT",
+    keepalive: true,
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
+    body: JSON.stringify(formState()),
+  }).then(async (response) => {
+    if (response.ok) {
+      say($("draft-status"), "Draft kept: a reload gives it back.");
+    } else if (response.status !== 409) { // 409: the decision is in; nothing to keep
+      const data = await response.json().catch(() => null);
+      draftChanged = true;
+      say($("draft-status"), "Your draft could not be kept: {reason}", { reason: data?.error?.message ?? String(response.status) });
+    }
+  }, (error) => {
+    draftChanged = true; // the next change or leaving the page tries again
+    say($("draft-status"), "Your draft could not be kept: {reason}", { reason: error.message });
+  });
+}
+
+function draftEdited() {
+  draftChanged = true;
+  clearTimeout(draftTimer);
+  draftTimer = setTimeout(saveDraft, DRAFT_DELAY_MS);
+}
+
+$("decision").addEventListener("input", draftEdited);
+$("decision").addEventListener("change", draftEdited);
+window.addEventListener("pagehide", saveDraft);
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "hidden") saveDraft();
+});
+
 function startInterview(interviewId) {
+  saveDraft(); // whatever is pending for the interview on screen before
   current = interviewId;
   decided = false;
+  draftChanged = false;
+  draftOffered = false;
   $("call-id").textContent = interviewId;
   $("decision").reset();
   $("decision").hidden = false;
+  $("draft-status").textContent = "";
+  $("own-decision").hidden = true;
   $("stills").replaceChildren();
   say($("stills-status"), "No ID still yet.");
   for (const tile of document.querySelectorAll(".tile[data-seat]")) flag(tile.dataset.seat, "away", true);
@@ -199,36 +305,41 @@ function startInterview(interviewId) {
 }
 
 $("capture").addEventListener("click", async () => {
+  const button = $("capture");
   const video = document.querySelector('.tile[data-seat="applicant"] video');
   if (!video.videoWidth) {
     say($("stills-status"), "The applicant's video is not showing yet.");
     return;
   }
-  const canvas = document.createElement("canvas");
-  canvas.width = video.videoWidth;
-  canvas.height = video.videoHeight;
-  canvas.getContext("2d").drawImage(video, 0, 0);
-  const jpeg = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
+  // one still per click: a second click while this one is sent does nothing
+  button.disabled = true;
   try {
+    const canvas = document.createElement("canvas");
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    canvas.getContext("2d").drawImage(video, 0, 0);
+    const jpeg = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
     await api(`/api/interviews/${encodeURIComponent(current)}/stills`, { body: jpeg, type: "image/jpeg" });
     refreshInterview();
   } catch (error) {
     $("stills-status").textContent = error.message;
+  } finally {
+    button.disabled = false;
   }
 });
 
 $("decision").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const form = new FormData($("decision"));
+  clearTimeout(draftTimer); // the decision itself replaces the draft
   try {
-    await api(`/api/interviews/${encodeURIComponent(current)}/decision`, {
-      body: { verdict: form.get("verdict"), reason_codes: form.getAll("reason"), notes: form.get("notes") },
-    });
+    await api(`/api/interviews/${encodeURIComponent(current)}/decision`, { body: formState() });
     $("decision-error").textContent = "";
+    draftChanged = false;
     await refreshInterview();
     $("end").focus();
   } catch (error) {
     $("decision-error").textContent = error.message;
+    if (draftChanged) draftEdited(); // not recorded: the draft is still worth keeping
   }
 });
 
@@ -237,9 +348,13 @@ $("end").addEventListener("click", () => call.send({ type: "end" }));
 async function ended() {
   clearInterval(poll);
   call.hangUp();
+  saveDraft();
   const data = await refreshInterview();
   current = null;
-  if (data) showOutcome(data, "after-outcome");
+  if (data) {
+    showOutcome(data, "after-outcome");
+    showOwnDecision(data, "after-own-decision");
+  }
   show("after");
   $("after-heading").focus();
 }
