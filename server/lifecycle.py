@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+import msgspec
+
 from .types import Agency, InterviewMode
 
 JOINT_STEP = "joint"
@@ -449,3 +451,47 @@ def replay(mode: InterviewMode, actions: list[Action]) -> Life:
         except Refused:
             continue
     return life
+
+
+class _Stored(msgspec.Struct, forbid_unknown_fields=True):
+    mode: InterviewMode
+    phase: Phase
+    checked_in: bool
+    consented: bool
+    step: str | None
+    officers: dict[Agency, int]
+    presence: dict[Party, Presence]
+    applicant_joined: list[str]
+    decided: list[Agency]
+
+
+def encode(life: Life) -> bytes:
+    """What the store keeps of a life (JSON; `decode` reads it back)."""
+    return msgspec.json.encode(
+        _Stored(
+            life.mode,
+            life.phase,
+            life.checked_in,
+            life.consented,
+            life.step,
+            dict(life.officers),
+            dict(life.presence),
+            sorted(life.applicant_joined),
+            sorted(life.decided),
+        )
+    )
+
+
+def decode(raw: bytes | str) -> Life:
+    stored = msgspec.json.decode(raw, type=_Stored)
+    return Life(
+        mode=stored.mode,
+        phase=stored.phase,
+        checked_in=stored.checked_in,
+        consented=stored.consented,
+        step=stored.step,
+        officers=MappingProxyType(stored.officers),
+        presence=_presences(stored.presence),
+        applicant_joined=frozenset(stored.applicant_joined),
+        decided=frozenset(stored.decided),
+    )

@@ -34,6 +34,8 @@ from server.lifecycle import (
     Seat,
     Still,
     apply,
+    decode,
+    encode,
     replay,
 )
 from server.types import Agency, InterviewMode
@@ -171,6 +173,10 @@ class Interview(RuleBasedStateMachine):
     @invariant()
     def the_journal_replays_to_the_same_interview(self) -> None:
         assert replay(self.life.mode, self.accepted) == self.life
+
+    @invariant()
+    def what_the_store_keeps_reads_back_the_same(self) -> None:
+        assert decode(encode(self.life)) == self.life
 
 
 Interview.TestCase.settings = settings(max_examples=300, stateful_step_count=60, deadline=None)
