@@ -35,16 +35,6 @@ class Decision:
             decided_at=row["decided_at"],
         )
 
-    def as_json(self) -> dict[str, object]:
-        return {
-            "agency": self.agency,
-            "verdict": self.verdict,
-            "reason_codes": list(self.reason_codes),
-            "notes": self.notes,
-            "officer_id": self.officer_id,
-            "decided_at": self.decided_at,
-        }
-
 
 class DecisionStore:
     def __init__(self, database: Database, applications: ApplicationStore, clock: Clock) -> None:
