@@ -200,6 +200,15 @@ async def test_consent_given_twice_answers_alike_and_is_recorded_once(world: Wor
     assert len(interview.recorded("consent")) == 1
 
 
+async def test_consent_sent_twice_at_once_is_recorded_once(world: World) -> None:
+    interview = await checked_in(world)
+    answers = await asyncio.gather(*(interview.consent() for _ in range(8)))
+    assert all(answer == (201, {"recorded": True}) for answer in answers)
+    stored = await world.store.events.for_interview(interview.interview_id)
+    assert [event.kind for event in stored].count("consent") == 1
+    assert len(interview.recorded("consent")) == 1
+
+
 async def test_consent_in_another_language_later_is_not_recorded_again(world: World) -> None:
     interview = await checked_in(world)
     assert (await interview.consent())[0] == 201

@@ -33,6 +33,29 @@ class EventStore:
                 (interview_id, moment, kind, seat, json.dumps(detail, sort_keys=True)),
             )
 
+    async def append_once(
+        self, interview_id: str, at: float, kind: str, seat: str | None, detail: dict[str, Any]
+    ) -> bool:
+        """Append the event unless one of its kind is stored already, in one statement, so
+        that requests arriving together store it once. True if this call stored it."""
+        moment = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+        async with self._database.transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO interview_events (interview_id, at, kind, seat, detail)"
+                " SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM interview_events"
+                " WHERE interview_id = ? AND kind = ?)",
+                (
+                    interview_id,
+                    moment,
+                    kind,
+                    seat,
+                    json.dumps(detail, sort_keys=True),
+                    interview_id,
+                    kind,
+                ),
+            )
+        return cursor.rowcount == 1
+
     async def for_interview(self, interview_id: str) -> list[StoredEvent]:
         async with self._database.transaction() as db:
             rows = await db.execute_fetchall(

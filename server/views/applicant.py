@@ -177,14 +177,11 @@ async def consent(request: web.Request) -> web.StreamResponse:
         return json_ok({"recorded": True}, status=201)
     if body.text_version != CONSENT_VERSION:
         raise Conflict("the consent text has changed; reload the page to read the current one")
-    now = request.app[CLOCK]()
-    fields = {"seat": "applicant", "text_version": body.text_version, "language": body.language}
-    await request.app[RECORDS].append(RoomId(interview.id), "consent", **fields)
-    await store.events.append(
-        interview.id,
-        now.timestamp(),
-        "consent",
-        "applicant",
-        {"text_version": body.text_version, "language": body.language},
-    )
+    detail = {"text_version": body.text_version, "language": body.language}
+    now = request.app[CLOCK]().timestamp()
+    # The store's row is the claim: of requests arriving together, one records consent.
+    if await store.events.append_once(interview.id, now, "consent", "applicant", detail):
+        await request.app[RECORDS].append(
+            RoomId(interview.id), "consent", seat="applicant", **detail
+        )
     return json_ok({"recorded": True}, status=201)
