@@ -8,6 +8,7 @@
 - `Publication` is one published track: it fans frames out to its subscribers and to the
   recording sink, and sends the publisher a keyframe request (PLI) when one is needed:
   at once for a new subscriber, otherwise at most once per `KEYFRAME_REQUEST_INTERVAL`.
+  It notes when its last frame came, so a room can tell when a publisher's media stopped.
 - `ForwardedTrack` is one slot in a subscriber's connection. The sender reads it; it holds
   back delta frames until a keyframe whenever its source changes or its queue overflowed.
 - `Vp8Packer` and `OpusPacker` replace the sender's encoder: they only packetize.
@@ -112,8 +113,13 @@ class Publication:
         self._deferred: asyncio.TimerHandle | None = None
         self._awaiting_keyframe = False
         self.keyframe_requests = 0
+        self.frames = 0
+        self.last_frame_at: float | None = None
+        """When the last frame came (``clock``), None before the first."""
 
     def deliver(self, frame: EncodedFrame) -> None:
+        self.frames += 1
+        self.last_frame_at = self._clock()
         if frame.keyframe:
             self._awaiting_keyframe = False
         self._sink.on_frame(self.seat, self.kind, frame)

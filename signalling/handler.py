@@ -29,7 +29,7 @@ from .errors import NotInRoom, TooManySockets
 from .interview import InterviewEvent, InterviewRoom
 from .lobby import Lobby
 from .rooms import RecordUpdate, RoomItem, Rooms, SeatMediaState
-from .types import RoomId, Seat
+from .types import ParticipantId, RoomId, Seat
 from .waiting_room import Need, WaitingApplicant
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class Connection:
         self._ws = ws
         self.room: InterviewRoom | None = None
         self.seat: Seat | None = None
+        self._participant: ParticipantId | None = None  # the connection this socket made
         self._stop_listening: list[Callable[[], None]] = []
         self._outbox: asyncio.Queue[m.Message] = asyncio.Queue(256)
 
@@ -74,6 +75,8 @@ class Connection:
             case m.Offer(sdp=sdp):
                 room, seat = self._seated()
                 answer = await room.join(seat, sdp, await self._seat_info())
+                participant = room.participant(seat)
+                self._participant = participant.id if participant is not None else None
                 await self.send(m.Answer(sdp=answer))
             case m.Candidate(candidate=candidate, sdp_mid=mid, sdp_mline_index=index):
                 room, seat = self._seated()
@@ -213,6 +216,9 @@ class Connection:
     async def close(self) -> None:
         for stop in self._stop_listening:
             stop()
+        if self.room is not None and self.seat is not None and self._participant is not None:
+            # closed without `leave`: likely the tab went (the room waits for its media too)
+            self.room.socket_closed(self.seat, self._participant)
         if self._applicant_in_lobby is not None:
             await self._lobby.applicant_gone(self._applicant_in_lobby)
         if self._officer_in_lobby is not None:

@@ -10,6 +10,7 @@ media a slot carries without renegotiating when people come and go.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -87,13 +88,16 @@ class Participant:
         on_failed: Callable[[Participant], None],
         ice_servers: list[RTCIceServer] | None = None,
         address_policy: AddressPolicy = ANY_UNICAST,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``address_policy``: where the connection may send checks; the default, any
-        unicast address, suits peers on this machine or network (tests, benchmarks)."""
+        unicast address, suits peers on this machine or network (tests, benchmarks).
+        ``clock`` times the media's arrival (`silence`)."""
         self.id = participant_id
         self.seat = seat
         self._sink = sink
         self._on_failed = on_failed
+        self._clock = clock
         self.pc = RTCPeerConnection(
             RTCConfiguration(iceServers=ice_servers or [], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
         )
@@ -109,6 +113,18 @@ class Participant:
     @property
     def connection_state(self) -> str:
         return str(self.pc.connectionState)
+
+    @property
+    def frames_received(self) -> int:
+        """Frames received so far on all the published tracks."""
+        return sum(publication.frames for publication in self.publications.values())
+
+    def silence(self) -> float | None:
+        """Seconds since a frame last came on any published track; None before the first
+        (the connection may still be being set up)."""
+        times = [p.last_frame_at for p in self.publications.values()]
+        last = max((t for t in times if t is not None), default=None)
+        return None if last is None else self._clock() - last
 
     async def accept_offer(self, sdp: str, other_seats: list[Seat]) -> str:
         """Set up publications and slots from the client's offer and return the answer."""
@@ -142,7 +158,11 @@ class Participant:
 
     def _publish(self, kind: Kind, receiver: RTCRtpReceiver) -> None:
         publication = Publication(
-            self.seat, kind, self._sink, request_keyframe=lambda: self._spawn(send_pli(receiver))
+            self.seat,
+            kind,
+            self._sink,
+            request_keyframe=lambda: self._spawn(send_pli(receiver)),
+            clock=self._clock,
         )
         self.taps.append(EncodedFrameTap.install(receiver, kind, publication.deliver))
         self.publications[kind] = publication

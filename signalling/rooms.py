@@ -85,7 +85,7 @@ class Rooms:
         if event.kind == "end":
             self._states.pop(room_id, None)
         room = self._rooms.get(room_id)
-        if event.kind in ("leave", "left") and room is not None and not room.present:
+        if event.kind in ("leave", "left") and room is not None and not room.seated:
             # Nobody left in the room: forget it (a later join opens a new one).
             del self._rooms[room_id]
             task = asyncio.ensure_future(room.close())

@@ -7,6 +7,7 @@ import asyncio
 import inspect
 from importlib.metadata import version
 
+from aioice.ice import StunProtocol
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, rtcrtpreceiver, rtcrtpsender
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rate import RateCounter, RemoteBitrateEstimator
@@ -72,3 +73,15 @@ async def test_the_attributes_the_relay_replaces_exist() -> None:
     finally:
         await pc.close()
         await asyncio.sleep(0)
+
+
+async def test_the_tests_can_reach_the_udp_transports_a_connection_sends_from() -> None:
+    """`tests/test_interview_drops.py` cuts a client's connection without a goodbye by
+    silencing the ICE connection's UDP transports (aioice ``Connection._protocols``)."""
+    pc = RTCPeerConnection()
+    try:
+        ice = pc.addTransceiver("audio").sender.transport.transport
+        assert isinstance(ice._connection._protocols, list)
+        assert "self.transport.sendto(data, addr)" in inspect.getsource(StunProtocol.send_data)
+    finally:
+        await pc.close()
