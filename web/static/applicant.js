@@ -2,7 +2,7 @@
 // A reload lands in the right step (the server says which); a dropped call rejoins.
 import { csrfToken, say } from "./i18n.js";
 import { openDevices, showHelp } from "./devices.js";
-import { Call, flag, play, showPeer, wireControls } from "./call.js";
+import { Call, play, showPeer, wireControls } from "./call.js";
 
 const interviewId = document.body.dataset.interview;
 const $ = (id) => document.getElementById(id);
@@ -81,8 +81,7 @@ function onState(state) {
 function onTrack(seat, stream) {
   const tile = document.querySelector(`.tile[data-seat="${seat}"]`);
   if (!tile) return;
-  flag(seat, "away", false);
-  play(tile.querySelector("video"), stream, call);
+  play(tile.querySelector("video"), stream, call); // its label follows `joined` and `peer`
 }
 
 async function enterCall(state) {

@@ -68,6 +68,7 @@ export class Call {
   async receive(message) {
     switch (message.type) {
       case "joined":
+        this.on.message?.(message); // who is there already (see showPeer)
         await this.negotiate();
         break;
       case "answer":
@@ -238,10 +239,31 @@ export function flag(seat, which, on) {
   if (element) element.hidden = !on;
 }
 
-/** Reflect another seat's `peer` or `peer_state` message; false for any other message. */
+/**
+ * Say on another seat's tile whether someone is there: "connected", "dropped" (their
+ * connection broke; the seat is kept for them a while) or "absent" (nobody has joined it
+ * yet, or they left). Only the server's messages tell: a seat's media slot arrives with
+ * our own connection whether or not anyone sits there.
+ */
+export function presence(seat, status) {
+  const element = document.querySelector(`.tile[data-seat="${seat}"] [data-flag="away"]`);
+  if (!element) return;
+  element.hidden = status === "connected";
+  if (status === "dropped") say(element, "not connected, reconnecting…");
+  else if (status === "absent") say(element, "not connected");
+}
+
+const PRESENCE = { join: "connected", rejoin: "connected", drop: "dropped", leave: "absent", left: "absent" };
+
+/** Reflect `joined` (who is there) or another seat's `peer` or `peer_state` message; false
+ * for any other message. */
 export function showPeer(message) {
-  if (message.type === "peer") {
-    flag(message.seat, "away", !["join", "rejoin"].includes(message.event));
+  if (message.type === "joined") {
+    for (const seat of SEATS.filter((seat) => seat !== message.seat)) {
+      presence(seat, message.present.includes(seat) ? "connected" : "absent");
+    }
+  } else if (message.type === "peer") {
+    presence(message.seat, PRESENCE[message.event] ?? "absent");
   } else if (message.type === "peer_state") {
     flag(message.seat, "audio", !message.audio);
     flag(message.seat, "video", !message.video);

@@ -3,7 +3,7 @@
 // officer works, so a reload gives it back; once recorded, shown read-only), end, next.
 import { csrfToken, say, t } from "./i18n.js";
 import { openDevices } from "./devices.js";
-import { Call, flag, play, showPeer, wireControls } from "./call.js";
+import { Call, play, presence, showPeer, wireControls } from "./call.js";
 
 const $ = (id) => document.getElementById(id);
 const ownSeat = document.body.dataset.seat;
@@ -295,7 +295,7 @@ function startInterview(interviewId) {
   $("own-decision").hidden = true;
   $("stills").replaceChildren();
   say($("stills-status"), "No ID still yet.");
-  for (const tile of document.querySelectorAll(".tile[data-seat]")) flag(tile.dataset.seat, "away", true);
+  for (const tile of document.querySelectorAll(".tile[data-seat]")) presence(tile.dataset.seat, "absent");
   show("call");
   $("call-heading").focus();
   call.join(interviewId);
@@ -386,8 +386,7 @@ call = new Call(null, {
   track(seat, stream) {
     const tile = document.querySelector(`.tile[data-seat="${seat}"]`);
     if (!tile || seat === ownSeat) return;
-    flag(seat, "away", false);
-    play(tile.querySelector("video"), stream, call);
+    play(tile.querySelector("video"), stream, call); // its label follows `joined` and `peer`
   },
   state(state) {
     $("reconnecting").hidden = state !== "reconnecting";
