@@ -38,6 +38,8 @@ from server.types import Agency
 from signalling import messages as m
 
 from . import attack_inputs as a
+from .attack_frames import SDP_JUNK, SocketScript
+from .attack_requests import HttpInput
 from .fakes import Account, Session, World, add_applications, application, jpeg_image
 
 FOREIGN_ORIGIN = "https://evil.example"
@@ -165,7 +167,7 @@ class Scene:
             elif kind == 1:
                 lines[line] = lines[line][: len(lines[line]) // 2]
             else:
-                lines[line] = a.SDP_JUNK[junk % len(a.SDP_JUNK)]
+                lines[line] = SDP_JUNK[junk % len(SDP_JUNK)]
         return json.dumps("\r\n".join(lines))[1:-1]  # it goes inside a JSON string
 
     def url(self, path: str) -> URL:
@@ -176,7 +178,7 @@ class Scene:
 
     # --- HTTP ---------------------------------------------------------------------------
 
-    async def send_http(self, shape: a.HttpInput) -> None:
+    async def send_http(self, shape: HttpInput) -> None:
         path = shape.path(self.fill)
         if shape.query:
             query = [(self.fill(k), self.fill(v)) for k, v in shape.query]
@@ -184,7 +186,7 @@ class Scene:
         for role, csrf in shape.callers:
             await self._send_as(shape, path, role, csrf)
 
-    async def _send_as(self, shape: a.HttpInput, path: str, role: str, csrf: str) -> None:
+    async def _send_as(self, shape: HttpInput, path: str, role: str, csrf: str) -> None:
         session = self.sessions.get(role)
         token = session.csrf if session else ""
         headers = [(name, self.fill(value)) for name, value in shape.headers]
@@ -243,7 +245,7 @@ class Scene:
         self.probes += 1
         return f"iv_{PROBE_BASE + self.probes:016x}"
 
-    async def run_script(self, script: a.SocketScript) -> None:
+    async def run_script(self, script: SocketScript) -> None:
         """Open the socket, send the frames and a probe, read up to the probe's answer (or
         to the close a frame must cause). Frames count as sent if the socket was let in:
         one over the sign-in's limit is refused at once, and counts as one input."""

@@ -158,6 +158,10 @@ class CallProcess:
         sent = [{"binary": f.hex()} if isinstance(f, bytes) else {"text": f} for f in frames]
         return await self._ask({"garbage": seat, "frames": sent, "probe": probe})
 
+    async def look(self, since: float) -> dict[str, Any]:
+        """What `stop` answers, and the call goes on."""
+        return await self._ask({"look": since})
+
     async def stop(self, since: float) -> dict[str, Any]:
         """Ends the call: per video track, what `video_since` saw ("tracks"), and per seat
         what `LiveSeat.heard` ("heard")."""
@@ -197,6 +201,30 @@ async def video_since(
     return tracks
 
 
+class LoopLag:
+    """The longest this process's event loop was late to wake a sleeper, and when: a
+    stalled loop stalls every call it carries."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self.at = 0.0
+        self._task = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(0.05)
+            late = time.monotonic() - before - 0.05
+            if late > self.longest:
+                self.longest, self.at = late, before
+
+    def since(self, start: float) -> dict[str, float]:
+        return {"longest": round(self.longest, 3), "at": round(self.at - start, 3)}
+
+    def close(self) -> None:
+        self._task.cancel()
+
+
 def report(message: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
@@ -207,6 +235,7 @@ async def main() -> None:
     lines = asyncio.StreamReader(limit=LINE_LIMIT)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(lines), sys.stdin)
     setup = json.loads(await lines.readline())
+    lag = LoopLag()
     async with ClientSession(cookie_jar=DummyCookieJar()) as http:
         seats = {}
         for seat in Seat:
@@ -230,16 +259,17 @@ async def main() -> None:
                     seat = Seat(command["garbage"])
                     answer = await seats[seat].garbage(command["frames"], command["probe"])
                     report({"garbage": seat.value, **answer})
-                elif "stop" in command:
+                else:
+                    since = command.get("stop", command.get("look"))
                     report(
                         {
-                            "tracks": await video_since(people, command["stop"]),
-                            "heard": {
-                                seat.value: seats[seat].heard(command["stop"]) for seat in Seat
-                            },
+                            "tracks": await video_since(people, since),
+                            "heard": {seat.value: seats[seat].heard(since) for seat in Seat},
+                            "lag": lag.since(since),
                         }
                     )
-                    return
+                    if "stop" in command:
+                        return
         finally:
             for live in seats.values():
                 await live.close()

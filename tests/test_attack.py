@@ -26,6 +26,8 @@ from server.settings import Settings
 
 from . import attack_inputs as a
 from . import attack_races as races
+from .attack_drawing import Drawn, drawn_in_another_process
+from .attack_frames import SocketScript
 from .attack_scene import (
     DOBS,
     CountingPasswords,
@@ -35,7 +37,7 @@ from .attack_scene import (
     attack_client,
     build_scene,
 )
-from .call_process import CallProcess
+from .call_process import CallProcess, LoopLag
 from .fakes import FakeClock, World
 
 HTTP_SHAPES = 2400  # each sent by two to six roles
@@ -168,9 +170,9 @@ async def in_lanes(items: list[T], lanes: int, send: Callable[[T], Awaitable[Non
     await asyncio.gather(*(lane() for _ in range(lanes)))
 
 
-async def sockets(scene: Scene, scripts: list[a.SocketScript]) -> None:
+async def sockets(scene: Scene, scripts: list[SocketScript]) -> None:
     """Each role's sockets one after the other (the crowded role's, several at once)."""
-    by_role: dict[str, list[a.SocketScript]] = {}
+    by_role: dict[str, list[SocketScript]] = {}
     for script in scripts:
         by_role.setdefault(script.role, []).append(script)
     await asyncio.gather(
@@ -208,6 +210,8 @@ class Attack:
     video: dict[str, dict[str, Any]]
     """Per video track of the call: frames and the longest gap since the attack began."""
     heard: dict[str, list[str]]
+    lags: dict[str, dict[str, float]]
+    """The server's and the call's event loops: the longest each woke late, and when."""
     live_problems: list[str]
     link_burst: races.Burst
     live_link_burst: races.Burst
@@ -216,7 +220,7 @@ class Attack:
     takes: dict[str, list[int]]
 
 
-async def attack(scene: Scene, call: CallProcess, drawn: a.Drawn) -> Attack:
+async def attack(scene: Scene, call: CallProcess, drawn: Drawn) -> Attack:
     """Locks first (a link's and an account's guesses at once), then everything at once:
     the requests, the sockets, garbage on the call's own sockets, a burst of guesses at
     the live applicant's link, two officers taking one interview, and the right secrets
@@ -225,6 +229,7 @@ async def attack(scene: Scene, call: CallProcess, drawn: a.Drawn) -> Attack:
     start = time.monotonic()
     stop_keeper = asyncio.Event()
     keeper = races.Keeper()
+    lag = LoopLag()
     socket_lanes = asyncio.ensure_future(sockets(scene, scripts))
     garbage_rounds = asyncio.ensure_future(live_garbage(scene, call, garbage))
     try:
@@ -247,11 +252,13 @@ async def attack(scene: Scene, call: CallProcess, drawn: a.Drawn) -> Attack:
         for task in (socket_lanes, garbage_rounds):
             task.cancel()
     seconds = time.monotonic() - start
+    lag.close()
     stopped = await call.stop(start)
     return Attack(
         seconds,
         stopped["tracks"],
         stopped["heard"],
+        {"server": lag.since(start), "call": stopped["lag"]},
         live_problems,
         link_burst,
         live_link_burst,
@@ -269,9 +276,7 @@ async def test_an_attack_gets_only_4xx_leaves_locks_held_and_the_call_running(
     # Drawn while the scene is set up, and before the call starts: on two cores the call
     # cannot spare one for it.
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        drawing = asyncio.get_running_loop().run_in_executor(
-            pool, a.drawn_in_another_process, counts
-        )
+        drawing = asyncio.get_running_loop().run_in_executor(pool, drawn_in_another_process, counts)
         http = attack_client()
         try:
             scene = await build_scene(world, await an_offer(), http)
@@ -292,7 +297,8 @@ async def test_an_attack_gets_only_4xx_leaves_locks_held_and_the_call_running(
     print(
         f"\nattack: {done.seconds:.1f} s; sent {dict(tally.sent)} = {sum(tally.sent.values())};"
         f" statuses {sorted(tally.statuses.items())}; socket closes {dict(tally.closes)};"
-        f" log records {server_log.records}; video {done.video}; heard {done.heard}"
+        f" log records {server_log.records}; video {done.video}; heard {done.heard};"
+        f" loop lags {done.lags}"
     )
 
     assert not tally.failures and not server_log.problems, "\n".join(
