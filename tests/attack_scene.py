@@ -198,9 +198,8 @@ class Scene:
         if shape.content_length is not None:
             headers.append(("Content-Length", shape.content_length))
         body = shape.body
-        if body is not None and b"@@" in body:
-            filled = self.fill(body.decode("utf-8", "surrogatepass").replace(a.CSRF, token))
-            body = filled.encode("utf-8", "surrogatepass")
+        if body is not None and b"@@" in body:  # what fills them in is ASCII
+            body = self.fill(body.decode("latin-1").replace(a.CSRF, token)).encode("latin-1")
         what = f"{shape.method} {path[:300]} as {role} ({csrf} CSRF), {shape!r}"
         try:
             async with self.http.request(
