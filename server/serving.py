@@ -49,6 +49,16 @@ class _RequestHandler(web.RequestHandler):
         response.headers["Cache-Control"] = "no-store"
         return response
 
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        # After answering, aiohttp drains the body the handler did not read; a body that
+        # does not decompress then fails there. The client's fault, answered already: one
+        # line, no traceback (which any anonymous client could otherwise write at will).
+        exc = kw.get("exc_info")
+        if isinstance(exc, web.RequestPayloadError):
+            self.logger.info("an unread request body could not be read (%s)", exc)
+            return
+        super().log_exception(*args, **kw)
+
     def _refuse_malformed(
         self, request: web.BaseRequest, exc: BaseException | None
     ) -> web.StreamResponse:

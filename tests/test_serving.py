@@ -232,6 +232,9 @@ def test_aiohttp_still_builds_connections_the_way_serving_replaces() -> None:
     parameters = list(inspect.signature(web.RequestHandler.handle_error).parameters)
     assert parameters == ["self", "request", "status", "exc", "message"]
     assert "_request_count" in web.RequestHandler.__slots__
+    # A failure after the answer (draining an unread body) reaches log_exception(exc_info=…).
+    source = inspect.getsource(web.RequestHandler.start)
+    assert 'self.log_exception("Unhandled exception", exc_info=exc)' in source
 
     async def build() -> set[str]:
         async def handler(request: web.BaseRequest) -> web.StreamResponse:
