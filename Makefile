@@ -8,7 +8,10 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_TOOLS := chromium:chromium age:age ffprobe:ffmpeg
 
-.PHONY: demo test lint typecheck unit system-tools bench clean
+.PHONY: demo test lint typecheck unit heavy system-tools bench clean
+
+# Quick suites first; then the heavy ones: Chromium walk-throughs and the attack run.
+HEAVY_TESTS := tests/e2e tests/test_attack.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,9 +41,12 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP) system-tools
-	$(BIN)/pytest
+	$(BIN)/pytest $(addprefix --ignore=,$(HEAVY_TESTS))
 
-test: lint typecheck unit
+heavy: $(STAMP) system-tools
+	$(BIN)/pytest $(HEAVY_TESTS)
+
+test: lint typecheck unit heavy
 
 bench: $(STAMP) system-tools
 	$(BIN)/python bench/import_applications.py
@@ -49,6 +55,7 @@ bench: $(STAMP) system-tools
 	$(BIN)/python bench/browser_join.py
 	$(BIN)/python bench/crypto.py
 	$(BIN)/python bench/verify.py
+	$(BIN)/python bench/sign_in_flood.py
 
 clean:
 	rm -rf $(VENV) demo-data .pytest_cache .mypy_cache .ruff_cache
