@@ -19,6 +19,7 @@ from server.appkeys import CATALOGS, SETTINGS, SOCKET_SESSIONS, STORE
 from server.auth import Principal
 from server.errors import Forbidden, Gone, NexusError
 from server.store import Store
+from server.store.interview_lengths import recent_interview_seconds
 from server.store.sessions import session_hash
 from server.types import Agency, InterviewMode, InterviewState, Role
 from server.views.http import current, session_id_of, session_of, translator_of
@@ -30,7 +31,7 @@ from .interview import InterviewEvent, InterviewRoom
 from .lobby import Lobby
 from .rooms import RecordUpdate, RoomItem, Rooms, SeatMediaState
 from .types import ParticipantId, RoomId, Seat
-from .waiting_room import Need, WaitingApplicant
+from .waiting_room import RECENT_INTERVIEWS, Need, WaitingApplicant
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class Connection:
                 account_id, agency = self.principal.officer_seat()
                 await self._store.accounts.set_available(account_id, available)
                 self._officer_in_lobby = (account_id, agency)
+                await self._learn_interview_lengths()
                 await self._lobby.officer_available(account_id, agency, available, self.queue)
 
     async def _end(self) -> None:
@@ -131,7 +133,14 @@ class Connection:
             application.card_expiry,
         )
         self._applicant_in_lobby = interview_id
+        await self._learn_interview_lengths()
         await self._lobby.applicant_ready(waiting, self.queue)
+
+    async def _learn_interview_lengths(self) -> None:
+        """Estimates follow the latest interviews' lengths (read as someone enters the
+        waiting room or an officer comes back from an interview)."""
+        lengths = await recent_interview_seconds(self._store.database, RECENT_INTERVIEWS)
+        self._lobby.learn_interview_lengths(lengths)
 
     async def _join(self, interview_id: str) -> None:
         interview = await self._store.interviews.get(interview_id)
@@ -220,7 +229,7 @@ class Connection:
             # closed without `leave`: likely the tab went (the room waits for its media too)
             self.room.socket_closed(self.seat, self._participant)
         if self._applicant_in_lobby is not None:
-            await self._lobby.applicant_gone(self._applicant_in_lobby)
+            await self._lobby.applicant_gone(self._applicant_in_lobby, self.queue)
         if self._officer_in_lobby is not None:
             await self._lobby.officer_gone(*self._officer_in_lobby)
 
@@ -330,9 +339,16 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         stop_watching()
         for task in (pump, check):
             task.cancel()
-        await asyncio.gather(pump, check, return_exceptions=True)
-        await connection.close()
+        # Shielded: a lost connection may cancel this handler (aiohttp's
+        # handler_cancellation), and the lobby and the room must still hear the socket
+        # went, or a closed tab would keep (or be sent) the applicant's place.
+        await asyncio.shield(_wind_up(connection, pump, check))
     return ws
+
+
+async def _wind_up(connection: Connection, *tasks: asyncio.Task[None]) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await connection.close()
 
 
 async def _keep_checking(

@@ -1,21 +1,33 @@
 """The live side of the waiting room: who is connected, pairing as soon as it can, and
-telling everyone waiting their position and estimated wait after each change."""
+telling everyone waiting their position and estimated wait after each change.
+
+An applicant may have the page open in several tabs: they hold one place in the queue,
+every tab hears the updates, and the place is given up only when the last tab goes."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from server.types import Agency
 
 from . import messages as m
 from .types import Seat
-from .waiting_room import Pairing, WaitingApplicant, WaitingRoom
+from .waiting_room import Estimate, Pairing, WaitingApplicant, WaitingRoom
 
 log = logging.getLogger(__name__)
 
 Send = Callable[[m.Message], None]
+
+NO_ESTIMATE = -1
+"""``estimated_wait_seconds`` when no officer the applicant needs is on duty."""
+
+
+def waiting_message(estimate: Estimate) -> m.Waiting:
+    seconds = NO_ESTIMATE if estimate.seconds is None else estimate.seconds
+    return m.Waiting(position=estimate.position, estimated_wait_seconds=seconds)
 
 
 class Lobby:
@@ -28,12 +40,24 @@ class Lobby:
         self._seat_officers = seat_officers
         self.room = room or WaitingRoom()
         self._clock = clock
-        self._applicants: dict[str, Send] = {}
+        # Each applicant's open tabs, the one that entered the waiting room last at the end.
+        self._applicants: dict[str, list[Send]] = {}
         self._ready_at: dict[str, float] = {}
         self._officers: dict[tuple[int, Agency], Send] = {}
+        # A pairing held back until an applicant's scheduled time: run then.
+        self._wake: asyncio.TimerHandle | None = None
+        self._matching: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def learn_interview_lengths(self, recent: Iterable[float]) -> None:
+        """The latest interviews' lengths in seconds, newest first (see `WaitingRoom`)."""
+        self.room.learn_interview_lengths(recent)
 
     async def applicant_ready(self, applicant: WaitingApplicant, send: Send) -> None:
-        self._applicants[applicant.interview_id] = send
+        tabs = self._applicants.setdefault(applicant.interview_id, [])
+        if send in tabs:
+            tabs.remove(send)
+        tabs.append(send)
         self._ready_at.setdefault(applicant.interview_id, self._clock())
         self.room.add(applicant)
         await self._match()
@@ -43,11 +67,18 @@ class Lobby:
         since = self._ready_at.get(interview_id)
         return None if since is None else int(self._clock() - since)
 
-    async def applicant_gone(self, interview_id: str) -> None:
+    async def applicant_gone(self, interview_id: str, send: Send) -> None:
+        """One of the applicant's tabs closed: the last one out gives up the place."""
+        tabs = self._applicants.get(interview_id)
+        if tabs is None or send not in tabs:
+            return
+        tabs.remove(send)
+        if tabs:
+            return
+        del self._applicants[interview_id]
         self._ready_at.pop(interview_id, None)
-        if self._applicants.pop(interview_id, None) is not None:
-            self.room.remove(interview_id)
-            self._tell_waiting()
+        self.room.remove(interview_id)
+        self._tell_waiting()
 
     async def officer_available(
         self, officer_id: int, agency: Agency, available: bool, send: Send
@@ -62,26 +93,66 @@ class Lobby:
             self._tell_waiting()
 
     async def _match(self) -> None:
-        for pairing in self.room.pair():
-            if not await self._seat_officers(pairing):
-                log.warning("could not seat officers for %s", pairing.interview_id)
-                continue
-            applicant = self._applicants.pop(pairing.interview_id, None)
-            self._ready_at.pop(pairing.interview_id, None)
-            if applicant is not None:
-                applicant(m.Paired(interview_id=pairing.interview_id, seat=Seat.APPLICANT))
-            for agency, officer_id in pairing.officers.items():
-                officer = self._officers.get((officer_id, agency))
-                if officer is not None:
-                    officer(m.Paired(interview_id=pairing.interview_id, seat=Seat.of(agency)))
+        now = self._clock()
+        while pairings := self.room.pair(now):
+            for pairing in pairings:
+                await self._seat(pairing)
+        self._wake_at_next_scheduled_time(now)
         self._tell_waiting()
 
+    async def _seat(self, pairing: Pairing) -> None:
+        if not await self._seat_officers(pairing):
+            log.warning("could not seat officers for %s", pairing.interview_id)
+            for agency, officer_id in pairing.officers.items():
+                self.room.set_available(officer_id, agency, True)  # not seated: still free
+            return
+        tabs = self._applicants.pop(pairing.interview_id, [])
+        self._ready_at.pop(pairing.interview_id, None)
+        # One tab takes the seat, the one used last: two tabs joining would take the seat
+        # from each other in turn.
+        if tabs:
+            tabs[-1](m.Paired(interview_id=pairing.interview_id, seat=Seat.APPLICANT))
+        for agency, officer_id in pairing.officers.items():
+            officer = self._officers.get((officer_id, agency))
+            if officer is not None:
+                officer(m.Paired(interview_id=pairing.interview_id, seat=Seat.of(agency)))
+
+    def _wake_at_next_scheduled_time(self, now: float) -> None:
+        """Officers may be free for an applicant who came before their scheduled time:
+        pair again when that time comes."""
+        if self._wake is not None:
+            self._wake.cancel()
+            self._wake = None
+        due = self.room.next_scheduled_time(now)
+        if due is not None and not self._closed:
+            self._wake = asyncio.get_running_loop().call_later(due - now, self._match_soon)
+
+    def _match_soon(self) -> None:
+        self._wake = None
+        task = asyncio.ensure_future(self._match_logged())
+        self._matching.add(task)
+        task.add_done_callback(self._matching.discard)
+
+    async def _match_logged(self) -> None:
+        try:
+            await self._match()
+        except Exception:
+            log.exception("pairing at an applicant's scheduled time failed")
+
     def _tell_waiting(self) -> None:
-        for interview_id, send in self._applicants.items():
-            if interview_id in self.room:
-                send(
-                    m.Waiting(
-                        position=self.room.position(interview_id),
-                        estimated_wait_seconds=self.room.estimated_wait_seconds(interview_id),
-                    )
-                )
+        estimates = self.room.estimates(self._clock())
+        for interview_id, tabs in self._applicants.items():
+            estimate = estimates.get(interview_id)
+            if estimate is not None:
+                for send in tabs:
+                    send(waiting_message(estimate))
+
+    async def close(self) -> None:
+        """No more pairing at scheduled times; safe to call twice."""
+        self._closed = True
+        if self._wake is not None:
+            self._wake.cancel()
+            self._wake = None
+        for task in list(self._matching):
+            task.cancel()
+        await asyncio.gather(*self._matching, return_exceptions=True)
