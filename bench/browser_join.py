@@ -31,11 +31,11 @@ from server.settings import load_settings
 from server.types import Agency
 from signalling.address_policy import EVERY_NETWORK
 from signalling.types import Seat
+from tests.calls import join_and_call, open_socket
 from tests.e2e.conftest import CHROMIUM_FLAGS
 from tests.e2e.pages import check_in, consent
 from tests.fakes import FakeClock, World, add_applications, application, fast_passwords
 from tests.media import SyntheticParticipant
-from tests.test_signalling import _join_and_call, _socket
 
 OURS = """
 async () => {
@@ -138,7 +138,7 @@ async def main(joins: int) -> None:
                 headers={"X-CSRF-Token": await world.csrf(client)},
             )
             person = SyntheticParticipant(seat)
-            await _join_and_call(await _socket(world, client), interview_id, person)
+            await join_and_call(await open_socket(world, client), interview_id, person)
             officers.append(person)
         executable = shutil.which("chromium")
         assert executable, "install Debian's chromium (make test does)"
