@@ -196,6 +196,12 @@ class Settings:
         "Default length of an interview window from `invite`, in hours.",
         _int_between(1, 24 * 90),
     )
+    check_in_opens_minutes: int = _setting(
+        "15",
+        "Minutes before an interview's window starts that its link opens check-in (date "
+        "of birth, consent, waiting room); earlier, the link says when to come back.",
+        _int_between(0, 7 * 24 * 60),
+    )
     cbsa_recipient: str = _setting("", "CBSA's age recipient (public key).", _recipient)
     cbp_recipient: str = _setting("", "CBP's age recipient (public key).", _recipient)
     audit_recipient: str = _setting("", "The audit body's age recipient (public key).", _recipient)

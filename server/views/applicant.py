@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
 import aiohttp_jinja2
@@ -14,6 +14,7 @@ from signalling.types import RoomId
 from ..appkeys import CLOCK, RECORDS, SETTINGS, STORE
 from ..auth import Principal, token_hash
 from ..errors import BadRequest, Conflict, Gone, Locked, NexusError, NotFound
+from ..settings import Settings
 from ..store.interviews import Interview
 from ..types import InterviewMode, InterviewState, Role
 from .http import client_address, current, json_ok, read_form, read_json, sign_in, translator_of
@@ -53,12 +54,58 @@ def _complete_page(request: web.Request) -> web.StreamResponse:
     return aiohttp_jinja2.render_template("interview_complete.html", request, {})
 
 
+def check_in_opens(interview: Interview, settings: Settings) -> datetime:
+    """Check-in (the date of birth and everything after it) opens this long before the
+    interview's window, so that the waiting room holds people about to be interviewed."""
+    return interview.window_start - timedelta(minutes=settings.check_in_opens_minutes)
+
+
+def schedule(interview: Interview, settings: Settings) -> dict[str, object]:
+    """The interview's times for the pages: ISO 8601 for the browser to show in its own
+    time zone, and UTC text for a page without scripts."""
+    times = {
+        "start": interview.window_start,
+        "end": interview.window_end,
+        "opens": check_in_opens(interview, settings),
+    }
+    return {
+        "iso": {name: moment.isoformat() for name, moment in times.items()},
+        "utc": {
+            name: moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+            for name, moment in times.items()
+        },
+        "minutes": settings.check_in_opens_minutes,
+    }
+
+
+def _come_back_later(
+    request: web.Request, interview: Interview, status: int = 200
+) -> web.StreamResponse | None:
+    """The page saying when check-in opens, if it has not yet (None once it has)."""
+    settings = request.app[SETTINGS]
+    if request.app[CLOCK]() >= check_in_opens(interview, settings):
+        return None
+    return aiohttp_jinja2.render_template(
+        "invitation_early.html",
+        request,
+        {"schedule": schedule(interview, settings)},
+        status=status,
+    )
+
+
 async def invitation_page(request: web.Request) -> web.StreamResponse:
     interview = await _invited_interview(request)
     if await _over_for_applicant(request, interview):
         return _complete_page(request)
     _may_still_open(request, interview)
-    return aiohttp_jinja2.render_template("invitation.html", request, {"error": None})
+    early = _come_back_later(request, interview)
+    if early is not None:
+        return early
+    return aiohttp_jinja2.render_template(
+        "invitation.html",
+        request,
+        {"error": None, "schedule": schedule(interview, request.app[SETTINGS])},
+    )
 
 
 async def confirm_identity(request: web.Request) -> web.StreamResponse:
@@ -66,6 +113,10 @@ async def confirm_identity(request: web.Request) -> web.StreamResponse:
     if await _over_for_applicant(request, interview):
         return _complete_page(request)
     _may_still_open(request, interview)
+    # Too early: nothing is checked or counted; the page says when to come back.
+    early = _come_back_later(request, interview, status=Conflict.status)
+    if early is not None:
+        return early
     store, limit = request.app[STORE], request.app[SETTINGS].dob_max_failures
     form = await read_form(request, {"date_of_birth": 10})
     try:
@@ -77,7 +128,7 @@ async def confirm_identity(request: web.Request) -> web.StreamResponse:
         await store.access_log.append(
             label, Role.APPLICANT, "confirm-identity", interview.id, "locked", client
         )
-        return await _refused_identity(request, _link_locked())
+        return await _refused_identity(request, interview, _link_locked())
     application = await store.applications.get(interview.application_id)
     if given != application.date_of_birth:
         await store.access_log.append(
@@ -89,7 +140,7 @@ async def confirm_identity(request: web.Request) -> web.StreamResponse:
             if left <= 0
             else BadRequest("that date of birth does not match; {left} tries left", left=left)
         )
-        return await _refused_identity(request, error)
+        return await _refused_identity(request, interview, error)
     await store.interviews.confirm_dob(interview.id)
     await store.access_log.append(
         label, Role.APPLICANT, "confirm-identity", interview.id, "allowed", client
@@ -104,10 +155,15 @@ def _link_locked() -> Locked:
     )
 
 
-async def _refused_identity(request: web.Request, error: NexusError) -> web.StreamResponse:
+async def _refused_identity(
+    request: web.Request, interview: Interview, error: NexusError
+) -> web.StreamResponse:
     translate = await translator_of(request)
     return aiohttp_jinja2.render_template(
-        "invitation.html", request, {"error": translate.error(error)}, status=error.status
+        "invitation.html",
+        request,
+        {"error": translate.error(error), "schedule": schedule(interview, request.app[SETTINGS])},
+        status=error.status,
     )
 
 
@@ -124,7 +180,13 @@ async def interview_page(request: web.Request) -> web.StreamResponse:
     if await _over_for_applicant(request, interview):
         return _complete_page(request)
     return aiohttp_jinja2.render_template(
-        "interview.html", request, {"interview": interview, "consent_version": CONSENT_VERSION}
+        "interview.html",
+        request,
+        {
+            "interview": interview,
+            "consent_version": CONSENT_VERSION,
+            "schedule": schedule(interview, request.app[SETTINGS]),
+        },
     )
 
 

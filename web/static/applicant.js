@@ -40,10 +40,13 @@ function label(officers) {
 }
 
 
+// estimated_wait_seconds: 0 when officers are free (the call is about to start); -1 when
+// no officer the interview needs is on duty, so that no figure would mean anything.
 function waiting({ position, estimated_wait_seconds: seconds }) {
-  const minutes = Math.max(1, Math.round(seconds / 60));
-  if (position <= 1 && seconds === 0) say($("waiting-status"), "You are next. Your officers are joining.");
-  else say($("waiting-status"), "You are number {position} in line. Estimated wait: about {minutes} min.", { position, minutes });
+  const status = $("waiting-status");
+  if (seconds === 0) say(status, "An officer will be with you shortly.");
+  else if (seconds < 0) say(status, "You are number {position} in line. No officer is available for your interview right now; you keep your place.", { position });
+  else say(status, "You are number {position} in line. Estimated wait: about {minutes} min.", { position, minutes: Math.ceil(seconds / 60) });
 }
 
 async function onMessage(message) {
