@@ -177,6 +177,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     """The store opens first and closes last: rooms write their final events to it."""
     await app[STORE].open()
     yield
+    await app[LOBBY].close()
     await app[ROOMS].close()
     app[STILLS].close()
     await app[RECORDS].close_all()

@@ -19,7 +19,6 @@ from server.appkeys import CATALOGS, SETTINGS, SOCKET_SESSIONS, STORE
 from server.auth import Principal
 from server.errors import Forbidden, Gone, NexusError
 from server.store import Store
-from server.store.interview_lengths import recent_interview_seconds
 from server.store.sessions import session_hash
 from server.types import Agency, InterviewMode, InterviewState, Role
 from server.views.http import current, session_id_of, session_of, translator_of
@@ -139,7 +138,7 @@ class Connection:
     async def _learn_interview_lengths(self) -> None:
         """Estimates follow the latest interviews' lengths (read as someone enters the
         waiting room or an officer comes back from an interview)."""
-        lengths = await recent_interview_seconds(self._store.database, RECENT_INTERVIEWS)
+        lengths = await self._store.events.recent_call_seconds(RECENT_INTERVIEWS)
         self._lobby.learn_interview_lengths(lengths)
 
     async def _join(self, interview_id: str) -> None:

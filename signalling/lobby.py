@@ -21,13 +21,9 @@ log = logging.getLogger(__name__)
 
 Send = Callable[[m.Message], None]
 
-NO_ESTIMATE = -1
-"""``estimated_wait_seconds`` when no officer the applicant needs is on duty."""
-
 
 def waiting_message(estimate: Estimate) -> m.Waiting:
-    seconds = NO_ESTIMATE if estimate.seconds is None else estimate.seconds
-    return m.Waiting(position=estimate.position, estimated_wait_seconds=seconds)
+    return m.Waiting(position=estimate.position, estimated_wait_seconds=estimate.seconds)
 
 
 class Lobby:

@@ -119,7 +119,9 @@ class PeerState(Message, tag="peer_state"):
 
 class Waiting(Message, tag="waiting"):
     position: int
-    estimated_wait_seconds: int
+    estimated_wait_seconds: int | None
+    """0: officers are free, the call is about to start; None: no officer the interview
+    needs is on duty, so no figure would mean anything."""
 
 
 class Paired(Message, tag="paired"):

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from server import operator
 from server.types import Agency, InterviewMode
 from signalling import messages as m
-from signalling.lobby import NO_ESTIMATE
 from signalling.types import Seat
 
 from .calls import Seated, open_socket
@@ -57,12 +56,10 @@ async def test_no_wait_figure_while_no_officer_the_applicant_needs_is_on_duty(
     interview_id, client = await checked_in(world, "NX-0001")
     applicant = await open_socket(world, client)
     told = await applicant.ask(m.Ready(interview_id=interview_id))
-    assert told == m.Waiting(position=1, estimated_wait_seconds=NO_ESTIMATE)
+    assert told == m.Waiting(position=1, estimated_wait_seconds=None)
     _, cbsa = await officer(world, "cbsa.idle", Agency.CBSA)
     await available(cbsa)  # a CBSA officer sits idle, but a joint interview needs CBP too
-    assert await applicant.expect(m.Waiting) == m.Waiting(
-        position=1, estimated_wait_seconds=NO_ESTIMATE
-    )
+    assert await applicant.expect(m.Waiting) == m.Waiting(position=1, estimated_wait_seconds=None)
 
 
 async def test_the_wait_counts_the_officers_of_the_step_and_recent_interview_lengths(

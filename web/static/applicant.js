@@ -40,12 +40,12 @@ function label(officers) {
 }
 
 
-// estimated_wait_seconds: 0 when officers are free (the call is about to start); -1 when
+// estimated_wait_seconds: 0 when officers are free (the call is about to start); null when
 // no officer the interview needs is on duty, so that no figure would mean anything.
 function waiting({ position, estimated_wait_seconds: seconds }) {
   const status = $("waiting-status");
   if (seconds === 0) say(status, "An officer will be with you shortly.");
-  else if (seconds < 0) say(status, "You are number {position} in line. No officer is available for your interview right now; you keep your place.", { position });
+  else if (seconds === null) say(status, "You are number {position} in line. No officer is available for your interview right now; you keep your place.", { position });
   else say(status, "You are number {position} in line. Estimated wait: about {minutes} min.", { position, minutes: Math.ceil(seconds / 60) });
 }
 
