@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 Send = Callable[[m.Message], None]
 
 
+TELL_WAITING_EVERY = 0.5  # seconds
+
+
 def waiting_message(estimate: Estimate) -> m.Waiting:
     return m.Waiting(position=estimate.position, estimated_wait_seconds=estimate.seconds)
 
@@ -34,7 +37,7 @@ class Lobby:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._seat_officers = seat_officers
-        self.room = room or WaitingRoom()
+        self.room = room if room is not None else WaitingRoom()  # an empty room is falsy
         self._clock = clock
         # Each applicant's open tabs, the one that entered the waiting room last at the end.
         self._applicants: dict[str, list[Send]] = {}
@@ -44,6 +47,10 @@ class Lobby:
         self._wake: asyncio.TimerHandle | None = None
         self._matching: set[asyncio.Task[None]] = set()
         self._closed = False
+        # Telling everyone their estimate replays the queue (milliseconds per hundred
+        # waiting, on the loop that carries media): a burst of changes is told once.
+        self._told_at = -TELL_WAITING_EVERY
+        self._telling: asyncio.TimerHandle | None = None
 
     def learn_interview_lengths(self, recent: Iterable[float]) -> None:
         """The latest interviews' lengths in seconds, newest first (see `WaitingRoom`)."""
@@ -136,6 +143,20 @@ class Lobby:
             log.exception("pairing at an applicant's scheduled time failed")
 
     def _tell_waiting(self) -> None:
+        """Tell every waiting tab its place and wait: now, or at the end of the interval if
+        they were told less than `TELL_WAITING_EVERY` ago."""
+        if self._closed or self._telling is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._told_at + TELL_WAITING_EVERY - loop.time()
+        if wait <= 0:
+            self._tell_now()
+        else:
+            self._telling = loop.call_later(wait, self._tell_now)
+
+    def _tell_now(self) -> None:
+        self._telling = None
+        self._told_at = asyncio.get_running_loop().time()
         estimates = self.room.estimates(self._clock())
         for interview_id, tabs in self._applicants.items():
             estimate = estimates.get(interview_id)
@@ -146,9 +167,10 @@ class Lobby:
     async def close(self) -> None:
         """No more pairing at scheduled times; safe to call twice."""
         self._closed = True
-        if self._wake is not None:
-            self._wake.cancel()
-            self._wake = None
+        for timer in (self._wake, self._telling):
+            if timer is not None:
+                timer.cancel()
+        self._wake = self._telling = None
         for task in list(self._matching):
             task.cancel()
         await asyncio.gather(*self._matching, return_exceptions=True)

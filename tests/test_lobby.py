@@ -5,12 +5,14 @@ place in the queue whatever the number of tabs."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from server import operator
 from server.types import Agency, InterviewMode
 from signalling import messages as m
+from signalling.lobby import TELL_WAITING_EVERY, Lobby
 from signalling.types import Seat
+from signalling.waiting_room import Estimate, Need, Pairing, WaitingApplicant, WaitingRoom
 
 from .calls import Seated, open_socket
 from .fakes import Client, World, add_applications, application
@@ -128,3 +130,34 @@ async def test_two_tabs_hold_one_place_and_closing_one_keeps_it(world: World) ->
     assert await tabs[0].expect(m.Paired) == m.Paired(
         interview_id=interview_id, seat=Seat.APPLICANT
     )
+
+
+class CountedRoom(WaitingRoom):
+    """The real waiting room, counting how often everyone's estimate is worked out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.replays = 0
+
+    def estimates(self, now: float | None = None) -> dict[str, Estimate]:
+        self.replays += 1
+        return super().estimates(now)
+
+
+async def test_a_burst_of_arrivals_is_told_its_estimates_once_more_not_once_each() -> None:
+    async def never_seated(pairing: Pairing) -> bool:
+        return False
+
+    room = CountedRoom()
+    lobby = Lobby(never_seated, room)
+    told: list[m.Message] = []
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    for n in range(50):
+        applicant = WaitingApplicant(f"iv_{n:04d}", Need.JOINT, start, date(2022, 1, 1))
+        await lobby.applicant_ready(applicant, told.append)
+    assert room.replays == 1  # the first arrival is told at once; the rest wait
+    await asyncio.sleep(TELL_WAITING_EVERY + 0.2)
+    assert room.replays == 2  # then everyone, once, with the burst counted in
+    positions = sorted(w.position for w in told[1:] if isinstance(w, m.Waiting))
+    assert positions == list(range(1, 51))
+    await lobby.close()
