@@ -131,13 +131,12 @@ def create_app(
     app[EVENTS] = events
     records = SessionRecords(settings)
     app[RECORDS] = records
-    stills = app[STILLS] = LiveStills(settings.data_dir / "live-stills")
+    # Stills outlive a call's end: they go when the interview is over (views/stills.py).
+    app[STILLS] = LiveStills(settings.data_dir / "live-stills")
 
     def on_event(room_id: RoomId, event: InterviewEvent) -> None:
         events.record(room_id, event)
         records.event(room_id, event)
-        if event.kind == "end":
-            stills.drop(room_id)
 
     app[ROOMS] = Rooms(
         on_event=on_event,

@@ -1,11 +1,13 @@
-"""ID stills of interviews in progress, kept so that both officers can see them.
+"""ID stills of interviews in progress, kept so that the interview's officers can see them.
 
 The sealed copy in the session record is encrypted to the agencies: the server cannot read
 it back. So while the interview lasts each still is also kept here: on disk, not in memory
 (a dozen stills of up to 4 MB in each of many rooms), encrypted (AES-256-GCM) under a key
-made for that interview and held only in this object's memory. When the interview's room
-ends the key is forgotten and the files are deleted. After a crash the files left behind
-cannot be decrypted by anyone, and the next start deletes them.
+made for that interview and held only in this object's memory. They outlive the end of a
+call (the CBP step of a two-step interview shows the CBSA step's stills; an officer decides
+after the call); when the interview is over, whoever decides that calls `drop`: the key is
+forgotten and the files are deleted. After a crash the files left behind cannot be
+decrypted by anyone, and the next start deletes them.
 
 A still whose bytes are already kept for the interview is not kept twice: a double click
 or a retried request sends the same image again, and gets the first one's number back.
@@ -116,7 +118,7 @@ class LiveStills:
             number = interview.numbered
             await asyncio.to_thread(_seal, interview, number, jpeg)
             if self._interviews.get(interview_id) is not interview:
-                # The room ended while the still was being written: it must not outlive it.
+                # Dropped while the still was being written: it must not outlive the drop.
                 await asyncio.to_thread(shutil.rmtree, interview.directory, True)
                 raise Conflict("the interview ended before the still was kept")
             still = interview.stills[number] = Still(number, agency)
@@ -130,7 +132,7 @@ class LiveStills:
             raise NotFound("there is no ID still {number} in this interview", number=number)
         try:
             return await asyncio.to_thread(_unseal, interview, number)
-        except FileNotFoundError:  # the room ended meanwhile
+        except FileNotFoundError:  # dropped meanwhile
             raise NotFound(
                 "there is no ID still {number} in this interview", number=number
             ) from None
@@ -141,8 +143,8 @@ class LiveStills:
         return [{"number": still.number, "agency": still.agency} for still in stills]
 
     def drop(self, interview_id: str) -> None:
-        """The room ended: forget the key (the files are unreadable from here on) and
-        delete the files. A dozen unlinks at most, so done in place."""
+        """The interview is over: forget the key (the files are unreadable from here on)
+        and delete the files. A dozen unlinks at most, so done in place. Safe twice."""
         interview = self._interviews.pop(interview_id, None)
         if interview is not None:
             shutil.rmtree(interview.directory, ignore_errors=True)
@@ -158,8 +160,9 @@ class LiveStills:
     def _open(self, interview_id: str) -> _Interview:
         if not _SAFE_NAME.fullmatch(interview_id):
             raise NotFound("there is no interview {id}", id=interview_id)
-        # A room can start again for the same interview once dropped: a directory of its
-        # own keeps a still written across the drop from landing among the next one's.
+        # Stills can be kept again for an interview once dropped (a capture racing the
+        # drop): a directory of its own keeps a still written across the drop from landing
+        # among the next one's.
         interview = _Interview(
             interview_id,
             self.directory / f"{interview_id}.{secrets.token_hex(4)}",

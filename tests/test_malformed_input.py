@@ -221,7 +221,7 @@ def files_under(*roots: Path) -> list[Path]:
     return [path for root in roots for path in root.rglob("*") if path.is_file()]
 
 
-async def test_a_still_is_kept_on_disk_only_encrypted_and_deleted_when_the_room_ends(
+async def test_a_still_is_kept_on_disk_only_encrypted_and_deleted_once_both_decided(
     recorded: tuple[World, dict[str, Path]], caplog: pytest.LogCaptureFixture
 ) -> None:
     world, _ = recorded
@@ -243,6 +243,10 @@ async def test_a_still_is_kept_on_disk_only_encrypted_and_deleted_when_the_room_
     assert shown.status == 200 and await shown.read() == image
 
     await world.server.app[ROOMS].get(RoomId(interview_id)).close(by="cbsa", next="done")
+    for client, code in ((cbsa, "CA-OTH"), (cbp, "US-OTH")):
+        body = {"verdict": "refer", "reason_codes": [code], "notes": ""}
+        decided = await client.post(f"/api/interviews/{interview_id}/decision", json=body)
+        assert decided.status == 201
     assert not kept.exists()
     assert (await cbp.get(f"/api/interviews/{interview_id}/stills/1")).status == 404
     assert errors_logged(caplog) == []

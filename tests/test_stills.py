@@ -70,15 +70,23 @@ async def test_a_still_is_sealed_in_the_record_and_shown_to_both_officers(
     assert opened.stdout == image
 
 
-async def test_the_stills_are_forgotten_and_deleted_when_the_interview_ends(
+async def decide(client: Client, interview_id: str, code: str) -> None:
+    body = {"verdict": "refer", "reason_codes": [code], "notes": ""}
+    decided = await client.post(f"/api/interviews/{interview_id}/decision", json=body)
+    assert decided.status == 201, await decided.text()
+
+
+async def test_the_stills_outlive_the_call_and_go_once_both_agencies_have_decided(
     world: World,
 ) -> None:
-    interview_id, cbsa, _ = await seated_officers(world)
+    interview_id, cbsa, cbp = await seated_officers(world)
     await cbsa.post(f"/api/interviews/{interview_id}/stills", data=jpeg_image(), headers=JPEG)
     stills = world.server.app[STILLS]
-    assert stills.listing(interview_id)
-    assert list(stills.directory.glob(f"{interview_id}.*/*"))
     await world.server.app[ROOMS].get(RoomId(interview_id)).close(by="cbsa", next="done")
+    await decide(cbsa, interview_id, "CA-OTH")
+    assert stills.listing(interview_id)  # the CBP officer has yet to decide, and may look
+    assert list(stills.directory.glob(f"{interview_id}.*/*"))
+    await decide(cbp, interview_id, "US-OTH")
     assert stills.listing(interview_id) == []
     assert not list(stills.directory.glob(f"{interview_id}.*"))
     gone = await cbsa.get(f"/api/interviews/{interview_id}/stills/1")

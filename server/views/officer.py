@@ -22,6 +22,7 @@ from ..types import Agency, Role, Verdict
 from .access import interview_in_path
 from .http import current, json_ok, log_access, read_json
 from .seats import call_over, seated_officers
+from .stills import forget_if_over
 
 MAX_NOTES = 5000
 ReasonCodes = Annotated[
@@ -169,6 +170,7 @@ async def decide(request: web.Request) -> web.StreamResponse:
         principal.label,
     )
     await store.drafts.discard(interview.id, agency)
+    await forget_if_over(request.app, interview.id)  # both agencies in: its stills go
     await request.app[RECORDS].decision(
         RoomId(interview.id), agency.value, body.verdict.value, list(codes), body.notes
     )
