@@ -253,6 +253,34 @@ export function presence(seat, status) {
   else if (status === "absent") say(element, "not connected");
 }
 
+const SEAT_LABELS = { applicant: "Applicant", cbsa: "CBSA officer", cbp: "CBP officer" };
+
+/**
+ * The seats of the call now on: all three in a joint interview; in a two-step one the
+ * applicant and the agency whose step it is, CBP's once a CBP officer is seated (its step
+ * comes second). `officers`: the seated officers by seat, as the interview's API lists them.
+ */
+export function stepSeats(mode, officers) {
+  if (mode !== "two_step") return SEATS;
+  return ["applicant", "cbp" in officers ? "cbp" : "cbsa"];
+}
+
+/**
+ * Show the tiles of `seats` only: a seat outside this step is no participant of this
+ * call, so it gets no tile (not a black one with a name). A tile shown is labelled with its
+ * officer's name and agency once known, else with its seat.
+ */
+export function showSeats(seats, officers = {}) {
+  for (const tile of document.querySelectorAll(".tile[data-seat]")) {
+    const seat = tile.dataset.seat;
+    tile.hidden = !seats.includes(seat);
+    const name = tile.querySelector(".name");
+    const officer = tile.hidden ? null : officers[seat];
+    if (officer) say(name, "{name} ({agency})", { name: officer.name, agency: officer.agency });
+    else say(name, SEAT_LABELS[seat]);
+  }
+}
+
 const PRESENCE = { join: "connected", rejoin: "connected", drop: "dropped", leave: "absent", left: "absent" };
 
 /** Reflect `joined` (who is there) or another seat's `peer` or `peer_state` message; false

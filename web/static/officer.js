@@ -3,7 +3,7 @@
 // officer works, so a reload gives it back; once recorded, shown read-only), end, next.
 import { csrfToken, say, t } from "./i18n.js";
 import { openDevices } from "./devices.js";
-import { Call, play, presence, showPeer, wireControls } from "./call.js";
+import { Call, play, presence, showPeer, showSeats, stepSeats, wireControls } from "./call.js";
 
 const $ = (id) => document.getElementById(id);
 const ownSeat = document.body.dataset.seat;
@@ -136,6 +136,8 @@ function showRecord(application) {
 function showStills(stills) {
   const box = $("stills");
   if (box.children.length === stills.length) return;
+  // Fewer than shown: the interview is over and the server no longer keeps them.
+  const forgotten = stills.length < box.children.length;
   box.replaceChildren(...stills.map((still) => {
     const img = document.createElement("img");
     img.src = `/api/interviews/${encodeURIComponent(current)}/stills/${still.number}`;
@@ -143,6 +145,7 @@ function showStills(stills) {
     return img;
   }));
   if (stills.length) say($("stills-status"), "{count} ID still(s), seen by both officers.", { count: stills.length });
+  else if (forgotten) say($("stills-status"), "The interview is over: its ID stills are no longer shown here (the session record keeps them).");
 }
 
 function reasonText(code) {
@@ -206,10 +209,7 @@ async function refreshInterview() {
     const data = await api(`/api/interviews/${encodeURIComponent(current)}`);
     showRecord(data.application);
     showStills(data.stills);
-    for (const [seat, officer] of Object.entries(data.officers)) {
-      const name = document.querySelector(`.tile[data-seat="${seat}"] .name`);
-      if (name) say(name, "{name} ({agency})", { name: officer.name, agency: officer.agency });
-    }
+    showSeats(stepSeats(data.interview.mode, data.officers), data.officers);
     const ownAgency = document.body.dataset.agency;
     decided = ownAgency in data.decisions;
     if (decided) clearTimeout(draftTimer);
@@ -296,6 +296,7 @@ function startInterview(interviewId) {
   $("stills").replaceChildren();
   say($("stills-status"), "No ID still yet.");
   for (const tile of document.querySelectorAll(".tile[data-seat]")) presence(tile.dataset.seat, "absent");
+  showSeats(["applicant"]); // the other officer's tile once the interview says they are in this call
   show("call");
   $("call-heading").focus();
   call.join(interviewId);
