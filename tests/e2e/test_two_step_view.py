@@ -63,6 +63,10 @@ async def test_the_cbp_officer_sees_the_cbsa_steps_still_and_no_cbsa_tile(
     await expect(cbp.locator("#call-view").get_by_text(names["cbsa"])).to_have_count(0)
     await expect(cbp.locator("#call-view .tile:visible")).to_have_count(2)  # applicant, self
     await screen(cbp, "officer-5-two-step-cbp-step")
+    # the applicant's page likewise: the CBP officer's tile, named; none for CBSA
+    await expect(applicant.locator('.tile[data-seat="cbp"]')).to_be_visible()
+    await expect(applicant.locator('.tile[data-seat="cbsa"]')).to_be_hidden()
+    await expect(applicant.get_by_text(names["cbsa"])).to_have_count(0)
 
     # both agencies decided: the stills are no longer kept, on the page or on the server
     await decide(cbp, "approve", "")

@@ -2,7 +2,7 @@
 // A reload lands in the right step (the server says which); a dropped call rejoins.
 import { csrfToken, say } from "./i18n.js";
 import { openDevices, showHelp } from "./devices.js";
-import { Call, play, showPeer, wireControls } from "./call.js";
+import { Call, play, showPeer, showSeats, stepSeats, wireControls } from "./call.js";
 
 const interviewId = document.body.dataset.interview;
 const $ = (id) => document.getElementById(id);
@@ -32,11 +32,9 @@ async function api(path, body) {
   return data;
 }
 
-function label(officers) {
-  for (const [seat, officer] of Object.entries(officers)) {
-    const name = document.querySelector(`.tile[data-seat="${seat}"] .name`);
-    say(name, "{name} ({agency})", { name: officer.name, agency: officer.agency });
-  }
+/** The tiles of this step's call only, labelled with the officers' names. */
+function label({ mode, officers }) {
+  showSeats(stepSeats(mode, officers), officers);
 }
 
 
@@ -56,7 +54,7 @@ async function onMessage(message) {
       waiting(message);
       break;
     case "paired":
-      label((await api("/api/applicant/interview")).officers);
+      label(await api("/api/applicant/interview"));
       show("call");
       call.join(message.interview_id);
       break;
@@ -111,7 +109,7 @@ async function enterCall(state) {
   play(document.querySelector(".tile.self video"), stream, call);
   wireControls(call);
   await call.open();
-  label(state.officers);
+  label(state);
   if (state.next === "join") {
     show("call");
     call.join(interviewId);
