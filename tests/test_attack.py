@@ -21,7 +21,6 @@ import pytest
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 
 from server.app import create_app
-from server.logs import QUIET_LIBRARIES, configure_logging
 from server.settings import Settings
 
 from . import attack_inputs as a
@@ -38,6 +37,7 @@ from .attack_scene import (
     build_scene,
 )
 from .call_process import CallProcess, LoopLag
+from .debug_logging import logging_at_debug
 from .fakes import FakeClock, World
 
 HTTP_SHAPES = 2400  # each sent by two to six roles
@@ -59,17 +59,9 @@ T = TypeVar("T")
 @pytest.fixture
 def server_log() -> Iterator[LogCapture]:
     """The log as `nexus-interview --log-level DEBUG` sets it up, captured; restored after."""
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    libraries = {name: logging.getLogger(name).level for name in QUIET_LIBRARIES}
     capture = LogCapture()
-    root.addHandler(capture)
-    configure_logging("DEBUG")
-    yield capture
-    root.setLevel(level)
-    root.handlers[:] = handlers
-    for name, saved in libraries.items():
-        logging.getLogger(name).setLevel(saved)
+    with logging_at_debug(capture):
+        yield capture
 
 
 @pytest.fixture

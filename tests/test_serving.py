@@ -37,6 +37,7 @@ from server.views.routes import ROUTES
 
 from .audit_scene import NOTES, audit_scene, sign_in
 from .conftest import with_recipients
+from .debug_logging import logging_at_debug
 from .fakes import Account, FakeClock, World, add_applications, application, fast_passwords
 from .test_server_crash import free_port
 
@@ -70,17 +71,9 @@ class Capture(logging.Handler):
 @pytest.fixture
 def debug_log() -> Iterator[Capture]:
     """The log as `nexus-interview --log-level DEBUG` sets it up; restored afterwards."""
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    libraries = {name: logging.getLogger(name).level for name in QUIET_LIBRARIES}
     capture = Capture()
-    root.addHandler(capture)
-    configure_logging("DEBUG")
-    yield capture
-    root.setLevel(level)
-    root.handlers[:] = handlers
-    for name, saved in libraries.items():
-        logging.getLogger(name).setLevel(saved)
+    with logging_at_debug(capture):
+        yield capture
 
 
 @pytest.fixture
