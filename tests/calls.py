@@ -71,3 +71,18 @@ async def seated_interview(world: World) -> tuple[dict[Seat, Seated], str]:
         assert taken.status == 200
         seated[seat] = await open_socket(world, client)
     return seated, interview_id
+
+
+async def taken_interview(world: World) -> tuple[str, Client, Client]:
+    """An interview of NX-0001 taken by a CBSA and a CBP officer, whose clients send their
+    CSRF token with every request."""
+    await add_applications(world.store, application("NX-0001"))
+    interview_id, _ = await world.invite("NX-0001")
+    clients = []
+    for name, agency in (("cbsa.one", Agency.CBSA), ("cbp.one", Agency.CBP)):
+        client = await world.client()
+        await world.sign_in(client, await world.add_officer(name, agency))
+        client.session.headers["X-CSRF-Token"] = await world.csrf(client)
+        assert (await client.post(f"/api/interviews/{interview_id}/take")).status == 200
+        clients.append(client)
+    return interview_id, clients[0], clients[1]

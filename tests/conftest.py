@@ -12,6 +12,7 @@ from server.settings import Settings, load_settings
 from server.store import Store
 from signalling.address_policy import EVERY_NETWORK
 
+from .audit_scene import AuditScene, audit_scene
 from .fakes import FakeClock, World, fast_passwords
 
 
@@ -75,3 +76,13 @@ async def recorded(
     for client in world.clients:
         await client.close()
     await server.close()
+
+
+@pytest.fixture
+async def scene(
+    recorded: tuple[World, dict[str, Path]], tmp_path: Path
+) -> AsyncIterator[AuditScene]:
+    """A recorded, decided interview and an audit console over it."""
+    world, keys = recorded
+    async with audit_scene(world, keys, tmp_path) as built:
+        yield built

@@ -8,7 +8,6 @@ import asyncio
 import shutil
 import sqlite3
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,18 +15,9 @@ import pytest
 from server.appkeys import STORE, TRAIL
 from server.types import Agency
 
-from .audit_scene import NOTES, AuditScene, audit_scene, checked, sign_in
+from .audit_scene import NOTES, AuditScene, checked, sign_in
 from .fakes import World, error_message
 from .test_recorder import probe
-
-
-@pytest.fixture
-async def scene(
-    recorded: tuple[World, dict[str, Path]], tmp_path: Path
-) -> AsyncIterator[AuditScene]:
-    world, keys = recorded
-    async with audit_scene(world, keys, tmp_path) as built:
-        yield built
 
 
 async def test_only_auditors_sign_in_to_the_console(scene: AuditScene) -> None:

@@ -26,9 +26,10 @@ from server.views.whole_numbers import MAX_DIGITS, whole_number
 from signalling.appkeys import ROOMS
 from signalling.types import RoomId
 
-from .audit_scene import AuditScene, audit_scene, sign_in
+from .audit_scene import AuditScene, sign_in
+from .calls import taken_interview
 from .fakes import FakeClock, World, error_message, fast_passwords, jpeg_image
-from .test_stills import JPEG, seated_officers
+from .test_stills import JPEG
 
 # "²" passes str.isdigit() but not int(); 5,000 digits pass both checks but exceed
 # int()'s limit on decimal strings; U+0661 (Arabic-Indic one) is a digit, just not ASCII.
@@ -61,7 +62,7 @@ async def refused(response: ClientResponse, status: int, message: str) -> None:
 async def test_a_still_number_that_is_not_plain_digits_is_a_400(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    interview_id, cbsa, _ = await seated_officers(world)
+    interview_id, cbsa, _ = await taken_interview(world)
     assert (
         await cbsa.post(f"/api/interviews/{interview_id}/stills", data=jpeg_image(), headers=JPEG)
     ).status == 201
@@ -81,15 +82,6 @@ async def test_an_audit_page_number_that_is_not_plain_digits_is_a_400(
             response = await client.get(path, params={"page": page})
             await refused(response, 400, "page must be a whole number from 1")
     assert errors_logged(caplog) == []
-
-
-@pytest.fixture
-async def scene(
-    recorded: tuple[World, dict[str, Path]], tmp_path: Path
-) -> AsyncIterator[AuditScene]:
-    world, keys = recorded
-    async with audit_scene(world, keys, tmp_path) as built:
-        yield built
 
 
 async def test_an_audit_console_still_number_that_is_not_plain_digits_is_a_400(
@@ -207,7 +199,7 @@ async def test_a_client_that_leaves_in_the_middle_of_a_form_is_not_an_error(
 async def test_a_still_that_does_not_decode_as_a_jpeg_image_is_refused(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    interview_id, cbsa, _ = await seated_officers(world)
+    interview_id, cbsa, _ = await taken_interview(world)
     path = f"/api/interviews/{interview_id}/stills"
     fake = await cbsa.post(path, data=b"\xff\xd8\xff\xff\xd9", headers=JPEG)
     await refused(fake, 400, "the still is not a JPEG image that can be decoded")
@@ -225,7 +217,7 @@ async def test_a_still_is_kept_on_disk_only_encrypted_and_deleted_once_both_deci
     recorded: tuple[World, dict[str, Path]], caplog: pytest.LogCaptureFixture
 ) -> None:
     world, _ = recorded
-    interview_id, cbsa, cbp = await seated_officers(world)
+    interview_id, cbsa, cbp = await taken_interview(world)
     image = jpeg_image(320, 240)
     captured = await cbsa.post(f"/api/interviews/{interview_id}/stills", data=image, headers=JPEG)
     assert captured.status == 201

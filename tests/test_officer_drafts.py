@@ -15,24 +15,11 @@ import pytest
 from server.logs import QUIET_LIBRARIES, configure_logging
 from server.types import Agency
 
-from .fakes import Client, World, add_applications, application, error_message
+from .calls import taken_interview
+from .fakes import Client, World, error_message
 
 NOTES = "Passport photo page looks re-laminated; ask about it."
 DRAFT: dict[str, object] = {"verdict": "refer", "reason_codes": ["CA-DOC"], "notes": NOTES}
-
-
-async def officers_in(world: World) -> tuple[str, Client, Client]:
-    """An interview of NX-0001 taken by a CBSA and a CBP officer (clients send CSRF)."""
-    await add_applications(world.store, application("NX-0001"))
-    interview_id, _ = await world.invite("NX-0001")
-    clients = []
-    for name, agency in (("cbsa.one", Agency.CBSA), ("cbp.one", Agency.CBP)):
-        client = await world.client()
-        await world.sign_in(client, await world.add_officer(name, agency))
-        client.session.headers["X-CSRF-Token"] = await world.csrf(client)
-        assert (await client.post(f"/api/interviews/{interview_id}/take")).status == 200
-        clients.append(client)
-    return interview_id, clients[0], clients[1]
 
 
 async def drafts_kept(world: World) -> list[tuple[object, ...]]:
@@ -51,7 +38,7 @@ async def shown(client: Client, interview_id: str) -> dict[str, object]:
 async def test_an_officers_draft_is_kept_and_given_back_to_that_officer_alone(
     world: World,
 ) -> None:
-    interview_id, cbsa, cbp = await officers_in(world)
+    interview_id, cbsa, cbp = await taken_interview(world)
     saved = await cbsa.put(f"/api/interviews/{interview_id}/draft", json=DRAFT)
     assert saved.status == 200, await saved.text()
     assert (await shown(cbsa, interview_id))["draft"] == DRAFT
@@ -67,14 +54,14 @@ async def test_an_officers_draft_is_kept_and_given_back_to_that_officer_alone(
 
 
 async def test_an_empty_form_is_a_draft_too(world: World) -> None:
-    interview_id, cbsa, _ = await officers_in(world)
+    interview_id, cbsa, _ = await taken_interview(world)
     empty: dict[str, object] = {"verdict": None, "reason_codes": [], "notes": ""}
     assert (await cbsa.put(f"/api/interviews/{interview_id}/draft", json=empty)).status == 200
     assert (await shown(cbsa, interview_id))["draft"] == empty
 
 
 async def test_an_officer_of_another_interview_can_keep_no_draft_in_it(world: World) -> None:
-    interview_id, _, _ = await officers_in(world)
+    interview_id, _, _ = await taken_interview(world)
     other = await world.client()
     await world.sign_in(other, await world.add_officer("cbsa.other", Agency.CBSA))
     other.session.headers["X-CSRF-Token"] = await world.csrf(other)
@@ -95,7 +82,7 @@ async def test_an_officer_of_another_interview_can_keep_no_draft_in_it(world: Wo
 async def test_a_draft_that_could_never_become_a_decision_is_refused_plainly(
     world: World, body: dict[str, object], message: str
 ) -> None:
-    interview_id, cbsa, _ = await officers_in(world)
+    interview_id, cbsa, _ = await taken_interview(world)
     refused = await cbsa.put(f"/api/interviews/{interview_id}/draft", json=body)
     assert refused.status == 400
     assert message in error_message(await refused.json())
@@ -105,7 +92,7 @@ async def test_a_draft_that_could_never_become_a_decision_is_refused_plainly(
 async def test_the_draft_goes_once_the_decision_is_recorded_and_none_is_kept_after(
     world: World,
 ) -> None:
-    interview_id, cbsa, _ = await officers_in(world)
+    interview_id, cbsa, _ = await taken_interview(world)
     assert (await cbsa.put(f"/api/interviews/{interview_id}/draft", json=DRAFT)).status == 200
     decided = await cbsa.post(f"/api/interviews/{interview_id}/decision", json=DRAFT)
     assert decided.status == 201, await decided.text()
@@ -133,7 +120,7 @@ async def test_a_draft_is_never_logged_nor_written_to_the_record(
     recorded: tuple[World, dict[str, Path]], server_log: pytest.LogCaptureFixture
 ) -> None:
     world, _ = recorded
-    interview_id, cbsa, _ = await officers_in(world)
+    interview_id, cbsa, _ = await taken_interview(world)
     secret_notes = "Draft only: applicant mentioned a 2019 refusal at Lacolle."
     draft = {**DRAFT, "notes": secret_notes}
     assert (await cbsa.put(f"/api/interviews/{interview_id}/draft", json=draft)).status == 200
@@ -152,7 +139,7 @@ async def test_a_draft_is_never_logged_nor_written_to_the_record(
 
 
 async def test_decisions_name_the_officer_and_carry_no_database_id(world: World) -> None:
-    interview_id, cbsa, cbp = await officers_in(world)
+    interview_id, cbsa, cbp = await taken_interview(world)
     decided = await cbsa.post(f"/api/interviews/{interview_id}/decision", json=DRAFT)
     own = (await decided.json())["decisions"]["CBSA"]
     assert "officer_id" not in own

@@ -5,15 +5,11 @@ or an account id (the stored logs keep the labels, for machines)."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from server.people import People, Person
 from server.types import Agency
 
-from .audit_scene import AuditScene, audit_scene, sign_in
+from .audit_scene import AuditScene, sign_in
 from .fakes import World, add_applications, application
 
 LABEL = re.compile(r"\b(officer|auditor|applicant):[0-9a-z_]+")
@@ -57,15 +53,6 @@ async def test_labels_resolve_to_people_and_what_is_unknown_stays_unnamed(
     assert str(await people.named("unknown:mallory")) == "mallory"
     for label in ("officer:999:CBSA", "auditor:x", "applicant:iv_0000000000000000", "nonsense"):
         assert (await people.named(label)).role == "unknown", label
-
-
-@pytest.fixture
-async def scene(
-    recorded: tuple[World, dict[str, Path]], tmp_path: Path
-) -> AsyncIterator[AuditScene]:
-    world, keys = recorded
-    async with audit_scene(world, keys, tmp_path) as built:
-        yield built
 
 
 async def test_the_audit_console_names_who_looked_and_who_is_signed_in(

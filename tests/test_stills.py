@@ -17,33 +17,20 @@ from cryptography.exceptions import InvalidTag
 from server.appkeys import STILLS
 from server.errors import Conflict
 from server.live_stills import MAX_STILLS_PER_INTERVIEW, LiveStills
-from server.types import Agency
 from signalling.appkeys import ROOMS
 from signalling.types import RoomId
 
-from .fakes import Client, World, add_applications, application, error_message, jpeg_image
+from .calls import taken_interview
+from .fakes import Client, World, error_message, jpeg_image
 
 JPEG = {"Content-Type": "image/jpeg"}
-
-
-async def seated_officers(world: World) -> tuple[str, Client, Client]:
-    await add_applications(world.store, application("NX-0001"))
-    interview_id, _ = await world.invite("NX-0001")
-    clients = []
-    for name, agency in (("cbsa.one", Agency.CBSA), ("cbp.one", Agency.CBP)):
-        client = await world.client()
-        await world.sign_in(client, await world.add_officer(name, agency))
-        client.session.headers["X-CSRF-Token"] = await world.csrf(client)
-        assert (await client.post(f"/api/interviews/{interview_id}/take")).status == 200
-        clients.append(client)
-    return interview_id, clients[0], clients[1]
 
 
 async def test_a_still_is_sealed_in_the_record_and_shown_to_both_officers(
     recorded: tuple[World, dict[str, Path]],
 ) -> None:
     world, keys = recorded
-    interview_id, cbsa, cbp = await seated_officers(world)
+    interview_id, cbsa, cbp = await taken_interview(world)
     image = jpeg_image(640, 480)
     captured = await cbsa.post(f"/api/interviews/{interview_id}/stills", data=image, headers=JPEG)
     assert captured.status == 201
@@ -79,7 +66,7 @@ async def decide(client: Client, interview_id: str, code: str) -> None:
 async def test_the_stills_outlive_the_call_and_go_once_both_agencies_have_decided(
     world: World,
 ) -> None:
-    interview_id, cbsa, cbp = await seated_officers(world)
+    interview_id, cbsa, cbp = await taken_interview(world)
     await cbsa.post(f"/api/interviews/{interview_id}/stills", data=jpeg_image(), headers=JPEG)
     stills = world.server.app[STILLS]
     await world.server.app[ROOMS].get(RoomId(interview_id)).close(by="cbsa", next="done")
@@ -140,7 +127,7 @@ async def test_live_stills_without_a_directory_keep_a_private_one_and_remove_it(
 async def test_what_is_not_a_jpeg_or_too_big_is_refused_and_nothing_is_kept(
     world: World,
 ) -> None:
-    interview_id, cbsa, _ = await seated_officers(world)
+    interview_id, cbsa, _ = await taken_interview(world)
     path = f"/api/interviews/{interview_id}/stills"
     png = await cbsa.post(path, data=b"\x89PNG\r\n", headers={"Content-Type": "image/png"})
     assert png.status == 400 and "JPEG" in error_message(await png.json())
@@ -154,7 +141,7 @@ async def test_what_is_not_a_jpeg_or_too_big_is_refused_and_nothing_is_kept(
 
 
 async def test_an_interview_keeps_at_most_a_dozen_stills(world: World) -> None:
-    interview_id, cbsa, _ = await seated_officers(world)
+    interview_id, cbsa, _ = await taken_interview(world)
     path = f"/api/interviews/{interview_id}/stills"
     for n in range(MAX_STILLS_PER_INTERVIEW):
         assert (await cbsa.post(path, data=jpeg_image(64 + 8 * n), headers=JPEG)).status == 201
@@ -167,7 +154,7 @@ async def test_the_same_still_sent_twice_is_kept_once_and_answered_with_its_numb
     recorded: tuple[World, dict[str, Path]],
 ) -> None:
     world, _ = recorded
-    interview_id, cbsa, cbp = await seated_officers(world)
+    interview_id, cbsa, cbp = await taken_interview(world)
     path = f"/api/interviews/{interview_id}/stills"
     image = jpeg_image(640, 480)
     first = await cbsa.post(path, data=image, headers=JPEG)
