@@ -52,6 +52,18 @@ async def join_and_call(seated: Seated, interview_id: str, person: SyntheticPart
     await person.connect(offer)
 
 
+async def officer_who_took(world: World, interview_id: str, agency: Agency) -> Client:
+    """A new officer of ``agency`` (``cbsa.one`` or ``cbp.one``), signed in, who took the
+    interview; the client sends its CSRF token with every request."""
+    client = await world.client()
+    officer = await world.add_officer(f"{Seat.of(agency)}.one", agency)
+    assert (await world.sign_in(client, officer)).status == 303
+    client.session.headers["X-CSRF-Token"] = await world.csrf(client)
+    taken = await client.post(f"/api/interviews/{interview_id}/take")
+    assert taken.status == 200, await taken.text()
+    return client
+
+
 async def seated_interview(world: World) -> tuple[dict[Seat, Seated], str]:
     """An interview of NX-0001 whose applicant confirmed the date of birth and whose two
     officers signed in and took it, each with an open socket (not yet joined)."""
@@ -60,16 +72,9 @@ async def seated_interview(world: World) -> tuple[dict[Seat, Seated], str]:
     applicant = await world.client()
     await world.confirm_dob(applicant, token, "1980-05-17")
     seated = {Seat.APPLICANT: await open_socket(world, applicant)}
-    for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
-        client = await world.client()
-        officer = await world.add_officer(f"{seat}.one", agency)
-        assert (await world.sign_in(client, officer)).status == 303
-        csrf = await world.csrf(client)
-        taken = await client.post(
-            f"/api/interviews/{interview_id}/take", headers={"X-CSRF-Token": csrf}
-        )
-        assert taken.status == 200
-        seated[seat] = await open_socket(world, client)
+    for agency in Agency:
+        client = await officer_who_took(world, interview_id, agency)
+        seated[Seat.of(agency)] = await open_socket(world, client)
     return seated, interview_id
 
 
@@ -78,11 +83,6 @@ async def taken_interview(world: World) -> tuple[str, Client, Client]:
     CSRF token with every request."""
     await add_applications(world.store, application("NX-0001"))
     interview_id, _ = await world.invite("NX-0001")
-    clients = []
-    for name, agency in (("cbsa.one", Agency.CBSA), ("cbp.one", Agency.CBP)):
-        client = await world.client()
-        await world.sign_in(client, await world.add_officer(name, agency))
-        client.session.headers["X-CSRF-Token"] = await world.csrf(client)
-        assert (await client.post(f"/api/interviews/{interview_id}/take")).status == 200
-        clients.append(client)
-    return interview_id, clients[0], clients[1]
+    cbsa = await officer_who_took(world, interview_id, Agency.CBSA)
+    cbp = await officer_who_took(world, interview_id, Agency.CBP)
+    return interview_id, cbsa, cbp

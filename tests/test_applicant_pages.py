@@ -15,7 +15,7 @@ from server.types import Agency
 from signalling import messages as m
 from signalling.types import Seat
 
-from .calls import Seated, join_and_call, open_socket
+from .calls import Seated, join_and_call, officer_who_took, open_socket
 from .fakes import Client, World, add_applications, application
 from .media import SyntheticParticipant
 
@@ -84,16 +84,10 @@ async def in_call(world: World) -> AsyncIterator[Interview]:
     interview = await checked_in(world)
     assert (await interview.consent())[0] == 201
     interview.sockets[Seat.APPLICANT] = await open_socket(world, interview.applicant)
-    for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
-        client = await world.client()
-        await world.sign_in(client, await world.add_officer(f"{seat}.one", agency))
-        taken = await client.post(
-            f"/api/interviews/{interview.interview_id}/take",
-            headers={"X-CSRF-Token": await world.csrf(client)},
-        )
-        assert taken.status == 200, await taken.text()
+    for agency in Agency:
+        client = await officer_who_took(world, interview.interview_id, agency)
         interview.officers[agency] = client
-        interview.sockets[seat] = await open_socket(world, client)
+        interview.sockets[Seat.of(agency)] = await open_socket(world, client)
     people = {seat: SyntheticParticipant(seat) for seat in Seat}
     try:
         for seat in Seat:

@@ -12,7 +12,7 @@ from signalling.appkeys import SOCKETS
 from signalling.types import Kind, Seat
 from web import LOCALE
 
-from ..calls import join_and_call, open_socket
+from ..calls import join_and_call, officer_who_took, open_socket
 from ..fakes import World, add_applications, application
 from ..media import SyntheticParticipant, wait_for
 from .pages import base_url, check_in, consent, screen, videos_playing
@@ -119,14 +119,9 @@ async def test_an_applicant_reloading_or_cut_off_mid_call_rejoins_the_same_inter
     await add_applications(world.store, application("NX-0001"))
     interview_id, token = await world.invite("NX-0001")
     officers = {}
-    for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
-        client = await world.client()
-        await world.sign_in(client, await world.add_officer(f"{seat}.one", agency))
-        taken = await client.post(
-            f"/api/interviews/{interview_id}/take",
-            headers={"X-CSRF-Token": await world.csrf(client)},
-        )
-        assert taken.status == 200
+    for agency in Agency:
+        seat = Seat.of(agency)
+        client = await officer_who_took(world, interview_id, agency)
         officers[seat] = (await open_socket(world, client), SyntheticParticipant(seat))
     page = await (await browser.new_context()).new_page()
     try:

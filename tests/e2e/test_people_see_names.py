@@ -18,7 +18,7 @@ from signalling import messages as m
 from signalling.types import Seat
 
 from ..audit_scene import audit_scene
-from ..calls import Seated, join_and_call, open_socket
+from ..calls import Seated, join_and_call, officer_who_took, open_socket
 from ..fakes import Client, World, add_applications, application
 from ..media import SyntheticParticipant
 from .pages import base_url, check_in, screen, sign_in_officer, videos_playing
@@ -72,14 +72,9 @@ async def officers_in_call(world: World, interview_id: str) -> AsyncIterator[Off
     officers = Officers(world, interview_id)
     people: list[SyntheticParticipant] = []
     try:
-        for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
-            client = await world.client()
-            await world.sign_in(client, await world.add_officer(f"{seat}.one", agency))
-            taken = await client.post(
-                f"/api/interviews/{interview_id}/take",
-                headers={"X-CSRF-Token": await world.csrf(client)},
-            )
-            assert taken.status == 200, await taken.text()
+        for agency in Agency:
+            seat = Seat.of(agency)
+            client = await officer_who_took(world, interview_id, agency)
             officers.clients[agency] = client
             officers.sockets[seat] = await open_socket(world, client)
             people.append(SyntheticParticipant(seat))
