@@ -1,6 +1,9 @@
 // Officer console: availability, the agency's queue, and the interview: videos, the
 // application record, ID stills, the blind decision (its draft kept on the server as the
 // officer works, so a reload gives it back; once recorded, shown read-only), end, next.
+// Ending the call ends the media, not the decision: an officer whose agency has not
+// decided keeps the form (without the call) and the interview stays in their queue, under
+// "Awaiting your decision", until they record it. The server says who still owes one.
 import { csrfToken, say, t } from "./i18n.js";
 import { openDevices } from "./devices.js";
 import { Call, play, presence, showPeer, showSeats, stepSeats, wireControls } from "./call.js";
@@ -12,6 +15,7 @@ let call = null;
 let current = null; // the interview on screen
 let poll = null;
 let decided = false;
+let callOver = false; // the interview on screen is decision-only: its call has ended
 const DRAFT_DELAY_MS = 1000; // a save a second after the last change, not one per keystroke
 let draftTimer = null;
 let draftChanged = false; // the form holds what the server does not keep yet
@@ -61,33 +65,68 @@ async function setAvailable(available) {
 $("availability").addEventListener("click", () =>
   setAvailable($("availability").getAttribute("aria-pressed") !== "true"));
 
-function queueRow(interview) {
+/** A row of one of the queue's tables: the interview, then `extra` cells, then `button`,
+ * which runs `action` (its error shown under the queue). */
+function interviewRow(interview, extra, button, action) {
   const tr = document.createElement("tr");
-  const waiting = document.createElement("td");
-  if (interview.waiting_seconds === null) say(waiting, "not in the waiting room yet");
-  else say(waiting, "{minutes} min", { minutes: Math.floor(interview.waiting_seconds / 60) });
   for (const text of [interview.id, interview.application_id, t(interview.mode)]) {
     const td = document.createElement("td");
     td.textContent = text;
     tr.append(td);
   }
-  tr.append(waiting);
-  const take = document.createElement("button");
-  take.type = "button";
-  say(take, "Take");
-  take.addEventListener("click", async () => {
+  tr.append(...extra);
+  button.type = "button";
+  button.addEventListener("click", async () => {
+    if (button.disabled) return;
+    button.disabled = true; // one request per click, not one per impatient click
     try {
-      await ensureCamera();
-      await api(`/api/interviews/${encodeURIComponent(interview.id)}/take`, { body: {} });
-      startInterview(interview.id);
+      await action();
+      $("queue-error").textContent = "";
     } catch (error) {
-      $("queue-status").textContent = error.message;
+      $("queue-error").textContent = error.message;
+    } finally {
+      button.disabled = false;
     }
   });
   const td = document.createElement("td");
-  td.append(take);
+  td.append(button);
   tr.append(td);
   return tr;
+}
+
+function queueRow(interview) {
+  const waiting = document.createElement("td");
+  if (interview.waiting_seconds === null) say(waiting, "not in the waiting room yet");
+  else say(waiting, "{minutes} min", { minutes: Math.floor(interview.waiting_seconds / 60) });
+  const take = document.createElement("button");
+  say(take, "Take");
+  return interviewRow(interview, [waiting], take, async () => {
+    await ensureCamera();
+    await api(`/api/interviews/${encodeURIComponent(interview.id)}/take`, { body: {} });
+    startInterview(interview.id);
+  });
+}
+
+function awaitingRow(interview) {
+  const open = document.createElement("button");
+  say(open, "Open");
+  return interviewRow(interview, [], open, async () => openDecision(interview.id));
+}
+
+function offeredRow(interview) {
+  const officer = document.createElement("td");
+  officer.textContent = interview.officer;
+  const takeOver = document.createElement("button");
+  say(takeOver, "Take over the decision");
+  return interviewRow(interview, [officer], takeOver, async () => {
+    await api(`/api/interviews/${encodeURIComponent(interview.id)}/take-decision`, { body: {} });
+    openDecision(interview.id);
+  });
+}
+
+function fillTable(id, rows, section = id) {
+  $(id).tBodies[0].replaceChildren(...rows);
+  $(section).hidden = rows.length === 0;
 }
 
 async function refreshQueue(resume = false) {
@@ -100,8 +139,9 @@ async function refreshQueue(resume = false) {
       startInterview(data.in_call);
       return;
     }
-    $("queue").tBodies[0].replaceChildren(...data.interviews.map(queueRow));
-    $("queue").hidden = data.interviews.length === 0;
+    fillTable("queue", data.interviews.map(queueRow));
+    fillTable("awaiting", (data.awaiting_decision ?? []).map(awaitingRow), "awaiting-section");
+    fillTable("offered", (data.offered ?? []).map(offeredRow), "offered-section");
     if (data.interviews.length) say($("queue-status"), "{count} waiting for a {agency} officer.", { count: data.interviews.length, agency: data.agency });
     else say($("queue-status"), "Nobody is waiting.");
   } catch (error) {
@@ -219,8 +259,6 @@ async function refreshInterview() {
       if (data.draft && !decided && !draftChanged) restoreDraft(data.draft);
     }
     $("decision").hidden = decided;
-    $("end").disabled = !decided;
-    $("end-hint").hidden = decided;
     showOutcome(data, "outcome");
     showOwnDecision(data, "own-decision");
     return data;
@@ -282,7 +320,17 @@ document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "hidden") saveDraft();
 });
 
-function startInterview(interviewId) {
+/** The call view shows the call (videos, controls, End) or, once it is over, only what
+ * the decision needs: the record, the ID stills and the form. */
+function showCallOver(over) {
+  callOver = over;
+  $("live").hidden = over;
+  $("end-actions").hidden = over;
+  $("call-ended").hidden = !over;
+}
+
+/** A fresh call view for `interviewId`: nothing of the interview shown before. */
+function openInterview(interviewId, over) {
   saveDraft(); // whatever is pending for the interview on screen before
   current = interviewId;
   decided = false;
@@ -291,18 +339,30 @@ function startInterview(interviewId) {
   $("call-id").textContent = interviewId;
   $("decision").reset();
   $("decision").hidden = false;
+  $("decision-error").textContent = "";
   $("draft-status").textContent = "";
   $("own-decision").hidden = true;
+  $("outcome").replaceChildren();
   $("stills").replaceChildren();
   say($("stills-status"), "No ID still yet.");
-  for (const tile of document.querySelectorAll(".tile[data-seat]")) presence(tile.dataset.seat, "absent");
-  showSeats(["applicant"]); // the other officer's tile once the interview says they are in this call
+  showCallOver(over);
   show("call");
   $("call-heading").focus();
-  call.join(interviewId);
   refreshInterview();
   clearInterval(poll);
   poll = setInterval(refreshInterview, 30000); // pushes ("updated") do the work; a slow safety net
+}
+
+function startInterview(interviewId) {
+  for (const tile of document.querySelectorAll(".tile[data-seat]")) presence(tile.dataset.seat, "absent");
+  showSeats(["applicant"]); // the other officer's tile once the interview says they are in this call
+  openInterview(interviewId, false);
+  call.join(interviewId);
+}
+
+/** An interview whose call is over and whose decision this officer is to record. */
+function openDecision(interviewId) {
+  openInterview(interviewId, true);
 }
 
 $("capture").addEventListener("click", async () => {
@@ -336,8 +396,9 @@ $("decision").addEventListener("submit", async (event) => {
     await api(`/api/interviews/${encodeURIComponent(current)}/decision`, { body: formState() });
     $("decision-error").textContent = "";
     draftChanged = false;
-    await refreshInterview();
-    $("end").focus();
+    const data = await refreshInterview();
+    if (callOver) showAfter(data); // the call ended before: nothing is left to do here
+    else $("end").focus();
   } catch (error) {
     $("decision-error").textContent = error.message;
     if (draftChanged) draftEdited(); // not recorded: the draft is still worth keeping
@@ -346,12 +407,11 @@ $("decision").addEventListener("submit", async (event) => {
 
 $("end").addEventListener("click", () => call.send({ type: "end" }));
 
-async function ended() {
+function showAfter(data) {
   clearInterval(poll);
-  call.hangUp();
   saveDraft();
-  const data = await refreshInterview();
   current = null;
+  showCallOver(false);
   if (data) {
     showOutcome(data, "after-outcome");
     showOwnDecision(data, "after-own-decision");
@@ -360,8 +420,34 @@ async function ended() {
   $("after-heading").focus();
 }
 
+async function ended() {
+  if (!current || callOver) return; // not in a call: nothing to hang up
+  call.hangUp();
+  saveDraft();
+  const data = await refreshInterview();
+  if (data?.awaiting_your_decision) {
+    // no new applicant while this decision is owed: "Ready for the next applicant" after it
+    if ($("availability").getAttribute("aria-pressed") === "true") setAvailable(false);
+    showCallOver(true);
+    $("call-heading").focus();
+  } else {
+    showAfter(data);
+  }
+}
+
+$("back-to-queue").addEventListener("click", () => {
+  clearInterval(poll);
+  saveDraft();
+  current = null;
+  showCallOver(false);
+  show("queue");
+  $("queue-heading").focus();
+  refreshQueue();
+});
+
 $("next").addEventListener("click", async () => {
   show("queue");
+  $("queue-heading").focus();
   await setAvailable(true);
   refreshQueue();
 });
