@@ -8,8 +8,9 @@ Layout of ``<records>/<interview id>/``::
     <seat>-<n>.webm.age        media segments, listed by ``segment`` events with their
                                SHA-256 and size
 
-`SessionLog` writes it as the interview goes; `verify_session` is what `records verify`
-and the audit console run: every line canonical and in sequence, every checkpoint signed
+`SessionLog` writes it as the interview goes; after a crash, `cut_to_last_checkpoint`
+takes it back to what was signed; `verify_session` is what `records verify` and the
+audit console run: every line canonical and in sequence, every checkpoint signed
 by a trusted key and matching the events (which also proves successive checkpoints
 consistent), every listed segment present with its hash, nothing unlisted, consent and
 an end present.
@@ -29,8 +30,10 @@ from typing import Any
 import msgspec
 
 from .age import decode_b64, encode_b64
+from .errors import RecordingError
 from .private_files import private_directory, private_opener, replace_privately
 from .tlog import (
+    EMPTY_ROOT,
     Checkpoint,
     LogError,
     NoteSigner,
@@ -62,7 +65,15 @@ class SessionLog:
         private_directory(directory / CHECKPOINTS)
         self._root = RunningRoot()
         if (directory / EVENTS).exists():  # a room reopened: carry on the same log
-            for line in (directory / EVENTS).read_bytes().splitlines():
+            held = (directory / EVENTS).read_bytes()
+            if held and not held.endswith(b"\n"):
+                # the next event would be glued onto the torn one, and lost with it
+                raise RecordingError(
+                    "the session log {path} ends in a half-written event; cut it back to "
+                    "its last checkpoint before writing to it",
+                    path=str(directory / EVENTS),
+                )
+            for line in held.splitlines():
                 self._root.append(leaf_hash(line))
         self._events = open(directory / EVENTS, "ab", buffering=0, opener=private_opener)  # noqa: SIM115
         self._appending = threading.Lock()  # the file's lines and the tree agree
@@ -164,6 +175,39 @@ def shred(directory: Path, log: SessionLog, reason: str) -> list[str]:
     return shredded
 
 
+def cut_to_last_checkpoint(directory: Path, verifiers: Sequence[NoteVerifier]) -> int:
+    """After a crash, cut ``directory``'s events back to exactly those its last checkpoint
+    signed by ``verifiers`` covers (none if it has no checkpoint); returns how many that
+    is. Events after it, whole or half-written, were never signed: nobody can tell them
+    from forgeries. Nothing else is removed, and a log that ends at its last checkpoint
+    is left as it is.
+
+    Refuses (`RecordingError`), changing nothing, unless every checkpoint is one of this
+    log's, signed by ``verifiers`` and matching the events: cutting would then remove
+    signed events (a checkpoint key replaced, an events file damaged), which only a person
+    may decide."""
+    path = directory / EVENTS
+    if not path.exists():
+        return 0
+    check = check_log(directory, verifiers, _belongs(directory))
+    notes = len(list((directory / CHECKPOINTS).glob("*.note")))
+    empty = 1 if 0 in check.notes and check.notes[0].root == EMPTY_ROOT else 0
+    if notes != check.checkpoints + empty:
+        problems = "; ".join(p for p in check.problems if "checkpoint" in p)
+        raise RecordingError(
+            "the session log in {directory} has checkpoints that do not match its events "
+            "({problems}); it was left as it is",
+            directory=str(directory),
+            problems=problems or "a checkpoint of another log or key",
+        )
+    kept = check.last_checkpoint
+    held = path.read_bytes()
+    signed = b"".join(line + b"\n" for line in held.split(b"\n")[:kept])
+    if signed != held:
+        replace_privately(path, signed)
+    return kept
+
+
 @dataclass
 class Verification:
     events: int = 0
@@ -223,6 +267,15 @@ class LogCheck:
     def complete(self) -> bool:
         """Nothing wrong, and the last checkpoint covers every event."""
         return not self.problems and self.last_checkpoint == len(self.events)
+
+
+def _belongs(directory: Path, origin: str | None = None) -> Callable[[str], bool]:
+    """Accepts ``origin``, or else any log's origin for the directory's interview id."""
+
+    def belongs(found: str) -> bool:
+        return (origin is None or found == origin) and found.endswith(f"/{directory.name}")
+
+    return belongs
 
 
 def check_log(
@@ -287,10 +340,7 @@ def verify_session(
     checkpoint copied from another session is refused either way. Each of ``witnesses``
     (agencies' keys) must have co-signed the final checkpoint."""
 
-    def belongs(found: str) -> bool:
-        return (origin is None or found == origin) and found.endswith(f"/{directory.name}")
-
-    check = check_log(directory, verifiers, belongs)
+    check = check_log(directory, verifiers, _belongs(directory, origin))
     result = Verification(
         checkpoints=check.checkpoints,
         last_checkpoint=check.last_checkpoint,

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -28,17 +30,85 @@ from recordings.group_commit import GroupCommit
 from recordings.keys import Recipient
 from recordings.private_files import private_directory, private_opener, replace_privately
 from recordings.recorder import Recorder, SegmentInfo
-from recordings.session_record import SessionLog, session_origin
-from recordings.tlog import NoteSigner
+from recordings.session_record import (
+    EVENTS,
+    SessionLog,
+    cut_to_last_checkpoint,
+    session_origin,
+)
+from recordings.tlog import NoteSigner, NoteVerifier
 from signalling.interview import InterviewEvent
-from signalling.types import NullSink, RecordingSink, RoomId
+from signalling.types import NullSink, RecordingSink, RoomId, Seat
 
-from .errors import Conflict
+from .errors import Conflict, NotFound
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 SIGNER_NAME = "nexus-interview-server"
+SEGMENT_NAME = re.compile(r"(?P<seat>[a-z]+)-(?P<index>[0-9]+)\.webm\.age")  # as Recorder names
+
+
+def segment_seat(name: str) -> Seat | None:
+    """The seat whose media a file holds, from its name as `Recorder` gives it
+    (``<seat>-<number>.webm.age``); None for any other file."""
+    match = SEGMENT_NAME.fullmatch(name)
+    if match is None or match["seat"] not in {seat.value for seat in Seat}:
+        return None
+    return Seat(match["seat"])
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What `SessionRecords.recover` did to a log left by a crash."""
+
+    events_kept: int  # the events its last checkpoint covers
+    events_cut: int  # lines after them (whole events or a half-written one), removed
+    listed: tuple[str, ...]  # files no event named, now listed (``recovered: true``)
+    last_event_at: str | None  # the ISO ``at`` of the last event kept; None if none was
+    ended: bool  # the kept log ends with ``end``: it was left closed
+
+
+@dataclass(frozen=True)
+class _Found:
+    recovery: Recovery
+    listings: list[tuple[str, dict[str, Any]]]  # (kind, fields) of each event to add
+
+
+def _after_crash(directory: Path, verifier: NoteVerifier) -> _Found:
+    """Cut the log back to its last checkpoint; the events that list every file in the
+    directory no kept event names."""
+    path = directory / EVENTS
+    before = path.read_bytes().split(b"\n")
+    kept = cut_to_last_checkpoint(directory, [verifier])
+    events = [msgspec.json.decode(line) for line in before[:kept]]
+    named = {str(event["file"]) for event in events if "file" in event}
+    listings: list[tuple[str, dict[str, Any]]] = []
+    for file in sorted(directory.glob("*.age")):
+        if file.name in named:
+            continue
+        with file.open("rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        fields: dict[str, Any] = {
+            "file": file.name,
+            "sha256": digest,
+            "size": file.stat().st_size,
+            "recovered": True,
+        }
+        seat = segment_seat(file.name)
+        if seat is not None:
+            listings.append(("segment", {"seat": seat.value, **fields}))
+        else:  # an officer's notes or an ID still sealed just before the crash
+            listings.append(("recovered_file", fields))
+    cut = len(before) - (1 if before[-1] == b"" else 0) - kept
+    recovery = Recovery(
+        events_kept=kept,
+        events_cut=cut,
+        listed=tuple(str(fields["file"]) for _, fields in listings),
+        last_event_at=str(events[-1]["at"]) if events else None,
+        ended=bool(events) and events[-1].get("kind") == "end",
+    )
+    return _Found(recovery, listings)
 
 
 def checkpoint_signer(path: Path, name: str = SIGNER_NAME) -> NoteSigner:
@@ -99,6 +169,34 @@ class SessionRecords:
                 )
             session = self._open[room_id] = _Open(commits, recorder)
         return session
+
+    async def recover(self, room_id: RoomId) -> Recovery:
+        """At start, for an interview whose log a crash may have left: cut the events no
+        checkpoint signed, list every file no kept event names, and return once a
+        checkpoint covers them. The session is left open, as the crash left it (a log
+        that had ended stays closed), so events carry on in the same log; recording
+        carries on in new files, never in a recovered one."""
+        if room_id in self._open:
+            raise Conflict(
+                "the session record of {room} is open already: recover it before anything "
+                "writes to it",
+                room=room_id,
+            )
+        directory = self.directory / room_id
+        if not (directory / EVENTS).exists():
+            raise NotFound("there is no session record of {room}", room=room_id)
+        verifier = NoteVerifier.parse(self.signer.verifier_key)
+        found = await asyncio.to_thread(_after_crash, directory, verifier)
+        if found.recovery.ended and not found.listings:
+            return found.recovery
+        session = self._session(room_id)
+        for kind, fields in found.listings:
+            session.commits.append(kind, **fields)
+        await session.commits.durable(session.commits.log.size - 1)
+        if found.recovery.ended:  # listed, and closed again without a second ``end``
+            self._open.pop(room_id)
+            await session.commits.close()
+        return found.recovery
 
     def sink(self, room_id: RoomId) -> RecordingSink:
         recorder = self._session(room_id).recorder
