@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gc
+import logging
 import os
 import weakref
 from collections.abc import AsyncIterator, Sequence
@@ -21,7 +23,6 @@ import web as web_assets
 from signalling.address_policy import AddressPolicy
 from signalling.appkeys import LOBBY, ROOMS, SOCKETS
 from signalling.handler import close_sockets
-from signalling.interview import InterviewEvent
 from signalling.lobby import Lobby
 from signalling.rooms import Rooms
 from signalling.types import RoomId
@@ -31,7 +32,7 @@ from . import middleware
 from .appkeys import (
     CATALOGS,
     CLOCK,
-    EVENTS,
+    LIVES,
     PASSWORD_CHECKS,
     RECORDS,
     SETTINGS,
@@ -44,8 +45,9 @@ from .appkeys import (
 from .auth import LoginThrottle, Passwords
 from .errors import NexusError
 from .i18n import Catalogs
-from .interview_events import EventWriter
+from .lifecycle import Refused, Seat
 from .live_stills import LiveStills
+from .lives import Change, Lives, need_of
 from .password_checks import PasswordChecks
 from .secret import Secret
 from .session_records import SessionRecords
@@ -53,12 +55,16 @@ from .settings import Settings
 from .sign_in import StaffSignIn
 from .socket_sessions import SocketSessions
 from .store import Store
-from .types import AccountId, Clock, Role, utc_now
+from .types import Clock, Role, utc_now
 from .views.http import page_context
 from .views.routes import ROUTES, STATIC_PREFIX, Route
 from .views.stills import MAX_STILL_BYTES
 
 SESSION_COOKIE = "nexus_session"
+SWEEP_SECONDS = 30.0
+"""How often time-driven transitions (no-shows) are looked for."""
+
+log = logging.getLogger(__name__)
 
 
 def session_key(path: Path) -> Secret[bytes]:
@@ -127,25 +133,27 @@ def create_app(
     app[CATALOGS] = Catalogs(web_assets.LOCALE)
 
     serve_pages(app, settings, ROUTES, SESSION_COOKIE, settings.session_key_path)
-    events = EventWriter(app[STORE])
-    app[EVENTS] = events
     records = SessionRecords(settings)
     app[RECORDS] = records
-    # Stills outlive a call's end: they go when the interview is over (views/stills.py).
+    # Stills outlive a call's end: they go when the interview is over.
     app[STILLS] = LiveStills(settings.data_dir / "live-stills")
-
-    def on_event(room_id: RoomId, event: InterviewEvent) -> None:
-        events.record(room_id, event)
-        records.event(room_id, event)
-
-    app[ROOMS] = Rooms(
-        on_event=on_event,
+    rooms = app[ROOMS] = Rooms(
+        on_event=lambda room_id, event: app[LIVES].room_event(room_id, event),
         sink_for=records.sink,
         grace_seconds=settings.reconnect_grace_seconds,
         ice_servers=[RTCIceServer(urls=url) for url in settings.ice_servers],
         address_policy=AddressPolicy(settings.media_peer_networks),
     )
-    app[LOBBY] = Lobby(partial(_seat_officers, app[STORE]), clock=lambda: clock().timestamp())
+    lives = app[LIVES] = Lives(
+        store,
+        records,
+        clock,
+        end_call=lambda room_id, detail: rooms.end(room_id, **detail),
+        no_show_minutes=settings.no_show_minutes,
+        outage_wait_seconds=settings.outage_wait_minutes * 60,
+    )
+    app[LOBBY] = Lobby(partial(_seat_officers, lives), clock=lambda: clock().timestamp())
+    lives.listen(partial(_tell_about, app))
     app[SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(close_sockets)
     app.cleanup_ctx.append(_store_ctx)
@@ -153,12 +161,34 @@ def create_app(
     return app
 
 
-async def _seat_officers(store: Store, pairing: Pairing) -> bool:
-    """The waiting room paired them: seat the officers in the interview record."""
+def _tell_about(app: web.Application, change: Change) -> None:
+    """Who must hear of a change in an interview's life, once it is stored."""
+    room_id, events = RoomId(change.interview_id), change.events
+    lobby, rooms = app[LOBBY], app[ROOMS]
+    if isinstance(change.action, Seat):
+        lobby.officer_seated(change.action.officer_id, change.action.agency)
+    if "call-start" in events:
+        lobby.call_started(change.interview_id)
+    elif "seat" in events:
+        need = need_of(change.after)
+        if need is not None:
+            lobby.needs_now(change.interview_id, need)
+    if "next-step" in events and "end" not in events:
+        # CBSA decided after the call ended: the applicant waits for the CBP step now.
+        rooms.tell_ended(room_id, by="cbsa", next="cbp")
+    for what in ("decision", "still"):
+        if what in events:
+            rooms.record_updated(room_id, what)
+    if change.after.ended:
+        app[STILLS].drop(change.interview_id)
+
+
+async def _seat_officers(lives: Lives, pairing: Pairing) -> bool:
+    """The waiting room paired them: seat the officers in the interview."""
     try:
         for agency, officer_id in pairing.officers.items():
-            await store.interviews.take(pairing.interview_id, AccountId(officer_id), agency)
-    except NexusError:
+            await lives.act(pairing.interview_id, Seat(agency, officer_id))
+    except (Refused, NexusError):
         return False
     return True
 
@@ -173,13 +203,29 @@ async def _startup_heap_frozen(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The store opens first and closes last: rooms write their final events to it."""
+    """The store opens first and closes last: rooms write their final events to it. In
+    between, interviews a stop or a crash cut off resume, and time does its part."""
     await app[STORE].open()
+    lives = app[LIVES]
+    await lives.resume()
+    sweeping = asyncio.ensure_future(_keep_sweeping(lives))
     yield
+    sweeping.cancel()
+    await asyncio.gather(sweeping, return_exceptions=True)
+    lives.close()
     await app[LOBBY].close()
     await app[ROOMS].close()
     app[STILLS].close()
+    await lives.drain()
     await app[RECORDS].close_all()
-    await app[EVENTS].drain()
     app[PASSWORD_CHECKS].close()
     await app[STORE].close()
+
+
+async def _keep_sweeping(lives: Lives) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        try:
+            await lives.sweep()
+        except Exception:
+            log.exception("the interviews' sweep failed")

@@ -8,8 +8,8 @@ from .audit_console import AuditConsole
 from .audit_trail import AuditTrail
 from .auth import LoginThrottle, Principal
 from .i18n import Catalogs
-from .interview_events import EventWriter
 from .live_stills import LiveStills
+from .lives import Lives
 from .password_checks import PasswordChecks
 from .session_records import SessionRecords
 from .settings import Settings
@@ -25,7 +25,7 @@ PASSWORD_CHECKS = web.AppKey("password_checks", PasswordChecks)
 SIGN_IN = web.AppKey("sign_in", StaffSignIn)
 SOCKET_SESSIONS = web.AppKey("socket_sessions", SocketSessions)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
-EVENTS: web.AppKey[EventWriter] = web.AppKey("events")
+LIVES = web.AppKey("lives", Lives)
 RECORDS: web.AppKey[SessionRecords] = web.AppKey("records")
 CATALOGS = web.AppKey("catalogs", Catalogs)
 STILLS = web.AppKey("stills", LiveStills)

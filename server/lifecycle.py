@@ -151,6 +151,15 @@ class Decide:
 
 
 @dataclass(frozen=True)
+class Reassign:
+    """Another officer of the agency takes over a decision left overdue (the shell decides
+    when it is overdue: the transition only checks that a decision is awaited)."""
+
+    agency: Agency
+    officer_id: int
+
+
+@dataclass(frozen=True)
 class Still:
     """An officer captures an ID still of the applicant."""
 
@@ -187,6 +196,7 @@ Action = (
     | Leave
     | End
     | Decide
+    | Reassign
     | Still
     | NoShow
     | Cancel
@@ -237,6 +247,18 @@ class Life:
             return False
         return party is Party.APPLICANT or party.agency in self.step_agencies()
 
+    def may_join(self, party: Party) -> bool:
+        """``party`` may connect to the current step's call now."""
+        return self.in_call(party) or self.may_wait_in_call(party)
+
+    def may_wait_in_call(self, party: Party) -> bool:
+        """An officer seated for the step to come may sit in its call before the applicant
+        is called (they see each other; the applicant's place shows as not connected)."""
+        agency = party.agency
+        if agency is None or self.phase not in (Phase.SCHEDULED, Phase.WAITING):
+            return False
+        return agency in self.officers and agency in self.step_agencies()
+
     def awaits_decision_from(self, agency: Agency) -> bool:
         """An agency's officer still has a decision to make (their form stays open)."""
         if self.ended or agency in self.decided or agency not in self.officers:
@@ -279,6 +301,8 @@ def apply(life: Life, action: Action) -> Outcome:
             return _end(life, agency)
         case Decide(agency=agency, officer_id=officer_id):
             return _decide(life, agency, officer_id)
+        case Reassign(agency=agency, officer_id=officer_id):
+            return _reassign(life, agency, officer_id)
         case Still(agency=agency):
             if not (life.in_call(Party.of(agency)) and life.in_call(Party.APPLICANT)):
                 raise Refused(RefusalKind.NOT_YET, "an ID still is captured during the call")
@@ -329,6 +353,8 @@ def _ready(life: Life) -> Outcome:
     if life.phase in (Phase.WAITING, Phase.IN_CALL):
         return Outcome(life)  # another tab, a reload: one place in the queue
     if life.phase is Phase.AWAITING_DECISIONS:
+        if life.mode is InterviewMode.TWO_STEP and life.step == Agency.CBSA.value:
+            return Outcome(life)  # the CBP step opens once CBSA has decided: wait for it
         raise Refused(RefusalKind.NOT_YET, "the officers are recording their decisions")
     step = life.step or life.first_step()
     waiting = life.replace(phase=Phase.WAITING, step=step)
@@ -360,7 +386,7 @@ def _start_call_if_staffed(life: Life, events: tuple[str, ...]) -> Outcome:
 
 
 def _join(life: Life, party: Party) -> Outcome:
-    if not life.in_call(party):
+    if not life.may_join(party):
         if life.phase is Phase.IN_CALL:
             raise Refused(RefusalKind.NOT_YOURS, "this call is not yours to join")
         raise Refused(RefusalKind.NOT_YET, "there is no call to join now")
@@ -415,6 +441,15 @@ def _decide(life: Life, agency: Agency, officer_id: int) -> Outcome:
     return _after_call(decided, ("decision",))
 
 
+def _reassign(life: Life, agency: Agency, officer_id: int) -> Outcome:
+    if life.officers.get(agency) == officer_id:
+        return Outcome(life)
+    if life.phase is not Phase.AWAITING_DECISIONS or not life.awaits_decision_from(agency):
+        raise Refused(RefusalKind.NOT_YET, f"no {agency} decision is awaited from this interview")
+    officers = MappingProxyType({**life.officers, agency: officer_id})
+    return Outcome(life.replace(officers=officers), ("reassign",))
+
+
 def _after_call(life: Life, events: tuple[str, ...]) -> Outcome:
     """Where an interview goes once a call is over or a decision comes in: closed when
     both agencies have decided; in two-step mode, back to the waiting room for the CBP
@@ -440,6 +475,55 @@ def _outage(life: Life) -> Outcome:
         for party, was in life.presence.items()
     }
     return Outcome(life.replace(presence=MappingProxyType(lost)), ("outage",))
+
+
+_ACTION_NAMES: Mapping[type, str] = MappingProxyType(
+    {
+        CheckIn: "check-in",
+        Consent: "consent",
+        Ready: "ready",
+        Seat: "seat",
+        Join: "join",
+        Drop: "drop",
+        Leave: "leave",
+        End: "end",
+        Decide: "decide",
+        Reassign: "reassign",
+        Still: "still",
+        NoShow: "no-show",
+        Cancel: "cancel",
+        Outage: "outage",
+        Interrupt: "interrupt",
+    }
+)
+_ACTIONS: Mapping[str, type] = MappingProxyType({v: k for k, v in _ACTION_NAMES.items()})
+
+
+def action_fields(action: Action) -> dict[str, object]:
+    """The action as the journal writes it, so that a restart can replay the journal."""
+    fields: dict[str, object] = {"do": _ACTION_NAMES[type(action)]}
+    for item in dataclasses.fields(action):
+        fields[item.name] = getattr(action, item.name)
+    return fields
+
+
+def action_from(fields: Mapping[str, object]) -> Action | None:
+    """The action `action_fields` wrote (None for anything else)."""
+    kind = _ACTIONS.get(str(fields.get("do")))
+    if kind is None:
+        return None
+    values: dict[str, object] = {}
+    for item in dataclasses.fields(kind):
+        raw = fields.get(item.name)
+        if item.name == "agency":
+            raw = Agency(str(raw))
+        elif item.name == "party":
+            raw = Party(str(raw))
+        elif item.name == "officer_id":
+            raw = int(str(raw))
+        values[item.name] = raw
+    action: Action = kind(**values)
+    return action
 
 
 def replay(mode: InterviewMode, actions: list[Action]) -> Life:

@@ -142,6 +142,16 @@ class LiveStills:
         stills = sorted(interview.stills.values(), key=lambda s: s.number) if interview else []
         return [{"number": still.number, "agency": still.agency} for still in stills]
 
+    def drop_still(self, interview_id: str, number: int) -> None:
+        """Forget one still that was kept but could not be recorded."""
+        interview = self._interviews.get(interview_id)
+        if interview is None or interview.stills.pop(number, None) is None:
+            return
+        for digest, kept in list(interview.by_digest.items()):
+            if kept == number:
+                del interview.by_digest[digest]
+        interview.path(number).unlink(missing_ok=True)
+
     def drop(self, interview_id: str) -> None:
         """The interview is over: forget the key (the files are unreadable from here on)
         and delete the files. A dozen unlinks at most, so done in place. Safe twice."""

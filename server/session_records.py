@@ -170,6 +170,16 @@ class SessionRecords:
             session = self._open[room_id] = _Open(commits, recorder)
         return session
 
+    def has_log(self, room_id: RoomId) -> bool:
+        return (self.directory / room_id / EVENTS).exists()
+
+    def journal(self, room_id: RoomId) -> list[dict[str, Any]]:
+        """The session log's events as written (read after `recover`: all signed)."""
+        path = self.directory / room_id / EVENTS
+        if not path.exists():
+            return []
+        return [msgspec.json.decode(line) for line in path.read_bytes().splitlines() if line]
+
     async def recover(self, room_id: RoomId) -> Recovery:
         """At start, for an interview whose log a crash may have left: cut the events no
         checkpoint signed, list every file no kept event names, and return once a
@@ -227,15 +237,15 @@ class SessionRecords:
             "reason_codes": reason_codes,
         }
         if notes:
-            fields |= await self._sealed_file(room_id, f"notes-{agency.lower()}.txt.age", notes)
+            fields |= await self.sealed_file(room_id, f"notes-{agency.lower()}.txt.age", notes)
         await self.append(room_id, "decision", **fields)
 
     async def still(self, room_id: RoomId, agency: str, number: int, jpeg: bytes) -> None:
         """A captured ID still: encrypted beside the log, its hash in the log."""
-        sealed = await self._sealed_file(room_id, f"still-{number:03d}.jpg.age", jpeg)
+        sealed = await self.sealed_file(room_id, f"still-{number:03d}.jpg.age", jpeg)
         await self.append(room_id, "still", agency=agency, number=number, **sealed)
 
-    async def _sealed_file(
+    async def sealed_file(
         self, room_id: RoomId, name: str, plaintext: str | bytes
     ) -> dict[str, Any]:
         """Write ``plaintext`` encrypted to the recipients (in a thread: a still is

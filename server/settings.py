@@ -12,9 +12,11 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from signalling.address_policy import Network, parse_networks
 
@@ -91,6 +93,20 @@ def _stun_urls(raw: str) -> tuple[str, ...]:
         if not re.fullmatch(r"stuns?:[A-Za-z0-9.-]+(:\d{1,5})?", url):
             raise ValueError(f"{url!r} is not a STUN URL such as stun:stun.example.org:3478")
     return urls
+
+
+def _time_of_day(raw: str) -> time:
+    try:
+        return time.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValueError("expected a time of day as HH:MM, such as 17:00") from None
+
+
+def _time_zone(raw: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(raw.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("expected an IANA time zone name, such as America/Toronto") from None
 
 
 _AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
@@ -201,6 +217,30 @@ class Settings:
         "Minutes before an interview's window starts that its link opens check-in (date "
         "of birth, consent, waiting room); earlier, the link says when to come back.",
         _int_between(0, 7 * 24 * 60),
+    )
+    no_show_minutes: int = _setting(
+        "15",
+        "Minutes after an interview's appointment (the start of its window) after which "
+        "an applicant who has not joined a call is a no-show (the program office can invite "
+        "them again).",
+        _int_between(1, 7 * 24 * 60),
+    )
+    decision_due_time: time = _setting(
+        "17:00",
+        "End of the officers' working day (HH:MM, office time): a decision still missing "
+        "then, for a call that ended before it, is offered to the agency's other officers.",
+        _time_of_day,
+    )
+    office_time_zone: ZoneInfo = _setting(
+        "America/Toronto",
+        "The offices' time zone (IANA name), for the end of the working day.",
+        _time_zone,
+    )
+    outage_wait_minutes: int = _setting(
+        "10",
+        "After a server restart, minutes an interrupted call waits for its participants "
+        "to come back before the interview is marked interrupted.",
+        _int_between(1, 24 * 60),
     )
     cbsa_recipient: str = _setting("", "CBSA's age recipient (public key).", _recipient)
     cbp_recipient: str = _setting("", "CBP's age recipient (public key).", _recipient)

@@ -62,6 +62,8 @@ class InterviewState(StrEnum):
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
+    NO_SHOW = "no_show"
+    INTERRUPTED = "interrupted"
 
 
 class Verdict(StrEnum):

@@ -15,12 +15,15 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from server.appkeys import CATALOGS, SETTINGS, SOCKET_SESSIONS, STORE
+from server import lifecycle
+from server.appkeys import CATALOGS, LIVES, SETTINGS, SOCKET_SESSIONS, STORE
 from server.auth import Principal
-from server.errors import Forbidden, Gone, NexusError
+from server.errors import Conflict, Forbidden, NexusError
+from server.lifecycle import Life, Party, Phase
+from server.lives import Lives, need_of
 from server.store import Store
 from server.store.sessions import session_hash
-from server.types import Agency, InterviewMode, InterviewState, Role
+from server.types import Agency, InterviewMode, Role
 from server.views.http import current, session_id_of, session_of, translator_of
 
 from . import messages as m
@@ -30,7 +33,7 @@ from .interview import InterviewEvent, InterviewRoom
 from .lobby import Lobby
 from .rooms import RecordUpdate, RoomItem, Rooms, SeatMediaState
 from .types import ParticipantId, RoomId, Seat
-from .waiting_room import RECENT_INTERVIEWS, Need, WaitingApplicant
+from .waiting_room import RECENT_INTERVIEWS, WaitingApplicant
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +57,10 @@ class Connection:
         rooms: Rooms,
         lobby: Lobby,
         ws: web.WebSocketResponse,
+        lives: Lives,
     ) -> None:
         self.principal = principal
+        self._lives = lives
         self._lobby = lobby
         self._applicant_in_lobby: str | None = None
         self._officer_in_lobby: tuple[int, Agency] | None = None
@@ -66,6 +71,7 @@ class Connection:
         self.seat: Seat | None = None
         self._participant: ParticipantId | None = None  # the connection this socket made
         self._stop_listening: list[Callable[[], None]] = []
+        self._hearing: set[RoomId] = set()
         self._outbox: asyncio.Queue[m.Message] = asyncio.Queue(256)
 
     async def handle(self, message: m.ClientMessage) -> None:
@@ -74,7 +80,11 @@ class Connection:
                 await self._join(interview_id)
             case m.Offer(sdp=sdp):
                 room, seat = self._seated()
-                answer = await room.join(seat, sdp, await self._seat_info())
+                await self._allowed(room.id, lifecycle.Join(Party(seat.value)))
+                try:
+                    answer = await room.join(seat, sdp, await self._seat_info())
+                except RuntimeError:  # the call ended while the offer was answered
+                    raise Conflict("this call has ended") from None
                 participant = room.participant(seat)
                 self._participant = participant.id if participant is not None else None
                 await self.send(m.Answer(sdp=answer))
@@ -101,29 +111,48 @@ class Connection:
                 await self._learn_interview_lengths()
                 await self._lobby.officer_available(account_id, agency, available, self.queue)
 
+    async def _allowed(self, interview_id: str, action: lifecycle.Action) -> Life:
+        """The interview's life, if ``action`` may happen now; else a 409 that says why."""
+        try:
+            return await self._lives.check(interview_id, action)
+        except lifecycle.Refused as refused:
+            raise Conflict(refused.message) from None
+
+    async def _act(self, interview_id: str, action: lifecycle.Action, **detail: str) -> Life:
+        try:
+            return (await self._lives.act(interview_id, action, detail=detail)).life
+        except lifecycle.Refused as refused:
+            raise Conflict(refused.message) from None
+
     async def _end(self) -> None:
-        """An officer ends the interview for everyone; in two-step mode the CBSA officer
-        ends the first step and the applicant goes on to wait for a CBP officer."""
+        """An officer ends the call for everyone; in two-step mode the CBSA officer ends
+        the first step and the applicant goes on to wait for a CBP officer. Each agency
+        still decides afterwards."""
         room, seat = self._seated()
         if seat is Seat.APPLICANT:
             raise Forbidden("only an officer can end the interview; use leave")
-        interview = await self._store.interviews.get(room.id)
-        then = "cbp" if interview.mode is InterviewMode.TWO_STEP and seat is Seat.CBSA else "done"
-        await room.close(by=seat.value, next=then)
+        agency = Agency(seat.value.upper())
+        life = await self._allowed(room.id, lifecycle.End(agency))
+        two_step_cbsa = life.mode is InterviewMode.TWO_STEP and life.step == Agency.CBSA.value
+        await self._act(
+            room.id, lifecycle.End(agency), by=seat.value, next="cbp" if two_step_cbsa else "done"
+        )
 
     async def _ready(self, interview_id: str) -> None:
-        """An applicant who passed check-in takes their place in the waiting room."""
+        """An applicant who passed check-in takes their place in the waiting room (or,
+        if their officers are seated already, goes straight into the call)."""
         if self.principal.own_interview() != interview_id:
             raise Forbidden("this is not your interview")
         interview = await self._store.interviews.get(interview_id)
-        if not interview.is_open:
-            raise _closed(interview.state)
+        life = await self._act(interview_id, lifecycle.Ready())
+        self._hear_room(RoomId(interview_id))  # the end of a step reaches the waiting page
+        if life.phase is Phase.IN_CALL:
+            self.queue(m.Paired(interview_id=interview_id, seat=Seat.APPLICANT))
+            return
+        need = need_of(life)
+        if life.phase is not Phase.WAITING or need is None:
+            return  # the CBP step opens once CBSA has decided: told then
         application = await self._store.applications.get(interview.application_id)
-        decisions = await self._store.decisions.for_interview(interview_id)
-        if interview.mode is InterviewMode.JOINT:
-            need = Need.JOINT
-        else:
-            need = Need.CBP if Agency.CBSA in decisions else Need.CBSA
         waiting = WaitingApplicant(
             interview_id,
             need,
@@ -135,6 +164,11 @@ class Connection:
         await self._learn_interview_lengths()
         await self._lobby.applicant_ready(waiting, self.queue)
 
+    def _hear_room(self, room_id: RoomId) -> None:
+        if room_id not in self._hearing:
+            self._hearing.add(room_id)
+            self._stop_listening.append(self._rooms.listen(room_id, self._on_room))
+
     async def _learn_interview_lengths(self) -> None:
         """Estimates follow the latest interviews' lengths (read as someone enters the
         waiting room or an officer comes back from an interview)."""
@@ -143,8 +177,6 @@ class Connection:
 
     async def _join(self, interview_id: str) -> None:
         interview = await self._store.interviews.get(interview_id)
-        if interview.state in (InterviewState.CANCELLED, InterviewState.COMPLETED):
-            raise _closed(interview.state)
         if self.principal.role is Role.APPLICANT:
             if self.principal.own_interview() != interview.id:
                 raise Forbidden("this is not your interview")
@@ -154,9 +186,9 @@ class Connection:
             if interview.officer_for(agency) != account_id:
                 raise Forbidden(f"you are not the {agency} officer assigned to {interview.id}")
             seat = Seat.of(agency)
+        await self._allowed(interview.id, lifecycle.Join(Party(seat.value)))
         room = self._rooms.get(RoomId(interview.id))
-        if self.room is not room:
-            self._stop_listening.append(self._rooms.listen(room.id, self._on_room))
+        self._hear_room(room.id)
         self.room, self.seat = room, seat
         present = [other.value for other in room.present]
         await self.send(m.Joined(interview_id=interview.id, seat=seat, present=present))
@@ -178,13 +210,19 @@ class Connection:
         }
 
     def _seated(self) -> tuple[InterviewRoom, Seat]:
+        """The call this socket joined, if it is still on. A call that emptied is opened
+        again by the next ``join``, never by other messages: nothing reopens an ended one."""
         if self.room is None or self.seat is None:
             raise NotInRoom("join an interview first")
-        # The room is reopened if it emptied and closed since this socket joined it.
-        self.room = self._rooms.get(self.room.id)
-        return self.room, self.seat
+        room = self._rooms.current(self.room.id)
+        if room is None:
+            raise Conflict("this call is not on; join the interview again")
+        self.room = room
+        return room, self.seat
 
     def _on_room(self, item: RoomItem) -> None:
+        if self.seat is None and not isinstance(item, InterviewEvent | RecordUpdate):
+            return  # a waiting page hears only of the end of a step
         if isinstance(item, RecordUpdate):
             if self.seat is not Seat.APPLICANT:  # officers' business only
                 self.queue(m.Updated(what=item.what))
@@ -231,12 +269,6 @@ class Connection:
             await self._lobby.applicant_gone(self._applicant_in_lobby, self.queue)
         if self._officer_in_lobby is not None:
             await self._lobby.officer_gone(*self._officer_in_lobby)
-
-
-def _closed(state: InterviewState) -> Gone:
-    if state is InterviewState.CANCELLED:
-        return Gone("this interview was replaced by a newer one; use the newest link you were sent")
-    return Gone("this interview is over")
 
 
 async def close_sockets(app: web.Application) -> None:
@@ -289,7 +321,12 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     ws[SOCKET_PRINCIPAL] = principal.label
     sockets.add(ws)
     connection = Connection(
-        principal, request.app[STORE], request.app[ROOMS], request.app[LOBBY], ws
+        principal,
+        request.app[STORE],
+        request.app[ROOMS],
+        request.app[LOBBY],
+        ws,
+        request.app[LIVES],
     )
     catalogs = request.app[CATALOGS]
 

@@ -7,6 +7,7 @@ every tab hears the updates, and the place is given up only when the last tab go
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -15,7 +16,7 @@ from server.types import Agency
 
 from . import messages as m
 from .types import Seat
-from .waiting_room import Estimate, Pairing, WaitingApplicant, WaitingRoom
+from .waiting_room import Estimate, Need, Pairing, WaitingApplicant, WaitingRoom
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,30 @@ class Lobby:
         self.room.remove(interview_id)
         self._tell_waiting()
 
+    def call_started(self, interview_id: str) -> None:
+        """Officers were seated for the applicant's call (a take or a pairing): the
+        applicant leaves the waiting room, and the tab used last takes the seat."""
+        self.room.remove(interview_id)
+        self._ready_at.pop(interview_id, None)
+        tabs = self._applicants.pop(interview_id, [])
+        if tabs:
+            tabs[-1](m.Paired(interview_id=interview_id, seat=Seat.APPLICANT))
+        self._tell_waiting()
+
+    def officer_seated(self, officer_id: int, agency: Agency) -> None:
+        """An officer took an interview (from the queue or by pairing): not free now."""
+        self.room.taken(officer_id, agency, self._clock())
+        self._tell_waiting()
+
+    def needs_now(self, interview_id: str, need: Need) -> None:
+        """An officer took one of the places the applicant waits for: they wait for the
+        other one only."""
+        waiting = self.room.get(interview_id)
+        if waiting is not None and waiting.need is not need:
+            self.room.remove(interview_id)
+            self.room.add(dataclasses.replace(waiting, need=need))
+            self._tell_waiting()
+
     async def officer_available(
         self, officer_id: int, agency: Agency, available: bool, send: Send
     ) -> None:
@@ -105,9 +130,12 @@ class Lobby:
 
     async def _seat(self, pairing: Pairing) -> None:
         if not await self._seat_officers(pairing):
+            # The interview moved on meanwhile (taken, ended): it waits no more; the
+            # officers are still free.
             log.warning("could not seat officers for %s", pairing.interview_id)
+            self.room.remove(pairing.interview_id)
             for agency, officer_id in pairing.officers.items():
-                self.room.set_available(officer_id, agency, True)  # not seated: still free
+                self.room.set_available(officer_id, agency, True)
             return
         tabs = self._applicants.pop(pairing.interview_id, [])
         self._ready_at.pop(pairing.interview_id, None)

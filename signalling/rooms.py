@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from aiortc import RTCIceServer
 
@@ -56,7 +57,29 @@ class Rooms:
         self._sink_for = sink_for or (lambda room_id: NullSink())
         self._grace_seconds = grace_seconds
 
+    def current(self, room_id: RoomId) -> InterviewRoom | None:
+        """The room's call if one is on (never opens one)."""
+        room = self._rooms.get(room_id)
+        return room if room is not None and not room.closed else None
+
+    async def end(self, room_id: RoomId, **detail: Any) -> None:
+        """End the room's call for everyone (``detail``: who ended it, what comes next),
+        telling every listener even if nobody was connected."""
+        room = self._rooms.pop(room_id, None)
+        if room is not None and not room.closed:
+            await room.close(**detail)
+        else:
+            self._states.pop(room_id, None)
+            self.tell_ended(room_id, **detail)
+
+    def tell_ended(self, room_id: RoomId, **detail: Any) -> None:
+        """Tell the room's listeners a step is over though no call was on (its officer
+        decided after ending it)."""
+        self._tell(room_id, InterviewEvent("end", None, time.time(), dict(detail)))
+
     def get(self, room_id: RoomId) -> InterviewRoom:
+        """The room's call, opened if none is on: the caller has checked that the
+        interview's life allows a call now."""
         room = self._rooms.get(room_id)
         if room is None or room.closed:
             room = InterviewRoom(

@@ -132,6 +132,9 @@ class WaitingRoom:
         """The latest interviews' lengths in seconds, newest first: estimates follow them."""
         self.interview_seconds = typical_interview_seconds(recent)
 
+    def get(self, interview_id: str) -> WaitingApplicant | None:
+        return self._waiting.get(interview_id)
+
     def add(self, applicant: WaitingApplicant) -> None:
         """Enter (or re-enter, keeping one place) the queue."""
         self.remove(applicant.interview_id)
@@ -149,6 +152,11 @@ class WaitingRoom:
         self._free[agency].pop(officer_id, None)
         if available:
             self._free[agency][officer_id] = None
+
+    def taken(self, officer_id: int, agency: Agency, now: float | None = None) -> None:
+        """A free officer took an interview themselves: busy with it from ``now``."""
+        if self._free[agency].pop(officer_id, "away") is None:
+            self._busy[agency][officer_id] = now
 
     def finished(self, officer_id: int, agency: Agency) -> None:
         """An officer's interview ended: free again."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiohttp import ClientWebSocketResponse
 
 from server.types import Agency
+from server.views.applicant import CONSENT_VERSION
 from signalling import messages as m
 from signalling.types import Seat
 
@@ -40,9 +41,20 @@ async def open_socket(world: World, client: Client) -> Seated:
     return Seated(client, await client.ws_connect("/ws"))
 
 
+# What the lobby and the other seats tell a socket on their own, between its questions.
+CHATTER = (m.Waiting, m.Paired, m.Peer, m.PeerState)
+
+
+async def join(seated: Seated, interview_id: str) -> m.Joined:
+    await seated.ws.send_str(m.encode(m.Join(interview_id=interview_id)))
+    while isinstance(answer := await seated.receive(), CHATTER):
+        pass
+    assert isinstance(answer, m.Joined), answer
+    return answer
+
+
 async def join_and_call(seated: Seated, interview_id: str, person: SyntheticParticipant) -> None:
-    joined = await seated.ask(m.Join(interview_id=interview_id))
-    assert isinstance(joined, m.Joined), joined
+    await join(seated, interview_id)
 
     async def offer(seat: Seat, sdp: str) -> str:
         answer = await seated.ask(m.Offer(sdp=sdp))
@@ -64,17 +76,39 @@ async def officer_who_took(world: World, interview_id: str, agency: Agency) -> C
     return client
 
 
+async def consented_applicant(world: World, token: str, dob: str = "1980-05-17") -> Seated:
+    """The applicant of the link ``token``, checked in and consented, with an open socket
+    (their page once they clicked "I agree, continue", before it asks for a place)."""
+    applicant = await world.client()
+    assert (await world.confirm_dob(applicant, token, dob)).status == 303
+    applicant.session.headers["X-CSRF-Token"] = await world.csrf(applicant)
+    consent = await applicant.post(
+        "/api/applicant/consent", json={"text_version": CONSENT_VERSION, "language": "en"}
+    )
+    assert consent.status == 201, await consent.text()
+    return await open_socket(world, applicant)
+
+
+async def waiting_applicant(world: World, token: str, dob: str = "1980-05-17") -> Seated:
+    """The applicant of the link ``token``, consented and in the waiting room."""
+    seated = await consented_applicant(world, token, dob)
+    interview_id = (await (await seated.client.get("/api/applicant/interview")).json())["id"]
+    await seated.ws.send_str(m.encode(m.Ready(interview_id=interview_id)))
+    return seated
+
+
 async def seated_interview(world: World) -> tuple[dict[Seat, Seated], str]:
-    """An interview of NX-0001 whose applicant confirmed the date of birth and whose two
-    officers signed in and took it, each with an open socket (not yet joined)."""
+    """An interview of NX-0001 whose applicant waits in the waiting room and whose two
+    officers signed in and took it, which starts its call: each has an open socket, the
+    applicant's told to join (`m.Paired`), none joined yet."""
     await add_applications(world.store, application("NX-0001"))
     interview_id, token = await world.invite("NX-0001")
-    applicant = await world.client()
-    await world.confirm_dob(applicant, token, "1980-05-17")
-    seated = {Seat.APPLICANT: await open_socket(world, applicant)}
+    seated = {Seat.APPLICANT: await waiting_applicant(world, token)}
+    await seated[Seat.APPLICANT].expect(m.Waiting)
     for agency in Agency:
         client = await officer_who_took(world, interview_id, agency)
         seated[Seat.of(agency)] = await open_socket(world, client)
+    await seated[Seat.APPLICANT].expect(m.Paired)
     return seated, interview_id
 
 

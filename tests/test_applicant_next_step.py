@@ -1,61 +1,53 @@
 """Where the applicant's page goes on (re)load: back into a call that is on, the waiting
-room, or the completion screen, in joint and two-step mode."""
+room, or the completion screen, in joint and two-step mode, read from the interview's life."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import UTC, datetime
-
 import pytest
 
-from server.store.interviews import Interview
-from server.types import (
-    AccountId,
-    ApplicationId,
-    InterviewId,
-    InterviewMode,
-    InterviewState,
+from server.lifecycle import (
+    Action,
+    CheckIn,
+    Consent,
+    Decide,
+    End,
+    Join,
+    Party,
+    Ready,
+    Seat,
+    replay,
 )
+from server.types import Agency, InterviewMode
 from server.views.applicant import next_step
 
-BASE = Interview(
-    id=InterviewId("iv_0000000000000001"),
-    application_id=ApplicationId("NX-0001"),
-    mode=InterviewMode.JOINT,
-    window_start=datetime(2026, 11, 22, 9, tzinfo=UTC),
-    window_end=datetime(2026, 11, 22, 17, tzinfo=UTC),
-    state=InterviewState.SCHEDULED,
-    cbsa_officer_id=None,
-    cbp_officer_id=None,
-    dob_failures=0,
-    dob_confirmed=True,
-)
-OFFICER = AccountId(7)
+CBSA, CBP = Agency.CBSA, Agency.CBP
+READY: list[Action] = [CheckIn(), Consent(), Ready()]
+JOINT_CALL: list[Action] = [*READY, Seat(CBSA, 1), Seat(CBP, 2), Join(Party.APPLICANT)]
+CBSA_CALL: list[Action] = [*READY, Seat(CBSA, 1), Join(Party.APPLICANT)]
 
 
 @pytest.mark.parametrize(
-    ("mode", "cbsa", "cbp", "ended_by", "state", "expected"),
+    ("mode", "actions", "expected"),
     [
-        ("joint", False, False, set(), "scheduled", "wait"),
-        ("joint", True, False, set(), "in_progress", "wait"),
-        ("joint", True, True, set(), "in_progress", "join"),
-        ("joint", True, True, {"cbsa"}, "in_progress", "done"),
-        ("joint", True, True, set(), "completed", "done"),
-        ("two_step", False, False, set(), "scheduled", "wait"),
-        ("two_step", True, False, set(), "in_progress", "join"),
-        ("two_step", True, False, {"cbsa"}, "in_progress", "wait"),
-        ("two_step", True, True, {"cbsa"}, "in_progress", "join"),
-        ("two_step", True, True, {"cbsa", "cbp"}, "in_progress", "done"),
+        ("joint", [], "wait"),
+        ("joint", READY, "wait"),
+        ("joint", [*READY, Seat(CBSA, 1)], "wait"),
+        ("joint", JOINT_CALL, "join"),
+        ("joint", [*JOINT_CALL, End(CBSA)], "done"),
+        ("joint", [*JOINT_CALL, End(CBSA), Decide(CBSA, 1), Decide(CBP, 2)], "done"),
+        ("two_step", READY, "wait"),
+        ("two_step", CBSA_CALL, "join"),
+        ("two_step", [*CBSA_CALL, End(CBSA)], "wait"),
+        ("two_step", [*CBSA_CALL, Decide(CBSA, 1), End(CBSA)], "wait"),
+        ("two_step", [*CBSA_CALL, Decide(CBSA, 1), End(CBSA), Ready(), Seat(CBP, 2)], "join"),
+        (
+            "two_step",
+            [*CBSA_CALL, Decide(CBSA, 1), End(CBSA), Ready(), Seat(CBP, 2), End(CBP)],
+            "done",
+        ),
     ],
 )
 def test_the_page_resumes_at_the_right_step(
-    mode: str, cbsa: bool, cbp: bool, ended_by: set[str], state: str, expected: str
+    mode: str, actions: list[Action], expected: str
 ) -> None:
-    interview = replace(
-        BASE,
-        mode=InterviewMode(mode),
-        state=InterviewState(state),
-        cbsa_officer_id=OFFICER if cbsa else None,
-        cbp_officer_id=OFFICER if cbp else None,
-    )
-    assert next_step(interview, ended_by) == expected
+    assert next_step(replay(InterviewMode(mode), actions)) == expected

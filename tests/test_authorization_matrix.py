@@ -9,10 +9,16 @@ from dataclasses import dataclass
 import pytest
 from aiohttp import web
 
+from server.appkeys import LIVES
 from server.types import Agency
+from server.views.applicant import CONSENT_VERSION
 from server.views.routes import ROUTES, Route
+from signalling import messages as m
+from signalling.types import Seat
 
+from .calls import join_and_call, open_socket
 from .fakes import Session, World, add_applications, application, jpeg_image
+from .media import SyntheticParticipant
 
 ROLES = (
     "anonymous",
@@ -69,6 +75,7 @@ EXPECTED: dict[str, dict[str, int]] = {
     "POST /api/officer/availability": OFFICERS_ONLY,
     "GET /api/interviews/{interview_id}": by_role(401, 403, (200, 200, 403), 200),
     "POST /api/interviews/{interview_id}/take": by_role(401, 403, (200, 200, 403), 403),
+    "POST /api/interviews/{interview_id}/take-decision": by_role(401, 403, (200, 200, 403), 403),
     "POST /api/interviews/{interview_id}/decision": by_role(401, 403, (201, 201, 403), 403),
     "POST /api/interviews/{interview_id}/stills": by_role(401, 403, (201, 201, 403), 403),
     "PUT /api/interviews/{interview_id}/draft": by_role(401, 403, (200, 200, 403), 403),
@@ -116,10 +123,23 @@ async def matrix(world: World) -> AsyncIterator[Matrix]:
         assert (await world.confirm_dob(client, link, dob)).status == 303
         sessions[role] = await world.session_of(client)
     sessions["anonymous"] = await world.session_of_anonymous()
+    # The applicant waits, both officers take the interview, the applicant joins the call
+    # with media: the state in which every interview route can do what it is for.
+    applicant = await world.client(sessions["applicant"])
+    consent = await applicant.post(
+        "/api/applicant/consent", json={"text_version": CONSENT_VERSION, "language": "en"}
+    )
+    assert consent.status == 201, await consent.text()
+    socket = await open_socket(world, applicant)
+    await socket.ws.send_str(m.encode(m.Ready(interview_id=interview_id)))
     for role in ("cbsa_assigned", "cbp_assigned"):
         taker = await world.client(sessions[role])
         response = await taker.post(f"/api/interviews/{interview_id}/take")
         assert response.status == 200, await response.text()
+    await socket.expect(m.Paired)
+    person = SyntheticParticipant(Seat.APPLICANT)
+    await join_and_call(socket, interview_id, person)
+    await world.server.app[LIVES].drain()
     capture = await world.client(sessions["cbsa_assigned"])
     response = await capture.post(
         f"/api/interviews/{interview_id}/stills",
@@ -128,6 +148,7 @@ async def matrix(world: World) -> AsyncIterator[Matrix]:
     )
     assert response.status == 201, await response.text()
     yield Matrix(world, sessions, interview_id, other_id, token)
+    await person.close()
 
 
 def test_every_route_is_in_the_matrix() -> None:

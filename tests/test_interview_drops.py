@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from server.appkeys import EVENTS
+from server.appkeys import LIVES
 from server.settings import Settings
 from signalling import messages as m
 from signalling.types import Kind, Seat
@@ -77,7 +77,7 @@ async def in_a_call(
 
 
 async def applicant_events(world: World, interview_id: str) -> list[tuple[str, dict[str, Any]]]:
-    await world.server.app[EVENTS].drain()
+    await world.server.app[LIVES].drain()
     events = await world.store.events.for_interview(interview_id)
     return [(e.kind, e.detail) for e in events if e.seat == "applicant"]
 

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import WSMsgType
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from server.appkeys import EVENTS
+from server.appkeys import LIVES
 from server.types import Agency, InterviewMode
 from signalling import messages as m
 from signalling.appkeys import ROOMS
@@ -21,7 +21,14 @@ from signalling.handler import MAX_SOCKETS_PER_PRINCIPAL
 from signalling.participant import MAX_CANDIDATES
 from signalling.types import Kind, RoomId, Seat
 
-from .calls import Seated, join_and_call, open_socket
+from .calls import (
+    Seated,
+    consented_applicant,
+    join,
+    join_and_call,
+    open_socket,
+    waiting_applicant,
+)
 from .fakes import World, add_applications, application
 from .media import SyntheticParticipant, wait_for
 
@@ -43,10 +50,7 @@ async def setup(world: World) -> AsyncIterator[Setup]:
     )
     interview_id, token = await world.invite("NX-0001")
     other_id, other_token = await world.invite("NX-0002")
-    people: dict[Seat, Seated] = {}
-    applicant = await world.client()
-    await world.confirm_dob(applicant, token, "1980-05-17")
-    people[Seat.APPLICANT] = await open_socket(world, applicant)
+    people: dict[Seat, Seated] = {Seat.APPLICANT: await waiting_applicant(world, token)}
     for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
         client = await world.client()
         await world.sign_in(client, await world.add_officer(f"{seat}.officer", agency))
@@ -56,6 +60,7 @@ async def setup(world: World) -> AsyncIterator[Setup]:
         )
         assert taken.status == 200
         people[seat] = await open_socket(world, client)
+    await people[Seat.APPLICANT].expect(m.Paired)
     other = await world.client()
     await world.confirm_dob(other, other_token, "1970-03-03")
     stranger = await world.client()
@@ -94,7 +99,7 @@ async def test_a_whole_call_through_signalling(setup: Setup) -> None:
     finally:
         for person in people.values():
             await person.close()
-    await setup.world.server.app[EVENTS].drain()
+    await setup.world.server.app[LIVES].drain()
     events = await setup.world.store.events.for_interview(setup.interview_id)
     joins = {e.seat: e.detail for e in events if e.kind == "join"}
     assert set(joins) == {"applicant", "cbsa", "cbp"}
@@ -221,9 +226,7 @@ async def test_waiting_room_pairs_the_applicant_with_two_free_officers(setup: Se
     world = setup.world
     await add_applications(world.store, application("NX-0003", date_of_birth="1990-09-09"))
     interview_id, token = await world.invite("NX-0003")
-    applicant_client = await world.client()
-    await world.confirm_dob(applicant_client, token, "1990-09-09")
-    applicant = await open_socket(world, applicant_client)
+    applicant = await consented_applicant(world, token, "1990-09-09")
     officers = {}
     for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
         client = await world.client()
@@ -255,9 +258,7 @@ async def test_only_the_applicant_may_queue_for_their_interview(setup: Setup) ->
 async def test_two_step_cbsa_first_then_cbp_in_the_same_interview(world: World) -> None:
     await add_applications(world.store, application("NX-0009", date_of_birth="1985-02-02"))
     interview_id, token = await world.invite("NX-0009", mode=InterviewMode.TWO_STEP)
-    applicant_client = await world.client()
-    await world.confirm_dob(applicant_client, token, "1985-02-02")
-    applicant = await open_socket(world, applicant_client)
+    applicant = await consented_applicant(world, token, "1985-02-02")
     sockets, clients = {}, {}
     for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
         clients[seat] = await world.client()
@@ -273,14 +274,22 @@ async def test_two_step_cbsa_first_then_cbp_in_the_same_interview(world: World) 
         interview_id=interview_id, seat="cbsa"
     )
     assert (await world.store.interviews.get(interview_id)).cbp_officer_id is None
-
-    csrf = await world.csrf(clients[Seat.CBSA])
-    decided = await clients[Seat.CBSA].post(
-        f"/api/interviews/{interview_id}/decision",
-        json={"verdict": "approve", "reason_codes": []},
-        headers={"X-CSRF-Token": csrf},
-    )
-    assert decided.status == 201
+    person = SyntheticParticipant(Seat.APPLICANT)
+    try:
+        await join_and_call(applicant, interview_id, person)
+        assert isinstance(await sockets[Seat.CBSA].ask(m.Join(interview_id=interview_id)), m.Joined)
+        await world.server.app[LIVES].drain()
+        csrf = await world.csrf(clients[Seat.CBSA])
+        decided = await clients[Seat.CBSA].post(
+            f"/api/interviews/{interview_id}/decision",
+            json={"verdict": "approve", "reason_codes": []},
+            headers={"X-CSRF-Token": csrf},
+        )
+        assert decided.status == 201, await decided.text()
+        await sockets[Seat.CBSA].ws.send_str(m.encode(m.End()))
+        assert await applicant.expect(m.Ended) == m.Ended(by="cbsa", next="cbp")
+    finally:
+        await person.close()
     # The CBSA step is done: the applicant waits again, now for a CBP officer.
     assert await applicant.ask(m.Ready(interview_id=interview_id)) == m.Paired(
         interview_id=interview_id, seat="applicant"
@@ -299,6 +308,9 @@ async def test_a_seat_can_be_taken_again_after_the_room_emptied(setup: Setup) ->
         await join_and_call(seated, setup.interview_id, person)
         await seated.ws.send_str(m.encode(m.Leave()))  # the last one out: the room closes
         await asyncio.sleep(0.3)
+        refused = await seated.ask(m.Offer(sdp="v=0"))  # nothing reopens it but a join
+        assert isinstance(refused, m.Error) and refused.code == "conflict", refused
+        await join(seated, setup.interview_id)
 
         async def offer(seat: Seat, sdp: str) -> str:
             answer = await seated.ask(m.Offer(sdp=sdp))
@@ -326,9 +338,10 @@ async def test_an_officer_ends_the_interview_for_everyone_and_an_applicant_canno
         for seat in Seat:
             ended = await setup.people[seat].expect(m.Ended)
             assert ended == m.Ended(by="cbp", next="done")
-        await setup.world.server.app[EVENTS].drain()
+        await setup.world.server.app[LIVES].drain()
         events = await setup.world.store.events.for_interview(setup.interview_id)
-        assert [e.detail for e in events if e.kind == "end"] == [{"by": "cbp", "next": "done"}]
+        ends = [(e.detail["by"], e.detail["next"]) for e in events if e.kind == "end"]
+        assert ends == [("cbp", "done")]
         assert room.closed and room.present == []  # everyone's connection closed with it
     finally:
         for person in people.values():
@@ -356,9 +369,7 @@ async def test_the_officers_queue_shows_how_long_each_applicant_has_waited(
     )
     ready_id, token = await world.invite("NX-0003")
     absent_id, _ = await world.invite("NX-0004")
-    applicant_client = await world.client()
-    await world.confirm_dob(applicant_client, token, "1980-05-17")
-    applicant = await open_socket(world, applicant_client)
+    applicant = await consented_applicant(world, token)
     assert isinstance(await applicant.ask(m.Ready(interview_id=ready_id)), m.Waiting)
     officer = await world.client()
     await world.sign_in(officer, await world.add_officer("cbsa.queue", Agency.CBSA))
@@ -384,9 +395,12 @@ async def test_errors_on_a_socket_follow_the_page_s_language(setup: Setup) -> No
 async def test_officers_hear_of_a_decision_at_once_and_the_applicant_does_not(
     setup: Setup,
 ) -> None:
-    for seat in Seat:
+    person = SyntheticParticipant(Seat.APPLICANT)
+    await join_and_call(setup.people[Seat.APPLICANT], setup.interview_id, person)
+    for seat in (Seat.CBSA, Seat.CBP):
         joined = await setup.people[seat].ask(m.Join(interview_id=setup.interview_id))
         assert isinstance(joined, m.Joined)
+    await setup.world.server.app[LIVES].drain()
     cbsa = setup.people[Seat.CBSA].client
     response = await cbsa.post(
         f"/api/interviews/{setup.interview_id}/decision",
@@ -403,6 +417,7 @@ async def test_officers_hear_of_a_decision_at_once_and_the_applicant_does_not(
     while not seen or not isinstance(seen[-1], m.Error):
         seen.append(m.decode_server(await applicant.ws.receive_str(timeout=10)))
     assert not any(isinstance(message, m.Updated) for message in seen), seen
+    await person.close()
 
 
 def _candidate(text: str, **where: object) -> str:

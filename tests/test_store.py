@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from server import lifecycle
 from server.auth import token_hash
 from server.errors import Conflict, NotFound
 from server.secret import Secret
@@ -101,76 +102,87 @@ async def test_a_new_invitation_cancels_the_unused_one(store: Store, clock: Fake
     assert len(await store.applications.history("NX-0001")) == 2
 
 
-async def test_both_decisions_settle_the_application_and_complete_the_interview(
-    store: Store, clock: FakeClock
-) -> None:
+async def _decide(
+    store: Store, interview_id: InterviewId, agency: Agency, verdict: Verdict, officer: AccountId
+) -> ApplicationStatus:
+    async with store.database.transaction() as db:
+        return await store.decisions.record(
+            db, interview_id, "NX-0001", agency, verdict, (), "", officer, "t"
+        )
+
+
+async def _live(store: Store, interview_id: InterviewId, *actions: lifecycle.Action) -> None:
+    """Store the life the actions lead to, as `Lives.act` would."""
+    life = (await store.interviews.get(interview_id)).life
+    for action in actions:
+        life = lifecycle.apply(life, action).life
+    async with store.database.transaction() as db:
+        await store.interviews.save_life(db, interview_id, life)
+
+
+async def test_both_decisions_settle_the_application(store: Store, clock: FakeClock) -> None:
     await add_applications(store, application("NX-0001"))
     interview_id = await _schedule(store, clock, "NX-0001", InterviewMode.JOINT)
     cbsa, cbp = (
         await _officer(store, "a.cbsa", Agency.CBSA),
         await _officer(store, "b.cbp", Agency.CBP),
     )
-    status = await store.decisions.record(
-        interview_id, "NX-0001", Agency.CBSA, Verdict.APPROVE, (), "", cbsa, "t"
+    assert await _decide(store, interview_id, Agency.CBSA, Verdict.APPROVE, cbsa) is (
+        ApplicationStatus.SCHEDULED
     )
-    assert status is ApplicationStatus.SCHEDULED
-    status = await store.decisions.record(
-        interview_id, "NX-0001", Agency.CBP, Verdict.DENY, ("US-CRM",), "", cbp, "t"
+    assert await _decide(store, interview_id, Agency.CBP, Verdict.DENY, cbp) is (
+        ApplicationStatus.DENIED
     )
-    assert status is ApplicationStatus.DENIED
-    assert (await store.interviews.get(interview_id)).state is InterviewState.COMPLETED
     assert (await store.applications.history("NX-0001"))[-1].to_status is ApplicationStatus.DENIED
     decisions = await store.decisions.for_interview(interview_id)
-    assert decisions[Agency.CBP].reason_codes == ("US-CRM",)
+    assert decisions[Agency.CBP].verdict is Verdict.DENY
 
 
 async def test_an_agency_decides_once(store: Store, clock: FakeClock) -> None:
     await add_applications(store, application("NX-0001"))
     interview_id = await _schedule(store, clock, "NX-0001", InterviewMode.JOINT)
     cbsa = await _officer(store, "a.cbsa", Agency.CBSA)
-    await store.decisions.record(
-        interview_id, "NX-0001", Agency.CBSA, Verdict.APPROVE, (), "", cbsa, "t"
-    )
+    await _decide(store, interview_id, Agency.CBSA, Verdict.APPROVE, cbsa)
     with pytest.raises(Conflict, match="already decided"):
-        await store.decisions.record(
-            interview_id, "NX-0001", Agency.CBSA, Verdict.DENY, ("CA-OTH",), "", cbsa, "t"
-        )
+        await _decide(store, interview_id, Agency.CBSA, Verdict.DENY, cbsa)
     assert (await store.decisions.for_interview(interview_id))[
         Agency.CBSA
     ].verdict is Verdict.APPROVE
 
 
-async def test_two_step_opens_the_cbp_seat_only_after_cbsa_decided(
+async def test_the_life_and_the_columns_copied_from_it_are_stored_together(
+    store: Store, clock: FakeClock
+) -> None:
+    await add_applications(store, application("NX-0001"))
+    interview_id = await _schedule(store, clock, "NX-0001", InterviewMode.JOINT)
+    cbsa = await _officer(store, "a.cbsa", Agency.CBSA)
+    await _live(store, interview_id, lifecycle.Seat(Agency.CBSA, cbsa))
+    stored = await store.interviews.get(interview_id)
+    assert stored.life.officers == {Agency.CBSA: cbsa}
+    assert stored.cbsa_officer_id == cbsa and stored.cbp_officer_id is None
+    assert stored.state is InterviewState.IN_PROGRESS
+
+
+async def test_two_step_opens_the_cbp_place_only_after_cbsa_decided(
     store: Store, clock: FakeClock
 ) -> None:
     await add_applications(store, application("NX-0001"))
     interview_id = await _schedule(store, clock, "NX-0001", InterviewMode.TWO_STEP)
     cbsa = await _officer(store, "a.cbsa", Agency.CBSA)
-    cbp = await _officer(store, "b.cbp", Agency.CBP)
     assert [i.id for i in await store.interviews.queue(Agency.CBSA)] == [interview_id]
     assert await store.interviews.queue(Agency.CBP) == []
-    with pytest.raises(Conflict):
-        await store.interviews.take(interview_id, cbp, Agency.CBP)
-    await store.interviews.take(interview_id, cbsa, Agency.CBSA)
-    await store.decisions.record(
-        interview_id, "NX-0001", Agency.CBSA, Verdict.APPROVE, (), "", cbsa, "t"
+    checked_in = (lifecycle.CheckIn(), lifecycle.Consent(), lifecycle.Ready())
+    await _live(store, interview_id, *checked_in, lifecycle.Seat(Agency.CBSA, cbsa))
+    assert await store.interviews.queue(Agency.CBSA) == []
+    assert await store.interviews.queue(Agency.CBP) == []
+    await _live(
+        store,
+        interview_id,
+        lifecycle.Join(lifecycle.Party.APPLICANT),
+        lifecycle.Decide(Agency.CBSA, cbsa),
+        lifecycle.End(Agency.CBSA),
     )
     assert [i.id for i in await store.interviews.queue(Agency.CBP)] == [interview_id]
-    taken = await store.interviews.take(interview_id, cbp, Agency.CBP)
-    assert taken.cbp_officer_id == cbp
-
-
-async def test_a_seat_is_taken_once(store: Store, clock: FakeClock) -> None:
-    await add_applications(store, application("NX-0001"))
-    interview_id = await _schedule(store, clock, "NX-0001", InterviewMode.JOINT)
-    first, second = (
-        await _officer(store, "a.one", Agency.CBSA),
-        await _officer(store, "a.two", Agency.CBSA),
-    )
-    await store.interviews.take(interview_id, first, Agency.CBSA)
-    with pytest.raises(Conflict, match="not waiting"):
-        await store.interviews.take(interview_id, second, Agency.CBSA)
-    assert (await store.interviews.get(interview_id)).cbsa_officer_id == first
 
 
 async def test_the_queue_holds_only_interviews_whose_window_is_open(

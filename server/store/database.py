@@ -93,15 +93,31 @@ class Database:
         for version, name, sql in migrations(self.migrations_package):
             if version in applied:
                 continue
-            async with self.transaction() as db:
-                for statement in _statements(sql):
-                    await db.execute(statement)
-                await db.execute(
-                    "INSERT INTO schema_migrations VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%SZ'))",
-                    (version, name),
-                )
+            # SQLite's way to change a table's constraints is to rebuild it, which foreign
+            # keys pointing at it forbid while enforced; they are checked once at the end.
+            await self._pragma("foreign_keys", "OFF")
+            try:
+                async with self.transaction() as db:
+                    for statement in _statements(sql):
+                        await db.execute(statement)
+                    broken = list(await db.execute_fetchall("PRAGMA foreign_key_check"))
+                    if broken:
+                        raise StoreError(f"migration {version} breaks foreign keys: {broken[:3]}")
+                    await db.execute(
+                        "INSERT INTO schema_migrations"
+                        " VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%SZ'))",
+                        (version, name),
+                    )
+            finally:
+                await self._pragma("foreign_keys", "ON")
             newly.append(version)
         return newly
+
+    async def _pragma(self, name: str, value: str) -> None:
+        """A pragma that takes effect only outside a transaction."""
+        async with self._lock:
+            if self._connection is not None:
+                await self._connection.execute(f"PRAGMA {name} = {value}")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:

@@ -6,6 +6,8 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
+import aiosqlite
+
 from ..application_status import status_after_decisions
 from ..errors import Conflict
 from ..types import AccountId, Agency, ApplicationStatus, Clock, InterviewId, Verdict, iso
@@ -44,6 +46,7 @@ class DecisionStore:
 
     async def record(
         self,
+        db: aiosqlite.Connection,
         interview_id: InterviewId,
         application_id: str,
         agency: Agency,
@@ -53,44 +56,38 @@ class DecisionStore:
         officer_id: AccountId,
         actor: str,
     ) -> ApplicationStatus:
-        """Store the agency's decision; once both are in, the application takes its result
-        and the interview is completed. Returns the application's status afterwards."""
+        """Store the agency's decision inside the caller's transaction (the one that
+        stores the interview's life); once both are in, the application takes its result.
+        Returns the application's status afterwards."""
         now = iso(self._clock())
-        async with self._database.transaction() as db:
-            try:
-                await db.execute(
-                    "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        interview_id,
-                        agency,
-                        verdict,
-                        json.dumps(list(reason_codes)),
-                        notes,
-                        officer_id,
-                        now,
-                    ),
-                )
-            except sqlite3.IntegrityError:
-                raise Conflict(f"{agency} has already decided interview {interview_id}") from None
-            rows = await db.execute_fetchall(
-                "SELECT agency, verdict FROM decisions WHERE interview_id = ?", (interview_id,)
-            )
-            verdicts = {Agency(row[0]): Verdict(row[1]) for row in rows}
-            status = await self._applications.change_status(
-                db,
-                application_id,
-                lambda current: status_after_decisions(
-                    current, verdicts.get(Agency.CBSA), verdicts.get(Agency.CBP)
+        try:
+            await db.execute(
+                "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    interview_id,
+                    agency,
+                    verdict,
+                    json.dumps(list(reason_codes)),
+                    notes,
+                    officer_id,
+                    now,
                 ),
-                f"decisions: CBSA {verdicts.get(Agency.CBSA)}, CBP {verdicts.get(Agency.CBP)}",
-                actor,
             )
-            if len(verdicts) == len(Agency):
-                await db.execute(
-                    "UPDATE interviews SET state = 'completed', updated_at = ? WHERE id = ?",
-                    (now, interview_id),
-                )
-        return status
+        except sqlite3.IntegrityError:
+            raise Conflict(f"{agency} has already decided interview {interview_id}") from None
+        rows = await db.execute_fetchall(
+            "SELECT agency, verdict FROM decisions WHERE interview_id = ?", (interview_id,)
+        )
+        verdicts = {Agency(row[0]): Verdict(row[1]) for row in rows}
+        return await self._applications.change_status(
+            db,
+            application_id,
+            lambda current: status_after_decisions(
+                current, verdicts.get(Agency.CBSA), verdicts.get(Agency.CBP)
+            ),
+            f"decisions: CBSA {verdicts.get(Agency.CBSA)}, CBP {verdicts.get(Agency.CBP)}",
+            actor,
+        )
 
     async def for_interview(self, interview_id: str) -> dict[Agency, Decision]:
         async with self._database.transaction() as db:

@@ -1,4 +1,7 @@
-"""Interviews: the window, the hashed invitation token, the state and the two officers."""
+"""Interviews: the window, the hashed invitation token, and the interview's life.
+
+The life (`server.lifecycle`) is the one state; the columns that queries use (state, phase,
+step, the two officers) are copies of it, written with it in one statement by `save_life`."""
 
 from __future__ import annotations
 
@@ -9,8 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 
+import aiosqlite
+
+from .. import lifecycle
 from ..application_status import status_after_invite
 from ..errors import Conflict, NotFound
+from ..lifecycle import Life, Phase
 from ..types import (
     AccountId,
     Agency,
@@ -29,6 +36,45 @@ OPEN_STATES = (InterviewState.SCHEDULED, InterviewState.IN_PROGRESS)
 _SEAT: Mapping[Agency, str] = MappingProxyType(
     {Agency.CBSA: "cbsa_officer_id", Agency.CBP: "cbp_officer_id"}
 )
+_ENDED_STATE: Mapping[Phase, InterviewState] = MappingProxyType(
+    {
+        Phase.CLOSED: InterviewState.COMPLETED,
+        Phase.CANCELLED: InterviewState.CANCELLED,
+        Phase.NO_SHOW: InterviewState.NO_SHOW,
+        Phase.INTERRUPTED: InterviewState.INTERRUPTED,
+    }
+)
+LIVE_PHASES = (Phase.SCHEDULED, Phase.WAITING, Phase.IN_CALL, Phase.AWAITING_DECISIONS)
+
+
+def state_of(life: Life) -> InterviewState:
+    """The coarse state lists and filters show: scheduled until an officer is seated."""
+    ended = _ENDED_STATE.get(life.phase)
+    if ended is not None:
+        return ended
+    if life.officers or life.phase in (Phase.IN_CALL, Phase.AWAITING_DECISIONS):
+        return InterviewState.IN_PROGRESS
+    return InterviewState.SCHEDULED
+
+
+def _stored_life(row: sqlite3.Row) -> Life:
+    """The life as stored; a row from before lives were kept starts from its columns."""
+    if row["life"] is not None:
+        return lifecycle.decode(row["life"])
+    mode = InterviewMode(row["mode"])
+    officers = {a: row[column] for a, column in _SEAT.items() if row[column] is not None}
+    state = InterviewState(row["state"])
+    life = Life(
+        mode,
+        phase={
+            InterviewState.COMPLETED: Phase.CLOSED,
+            InterviewState.CANCELLED: Phase.CANCELLED,
+        }.get(state, Phase.SCHEDULED),
+        checked_in=row["dob_confirmed_at"] is not None,
+        officers=MappingProxyType(officers),
+        decided=frozenset(Agency) if state is InterviewState.COMPLETED else frozenset(),
+    )
+    return life.replace(step=life.first_step()) if officers else life
 
 
 @dataclass(frozen=True)
@@ -43,6 +89,8 @@ class Interview:
     cbp_officer_id: AccountId | None
     dob_failures: int
     dob_confirmed: bool
+    life: Life
+    call_ended_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Interview:
@@ -57,6 +105,8 @@ class Interview:
             cbp_officer_id=row["cbp_officer_id"],
             dob_failures=row["dob_failures"],
             dob_confirmed=row["dob_confirmed_at"] is not None,
+            life=_stored_life(row),
+            call_ended_at=parse_iso(row["call_ended_at"]) if row["call_ended_at"] else None,
         )
 
     def officer_for(self, agency: Agency) -> AccountId | None:
@@ -77,6 +127,7 @@ class Interview:
             "window_start": iso(self.window_start),
             "window_end": iso(self.window_end),
             "state": self.state,
+            "phase": self.life.phase,
             "cbsa_assigned": self.cbsa_officer_id is not None,
             "cbp_assigned": self.cbp_officer_id is not None,
         }
@@ -107,14 +158,16 @@ class InterviewStore:
             await self._applications.change_status(
                 db, application_id, status_after_invite, "interview scheduled", actor
             )
-            await db.execute(
-                "UPDATE interviews SET state = 'cancelled', updated_at = ?"
-                " WHERE application_id = ? AND state = 'scheduled'",
-                (now, application_id),
+            rows = await db.execute_fetchall(
+                "SELECT * FROM interviews WHERE application_id = ? AND phase IN (?, ?)",
+                (application_id, Phase.SCHEDULED, Phase.WAITING),
             )
+            for row in rows:
+                await self._cancel(db, Interview.from_row(row), now)
             await db.execute(
                 "INSERT INTO interviews (id, application_id, mode, window_start, window_end,"
-                " token_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " token_hash, created_at, updated_at, life)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     interview_id,
                     application_id,
@@ -124,9 +177,47 @@ class InterviewStore:
                     token_hash,
                     now,
                     now,
+                    lifecycle.encode(Life(mode)),
                 ),
             )
         return interview_id
+
+    async def _cancel(self, db: aiosqlite.Connection, earlier: Interview, now: str) -> None:
+        """The earlier link stops working, unless its interview has begun."""
+        try:
+            outcome = lifecycle.apply(earlier.life, lifecycle.Cancel())
+        except lifecycle.Refused:
+            return
+        await self.save_life(db, earlier.id, outcome.life)
+        for event in outcome.events:
+            await db.execute(
+                "INSERT INTO interview_events (interview_id, at, kind, seat, detail)"
+                " VALUES (?, ?, ?, NULL, '{}')",
+                (earlier.id, now, event),
+            )
+
+    async def save_life(
+        self, db: aiosqlite.Connection, interview_id: str, life: Life, call_ended: bool = False
+    ) -> None:
+        """Store ``life`` and the columns copied from it, inside the caller's transaction."""
+        now = iso(self._clock())
+        await db.execute(
+            "UPDATE interviews SET life = ?, phase = ?, step = ?, state = ?,"
+            " cbsa_officer_id = ?, cbp_officer_id = ?, updated_at = ?,"
+            " call_ended_at = CASE WHEN ? THEN ? ELSE call_ended_at END WHERE id = ?",
+            (
+                lifecycle.encode(life),
+                life.phase,
+                life.step,
+                state_of(life),
+                life.officers.get(Agency.CBSA),
+                life.officers.get(Agency.CBP),
+                now,
+                call_ended,
+                now,
+                interview_id,
+            ),
+        )
 
     async def get(self, interview_id: str) -> Interview:
         interview = await self._one("SELECT * FROM interviews WHERE id = ?", (interview_id,))
@@ -181,43 +272,48 @@ class InterviewStore:
             )
         return bool(list(rows))
 
-    async def take(self, interview_id: str, officer_id: AccountId, agency: Agency) -> Interview:
-        """Seat the officer in their agency's place if it waits for one (a no-op for the
-        officer already seated there); the check and the write are one statement."""
-        where, params = self._waiting(agency)
-        async with self._database.transaction() as db:
-            cursor = await db.execute(
-                f"UPDATE interviews AS i SET {_SEAT[agency]} = ?, state = 'in_progress',"
-                f" updated_at = ? WHERE i.id = ? AND {where}",
-                (officer_id, iso(self._clock()), interview_id, *params),
-            )
-        current = await self.get(interview_id)
-        if cursor.rowcount != 1 and current.officer_for(agency) != officer_id:
-            raise Conflict(f"interview {interview_id} is not waiting for a {agency} officer")
-        return current
-
-    def _waiting(self, agency: Agency) -> tuple[str, tuple[str, str]]:
-        """The SQL condition (on alias ``i``) for "open, in its window, with ``agency``'s
-        seat free"; in two-step mode the CBP seat opens only once CBSA has decided."""
+    def _waiting(self, agency: Agency) -> tuple[str, tuple[str, ...]]:
+        """The SQL condition (on alias ``i``) for "not begun, in its window, with
+        ``agency``'s place free in the step to come"; in two-step mode the CBP step opens
+        once CBSA has decided."""
         now = iso(self._clock())
         condition = (
-            f"i.state IN ('scheduled', 'in_progress') AND i.{_SEAT[agency]} IS NULL"
+            f"i.phase IN ('scheduled', 'waiting') AND i.{_SEAT[agency]} IS NULL"
             " AND i.window_start <= ? AND i.window_end > ?"
+            " AND (i.step = 'joint' OR i.step = ?"
+            " OR (i.step IS NULL AND (i.mode = 'joint' OR ? = 'CBSA')))"
         )
-        if agency is Agency.CBP:
-            condition += (
-                " AND (i.mode = 'joint' OR EXISTS (SELECT 1 FROM decisions d"
-                " WHERE d.interview_id = i.id AND d.agency = 'CBSA'))"
-            )
-        return condition, (now, now)
+        return condition, (now, now, agency.value, agency.value)
 
-    async def in_progress_for(self, officer_id: AccountId) -> list[Interview]:
-        """Interviews in progress with ``officer_id`` seated, newest first."""
+    async def seated_for(self, officer_id: AccountId) -> list[Interview]:
+        """Interviews not over in which ``officer_id`` holds a place, newest first."""
         async with self._database.transaction() as db:
             rows = await db.execute_fetchall(
-                "SELECT * FROM interviews WHERE state = 'in_progress'"
+                "SELECT * FROM interviews WHERE phase IN (?, ?, ?, ?)"
                 " AND (cbsa_officer_id = ? OR cbp_officer_id = ?) ORDER BY updated_at DESC",
-                (officer_id, officer_id),
+                (*LIVE_PHASES, officer_id, officer_id),
+            )
+        return [Interview.from_row(row) for row in rows]
+
+    async def awaiting_decisions(self, agency: Agency, ended_before: datetime) -> list[Interview]:
+        """Interviews whose call ended before ``ended_before`` and that still await
+        ``agency``'s decision, oldest first."""
+        async with self._database.transaction() as db:
+            rows = await db.execute_fetchall(
+                f"SELECT * FROM interviews WHERE phase = ? AND {_SEAT[agency]} IS NOT NULL"
+                " AND call_ended_at <= ? ORDER BY call_ended_at, id",
+                (Phase.AWAITING_DECISIONS, iso(ended_before)),
+            )
+        found = [Interview.from_row(row) for row in rows]
+        return [i for i in found if i.life.awaits_decision_from(agency)]
+
+    async def in_phases(self, *phases: Phase) -> list[Interview]:
+        """Every interview in one of ``phases`` (a restart's and the timers' sweeps)."""
+        marks = ", ".join("?" for _ in phases)
+        async with self._database.transaction() as db:
+            rows = await db.execute_fetchall(
+                f"SELECT * FROM interviews WHERE phase IN ({marks}) ORDER BY window_start, id",
+                phases,
             )
         return [Interview.from_row(row) for row in rows]
 

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from ..appkeys import STORE
+from ..appkeys import CLOCK, SETTINGS, STORE
 from ..auth import Principal
 from ..errors import Forbidden, Unauthorized
 from ..store.interviews import Interview
 from ..types import Role
 from .http import principal_of, wants_json
+from .seats import decision_overdue_since
 
 Check = Callable[[web.Request, Principal], Awaitable[None]]
 
@@ -71,8 +72,13 @@ async def _officer_may_see(request: web.Request, principal: Principal) -> None:
     account_id, agency = principal.officer_seat()
     if interview.is_assigned(account_id):
         return
-    if not await request.app[STORE].interviews.is_waiting_for(interview.id, agency):
-        raise Forbidden(f"interview {interview.id} is assigned to other officers")
+    if await request.app[STORE].interviews.is_waiting_for(interview.id, agency):
+        return
+    ended = interview.call_ended_at
+    due = decision_overdue_since(request.app[CLOCK](), request.app[SETTINGS])
+    if ended is not None and ended <= due and interview.life.awaits_decision_from(agency):
+        return  # its decision is overdue: offered to every officer of the agency
+    raise Forbidden(f"interview {interview.id} is assigned to other officers")
 
 
 async def _officer_assigned(request: web.Request, principal: Principal) -> None:

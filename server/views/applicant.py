@@ -9,16 +9,15 @@ import aiohttp_jinja2
 import msgspec
 from aiohttp import web
 
-from signalling.types import RoomId
-
-from ..appkeys import CLOCK, RECORDS, SETTINGS, STORE
+from ..appkeys import CLOCK, LIVES, SETTINGS, STORE
 from ..auth import Principal, token_hash
 from ..errors import BadRequest, Conflict, Gone, Locked, NexusError, NotFound
+from ..lifecycle import CheckIn, Consent, Life, Phase, Refused
 from ..settings import Settings
 from ..store.interviews import Interview
-from ..types import InterviewMode, InterviewState, Role
+from ..types import Agency, InterviewMode, InterviewState, Role
 from .http import client_address, current, json_ok, read_form, read_json, sign_in, translator_of
-from .seats import call_over, seated_officers
+from .seats import seated_officers
 
 TOKEN_LENGTH = 43  # 32 random bytes, base64url without padding
 CONSENT_VERSION = "2026-11-01"  # of the consent text in interview.html; logged with consent
@@ -37,17 +36,26 @@ async def _invited_interview(request: web.Request) -> Interview:
 
 def _may_still_open(request: web.Request, interview: Interview) -> None:
     """A link whose interview is not over opens within its window, until it is locked."""
+    if interview.state is InterviewState.NO_SHOW:
+        raise Gone(
+            "this interview was missed; the program office will contact you to invite you again"
+        )
+    if interview.state is InterviewState.INTERRUPTED:
+        raise Gone(
+            "this interview was interrupted by a problem on our side; the program office "
+            "will contact you"
+        )
     if interview.window_end <= request.app[CLOCK]() or not interview.is_open:
         raise Gone("this interview link has expired; contact the program office for a new one")
     if interview.dob_failures >= request.app[SETTINGS].dob_max_failures:
         raise _link_locked()
 
 
-async def _over_for_applicant(request: web.Request, interview: Interview) -> bool:
+def _over_for_applicant(interview: Interview) -> bool:
     """The applicant's part is over: their link says so whenever it is opened again (the
     back button, the invitation), whatever the officers have or have not decided."""
-    ended_by = await request.app[STORE].events.ended_by(interview.id)
-    return next_step(interview, ended_by) == "done"
+    life = interview.life
+    return life.phase is Phase.CLOSED or (next_step(life) == "done" and not life.ended)
 
 
 def _complete_page(request: web.Request) -> web.StreamResponse:
@@ -95,7 +103,7 @@ def _come_back_later(
 
 async def invitation_page(request: web.Request) -> web.StreamResponse:
     interview = await _invited_interview(request)
-    if await _over_for_applicant(request, interview):
+    if _over_for_applicant(interview):
         return _complete_page(request)
     _may_still_open(request, interview)
     early = _come_back_later(request, interview)
@@ -110,7 +118,7 @@ async def invitation_page(request: web.Request) -> web.StreamResponse:
 
 async def confirm_identity(request: web.Request) -> web.StreamResponse:
     interview = await _invited_interview(request)
-    if await _over_for_applicant(request, interview):
+    if _over_for_applicant(interview):
         return _complete_page(request)
     _may_still_open(request, interview)
     # Too early: nothing is checked or counted; the page says when to come back.
@@ -142,6 +150,10 @@ async def confirm_identity(request: web.Request) -> web.StreamResponse:
         )
         return await _refused_identity(request, interview, error)
     await store.interviews.confirm_dob(interview.id)
+    try:
+        await request.app[LIVES].act(interview.id, CheckIn())
+    except Refused as refused:
+        raise Conflict(refused.message) from None
     await store.access_log.append(
         label, Role.APPLICANT, "confirm-identity", interview.id, "allowed", client
     )
@@ -177,7 +189,7 @@ async def _own_interview(request: web.Request) -> Interview:
 
 async def interview_page(request: web.Request) -> web.StreamResponse:
     interview = await _own_interview(request)
-    if await _over_for_applicant(request, interview):
+    if _over_for_applicant(interview):
         return _complete_page(request)
     return aiohttp_jinja2.render_template(
         "interview.html",
@@ -197,28 +209,27 @@ async def interview_info(request: web.Request) -> web.StreamResponse:
     interview = await _own_interview(request)
     store = request.app[STORE]
     summary = interview.summary()
-    ended_by = await store.events.ended_by(interview.id)
     return json_ok(
         {
             **{key: summary[key] for key in ("id", "mode", "window_start", "window_end")},
-            "consented": await store.events.has(interview.id, "consent"),
+            "consented": interview.life.consented,
             "officers": await seated_officers(store, interview),
-            "next": next_step(interview, ended_by),
+            "next": next_step(interview.life),
             "consent_version": CONSENT_VERSION,
         }
     )
 
 
-def next_step(interview: Interview, ended_by: set[str]) -> str:
-    """Where the applicant's page goes on (re)load: ``done``, ``join`` (a call is on: back
-    into it) or ``wait`` (the waiting room). ``ended_by``: the seats that ended a call."""
-    if interview.state is InterviewState.COMPLETED or call_over(interview, ended_by):
+def next_step(life: Life) -> str:
+    """Where the applicant's page goes on (re)load: ``done`` (their part is over),
+    ``join`` (a call is on: back into it) or ``wait`` (the waiting room)."""
+    if life.ended:
         return "done"
-    cbsa, cbp = interview.cbsa_officer_id is not None, interview.cbp_officer_id is not None
-    if interview.mode is InterviewMode.JOINT:
-        return "join" if cbsa and cbp else "wait"
-    if cbp or (cbsa and "cbsa" not in ended_by):
+    if life.phase is Phase.IN_CALL:
         return "join"
+    if life.phase is Phase.AWAITING_DECISIONS:
+        cbp_step_to_come = life.mode is InterviewMode.TWO_STEP and life.step == Agency.CBSA.value
+        return "wait" if cbp_step_to_come else "done"
     return "wait"
 
 
@@ -234,16 +245,14 @@ async def consent(request: web.Request) -> web.StreamResponse:
     tab) answers as the first did and writes nothing."""
     interview = await _own_interview(request)
     body = await read_json(request, ConsentBody)
-    store = request.app[STORE]
-    if await store.events.has(interview.id, "consent"):
+    if interview.life.consented:
         return json_ok({"recorded": True}, status=201)
     if body.text_version != CONSENT_VERSION:
         raise Conflict("the consent text has changed; reload the page to read the current one")
-    detail = {"text_version": body.text_version, "language": body.language}
-    now = request.app[CLOCK]().timestamp()
-    # The store's row is the claim: of requests arriving together, one records consent.
-    if await store.events.append_once(interview.id, now, "consent", "applicant", detail):
-        await request.app[RECORDS].append(
-            RoomId(interview.id), "consent", seat="applicant", **detail
-        )
+    detail = {"seat": "applicant", "text_version": body.text_version, "language": body.language}
+    try:
+        # Under the interview's lock: of requests arriving together, one records consent.
+        await request.app[LIVES].act(interview.id, Consent(), detail=detail)
+    except Refused as refused:
+        raise Conflict(refused.message) from None
     return json_ok({"recorded": True}, status=201)

@@ -6,23 +6,25 @@ from __future__ import annotations
 from typing import Annotated
 
 import aiohttp_jinja2
+import aiosqlite
 import msgspec
 from aiohttp import web
 
-from signalling.appkeys import LOBBY, ROOMS
+from signalling.appkeys import LOBBY
 from signalling.types import RoomId
 
-from ..appkeys import RECORDS, STILLS, STORE
+from ..appkeys import CLOCK, LIVES, RECORDS, SETTINGS, STILLS, STORE
 from ..auth import Principal
 from ..errors import BadRequest, Conflict
+from ..lifecycle import Decide, Party, Phase, Reassign, Refused, Seat
 from ..reason_codes import REASON_CODES, check_reason_codes
 from ..store import Store
 from ..store.decisions import Decision
-from ..types import Agency, Role, Verdict
+from ..store.interviews import Interview
+from ..types import AccountId, Agency, ApplicationStatus, Role, Verdict
 from .access import interview_in_path
 from .http import current, json_ok, log_access, read_json
-from .seats import call_over, seated_officers
-from .stills import forget_if_over
+from .seats import decision_overdue_since, seated_officers
 
 MAX_NOTES = 5000
 ReasonCodes = Annotated[
@@ -60,22 +62,43 @@ async def console_page(request: web.Request) -> web.StreamResponse:
 
 
 async def queue(request: web.Request) -> web.StreamResponse:
-    """The agency's queue, and the call this officer is in (a reloaded console rejoins it)."""
+    """The agency's queue; the call this officer is in (a reloaded console rejoins it);
+    the interviews whose decision this officer still owes; and those whose decision
+    another officer of the agency has left overdue, offered to this one."""
     account_id, agency = current(request).officer_seat()
     store = request.app[STORE]
     waiting = await store.interviews.queue(agency)
     in_call = None
-    for seated in await store.interviews.in_progress_for(account_id):
-        ended_by = await store.events.ended_by(seated.id)
-        if not call_over(seated, ended_by) and agency.value.lower() not in ended_by:
-            in_call = seated.id  # this officer's part is still on
-            break
+    awaiting = []
+    for seated in await store.interviews.seated_for(account_id):
+        if seated.officer_for(agency) != account_id:
+            continue
+        life = seated.life
+        if life.phase is Phase.AWAITING_DECISIONS and life.awaits_decision_from(agency):
+            awaiting.append(seated.summary())
+        elif in_call is None and life.may_join(Party.of(agency)):
+            in_call = seated.id
+    offered = []
+    due = decision_overdue_since(request.app[CLOCK](), request.app[SETTINGS])
+    for late in await store.interviews.awaiting_decisions(agency, due):
+        holder = late.officer_for(agency)
+        if holder is not None and holder != account_id:
+            officer = await store.accounts.get(holder)
+            offered.append({**late.summary(), "officer": officer.display_name})
     lobby = request.app[LOBBY]
     waited = {i.id: lobby.waiting_seconds(i.id) for i in waiting}
     # applicants in the waiting room first, longest wait first; then the others by window
     waiting.sort(key=lambda i: (waited[i.id] is None, -(waited[i.id] or 0)))
     listed = [{**i.summary(), "waiting_seconds": waited[i.id]} for i in waiting]
-    return json_ok({"agency": agency, "interviews": listed, "in_call": in_call})
+    return json_ok(
+        {
+            "agency": agency,
+            "interviews": listed,
+            "in_call": in_call,
+            "awaiting_decision": awaiting,
+            "offered": offered,
+        }
+    )
 
 
 async def set_availability(request: web.Request) -> web.StreamResponse:
@@ -128,9 +151,12 @@ async def interview(request: web.Request) -> web.StreamResponse:
     decisions = await store.decisions.for_interview(shown.id)
     principal = current(request)
     await log_access(request, "view-interview", shown.id)
+    awaiting = principal.role is Role.OFFICER and _owes_decision(shown, principal)
     return json_ok(
         {
             "interview": shown.summary(),
+            "phase": shown.life.phase,
+            "awaiting_your_decision": awaiting,
             "application": application.public_record(),
             "officers": await seated_officers(store, shown),
             "stills": request.app[STILLS].listing(shown.id),
@@ -140,12 +166,45 @@ async def interview(request: web.Request) -> web.StreamResponse:
     )
 
 
+def _owes_decision(interview: Interview, principal: Principal) -> bool:
+    account_id, agency = principal.officer_seat()
+    return interview.officer_for(agency) == account_id and interview.life.awaits_decision_from(
+        agency
+    )
+
+
 async def take(request: web.Request) -> web.StreamResponse:
     account_id, agency = current(request).officer_seat()
-    taken = await request.app[STORE].interviews.take(
-        request.match_info["interview_id"], account_id, agency
-    )
+    interview_id = request.match_info["interview_id"]
+    try:
+        await request.app[LIVES].act(interview_id, Seat(agency, account_id))
+    except Refused as refused:
+        raise Conflict(refused.message) from None
+    taken = await request.app[STORE].interviews.get(interview_id)
     await log_access(request, "take-interview", taken.id)
+    return json_ok({"interview": taken.summary()})
+
+
+async def take_decision(request: web.Request) -> web.StreamResponse:
+    """Take over a decision another officer of the agency has left overdue."""
+    account_id, agency = current(request).officer_seat()
+    interview = await interview_in_path(request)
+    due = decision_overdue_since(request.app[CLOCK](), request.app[SETTINGS])
+    holder = interview.officer_for(agency)
+    if holder != account_id:
+        ended = interview.call_ended_at
+        if ended is None or ended > due or not interview.life.awaits_decision_from(agency):
+            raise Conflict(
+                "the {agency} decision of interview {id} is not overdue; its officer still has it",
+                agency=agency.value,
+                id=interview.id,
+            )
+    try:
+        await request.app[LIVES].act(interview.id, Reassign(agency, account_id))
+    except Refused as refused:
+        raise Conflict(refused.message) from None
+    await log_access(request, "take-decision", interview.id)
+    taken = await request.app[STORE].interviews.get(interview.id)
     return json_ok({"interview": taken.summary()})
 
 
@@ -158,27 +217,46 @@ async def decide(request: web.Request) -> web.StreamResponse:
     if problem:
         raise BadRequest(problem)
     interview = await interview_in_path(request)
-    store = request.app[STORE]
-    status = await store.decisions.record(
-        interview.id,
-        interview.application_id,
-        agency,
-        body.verdict,
-        codes,
-        body.notes,
-        account_id,
-        principal.label,
-    )
+    store, records = request.app[STORE], request.app[RECORDS]
+    settled: list[ApplicationStatus] = []
+
+    async def sealed_notes() -> dict[str, object]:
+        fields: dict[str, object] = {
+            "agency": agency.value,
+            "verdict": body.verdict.value,
+            "reason_codes": list(codes),
+        }
+        if body.notes:
+            name = f"notes-{agency.value.lower()}.txt.age"
+            fields |= await records.sealed_file(RoomId(interview.id), name, body.notes)
+        return fields
+
+    async def store_decision(db: aiosqlite.Connection) -> None:
+        settled.append(
+            await store.decisions.record(
+                db,
+                interview.id,
+                interview.application_id,
+                agency,
+                body.verdict,
+                codes,
+                body.notes,
+                AccountId(account_id),
+                principal.label,
+            )
+        )
+
+    try:
+        await request.app[LIVES].act(
+            interview.id, Decide(agency, account_id), prepare=sealed_notes, also=store_decision
+        )
+    except Refused as refused:
+        raise Conflict(refused.message) from None
     await store.drafts.discard(interview.id, agency)
-    await forget_if_over(request.app, interview.id)  # both agencies in: its stills go
-    await request.app[RECORDS].decision(
-        RoomId(interview.id), agency.value, body.verdict.value, list(codes), body.notes
-    )
     await log_access(request, "decide", interview.id)
-    request.app[ROOMS].record_updated(RoomId(interview.id), "decision")
     decisions = await store.decisions.for_interview(interview.id)
     visible = await _visible_decisions(store, decisions, principal)
-    result = status if visible["both_decided"] else None
+    result = settled[0] if settled and visible["both_decided"] else None
     return json_ok({"application_status": result, **visible}, status=201)
 
 
@@ -197,7 +275,7 @@ async def save_draft(request: web.Request) -> web.StreamResponse:
             codes=", ".join(unknown),
         )
     interview = await interview_in_path(request)
-    if not interview.is_open:
+    if interview.life.ended:
         raise Conflict(
             "interview {id} is closed; its decision form is no longer kept", id=interview.id
         )

@@ -50,6 +50,12 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/interviews/{interview_id}", officer.interview, access.INTERVIEW_READER),
     Route("POST", "/api/interviews/{interview_id}/take", officer.take, access.INTERVIEW_TAKER),
     Route(
+        "POST",
+        "/api/interviews/{interview_id}/take-decision",
+        officer.take_decision,
+        access.INTERVIEW_READER,
+    ),
+    Route(
         "POST", "/api/interviews/{interview_id}/decision", officer.decide, access.INTERVIEW_DECIDER
     ),
     Route(

@@ -1,11 +1,15 @@
 """Who sits in an interview, as pages show it: each seated officer's name, agency and the
-country they work from (the applicant sees who interviews them)."""
+country they work from (the applicant sees who interviews them); and when a decision an
+officer owes is overdue."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+from ..settings import Settings
 from ..store import Store
 from ..store.interviews import Interview
-from ..types import Agency, InterviewMode
+from ..types import Agency
 
 
 async def seated_officers(store: Store, interview: Interview) -> dict[str, dict[str, str | None]]:
@@ -22,7 +26,11 @@ async def seated_officers(store: Store, interview: Interview) -> dict[str, dict[
     return seated
 
 
-def call_over(interview: Interview, ended_by: set[str]) -> bool:
-    """No call of ``interview`` is coming back: its joint call was ended, or the CBP step
-    of a two-step one. ``ended_by``: the seats that ended a call (`EventStore.ended_by`)."""
-    return "cbp" in ended_by or (interview.mode is InterviewMode.JOINT and bool(ended_by))
+def decision_overdue_since(now: datetime, settings: Settings) -> datetime:
+    """A decision still missing for a call that ended before the returned moment is
+    overdue: the end of the latest working day that has ended by ``now``."""
+    local = now.astimezone(settings.office_time_zone)
+    day_end = datetime.combine(local.date(), settings.decision_due_time, settings.office_time_zone)
+    if day_end > local:
+        day_end -= timedelta(days=1)
+    return day_end.astimezone(UTC)

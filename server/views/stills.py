@@ -11,12 +11,12 @@ import asyncio
 
 from aiohttp import web
 
-from signalling.appkeys import ROOMS
 from signalling.types import RoomId
 
-from ..appkeys import RECORDS, STILLS, STORE
+from ..appkeys import LIVES, RECORDS, STILLS
 from ..errors import BadRequest, Conflict
 from ..jpeg import JpegError, check_jpeg
+from ..lifecycle import Refused, Still
 from .access import interview_in_path
 from .http import current, json_ok, log_access, read_body
 from .whole_numbers import whole_number
@@ -25,40 +25,40 @@ MAX_STILL_BYTES = 4 * 1024 * 1024
 OVER = "interview {id} is over; its ID stills are no longer kept"
 
 
-async def forget_if_over(app: web.Application, interview_id: str) -> bool:
-    """Forget the interview's stills (key and files) if the interview is over; True if it is.
-
-    "Over" is the store's rule, `Interview.is_open`, not a call's end: the decision store
-    completes the interview when both agencies have decided, and a cancelled one is over
-    too. Whatever ends an interview calls this once it has (shutdown forgets them all)."""
-    interview = await app[STORE].interviews.get(interview_id)
-    if interview.is_open:
-        return False
-    app[STILLS].drop(interview_id)
-    return True
-
-
 async def capture(request: web.Request) -> web.StreamResponse:
     _, agency = current(request).officer_seat()
     interview = await interview_in_path(request)
-    if not interview.is_open:
+    lives, still_action = request.app[LIVES], Still(agency)
+    if interview.life.ended:
         raise Conflict(OVER, id=interview.id)
     if request.content_type != "image/jpeg":
         raise BadRequest("send the still as a JPEG image with Content-Type: image/jpeg")
+    try:
+        await lives.check(interview.id, still_action)
+    except Refused as refused:
+        raise Conflict(refused.message) from None
     jpeg = await read_body(request, MAX_STILL_BYTES)
     try:
         await asyncio.to_thread(check_jpeg, jpeg)
     except JpegError as exc:
         raise BadRequest(exc.template, **exc.fields) from None
     kept = await request.app[STILLS].add(interview.id, agency.value, jpeg)
-    if await forget_if_over(request.app, interview.id):
-        raise Conflict(OVER, id=interview.id)  # it ended while the still was being kept
     still = kept.still
     if not kept.new:
         return json_ok({"number": still.number, "agency": still.agency})
-    await request.app[RECORDS].still(RoomId(interview.id), agency.value, still.number, jpeg)
+    records = request.app[RECORDS]
+
+    async def sealed() -> dict[str, object]:
+        name = f"still-{still.number:03d}.jpg.age"
+        fields = await records.sealed_file(RoomId(interview.id), name, jpeg)
+        return {"agency": agency.value, "number": still.number, **fields}
+
+    try:
+        await lives.act(interview.id, still_action, prepare=sealed)
+    except Refused as refused:
+        request.app[STILLS].drop_still(interview.id, still.number)
+        raise Conflict(refused.message) from None
     await log_access(request, "capture-still", interview.id)
-    request.app[ROOMS].record_updated(RoomId(interview.id), "still")
     return json_ok({"number": still.number, "agency": still.agency}, status=201)
 
 

@@ -10,7 +10,7 @@ from functools import partial
 import pytest
 from playwright.async_api import Browser, expect
 
-from server.appkeys import EVENTS
+from server.appkeys import LIVES
 from server.settings import Settings
 from server.types import Agency
 from signalling.appkeys import ROOMS
@@ -80,7 +80,7 @@ async def test_an_empty_seat_and_a_closed_tab_show_as_not_connected_on_the_offic
         # the grace period is over: the seat is empty again
         await expect(away).to_have_text("non connecté", timeout=(GRACE + 5) * 1000)
         await expect(away).to_be_visible()
-        await world.server.app[EVENTS].drain()
+        await world.server.app[LIVES].drain()
         events = await world.store.events.for_interview(interview_id)
         seated = [e.kind for e in events if e.seat == "applicant" and e.kind in PRESENCE]
         assert seated == ["join", "drop", "left"]
