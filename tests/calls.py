@@ -3,10 +3,13 @@ join-and-offer dance a synthetic participant goes through."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiohttp import ClientWebSocketResponse
 
+from server.appkeys import LIVES
 from server.types import Agency
 from server.views.applicant import CONSENT_VERSION
 from signalling import messages as m
@@ -120,3 +123,44 @@ async def taken_interview(world: World) -> tuple[str, Client, Client]:
     cbsa = await officer_who_took(world, interview_id, Agency.CBSA)
     cbp = await officer_who_took(world, interview_id, Agency.CBP)
     return interview_id, cbsa, cbp
+
+
+@dataclass
+class InCall:
+    """An interview whose call is on, with the applicant in it."""
+
+    interview_id: str
+    seated: dict[Seat, Seated]
+
+    @property
+    def cbsa(self) -> Client:
+        return self.seated[Seat.CBSA].client
+
+    @property
+    def cbp(self) -> Client:
+        return self.seated[Seat.CBP].client
+
+    async def end(self, by: Seat = Seat.CBSA) -> m.Ended:
+        """The officer at ``by`` joins the call's room and ends it, as the page's "End
+        interview" button does."""
+        officer = self.seated[by]
+        await join(officer, self.interview_id)
+        await officer.ws.send_str(m.encode(m.End()))
+        ended = await officer.expect(m.Ended)
+        assert isinstance(ended, m.Ended), ended
+        return ended
+
+
+@asynccontextmanager
+async def applicant_in_call(world: World) -> AsyncIterator[InCall]:
+    """`seated_interview` once the applicant joined its call with media (their join
+    stored): ID stills may be captured and decisions made. The officers' clients send
+    their CSRF token with every request; their sockets are open, not joined."""
+    seated, interview_id = await seated_interview(world)
+    applicant = SyntheticParticipant(Seat.APPLICANT)
+    try:
+        await join_and_call(seated[Seat.APPLICANT], interview_id, applicant)
+        await world.server.app[LIVES].drain()
+        yield InCall(interview_id, seated)
+    finally:
+        await applicant.close()

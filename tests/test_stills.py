@@ -1,5 +1,6 @@
-"""ID stills over HTTP: a seated officer's JPEG is sealed into the session record (only its
-hash in the log) and shown to both officers; anything else is refused clearly."""
+"""ID stills over HTTP: an officer's JPEG of the applicant in the call is sealed into the
+session record (only its hash in the log) and shown to both officers until the interview
+is over; anything else is refused clearly."""
 
 from __future__ import annotations
 
@@ -17,10 +18,9 @@ from cryptography.exceptions import InvalidTag
 from server.appkeys import STILLS
 from server.errors import Conflict
 from server.live_stills import MAX_STILLS_PER_INTERVIEW, LiveStills
-from signalling.appkeys import ROOMS
-from signalling.types import RoomId
+from signalling import messages as m
 
-from .calls import taken_interview
+from .calls import applicant_in_call
 from .fakes import Client, World, error_message, jpeg_image
 
 JPEG = {"Content-Type": "image/jpeg"}
@@ -30,22 +30,25 @@ async def test_a_still_is_sealed_in_the_record_and_shown_to_both_officers(
     recorded: tuple[World, dict[str, Path]],
 ) -> None:
     world, keys = recorded
-    interview_id, cbsa, cbp = await taken_interview(world)
-    image = jpeg_image(640, 480)
-    captured = await cbsa.post(f"/api/interviews/{interview_id}/stills", data=image, headers=JPEG)
-    assert captured.status == 201
-    assert await captured.json() == {"number": 1, "agency": "CBSA"}
+    async with applicant_in_call(world) as call:
+        interview_id, cbsa, cbp = call.interview_id, call.cbsa, call.cbp
+        image = jpeg_image(640, 480)
+        path = f"/api/interviews/{interview_id}/stills"
+        captured = await cbsa.post(path, data=image, headers=JPEG)
+        assert captured.status == 201
+        assert await captured.json() == {"number": 1, "agency": "CBSA"}
 
-    shown = await cbp.get(f"/api/interviews/{interview_id}/stills/1")
-    assert shown.status == 200 and await shown.read() == image
-    listing = await (await cbp.get(f"/api/interviews/{interview_id}")).json()
-    assert listing["stills"] == [{"number": 1, "agency": "CBSA"}]
+        shown = await cbp.get(f"/api/interviews/{interview_id}/stills/1")
+        assert shown.status == 200 and await shown.read() == image
+        listing = await (await cbp.get(f"/api/interviews/{interview_id}")).json()
+        assert listing["stills"] == [{"number": 1, "agency": "CBSA"}]
 
-    session = world.settings.data_dir / "records" / interview_id
-    sealed = (session / "still-001.jpg.age").read_bytes()
-    assert image not in sealed
-    event = json.loads((session / "events.jsonl").read_text().splitlines()[-1])
-    assert event["kind"] == "still" and event["sha256"] == hashlib.sha256(sealed).hexdigest()
+        session = world.settings.data_dir / "records" / interview_id
+        sealed = (session / "still-001.jpg.age").read_bytes()
+        assert image not in sealed
+        events = [json.loads(line) for line in (session / "events.jsonl").read_text().splitlines()]
+        [event] = [event for event in events if event["kind"] == "still"]
+        assert event["sha256"] == hashlib.sha256(sealed).hexdigest()
     age = shutil.which("age")
     assert age, "the age command is missing: `make test` installs it"
     opened = await asyncio.to_thread(
@@ -66,10 +69,13 @@ async def decide(client: Client, interview_id: str, code: str) -> None:
 async def test_the_stills_outlive_the_call_and_go_once_both_agencies_have_decided(
     world: World,
 ) -> None:
-    interview_id, cbsa, cbp = await taken_interview(world)
-    await cbsa.post(f"/api/interviews/{interview_id}/stills", data=jpeg_image(), headers=JPEG)
-    stills = world.server.app[STILLS]
-    await world.server.app[ROOMS].get(RoomId(interview_id)).close(by="cbsa", next="done")
+    async with applicant_in_call(world) as call:
+        interview_id, cbsa, cbp = call.interview_id, call.cbsa, call.cbp
+        path = f"/api/interviews/{interview_id}/stills"
+        assert (await cbsa.post(path, data=jpeg_image(), headers=JPEG)).status == 201
+        stills = world.server.app[STILLS]
+        assert await call.end() == m.Ended(by="cbsa", next="done")
+    assert stills.listing(interview_id)  # kept after the call, for the decisions
     await decide(cbsa, interview_id, "CA-OTH")
     assert stills.listing(interview_id)  # the CBP officer has yet to decide, and may look
     assert list(stills.directory.glob(f"{interview_id}.*/*"))
@@ -127,51 +133,54 @@ async def test_live_stills_without_a_directory_keep_a_private_one_and_remove_it(
 async def test_what_is_not_a_jpeg_or_too_big_is_refused_and_nothing_is_kept(
     world: World,
 ) -> None:
-    interview_id, cbsa, _ = await taken_interview(world)
-    path = f"/api/interviews/{interview_id}/stills"
-    png = await cbsa.post(path, data=b"\x89PNG\r\n", headers={"Content-Type": "image/png"})
-    assert png.status == 400 and "JPEG" in error_message(await png.json())
-    cut = await cbsa.post(path, data=jpeg_image()[:-20], headers=JPEG)
-    assert error_message(await cut.json()) == "the still is not a complete JPEG image"
-    huge = await cbsa.post(path, data=b"\xff\xd8\xff" + bytes(5 * 1024 * 1024), headers=JPEG)
-    assert huge.status == 413
-    assert world.server.app[STILLS].listing(interview_id) == []
-    word = await cbsa.get(f"/api/interviews/{interview_id}/stills/first")
-    assert word.status == 400
+    async with applicant_in_call(world) as call:
+        interview_id, cbsa = call.interview_id, call.cbsa
+        path = f"/api/interviews/{interview_id}/stills"
+        png = await cbsa.post(path, data=b"\x89PNG\r\n", headers={"Content-Type": "image/png"})
+        assert png.status == 400 and "JPEG" in error_message(await png.json())
+        cut = await cbsa.post(path, data=jpeg_image()[:-20], headers=JPEG)
+        assert error_message(await cut.json()) == "the still is not a complete JPEG image"
+        huge = await cbsa.post(path, data=b"\xff\xd8\xff" + bytes(5 * 1024 * 1024), headers=JPEG)
+        assert huge.status == 413
+        assert world.server.app[STILLS].listing(interview_id) == []
+        word = await cbsa.get(f"/api/interviews/{interview_id}/stills/first")
+        assert word.status == 400
 
 
 async def test_an_interview_keeps_at_most_a_dozen_stills(world: World) -> None:
-    interview_id, cbsa, _ = await taken_interview(world)
-    path = f"/api/interviews/{interview_id}/stills"
-    for n in range(MAX_STILLS_PER_INTERVIEW):
-        assert (await cbsa.post(path, data=jpeg_image(64 + 8 * n), headers=JPEG)).status == 201
-    refused = await cbsa.post(path, data=jpeg_image(32), headers=JPEG)
-    assert refused.status == 409
-    assert "already has 12 ID stills" in error_message(await refused.json())
+    async with applicant_in_call(world) as call:
+        interview_id, cbsa = call.interview_id, call.cbsa
+        path = f"/api/interviews/{interview_id}/stills"
+        for n in range(MAX_STILLS_PER_INTERVIEW):
+            assert (await cbsa.post(path, data=jpeg_image(64 + 8 * n), headers=JPEG)).status == 201
+        refused = await cbsa.post(path, data=jpeg_image(32), headers=JPEG)
+        assert refused.status == 409
+        assert "already has 12 ID stills" in error_message(await refused.json())
 
 
 async def test_the_same_still_sent_twice_is_kept_once_and_answered_with_its_number(
     recorded: tuple[World, dict[str, Path]],
 ) -> None:
     world, _ = recorded
-    interview_id, cbsa, cbp = await taken_interview(world)
-    path = f"/api/interviews/{interview_id}/stills"
-    image = jpeg_image(640, 480)
-    first = await cbsa.post(path, data=image, headers=JPEG)
-    assert first.status == 201
-    again = await cbsa.post(path, data=image, headers=JPEG)
-    assert again.status == 200
-    assert await again.json() == await first.json() == {"number": 1, "agency": "CBSA"}
-    assert world.server.app[STILLS].listing(interview_id) == [{"number": 1, "agency": "CBSA"}]
-    session = world.settings.data_dir / "records" / interview_id
-    kinds = [
-        json.loads(line)["kind"] for line in (session / "events.jsonl").read_text().splitlines()
-    ]
-    assert kinds.count("still") == 1
-    assert [p.name for p in session.glob("still-*")] == ["still-001.jpg.age"]
+    async with applicant_in_call(world) as call:
+        interview_id, cbsa, cbp = call.interview_id, call.cbsa, call.cbp
+        path = f"/api/interviews/{interview_id}/stills"
+        image = jpeg_image(640, 480)
+        first = await cbsa.post(path, data=image, headers=JPEG)
+        assert first.status == 201
+        again = await cbsa.post(path, data=image, headers=JPEG)
+        assert again.status == 200
+        assert await again.json() == await first.json() == {"number": 1, "agency": "CBSA"}
+        assert world.server.app[STILLS].listing(interview_id) == [{"number": 1, "agency": "CBSA"}]
+        session = world.settings.data_dir / "records" / interview_id
+        kinds = [
+            json.loads(line)["kind"] for line in (session / "events.jsonl").read_text().splitlines()
+        ]
+        assert kinds.count("still") == 1
+        assert [p.name for p in session.glob("still-*")] == ["still-001.jpg.age"]
 
-    other = await cbp.post(path, data=jpeg_image(320, 240), headers=JPEG)
-    assert other.status == 201 and (await other.json())["number"] == 2
+        other = await cbp.post(path, data=jpeg_image(320, 240), headers=JPEG)
+        assert other.status == 201 and (await other.json())["number"] == 2
 
 
 async def test_live_stills_keep_one_of_identical_stills_sent_at_once(tmp_path: Path) -> None:
