@@ -45,7 +45,7 @@ from .appkeys import (
 from .auth import LoginThrottle, Passwords
 from .errors import NexusError
 from .i18n import Catalogs
-from .lifecycle import Refused, Seat
+from .lifecycle import Phase, Refused, Seat
 from .live_stills import LiveStills
 from .lives import Change, Lives, need_of
 from .password_checks import PasswordChecks
@@ -181,6 +181,10 @@ def _tell_about(app: web.Application, change: Change) -> None:
             rooms.record_updated(room_id, what)
     if change.after.ended:
         app[STILLS].drop(change.interview_id)
+        if change.before.phase is not Phase.AWAITING_DECISIONS and "close" not in events:
+            # Ended without a decision (no-show, interrupted): officers waiting in its
+            # call are let go.
+            app[LIVES].spawn(rooms.end(room_id, by="server", next="done"))
 
 
 async def _seat_officers(lives: Lives, pairing: Pairing) -> bool:

@@ -312,15 +312,18 @@ def apply(life: Life, action: Action) -> Outcome:
         case NoShow():
             if life.applicant_joined or life.phase is Phase.IN_CALL:
                 raise Refused(RefusalKind.ALREADY, "the applicant has joined this interview")
-            return Outcome(life.replace(phase=Phase.NO_SHOW), ("no-show",))
+            return Outcome(_all_gone(life).replace(phase=Phase.NO_SHOW), ("no-show",))
         case Cancel():
             if life.applicant_joined or life.phase is Phase.IN_CALL:
                 raise Refused(RefusalKind.ALREADY, "an interview that has begun is not cancelled")
-            return Outcome(life.replace(phase=Phase.CANCELLED), ("cancelled",))
+            return Outcome(_all_gone(life).replace(phase=Phase.CANCELLED), ("cancelled",))
         case Outage():
             return _outage(life)
         case Interrupt():
-            return Outcome(_all_gone(life).replace(phase=Phase.INTERRUPTED), ("interrupted",))
+            gone = _all_gone(life)
+            if life.decided == frozenset(Agency):  # nothing was left to do but end the call
+                return Outcome(gone.replace(phase=Phase.CLOSED), ("close",))
+            return Outcome(gone.replace(phase=Phase.INTERRUPTED), ("interrupted",))
     raise AssertionError(f"unknown action {action!r}")
 
 

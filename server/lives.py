@@ -253,7 +253,7 @@ class Lives:
             loop = asyncio.get_running_loop()
             self._timers.append(
                 loop.call_later(
-                    self._outage_wait_seconds, self._spawn, self._interrupt_if_gone(interview_id)
+                    self._outage_wait_seconds, self.spawn, self._interrupt_if_gone(interview_id)
                 )
             )
 
@@ -274,7 +274,8 @@ class Lives:
                 except lifecycle.Refused:
                     continue  # came in meanwhile
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` soon, logged if it fails; `drain` waits for it."""
         task = asyncio.ensure_future(self._logged(work))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

@@ -29,6 +29,7 @@ from server.lifecycle import (
     Phase,
     Presence,
     Ready,
+    Reassign,
     RefusalKind,
     Refused,
     Seat,
@@ -141,8 +142,13 @@ class Interview(RuleBasedStateMachine):
             self.ended_as = self.life.phase
 
     @invariant()
-    def closed_exactly_when_both_agencies_decided(self) -> None:
-        assert (self.life.phase is Phase.CLOSED) == (self.life.decided == frozenset(Agency))
+    def closed_exactly_when_both_agencies_decided_and_the_call_is_over(self) -> None:
+        """Officers may both decide during the call: it goes on until one ends it."""
+        both = self.life.decided == frozenset(Agency)
+        if self.life.phase is Phase.CLOSED:
+            assert both
+        elif both:
+            assert self.life.phase is Phase.IN_CALL
 
     @invariant()
     def one_call_at_a_time_with_every_officer_of_its_step(self) -> None:
@@ -151,7 +157,7 @@ class Interview(RuleBasedStateMachine):
             assert all(a in self.life.officers for a in self.life.step_agencies())
         for party, presence in self.life.presence.items():
             if presence is Presence.CONNECTED:
-                assert self.life.in_call(party), (party, self.life)
+                assert self.life.may_join(party), (party, self.life)
 
     @invariant()
     def the_cbp_step_only_after_cbsa_decided(self) -> None:
@@ -165,8 +171,18 @@ class Interview(RuleBasedStateMachine):
         for agency in self.life.decided:
             assert any(agency in self.life.step_agencies(s) for s in self.life.applicant_joined)
 
+    @rule(agency=AGENCIES, officer=OFFICERS)
+    def reassign(self, agency: Agency, officer: int) -> None:
+        before = self.life
+        self.act(Reassign(agency, officer))
+        if self.life.officers != before.officers:
+            # Only a decision still awaited after the call is handed over.
+            assert before.phase is Phase.AWAITING_DECISIONS
+            assert before.awaits_decision_from(agency)
+            self.seated_first[agency] = officer
+
     @invariant()
-    def an_officer_once_seated_keeps_the_seat(self) -> None:
+    def an_officer_once_seated_keeps_the_seat_unless_their_decision_is_handed_over(self) -> None:
         for agency, officer in self.life.officers.items():
             assert self.seated_first.setdefault(agency, officer) == officer
 

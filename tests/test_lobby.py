@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from server import operator
 from server.types import Agency, InterviewMode
+from server.views.applicant import CONSENT_VERSION
 from signalling import messages as m
 from signalling.lobby import TELL_WAITING_EVERY, Lobby
 from signalling.types import Seat
@@ -26,13 +27,20 @@ async def checked_in(
     mode: InterviewMode = InterviewMode.JOINT,
     starts: datetime | None = None,
 ) -> tuple[str, Client]:
-    """An applicant of a new application who confirmed their date of birth."""
+    """An applicant of a new application who confirmed their date of birth and agreed to
+    be recorded."""
     await add_applications(world.store, application(app_id))
     start = starts or world.clock() - timedelta(minutes=1)
     invitation = await operator.invite(world.store, world.settings, app_id, mode, start, 8)
     client = await world.client()
     token = invitation.link.reveal().rsplit("/", 1)[1]
     assert (await world.confirm_dob(client, token, DOB)).status == 303
+    consent = await client.post(
+        "/api/applicant/consent",
+        json={"text_version": CONSENT_VERSION, "language": "en"},
+        headers={"X-CSRF-Token": await world.csrf(client)},
+    )
+    assert consent.status == 201, await consent.text()
     return invitation.interview_id, client
 
 
