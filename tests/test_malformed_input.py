@@ -23,11 +23,9 @@ from server.jpeg import MAX_SIDE, JpegError, check_jpeg
 from server.middleware import SECURITY_HEADERS
 from server.settings import Settings
 from server.views.whole_numbers import MAX_DIGITS, whole_number
-from signalling.appkeys import ROOMS
-from signalling.types import RoomId
 
 from .audit_scene import AuditScene, sign_in
-from .calls import taken_interview
+from .calls import applicant_in_call
 from .fakes import FakeClock, World, error_message, fast_passwords, jpeg_image
 from .test_stills import JPEG
 
@@ -62,13 +60,13 @@ async def refused(response: ClientResponse, status: int, message: str) -> None:
 async def test_a_still_number_that_is_not_plain_digits_is_a_400(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    interview_id, cbsa, _ = await taken_interview(world)
-    assert (
-        await cbsa.post(f"/api/interviews/{interview_id}/stills", data=jpeg_image(), headers=JPEG)
-    ).status == 201
-    for number in NOT_NUMBERS:
-        response = await cbsa.get(f"/api/interviews/{interview_id}/stills/{quote(number)}")
-        await refused(response, 400, "a still is named by its number")
+    async with applicant_in_call(world) as call:
+        interview_id, cbsa = call.interview_id, call.cbsa
+        path = f"/api/interviews/{interview_id}/stills"
+        assert (await cbsa.post(path, data=jpeg_image(), headers=JPEG)).status == 201
+        for number in NOT_NUMBERS:
+            response = await cbsa.get(f"{path}/{quote(number)}")
+            await refused(response, 400, "a still is named by its number")
     assert errors_logged(caplog) == []
 
 
@@ -199,13 +197,14 @@ async def test_a_client_that_leaves_in_the_middle_of_a_form_is_not_an_error(
 async def test_a_still_that_does_not_decode_as_a_jpeg_image_is_refused(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    interview_id, cbsa, _ = await taken_interview(world)
-    path = f"/api/interviews/{interview_id}/stills"
-    fake = await cbsa.post(path, data=b"\xff\xd8\xff\xff\xd9", headers=JPEG)
-    await refused(fake, 400, "the still is not a JPEG image that can be decoded")
-    wide = await cbsa.post(path, data=jpeg_image(8200, 16), headers=JPEG)
-    await refused(wide, 400, "the still is 8200x16 pixels; at most 8192 on each side")
-    assert world.server.app[STILLS].listing(interview_id) == []
+    async with applicant_in_call(world) as call:
+        interview_id, cbsa = call.interview_id, call.cbsa
+        path = f"/api/interviews/{interview_id}/stills"
+        fake = await cbsa.post(path, data=b"\xff\xd8\xff\xff\xd9", headers=JPEG)
+        await refused(fake, 400, "the still is not a JPEG image that can be decoded")
+        wide = await cbsa.post(path, data=jpeg_image(8200, 16), headers=JPEG)
+        await refused(wide, 400, "the still is 8200x16 pixels; at most 8192 on each side")
+        assert world.server.app[STILLS].listing(interview_id) == []
     assert errors_logged(caplog) == []
 
 
@@ -217,24 +216,26 @@ async def test_a_still_is_kept_on_disk_only_encrypted_and_deleted_once_both_deci
     recorded: tuple[World, dict[str, Path]], caplog: pytest.LogCaptureFixture
 ) -> None:
     world, _ = recorded
-    interview_id, cbsa, cbp = await taken_interview(world)
-    image = jpeg_image(320, 240)
-    captured = await cbsa.post(f"/api/interviews/{interview_id}/stills", data=image, headers=JPEG)
-    assert captured.status == 201
+    async with applicant_in_call(world) as call:
+        interview_id, cbsa, cbp = call.interview_id, call.cbsa, call.cbp
+        image = jpeg_image(320, 240)
+        stills_path = f"/api/interviews/{interview_id}/stills"
+        captured = await cbsa.post(stills_path, data=image, headers=JPEG)
+        assert captured.status == 201
 
-    stills = world.server.app[STILLS]
-    [kept] = stills.directory.glob(f"{interview_id}.*")
-    assert stat.S_IMODE(kept.stat().st_mode) == 0o700
-    [sealed] = files_under(kept)
-    assert stat.S_IMODE(sealed.stat().st_mode) == 0o600
-    assert len(sealed.read_bytes()) > len(image)  # the whole still, sealed
-    for path in files_under(world.settings.data_dir, stills.directory):
-        assert image not in path.read_bytes(), path
-        assert image[-4096:] not in path.read_bytes(), path
-    shown = await cbp.get(f"/api/interviews/{interview_id}/stills/1")
-    assert shown.status == 200 and await shown.read() == image
+        stills = world.server.app[STILLS]
+        [kept] = stills.directory.glob(f"{interview_id}.*")
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o700
+        [sealed] = files_under(kept)
+        assert stat.S_IMODE(sealed.stat().st_mode) == 0o600
+        assert len(sealed.read_bytes()) > len(image)  # the whole still, sealed
+        for path in files_under(world.settings.data_dir, stills.directory):
+            assert image not in path.read_bytes(), path
+            assert image[-4096:] not in path.read_bytes(), path
+        shown = await cbp.get(f"{stills_path}/1")
+        assert shown.status == 200 and await shown.read() == image
 
-    await world.server.app[ROOMS].get(RoomId(interview_id)).close(by="cbsa", next="done")
+        await call.end()
     for client, code in ((cbsa, "CA-OTH"), (cbp, "US-OTH")):
         body = {"verdict": "refer", "reason_codes": [code], "notes": ""}
         decided = await client.post(f"/api/interviews/{interview_id}/decision", json=body)

@@ -15,7 +15,7 @@ import pytest
 from server.logs import QUIET_LIBRARIES, configure_logging
 from server.types import Agency
 
-from .calls import taken_interview
+from .calls import applicant_in_call, taken_interview
 from .fakes import Client, World, error_message
 
 NOTES = "Passport photo page looks re-laminated; ask about it."
@@ -92,9 +92,10 @@ async def test_a_draft_that_could_never_become_a_decision_is_refused_plainly(
 async def test_the_draft_goes_once_the_decision_is_recorded_and_none_is_kept_after(
     world: World,
 ) -> None:
-    interview_id, cbsa, _ = await taken_interview(world)
-    assert (await cbsa.put(f"/api/interviews/{interview_id}/draft", json=DRAFT)).status == 200
-    decided = await cbsa.post(f"/api/interviews/{interview_id}/decision", json=DRAFT)
+    async with applicant_in_call(world) as call:
+        interview_id, cbsa = call.interview_id, call.cbsa
+        assert (await cbsa.put(f"/api/interviews/{interview_id}/draft", json=DRAFT)).status == 200
+        decided = await cbsa.post(f"/api/interviews/{interview_id}/decision", json=DRAFT)
     assert decided.status == 201, await decided.text()
     assert await drafts_kept(world) == []
     assert (await shown(cbsa, interview_id))["draft"] is None
@@ -120,13 +121,15 @@ async def test_a_draft_is_never_logged_nor_written_to_the_record(
     recorded: tuple[World, dict[str, Path]], server_log: pytest.LogCaptureFixture
 ) -> None:
     world, _ = recorded
-    interview_id, cbsa, _ = await taken_interview(world)
-    secret_notes = "Draft only: applicant mentioned a 2019 refusal at Lacolle."
-    draft = {**DRAFT, "notes": secret_notes}
-    assert (await cbsa.put(f"/api/interviews/{interview_id}/draft", json=draft)).status == 200
-    await shown(cbsa, interview_id)
-    final = {**DRAFT, "notes": "Refer for secondary."}
-    assert (await cbsa.post(f"/api/interviews/{interview_id}/decision", json=final)).status == 201
+    async with applicant_in_call(world) as call:
+        interview_id, cbsa = call.interview_id, call.cbsa
+        secret_notes = "Draft only: applicant mentioned a 2019 refusal at Lacolle."
+        draft = {**DRAFT, "notes": secret_notes}
+        assert (await cbsa.put(f"/api/interviews/{interview_id}/draft", json=draft)).status == 200
+        await shown(cbsa, interview_id)
+        final = {**DRAFT, "notes": "Refer for secondary."}
+        decision = f"/api/interviews/{interview_id}/decision"
+        assert (await cbsa.post(decision, json=final)).status == 201
 
     assert "draft" in server_log.text  # the requests themselves were logged
     assert "Lacolle" not in server_log.text
@@ -139,8 +142,9 @@ async def test_a_draft_is_never_logged_nor_written_to_the_record(
 
 
 async def test_decisions_name_the_officer_and_carry_no_database_id(world: World) -> None:
-    interview_id, cbsa, cbp = await taken_interview(world)
-    decided = await cbsa.post(f"/api/interviews/{interview_id}/decision", json=DRAFT)
+    async with applicant_in_call(world) as call:
+        interview_id, cbsa, cbp = call.interview_id, call.cbsa, call.cbp
+        decided = await cbsa.post(f"/api/interviews/{interview_id}/decision", json=DRAFT)
     own = (await decided.json())["decisions"]["CBSA"]
     assert "officer_id" not in own
     assert own["decided_by"] == "Cbsa.One"
