@@ -245,13 +245,12 @@ async def consent(request: web.Request) -> web.StreamResponse:
     tab) answers as the first did and writes nothing."""
     interview = await _own_interview(request)
     body = await read_json(request, ConsentBody)
-    if interview.life.consented:
-        return json_ok({"recorded": True}, status=201)
-    if body.text_version != CONSENT_VERSION:
+    if not interview.life.consented and body.text_version != CONSENT_VERSION:
         raise Conflict("the consent text has changed; reload the page to read the current one")
     detail = {"seat": "applicant", "text_version": body.text_version, "language": body.language}
     try:
-        # Under the interview's lock: of requests arriving together, one records consent.
+        # Under the interview's lock: of requests arriving together, one records consent;
+        # the others, and any repeat, change nothing. An interview that ended refuses.
         await request.app[LIVES].act(interview.id, Consent(), detail=detail)
     except Refused as refused:
         raise Conflict(refused.message) from None
