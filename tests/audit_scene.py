@@ -1,4 +1,5 @@
-"""A recorded, decided interview and an audit console over it, for the console's tests."""
+"""A recorded, decided interview (an ID still captured during its call) and an audit console
+over it, for the console's tests."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from recordings.keys import read_identity_file
 from recordings.tlog import NoteVerifier
 from server.appkeys import RECORDS
 from server.audit_app import create_audit_app
+from signalling.types import Seat
 
+from .calls import Seated
 from .fakes import Account, Client, World, fast_passwords, jpeg_image
 from .test_session_records import record_a_call
 
@@ -37,20 +40,24 @@ class AuditScene:
         return str(self.console.make_url(path))
 
 
+async def capture_still(world: World, interview_id: str, sockets: dict[Seat, Seated]) -> None:
+    """CBSA's officer captures an ID still of the applicant, during the call."""
+    cbsa = sockets[Seat.CBSA].client
+    still = await cbsa.post(
+        f"/api/interviews/{interview_id}/stills",
+        data=jpeg_image(320, 240),
+        headers={"X-CSRF-Token": await world.csrf(cbsa), "Content-Type": "image/jpeg"},
+    )
+    assert still.status == 201, await still.text()
+
+
 async def decide_both(world: World, interview_id: str) -> None:
-    """Both officers decide; CBSA's officer captures an ID still first."""
+    """Both officers decide, after the call."""
     for client in world.clients:
         info = await (await client.get("/api/session")).json()
         if info["role"] != "officer":
             continue
         code = "US-OTH" if info["label"].endswith("CBP") else "CA-OTH"
-        if code == "CA-OTH":
-            still = await client.post(
-                f"/api/interviews/{interview_id}/stills",
-                data=jpeg_image(320, 240),
-                headers={"X-CSRF-Token": info["csrf_token"], "Content-Type": "image/jpeg"},
-            )
-            assert still.status == 201, await still.text()
         response = await client.post(
             f"/api/interviews/{interview_id}/decision",
             json={"verdict": "refer", "reason_codes": [code], "notes": NOTES},
@@ -63,7 +70,7 @@ async def decide_both(world: World, interview_id: str) -> None:
 async def audit_scene(
     world: World, keys: dict[str, Path], tmp_path: Path, frames: int = 30
 ) -> AsyncIterator[AuditScene]:
-    session = await record_a_call(world, frames)
+    session = await record_a_call(world, frames, during=capture_still)
     await decide_both(world, session.name)
     auditor = await world.add_auditor("auditor.one")
     settings = world.settings.replace(audit_dir=tmp_path / "audit-console")

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from server.appkeys import LIVES
 from server.types import Agency
 from signalling import messages as m
 from signalling.types import Seat
@@ -80,10 +81,14 @@ async def checked_in(world: World) -> Interview:
 
 @asynccontextmanager
 async def in_call(world: World) -> AsyncIterator[Interview]:
-    """A consented interview whose applicant and two officers are in the call, with media."""
+    """A consented interview whose applicant waited and whose two officers took it, all
+    three in the call with media (their joins stored: officers may decide)."""
     interview = await checked_in(world)
     assert (await interview.consent())[0] == 201
-    interview.sockets[Seat.APPLICANT] = await open_socket(world, interview.applicant)
+    applicant = await open_socket(world, interview.applicant)
+    await applicant.ws.send_str(m.encode(m.Ready(interview_id=interview.interview_id)))
+    await applicant.expect(m.Waiting)
+    interview.sockets[Seat.APPLICANT] = applicant
     for agency in Agency:
         client = await officer_who_took(world, interview.interview_id, agency)
         interview.officers[agency] = client
@@ -92,6 +97,7 @@ async def in_call(world: World) -> AsyncIterator[Interview]:
     try:
         for seat in Seat:
             await join_and_call(interview.sockets[seat], interview.interview_id, people[seat])
+        await world.server.app[LIVES].drain()
         yield interview
     finally:
         for person in people.values():

@@ -17,7 +17,7 @@ from recordings.tlog import NoteVerifier
 from recordings.witness import cosign_session, generate_witness
 from server.appkeys import RECORDS
 
-from .audit_scene import decide_both
+from .audit_scene import capture_still, decide_both
 from .fakes import World
 from .test_session_records import record_a_call
 
@@ -39,8 +39,8 @@ async def test_a_recorded_interview_leaves_only_private_files_and_directories(
     recorded: tuple[World, dict[str, Path]], tmp_path: Path
 ) -> None:
     world, _ = recorded
-    session = await record_a_call(world)
-    await decide_both(world, session.name)  # a still and two decisions' sealed notes
+    session = await record_a_call(world, during=capture_still)  # a still
+    await decide_both(world, session.name)  # two decisions' sealed notes
     server_key = NoteVerifier.parse(world.server.app[RECORDS].signer.verifier_key)
     witness = generate_witness(tmp_path / "witness" / "cbsa-witness.key", "cbsa-witness")
     await world.server.app[RECORDS].close_all()  # the final checkpoint of the decisions

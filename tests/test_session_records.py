@@ -8,16 +8,17 @@ import asyncio
 import json
 import shutil
 import subprocess
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from recordings.session_record import verify_session
 from recordings.tlog import NoteVerifier
-from server.appkeys import RECORDS
+from server.appkeys import LIVES, RECORDS
 from server.types import Agency
 from signalling import messages as m
 from signalling.types import Kind, Seat
 
-from .calls import Seated, join_and_call, open_socket
+from .calls import Seated, join_and_call, open_socket, waiting_applicant
 from .fakes import World, add_applications, application, nexus_interview
 from .media import SyntheticParticipant, wait_for
 from .test_recorder import ffprobe_json, probe
@@ -49,29 +50,27 @@ def record_closed(session: Path) -> bool:
     return bool(lines) and b'"kind":"end"' in lines[-1] and final.exists()
 
 
-async def record_a_call(world: World, frames: int = 30) -> Path:
-    """A consented three-way interview through the server, everyone leaving once each has
-    received ``frames`` video frames from each other; returns its session record directory
-    once the record is closed."""
+During = Callable[[World, str, dict[Seat, Seated]], Awaitable[None]]
+"""What a test does while the call is on and the applicant connected (capture an ID still):
+given the interview's id and everyone's socket."""
+
+
+async def record_a_call(world: World, frames: int = 30, during: During | None = None) -> Path:
+    """A consented three-way interview through the server: the applicant waits, both
+    officers take it and everyone joins the call; once each has received ``frames`` video
+    frames from each other ``during`` runs, then the CBSA officer ends the call. Returns
+    its session record directory once the end is sealed by its final checkpoint."""
     await add_applications(world.store, application("NX-0001"))
     interview_id, token = await world.invite("NX-0001")
-    sockets: dict[Seat, Seated] = {}
-    applicant = await world.client()
-    await world.confirm_dob(applicant, token, "1980-05-17")
-    consent = await applicant.post(
-        "/api/applicant/consent",
-        json={"text_version": "2026-11-01"},
-        headers={"X-CSRF-Token": await world.csrf(applicant)},
-    )
-    assert consent.status == 201
-    sockets[Seat.APPLICANT] = await open_socket(world, applicant)
+    sockets = {Seat.APPLICANT: await waiting_applicant(world, token)}
     for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
         client = await world.client()
         await world.sign_in(client, await world.add_officer(f"{seat}.rec", agency))
-        await client.post(
+        taken = await client.post(
             f"/api/interviews/{interview_id}/take",
             headers={"X-CSRF-Token": await world.csrf(client)},
         )
+        assert taken.status == 200, await taken.text()
         sockets[seat] = await open_socket(world, client)
     people = {seat: SyntheticParticipant(seat) for seat in Seat}
     try:
@@ -86,8 +85,10 @@ async def record_a_call(world: World, frames: int = 30) -> Path:
             ),
             within=30,
         )
-        for seat in Seat:
-            await sockets[seat].ws.send_str(m.encode(m.Leave()))
+        if during is not None:
+            await world.server.app[LIVES].drain()  # the joins are in the interview's life
+            await during(world, interview_id, sockets)
+        await sockets[Seat.CBSA].ws.send_str(m.encode(m.End()))
         session = world.settings.data_dir / "records" / interview_id
         await wait_for(lambda: record_closed(session))
     finally:
