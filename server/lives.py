@@ -264,11 +264,12 @@ class Lives:
             await self.act(interview_id, Interrupt())
 
     async def sweep(self) -> None:
-        """What time alone decides: an applicant who has not come by the appointment plus
-        the grace is a no-show."""
+        """What time alone decides: an applicant who has not come (not even checked in) by
+        the appointment plus the grace is a no-show."""
         late = self._clock() - timedelta(minutes=self._no_show_minutes)
         for interview in await self._store.interviews.in_phases(Phase.SCHEDULED):
-            if interview.window_start <= late and not interview.life.applicant_joined:
+            life = interview.life
+            if interview.window_start <= late and not (life.checked_in or life.applicant_joined):
                 try:
                     await self.act(interview.id, NoShow())
                 except lifecycle.Refused:
