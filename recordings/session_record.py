@@ -45,6 +45,9 @@ from .tlog import (
 )
 
 EVENTS = "events.jsonl"
+ENDING_KINDS = frozenset({"end", "close", "no-show", "cancelled", "interrupted"})
+"""Events after which a session is over: a call's ``end``, or the interview's own end
+(both agencies decided, a no-show, a cancellation, an interruption)."""
 CHECKPOINTS = "checkpoints"
 _encoder = msgspec.json.Encoder(order="sorted")
 
@@ -375,7 +378,7 @@ def verify_session(
             result.problems.append(f"segment {path.name} is not listed in the log")
     if "consent" not in kinds:
         result.problems.append("no consent event")
-    result.complete = "end" in kinds and result.last_checkpoint == running_size
+    result.complete = bool(kinds & ENDING_KINDS) and result.last_checkpoint == running_size
     if witnesses:
         _check_witnesses(directory, notes, witnesses, result)
     if not result.complete and not any("checkpoint" in p for p in result.problems):

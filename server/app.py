@@ -150,7 +150,7 @@ def create_app(
         clock,
         end_call=lambda room_id, detail: rooms.end(room_id, **detail),
         no_show_minutes=settings.no_show_minutes,
-        outage_wait_seconds=settings.outage_wait_minutes * 60,
+        outage_wait_seconds=settings.outage_wait_seconds,
     )
     app[LOBBY] = Lobby(partial(_seat_officers, lives), clock=lambda: clock().timestamp())
     lives.listen(partial(_tell_about, app))

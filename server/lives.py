@@ -58,6 +58,9 @@ Also = Callable[[aiosqlite.Connection], Awaitable[None]]
 EndCall = Callable[[RoomId, Mapping[str, Any]], Awaitable[None]]
 """Disconnects a call's participants, before its end is journaled (its media sealed)."""
 
+FINAL_EVENTS = frozenset({"close", "no-show", "cancelled", "interrupted"})
+"""The events that end an interview: its journal takes nothing after them."""
+
 # What a room reports, as the lifecycle's actions on the party's presence.
 _ROOM_ACTIONS: Mapping[str, Callable[[Party], Action]] = {
     "join": Join,
@@ -204,6 +207,8 @@ class Lives:
                 await self._records.close(room_id, **detail)
             else:
                 await self._records.append(room_id, event, **detail)
+        if events[-1] in FINAL_EVENTS:
+            await self._records.finish(room_id)
 
     async def resume(self) -> None:
         """At start, after a stop or a crash: each interview not over whose session record
@@ -243,6 +248,11 @@ class Lives:
     async def _after_outage(self, interview_id: str, recovery: Recovery) -> None:
         now = self._clock()
         since = datetime.fromisoformat(recovery.last_event_at) if recovery.last_event_at else now
+        # Media went on being written after the last event: the outage began at the latest
+        # write the crash left.
+        written = await asyncio.to_thread(self._records.last_written, RoomId(interview_id))
+        if written is not None and written > since:
+            since = written
         detail = {
             "since": since.isoformat(timespec="milliseconds"),
             "seconds": round(max((now - since).total_seconds(), 0.0), 3),
@@ -252,10 +262,11 @@ class Lives:
         if "outage" in outcome.events:
             loop = asyncio.get_running_loop()
             self._timers.append(
-                loop.call_later(
-                    self._outage_wait_seconds, self.spawn, self._interrupt_if_gone(interview_id)
-                )
+                loop.call_later(self._outage_wait_seconds, self._interrupt_later, interview_id)
             )
+
+    def _interrupt_later(self, interview_id: str) -> None:
+        self.spawn(self._interrupt_if_gone(interview_id))
 
     async def _interrupt_if_gone(self, interview_id: str) -> None:
         """Nobody came back to the call the outage cut: it cannot go on."""

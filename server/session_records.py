@@ -12,6 +12,7 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -173,6 +174,12 @@ class SessionRecords:
     def has_log(self, room_id: RoomId) -> bool:
         return (self.directory / room_id / EVENTS).exists()
 
+    def last_written(self, room_id: RoomId) -> datetime | None:
+        """When a file of the record was last written (after a crash: about when the
+        server stopped)."""
+        times = [path.stat().st_mtime for path in (self.directory / room_id).glob("*.age")]
+        return datetime.fromtimestamp(max(times), UTC) if times else None
+
     def journal(self, room_id: RoomId) -> list[dict[str, Any]]:
         """The session log's events as written (read after `recover`: all signed)."""
         path = self.directory / room_id / EVENTS
@@ -302,6 +309,20 @@ class SessionRecords:
         task = self._end(room_id, **end)
         if task is not None:
             await asyncio.wait({task})  # not cancelled with us: the record must end
+
+    async def finish(self, room_id: RoomId) -> None:
+        """The interview is over and its last event written: seal what is open and close
+        the log once a checkpoint covers everything (no further ``end``: the interview's
+        own final event ends it)."""
+        session = self._open.pop(room_id, None)
+        if session is None:
+            return
+        if session.recorder is not None:
+            session.recorder.close()
+        task = asyncio.get_running_loop().create_task(self._finish(room_id, session.commits))
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
+        await asyncio.wait({task})
 
     async def close_all(self) -> None:
         """End every session and wait for all final checkpoints; records nothing more.

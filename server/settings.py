@@ -236,11 +236,11 @@ class Settings:
         "The offices' time zone (IANA name), for the end of the working day.",
         _time_zone,
     )
-    outage_wait_minutes: int = _setting(
-        "10",
-        "After a server restart, minutes an interrupted call waits for its participants "
+    outage_wait_seconds: int = _setting(
+        "600",
+        "After a server restart, seconds an interrupted call waits for its participants "
         "to come back before the interview is marked interrupted.",
-        _int_between(1, 24 * 60),
+        _int_between(1, 24 * 3600),
     )
     cbsa_recipient: str = _setting("", "CBSA's age recipient (public key).", _recipient)
     cbp_recipient: str = _setting("", "CBP's age recipient (public key).", _recipient)
