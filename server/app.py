@@ -45,7 +45,7 @@ from .appkeys import (
 from .auth import LoginThrottle, Passwords
 from .errors import NexusError
 from .i18n import Catalogs
-from .lifecycle import Phase, Refused, Seat
+from .lifecycle import Phase, Seat
 from .live_stills import LiveStills
 from .lives import Change, Lives, need_of
 from .password_checks import PasswordChecks
@@ -192,7 +192,7 @@ async def _seat_officers(lives: Lives, pairing: Pairing) -> bool:
     try:
         for agency, officer_id in pairing.officers.items():
             await lives.act(pairing.interview_id, Seat(agency, officer_id))
-    except (Refused, NexusError):
+    except NexusError:
         return False
     return True
 

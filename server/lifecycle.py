@@ -31,6 +31,7 @@ from types import MappingProxyType
 
 import msgspec
 
+from .errors import Conflict
 from .types import Agency, InterviewMode
 
 JOINT_STEP = "joint"
@@ -85,13 +86,13 @@ class RefusalKind(StrEnum):
     ALREADY = "already"
 
 
-class Refused(Exception):
-    """The action is not possible now; ``message`` says why, ``kind`` lets code decide."""
+class Refused(Conflict):
+    """The action is not possible now: a 409 whose message says why (translated like any
+    error that reaches a person); ``kind`` lets code decide."""
 
-    def __init__(self, kind: RefusalKind, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, kind: RefusalKind, message: str, **fields: object) -> None:
+        super().__init__(message, **fields)
         self.kind = kind
-        self.message = message
 
 
 # --- actions -----------------------------------------------------------------------------
@@ -333,7 +334,9 @@ def _after_the_end(life: Life, action: Action) -> Outcome:
     if isinstance(action, Leave | Drop | Outage):
         return Outcome(life)
     if isinstance(action, Decide) and action.agency in life.decided:
-        raise Refused(RefusalKind.ALREADY, f"{action.agency} has already decided")
+        raise Refused(
+            RefusalKind.ALREADY, "{agency} has already decided", agency=action.agency.value
+        )
     raise Refused(RefusalKind.OVER, _over(life))
 
 
@@ -368,7 +371,11 @@ def _seat(life: Life, agency: Agency, officer_id: int) -> Outcome:
     if life.officers.get(agency) == officer_id:
         return Outcome(life)
     if agency in life.officers:
-        raise Refused(RefusalKind.NOT_YOURS, f"this interview already has a {agency} officer")
+        raise Refused(
+            RefusalKind.NOT_YOURS,
+            "this interview already has a {agency} officer",
+            agency=agency.value,
+        )
     step = life.step or life.first_step()
     if agency not in life.step_agencies(step):
         raise Refused(RefusalKind.NOT_YET, "the CBP step opens once CBSA has decided")
@@ -435,9 +442,13 @@ def _all_gone(life: Life) -> Life:
 
 def _decide(life: Life, agency: Agency, officer_id: int) -> Outcome:
     if agency in life.decided:
-        raise Refused(RefusalKind.ALREADY, f"{agency} has already decided")
+        raise Refused(RefusalKind.ALREADY, "{agency} has already decided", agency=agency.value)
     if life.officers.get(agency) != officer_id:
-        raise Refused(RefusalKind.NOT_YOURS, f"only the {agency} officer of this interview decides")
+        raise Refused(
+            RefusalKind.NOT_YOURS,
+            "only the {agency} officer of this interview decides",
+            agency=agency.value,
+        )
     if not life.awaits_decision_from(agency):
         raise Refused(RefusalKind.NOT_YET, "the applicant has not joined a call yet")
     decided = life.replace(decided=life.decided | {agency})
@@ -448,7 +459,11 @@ def _reassign(life: Life, agency: Agency, officer_id: int) -> Outcome:
     if life.officers.get(agency) == officer_id:
         return Outcome(life)
     if life.phase is not Phase.AWAITING_DECISIONS or not life.awaits_decision_from(agency):
-        raise Refused(RefusalKind.NOT_YET, f"no {agency} decision is awaited from this interview")
+        raise Refused(
+            RefusalKind.NOT_YET,
+            "no {agency} decision is awaited from this interview",
+            agency=agency.value,
+        )
     officers = MappingProxyType({**life.officers, agency: officer_id})
     return Outcome(life.replace(officers=officers), ("reassign",))
 

@@ -98,8 +98,11 @@ class Connection:
                 room, seat = self._seated()
                 self._rooms.broadcast_state(room.id, SeatMediaState(seat, audio, video))
             case m.Leave():
-                room, seat = self._seated()
-                await room.leave(seat)
+                if self.room is None:
+                    raise NotInRoom("join an interview first")
+                on = self._rooms.current(self.room.id)
+                if on is not None and self.seat is not None:
+                    await on.leave(self.seat)  # leaving a call that ended changes nothing
             case m.End():
                 await self._end()
             case m.Ready(interview_id=interview_id):
@@ -113,16 +116,10 @@ class Connection:
 
     async def _allowed(self, interview_id: str, action: lifecycle.Action) -> Life:
         """The interview's life, if ``action`` may happen now; else a 409 that says why."""
-        try:
-            return await self._lives.check(interview_id, action)
-        except lifecycle.Refused as refused:
-            raise Conflict(refused.message) from None
+        return await self._lives.check(interview_id, action)
 
     async def _act(self, interview_id: str, action: lifecycle.Action, **detail: str) -> Life:
-        try:
-            return (await self._lives.act(interview_id, action, detail=detail)).life
-        except lifecycle.Refused as refused:
-            raise Conflict(refused.message) from None
+        return (await self._lives.act(interview_id, action, detail=detail)).life
 
     async def _end(self) -> None:
         """An officer ends the call for everyone; in two-step mode the CBSA officer ends

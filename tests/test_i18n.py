@@ -3,6 +3,7 @@ request's language is chosen as people expect, and server errors come translated
 
 from __future__ import annotations
 
+import ast
 import re
 
 import pytest
@@ -168,3 +169,31 @@ async def test_french_officer_console_renders_the_reason_codes_in_french(world: 
     await client.post("/api/language", json={"language": "fr"}, headers=csrf)
     page = await (await client.get("/officer")).text()
     assert "Interdit de territoire au Canada" in page and "Console de l" in page
+
+
+def test_every_refusal_of_the_interview_lifecycle_has_a_french_translation() -> None:
+    """The lifecycle's refusals reach applicants and officers as they are: each needs its
+    French."""
+    tree = ast.parse((LOCALE.parents[1] / "server" / "lifecycle.py").read_text("utf-8"))
+    refusals = {
+        argument.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Refused"
+        for argument in node.args
+        if isinstance(argument, ast.Constant) and isinstance(argument.value, str)
+    }
+    over_messages = next(
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef) and node.name == "_over"
+    )
+    over = {
+        value.value
+        for node in ast.walk(over_messages)
+        if isinstance(node, ast.Dict)
+        for value in node.values
+        if isinstance(value, ast.Constant) and isinstance(value.value, str)
+    }
+    assert refusals, "no refusal found: the scan is broken"
+    missing = sorted(m for m in refusals | over if m not in french().messages)
+    assert not missing, f"lifecycle refusals without French: {missing}"

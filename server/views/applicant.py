@@ -12,7 +12,7 @@ from aiohttp import web
 from ..appkeys import CLOCK, LIVES, SETTINGS, STORE
 from ..auth import Principal, token_hash
 from ..errors import BadRequest, Conflict, Gone, Locked, NexusError, NotFound
-from ..lifecycle import CheckIn, Consent, Life, Phase, Refused
+from ..lifecycle import CheckIn, Consent, Life, Phase
 from ..settings import Settings
 from ..store.interviews import Interview
 from ..types import Agency, InterviewMode, InterviewState, Role
@@ -42,8 +42,7 @@ def _may_still_open(request: web.Request, interview: Interview) -> None:
         )
     if interview.state is InterviewState.INTERRUPTED:
         raise Gone(
-            "this interview was interrupted by a problem on our side; the program office "
-            "will contact you"
+            "this interview was interrupted on our side; the program office will contact you"
         )
     if interview.window_end <= request.app[CLOCK]() or not interview.is_open:
         raise Gone("this interview link has expired; contact the program office for a new one")
@@ -150,10 +149,7 @@ async def confirm_identity(request: web.Request) -> web.StreamResponse:
         )
         return await _refused_identity(request, interview, error)
     await store.interviews.confirm_dob(interview.id)
-    try:
-        await request.app[LIVES].act(interview.id, CheckIn())
-    except Refused as refused:
-        raise Conflict(refused.message) from None
+    await request.app[LIVES].act(interview.id, CheckIn())
     await store.access_log.append(
         label, Role.APPLICANT, "confirm-identity", interview.id, "allowed", client
     )
@@ -248,10 +244,7 @@ async def consent(request: web.Request) -> web.StreamResponse:
     if not interview.life.consented and body.text_version != CONSENT_VERSION:
         raise Conflict("the consent text has changed; reload the page to read the current one")
     detail = {"seat": "applicant", "text_version": body.text_version, "language": body.language}
-    try:
-        # Under the interview's lock: of requests arriving together, one records consent;
-        # the others, and any repeat, change nothing. An interview that ended refuses.
-        await request.app[LIVES].act(interview.id, Consent(), detail=detail)
-    except Refused as refused:
-        raise Conflict(refused.message) from None
+    # Under the interview's lock: of requests arriving together, one records consent;
+    # the others, and any repeat, change nothing. An interview that ended refuses.
+    await request.app[LIVES].act(interview.id, Consent(), detail=detail)
     return json_ok({"recorded": True}, status=201)

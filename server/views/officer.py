@@ -16,7 +16,7 @@ from signalling.types import RoomId
 from ..appkeys import CLOCK, LIVES, RECORDS, SETTINGS, STILLS, STORE
 from ..auth import Principal
 from ..errors import BadRequest, Conflict
-from ..lifecycle import Decide, Party, Phase, Reassign, Refused, Seat
+from ..lifecycle import Decide, Party, Phase, Reassign, Seat
 from ..reason_codes import REASON_CODES, check_reason_codes
 from ..store import Store
 from ..store.decisions import Decision
@@ -176,10 +176,7 @@ def _owes_decision(interview: Interview, principal: Principal) -> bool:
 async def take(request: web.Request) -> web.StreamResponse:
     account_id, agency = current(request).officer_seat()
     interview_id = request.match_info["interview_id"]
-    try:
-        await request.app[LIVES].act(interview_id, Seat(agency, account_id))
-    except Refused as refused:
-        raise Conflict(refused.message) from None
+    await request.app[LIVES].act(interview_id, Seat(agency, account_id))
     taken = await request.app[STORE].interviews.get(interview_id)
     await log_access(request, "take-interview", taken.id)
     return json_ok({"interview": taken.summary()})
@@ -199,10 +196,7 @@ async def take_decision(request: web.Request) -> web.StreamResponse:
                 agency=agency.value,
                 id=interview.id,
             )
-    try:
-        await request.app[LIVES].act(interview.id, Reassign(agency, account_id))
-    except Refused as refused:
-        raise Conflict(refused.message) from None
+    await request.app[LIVES].act(interview.id, Reassign(agency, account_id))
     await log_access(request, "take-decision", interview.id)
     taken = await request.app[STORE].interviews.get(interview.id)
     return json_ok({"interview": taken.summary()})
@@ -246,12 +240,9 @@ async def decide(request: web.Request) -> web.StreamResponse:
             )
         )
 
-    try:
-        await request.app[LIVES].act(
-            interview.id, Decide(agency, account_id), prepare=sealed_notes, also=store_decision
-        )
-    except Refused as refused:
-        raise Conflict(refused.message) from None
+    await request.app[LIVES].act(
+        interview.id, Decide(agency, account_id), prepare=sealed_notes, also=store_decision
+    )
     await store.drafts.discard(interview.id, agency)
     await log_access(request, "decide", interview.id)
     decisions = await store.decisions.for_interview(interview.id)

@@ -33,10 +33,7 @@ async def capture(request: web.Request) -> web.StreamResponse:
         raise Conflict(OVER, id=interview.id)
     if request.content_type != "image/jpeg":
         raise BadRequest("send the still as a JPEG image with Content-Type: image/jpeg")
-    try:
-        await lives.check(interview.id, still_action)
-    except Refused as refused:
-        raise Conflict(refused.message) from None
+    await lives.check(interview.id, still_action)
     jpeg = await read_body(request, MAX_STILL_BYTES)
     try:
         await asyncio.to_thread(check_jpeg, jpeg)
@@ -55,9 +52,9 @@ async def capture(request: web.Request) -> web.StreamResponse:
 
     try:
         await lives.act(interview.id, still_action, prepare=sealed)
-    except Refused as refused:
-        request.app[STILLS].drop_still(interview.id, still.number)
-        raise Conflict(refused.message) from None
+    except Refused:
+        request.app[STILLS].drop_still(interview.id, still.number)  # kept, not recorded
+        raise
     await log_access(request, "capture-still", interview.id)
     return json_ok({"number": still.number, "agency": still.agency}, status=201)
 
