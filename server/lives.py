@@ -12,12 +12,11 @@ next start (`resume`).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiosqlite
@@ -45,6 +44,7 @@ from .lifecycle import (
 )
 from .session_records import Recovery, SessionRecords
 from .store import Store
+from .store.events import insert_event
 from .store.interviews import LIVE_PHASES
 from .types import Agency, Clock, InterviewId
 
@@ -173,7 +173,7 @@ class Lives:
                     db, interview.id, outcome.life, call_ended="end" in events
                 )
                 for number, event in enumerate(events):
-                    await _store_event(
+                    await insert_event(
                         db,
                         interview.id,
                         moment,
@@ -361,19 +361,3 @@ def _named(events: tuple[str, ...], name: str | None) -> tuple[str, ...]:
 def _seat_of(action: Action) -> str | None:
     party = getattr(action, "party", None)
     return party.value if isinstance(party, Party) else None
-
-
-async def _store_event(
-    db: aiosqlite.Connection,
-    interview_id: str,
-    at: float,
-    kind: str,
-    seat: str | None,
-    detail: Mapping[str, Any],
-) -> None:
-    moment = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
-    await db.execute(
-        "INSERT INTO interview_events (interview_id, at, kind, seat, detail)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (interview_id, moment, kind, seat, json.dumps(detail, sort_keys=True, default=str)),
-    )

@@ -1,11 +1,15 @@
-"""Interview events as the rooms report them (the tamper-evident log builds on these)."""
+"""Interview events: SQLite's copy, for queries, of what each interview's journal (its
+signed session record) holds; written by `server.lives` in the step that journals them."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import aiosqlite
 
 from .database import Database
 
@@ -34,6 +38,23 @@ ORDER BY e.id DESC LIMIT ?
 """
 
 
+async def insert_event(
+    db: aiosqlite.Connection,
+    interview_id: str,
+    at: float,
+    kind: str,
+    seat: str | None,
+    detail: Mapping[str, Any],
+) -> None:
+    """One event, inside the caller's transaction (the one that stores the life)."""
+    moment = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+    await db.execute(
+        "INSERT INTO interview_events (interview_id, at, kind, seat, detail)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (interview_id, moment, kind, seat, json.dumps(detail, sort_keys=True, default=str)),
+    )
+
+
 class EventStore:
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -41,36 +62,9 @@ class EventStore:
     async def append(
         self, interview_id: str, at: float, kind: str, seat: str | None, detail: dict[str, Any]
     ) -> None:
-        moment = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+        """An event on its own (history made for tests and imports)."""
         async with self._database.transaction() as db:
-            await db.execute(
-                "INSERT INTO interview_events (interview_id, at, kind, seat, detail)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (interview_id, moment, kind, seat, json.dumps(detail, sort_keys=True)),
-            )
-
-    async def append_once(
-        self, interview_id: str, at: float, kind: str, seat: str | None, detail: dict[str, Any]
-    ) -> bool:
-        """Append the event unless one of its kind is stored already, in one statement, so
-        that requests arriving together store it once. True if this call stored it."""
-        moment = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
-        async with self._database.transaction() as db:
-            cursor = await db.execute(
-                "INSERT INTO interview_events (interview_id, at, kind, seat, detail)"
-                " SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM interview_events"
-                " WHERE interview_id = ? AND kind = ?)",
-                (
-                    interview_id,
-                    moment,
-                    kind,
-                    seat,
-                    json.dumps(detail, sort_keys=True),
-                    interview_id,
-                    kind,
-                ),
-            )
-        return cursor.rowcount == 1
+            await insert_event(db, interview_id, at, kind, seat, detail)
 
     async def for_interview(self, interview_id: str) -> list[StoredEvent]:
         async with self._database.transaction() as db:
@@ -80,24 +74,6 @@ class EventStore:
                 (interview_id,),
             )
         return [StoredEvent(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
-
-    async def has(self, interview_id: str, kind: str) -> bool:
-        async with self._database.transaction() as db:
-            rows = await db.execute_fetchall(
-                "SELECT 1 FROM interview_events WHERE interview_id = ? AND kind = ? LIMIT 1",
-                (interview_id, kind),
-            )
-        return bool(list(rows))
-
-    async def ended_by(self, interview_id: str) -> set[str]:
-        """The seats that ended a call of this interview (``end`` events' ``by``)."""
-        async with self._database.transaction() as db:
-            rows = await db.execute_fetchall(
-                "SELECT json_extract(detail, '$.by') FROM interview_events"
-                " WHERE interview_id = ? AND kind = 'end'",
-                (interview_id,),
-            )
-        return {str(row[0]) for row in rows if row[0] is not None}
 
     async def recent_call_seconds(self, limit: int) -> list[float]:
         """The lengths, in seconds, of the latest ``limit`` calls an officer ended, newest

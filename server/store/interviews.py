@@ -31,6 +31,7 @@ from ..types import (
 )
 from .applications import ApplicationStore
 from .database import Database
+from .events import insert_event
 
 OPEN_STATES = (InterviewState.SCHEDULED, InterviewState.IN_PROGRESS)
 _SEAT: Mapping[Agency, str] = MappingProxyType(
@@ -163,7 +164,7 @@ class InterviewStore:
                 (application_id, Phase.SCHEDULED, Phase.WAITING),
             )
             for row in rows:
-                await self._cancel(db, Interview.from_row(row), now)
+                await self._cancel(db, Interview.from_row(row))
             await db.execute(
                 "INSERT INTO interviews (id, application_id, mode, window_start, window_end,"
                 " token_hash, created_at, updated_at, life)"
@@ -182,7 +183,7 @@ class InterviewStore:
             )
         return interview_id
 
-    async def _cancel(self, db: aiosqlite.Connection, earlier: Interview, now: str) -> None:
+    async def _cancel(self, db: aiosqlite.Connection, earlier: Interview) -> None:
         """The earlier link stops working, unless its interview has begun."""
         try:
             outcome = lifecycle.apply(earlier.life, lifecycle.Cancel())
@@ -190,11 +191,7 @@ class InterviewStore:
             return
         await self.save_life(db, earlier.id, outcome.life)
         for event in outcome.events:
-            await db.execute(
-                "INSERT INTO interview_events (interview_id, at, kind, seat, detail)"
-                " VALUES (?, ?, ?, NULL, '{}')",
-                (earlier.id, now, event),
-            )
+            await insert_event(db, earlier.id, self._clock().timestamp(), event, None, {})
 
     async def save_life(
         self, db: aiosqlite.Connection, interview_id: str, life: Life, call_ended: bool = False
