@@ -218,14 +218,14 @@ class Connection:
         return room, self.seat
 
     def _on_room(self, item: RoomItem) -> None:
-        if self.seat is None and not isinstance(item, InterviewEvent | RecordUpdate):
+        if isinstance(item, InterviewEvent) and item.kind == "end" and "by" in item.detail:
+            self.queue(m.Ended(by=item.detail["by"], next=item.detail.get("next", "done")))
+            return
+        if self.seat is None:
             return  # a waiting page hears only of the end of a step
         if isinstance(item, RecordUpdate):
             if self.seat is not Seat.APPLICANT:  # officers' business only
                 self.queue(m.Updated(what=item.what))
-            return
-        if isinstance(item, InterviewEvent) and item.kind == "end" and "by" in item.detail:
-            self.queue(m.Ended(by=item.detail["by"], next=item.detail.get("next", "done")))
             return
         if item.seat is None or item.seat is self.seat:
             return
