@@ -32,14 +32,17 @@ from aiohttp.typedefs import StrOrURL
 from yarl import URL
 
 from server import serving
+from server.appkeys import LIVES
 from server.auth import Passwords
 from server.secret import Secret
 from server.types import Agency
+from server.views.applicant import CONSENT_VERSION
 from signalling import messages as m
 
 from . import attack_inputs as a
 from .attack_frames import SDP_JUNK, SocketScript
 from .attack_requests import HttpInput
+from .calls import Seated, join, open_socket
 from .fakes import Account, Session, World, add_applications, application, jpeg_image
 
 FOREIGN_ORIGIN = "https://evil.example"
@@ -339,6 +342,49 @@ async def _take(world: World, session: Session, interview_id: str) -> None:
     assert response.status == 200, await response.text()
 
 
+async def _waiting(world: World, session: Session, interview_id: str) -> Seated:
+    """The applicant of ``session`` consents and enters the waiting room, on a socket."""
+    client = await world.client(session)
+    consent = await client.post(
+        "/api/applicant/consent", json={"text_version": CONSENT_VERSION, "language": "en"}
+    )
+    assert consent.status == 201, await consent.text()
+    seated = await open_socket(world, client)
+    await seated.ws.send_str(m.encode(m.Ready(interview_id=interview_id)))
+    await seated.expect(m.Waiting)
+    return seated
+
+
+async def _started(
+    world: World, sessions: dict[str, Session], interview_id: str, *roles: str
+) -> Seated:
+    """The call of ``interview_id`` on: its applicant (``roles[0]``) waits, its officers
+    (the rest) take it, which starts the call; the applicant's socket, told to join."""
+    applicant = await _waiting(world, sessions[roles[0]], interview_id)
+    for role in roles[1:]:
+        await _take(world, sessions[role], interview_id)
+    await applicant.expect(m.Paired)
+    return applicant
+
+
+async def _still_with_applicant_in_call(
+    world: World, applicant: Seated, officer: Session, interview_id: str, offer: str
+) -> None:
+    """The applicant joins the call (their offer answered, their join stored), the officer
+    captures an ID still, and the applicant's page goes: the call stays on without them."""
+    await join(applicant, interview_id)
+    answer = await applicant.ask(m.Offer(sdp=offer))
+    assert isinstance(answer, m.Answer), answer
+    await world.server.app[LIVES].drain()
+    still = await (await world.client(officer)).post(
+        f"/api/interviews/{interview_id}/stills",
+        data=jpeg_image(),
+        headers={"Content-Type": "image/jpeg"},
+    )
+    assert still.status == 201, await still.text()
+    await applicant.ws.close()
+
+
 OFFICERS = {
     "cbsa.live": Agency.CBSA,
     "cbp.live": Agency.CBP,
@@ -359,9 +405,11 @@ OFFICER_ROLES = {
 
 
 async def build_scene(world: World, base_sdp: str, http: ClientSession) -> Scene:
-    """Interview A is the live call, its three people on sessions of their own; B has both
-    officers seated and a still; C and E wait for officers; D's link is the one to lock;
-    F, which no input names, is the one two officers race to take."""
+    """Interview A is the live call, its three people on sessions of their own (the
+    applicant consented and waited, both officers took it: its call is on, nobody in it
+    yet); B's call is on too, with a still captured while its applicant was in it, who then
+    went; C's applicant checked in, nothing more; C and E wait for officers; D's link is
+    the one to lock; F, which no input names, is the one two officers race to take."""
     keys = "ABCDEF"
     await add_applications(
         world.store,
@@ -383,16 +431,10 @@ async def build_scene(world: World, base_sdp: str, http: ClientSession) -> Scene
     }
     for role, name in OFFICER_ROLES.items():
         sessions[role] = await _officer_session(world, accounts[name])
-    for role in ("cbsa_assigned", "cbp_assigned"):
-        await _take(world, sessions[role], ids["B"])
-    for role in ("live_cbsa", "live_cbp"):
-        await _take(world, sessions[role], ids["A"])
-    still = await (await world.client(sessions["cbsa_assigned"])).post(
-        f"/api/interviews/{ids['B']}/stills",
-        data=jpeg_image(),
-        headers={"Content-Type": "image/jpeg"},
-    )
-    assert still.status == 201, await still.text()
+    b = await _started(world, sessions, ids["B"], "applicant", "cbsa_assigned", "cbp_assigned")
+    await _still_with_applicant_in_call(world, b, sessions["cbsa_assigned"], ids["B"], base_sdp)
+    live = await _started(world, sessions, ids["A"], "live_applicant", "live_cbsa", "live_cbp")
+    await live.ws.close()  # the call's process opens the seats' own sockets
     return Scene(
         world=world,
         sessions=sessions,
