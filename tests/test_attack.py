@@ -18,10 +18,14 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pytest
+from aiohttp import ClientResponse
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 
+from server import lifecycle
 from server.app import create_app
+from server.appkeys import LIVES, STILLS
 from server.settings import Settings
+from server.types import Agency
 
 from . import attack_inputs as a
 from . import attack_races as races
@@ -37,8 +41,10 @@ from .attack_scene import (
     build_scene,
 )
 from .call_process import CallProcess, LoopLag
+from .calls import applicant_in_call
 from .debug_logging import logging_at_debug
-from .fakes import FakeClock, World
+from .fakes import FakeClock, World, jpeg_image
+from .media import wait_for
 
 HTTP_SHAPES = 2400  # each sent by two to six roles
 SOCKET_SCRIPTS = 950
@@ -130,6 +136,51 @@ async def test_a_compressed_body_that_does_not_inflate_and_is_never_read_logs_no
         writer.close()
     assert status_line.split()[1] in (b"200", b"403")
     assert server_log.problems == []
+
+
+async def test_a_double_clicked_still_is_not_answered_as_kept_when_the_end_refuses_it(
+    world: World,
+) -> None:
+    """The same still sent twice as the call ends: the first is kept, then refused as the
+    end is journaled first (and let go); the second, which found the first kept, must not
+    be answered as kept either. The end is held under the interview's lock (as a slow
+    journal would) while both arrive."""
+    async with applicant_in_call(world) as call:
+        lives, stills = world.server.app[LIVES], world.server.app[STILLS]
+        ending, release = asyncio.Event(), asyncio.Event()
+
+        async def slow_journal() -> dict[str, Any]:
+            ending.set()
+            await release.wait()
+            return {}
+
+        end = asyncio.ensure_future(
+            lives.act(
+                call.interview_id,
+                lifecycle.End(Agency.CBSA),
+                detail={"by": "cbsa", "next": "done"},
+                prepare=slow_journal,
+            )
+        )
+        await ending.wait()
+
+        def capture() -> Awaitable[ClientResponse]:
+            return call.cbsa.post(
+                f"/api/interviews/{call.interview_id}/stills",
+                data=jpeg_image(),
+                headers={"Content-Type": "image/jpeg"},
+            )
+
+        first = asyncio.ensure_future(capture())
+        await wait_for(lambda: bool(stills.listing(call.interview_id)))  # kept, not recorded
+        second = await capture()
+        release.set()
+        await end
+        answers = [(r.status, await r.text()) for r in (await first, second)]
+        recorded = await world.store.events.for_interview(call.interview_id)
+        assert [status for status, _ in answers] == [409, 409], answers
+        assert [e.kind for e in recorded if e.kind == "still"] == []
+        assert stills.listing(call.interview_id) == []
 
 
 # --- the attack ---------------------------------------------------------------------
