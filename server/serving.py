@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from http import HTTPStatus
 from typing import Any
 
@@ -124,14 +125,22 @@ async def start(
 
 
 def serve(app: web.Application, host: str, port: int) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, then shut it down (as `web.run_app` does)."""
-    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
+    """Serve ``app`` until SIGINT or SIGTERM, then shut it down while everything it runs is
+    still alive: an interview's step under way (journaled, not yet stored) completes
+    before the store closes, rather than being cancelled with every other task."""
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve_until_stopped(app, host, port))
 
 
 async def _serve_until_stopped(app: web.Application, host: str, port: int) -> None:
-    started = await start(app, host, port, handle_signals=True)
+    started = await start(app, host, port)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
     try:
-        await asyncio.Event().wait()  # a signal raises GracefulExit out of the loop
+        await stopping.wait()
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
         await started.cleanup()
