@@ -106,7 +106,7 @@ class Lives:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._listeners: list[Listener] = []
         self._pending: set[asyncio.Task[None]] = set()  # room reports being acted on
-        self._acting: set[asyncio.Future[None]] = set()  # every action under way
+        self._acting: set[asyncio.Task[Outcome]] = set()  # every action under way
 
     def listen(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -140,13 +140,15 @@ class Lives:
         """Apply ``action``: journal, store, tell. ``detail`` goes into its first event
         (``name``, when given, names that event: a room's ``left`` rather than ``leave``);
         ``at``: when it happened, if not now."""
-        acting: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Its own task, shielded: a caller that goes away (a closed socket, a dropped
+        # request) must not stop a step between its journal and the store.
+        acting = asyncio.ensure_future(
+            self._act(interview_id, action, detail, prepare, also, at, name)
+        )
         self._acting.add(acting)
-        try:
-            return await self._act(interview_id, action, detail, prepare, also, at, name)
-        finally:
-            self._acting.discard(acting)
-            acting.set_result(None)
+        acting.add_done_callback(_settled)
+        acting.add_done_callback(self._acting.discard)
+        return await asyncio.shield(acting)
 
     async def _act(
         self,
@@ -329,6 +331,13 @@ class Lives:
         stored (shutdown, and tests that read the store after a call)."""
         while under_way := {*self._pending, *self._acting}:
             await asyncio.wait(under_way)
+
+
+def _settled(task: asyncio.Task[Outcome]) -> None:
+    """Whoever awaited it may have gone: its refusal or failure is still seen."""
+    failure = None if task.cancelled() else task.exception()
+    if failure is not None and not isinstance(failure, NexusError):
+        log.error("an interview step failed", exc_info=failure)
 
 
 def need_of(life: Life) -> Need | None:
