@@ -74,8 +74,12 @@ async def test_the_applicant_checks_in_in_french_on_a_phone(world: World, browse
     await expect(status).to_contain_text("Vous êtes numéro 1 dans la file")
 
     events = await world.store.events.for_interview(interview_id)
-    consents = [event.detail for event in events if event.kind == "consent"]
-    assert consents == [{"language": "fr", "text_version": "2026-11-01"}]
+    consents = [
+        (event.detail["language"], event.detail["text_version"])
+        for event in events
+        if event.kind == "consent"
+    ]
+    assert consents == [("fr", "2026-11-01")]
 
 
 async def test_a_blocked_camera_shows_help_to_allow_it(
