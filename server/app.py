@@ -55,7 +55,7 @@ from .settings import Settings
 from .sign_in import StaffSignIn
 from .socket_sessions import SocketSessions
 from .store import Store
-from .types import Clock, Role, utc_now
+from .types import Agency, Clock, Role, utc_now
 from .views.http import page_context
 from .views.routes import ROUTES, STATIC_PREFIX, Route
 from .views.stills import MAX_STILL_BYTES
@@ -181,6 +181,8 @@ def _tell_about(app: web.Application, change: Change) -> None:
             rooms.record_updated(room_id, what)
     if change.after.ended:
         app[STILLS].drop(change.interview_id)
+        for agency in Agency:  # ended without a decision (a no-show): no form is kept
+            app[LIVES].spawn(app[STORE].drafts.discard(change.interview_id, agency))
         if change.before.phase is not Phase.AWAITING_DECISIONS and "close" not in events:
             # Ended without a decision (no-show, interrupted): officers waiting in its
             # call are let go.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from server.appkeys import LIVES, RECORDS
-from server.lifecycle import Phase, action_from, replay
+from server.lifecycle import Interrupt, Phase, action_from, replay
 from server.types import Agency, ApplicationStatus, InterviewMode, InterviewState
 from signalling import messages as m
 from signalling.types import RoomId, Seat
@@ -300,3 +300,20 @@ async def test_two_step_cbsa_ends_undecided_and_the_cbp_step_opens_once_cbsa_dec
     await world.server.app[LIVES].drain()
     assert [i["id"] for i in (await queue(cbp))["interviews"]] == [interview_id]
     await assert_store_follows_journal(world, interview_id)
+
+
+async def test_an_interview_that_ends_without_a_decision_keeps_no_draft(call: Call) -> None:
+    world, interview_id = call.world, call.interview_id
+    draft = await call.officers[Agency.CBSA].put(
+        f"/api/interviews/{interview_id}/draft",
+        json={"verdict": "refer", "reason_codes": [], "notes": "half a thought"},
+    )
+    assert draft.status == 200
+    await call.person.close()
+    await world.server.app[LIVES].act(interview_id, Interrupt())
+    await world.server.app[LIVES].drain()
+    for agency in Agency:
+        account = await world.store.interviews.get(interview_id)
+        officer = account.officer_for(agency)
+        assert officer is not None
+        assert await world.store.drafts.get(interview_id, officer) is None
