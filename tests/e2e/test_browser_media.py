@@ -1,5 +1,7 @@
 """Real Chromium through the server: the browser's camera reaches an aiortc participant
-and that participant's video plays in the browser, with no codec on the server."""
+and that participant's video plays in the browser, with no codec on the server. The
+browser speaks the protocol itself (consent, the waiting room, join, offer), not through
+our page's script."""
 
 from __future__ import annotations
 
@@ -7,15 +9,17 @@ from typing import Any
 
 from playwright.async_api import Browser
 
-from signalling.appkeys import ROOMS
-from signalling.types import Kind, RoomId, Seat
+from server.types import Agency
+from server.views.applicant import CONSENT_VERSION
+from signalling.types import Kind, Seat
 
+from ..calls import join_and_call, officer_who_took, open_socket
 from ..fakes import World, add_applications, application
 from ..media import SyntheticParticipant, wait_for
 from .pages import check_in
 
 CALL = """
-async ({ interviewId }) => {
+async ({ interviewId, consentVersion }) => {
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
   const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
   pc.addTransceiver(stream.getAudioTracks()[0], { direction: "sendonly" });
@@ -51,6 +55,16 @@ async ({ interviewId }) => {
       candidate: candidate.candidate, sdp_mid: candidate.sdpMid,
       sdp_mline_index: candidate.sdpMLineIndex }));
   };
+  const consent = await fetch("/api/applicant/consent", {
+    method: "POST",
+    headers: { "Content-Type": "application/json",
+      "X-CSRF-Token": document.querySelector('meta[name="csrf-token"]').content },
+    body: JSON.stringify({ text_version: consentVersion, language: "en" }),
+  });
+  if (!consent.ok) return (await consent.json()).error.message;
+  ws.send(JSON.stringify({ v: 1, type: "ready", interview_id: interviewId }));
+  const paired = await next("paired");  // both officers took it: the call is on
+  if (paired.type === "error") return paired.message;
   ws.send(JSON.stringify({ v: 1, type: "join", interview_id: interviewId }));
   const joined = await next("joined");
   if (joined.type === "error") return joined.message;
@@ -75,9 +89,12 @@ async def test_a_browser_and_an_aiortc_participant_see_each_other(
     page = await browser.new_page()
     try:
         await check_in(page, world, token)
-        room = world.server.app[ROOMS].get(RoomId(interview_id))
-        await officer.connect(room.join)  # the officer's side, straight into the room
-        assert await page.evaluate(CALL, {"interviewId": interview_id}) == "ok"
+        cbsa = await officer_who_took(world, interview_id, Agency.CBSA)
+        await officer_who_took(world, interview_id, Agency.CBP)
+        # the CBSA officer sits in the call before the applicant comes
+        await join_and_call(await open_socket(world, cbsa), interview_id, officer)
+        called = {"interviewId": interview_id, "consentVersion": CONSENT_VERSION}
+        assert await page.evaluate(CALL, called) == "ok"
 
         # the browser's camera arrives at the officer and decodes there
         await wait_for(lambda: officer.got(Seat.APPLICANT, Kind.VIDEO).frames >= 15, within=20)
