@@ -17,11 +17,19 @@ from server.types import Agency, ApplicationStatus
 
 from ..fakes import World, add_applications, application
 from ..media import wait_for
-from ..test_session_records import record_closed
 from .pages import base_url, check_in, consent, screen, sign_in_officer, videos_playing
 
 PHONE = ViewportSize(width=390, height=844)
 DESK = ViewportSize(width=1280, height=900)
+
+
+def record_finished(session: Path) -> bool:
+    """The interview's record ends with ``close`` (both agencies decided, the call is over)
+    and the final checkpoint, which follows it shortly after, covers it."""
+    events = session / "events.jsonl"
+    lines = events.read_bytes().splitlines() if events.exists() else []
+    final = session / "checkpoints" / f"{len(lines):010d}.note"
+    return bool(lines) and b'"kind":"close"' in lines[-1] and final.exists()
 
 
 def report(errors: list[str], seat: str, error: Error) -> None:
@@ -131,10 +139,10 @@ async def test_an_applicant_and_two_officers_complete_an_interview_in_the_browse
 
     session = world.settings.data_dir / "records" / interview_id
     verifier = NoteVerifier.parse(world.server.app[RECORDS].signer.verifier_key)
-    await wait_for(lambda: record_closed(session))
+    await wait_for(lambda: record_finished(session))
     result = await asyncio.to_thread(verify_session, session, [verifier])
     assert result.ok, result.problems
     assert result.complete and result.segments >= 3
     log = (session / "events.jsonl").read_text()
-    assert '"kind":"still"' in log and '"kind":"consent"' in log
+    assert '"kind":"still"' in log and '"kind":"consent"' in log and '"kind":"end"' in log
     assert errors == []
