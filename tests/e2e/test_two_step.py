@@ -5,6 +5,7 @@ the CBP officer takes the second step, in the same interview record."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from playwright.async_api import Browser, Page, expect
@@ -16,9 +17,8 @@ from server.types import Agency, ApplicationStatus, InterviewMode
 
 from ..fakes import World, add_applications, application
 from ..media import wait_for
-from ..test_session_records import record_closed
 from .pages import check_in, consent, sign_in_officer, videos_playing
-from .test_interview import decide
+from .test_interview import decide, record_finished
 
 
 async def test_a_two_step_interview_runs_cbsa_then_cbp_in_one_record(
@@ -65,9 +65,10 @@ async def test_a_two_step_interview_runs_cbsa_then_cbp_in_one_record(
     assert stored.status is ApplicationStatus.APPROVED
     session = world.settings.data_dir / "records" / interview_id
     verifier = NoteVerifier.parse(world.server.app[RECORDS].signer.verifier_key)
-    await wait_for(lambda: record_closed(session))
+    await wait_for(lambda: record_finished(session))
     result = await asyncio.to_thread(verify_session, session, [verifier])
     assert result.ok, result.problems
-    log = (session / "events.jsonl").read_text()
-    assert '"by":"cbsa","kind":"end","next":"cbp"' in log
-    assert '"by":"cbp","kind":"end","next":"done"' in log
+    events = [json.loads(line) for line in (session / "events.jsonl").read_text().splitlines()]
+    ends = [(e["by"], e["next"]) for e in events if e["kind"] == "end"]
+    assert ends == [("cbsa", "cbp"), ("cbp", "done")]
+    assert events[-1]["kind"] == "close"
