@@ -1,7 +1,8 @@
 """What the officers see in a two-step interview, in Chromium: the CBP officer's page shows
 the ID still captured in the CBSA step (stills are shown to the interview's officers until
 it is over), and no tile for the CBSA seat, which is not in the CBP step's call; once both
-agencies have decided, the stills are gone from the page and from the server."""
+agencies have decided and the CBP step's call ended, the interview is over: the stills are
+gone from the page and from the server."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ from server.types import Agency, InterviewMode
 from ..fakes import World, add_applications, application
 from .pages import check_in, consent, screen, sign_in_officer, videos_playing
 from .test_interview import decide, report
+
+STILL_AND_LIST = """
+async ({ still, interview }) => ({
+  still: (await fetch(still)).status,
+  listed: (await (await fetch(`/api/interviews/${interview}`)).json()).stills,
+})
+"""
 
 
 async def test_the_cbp_officer_sees_the_cbsa_steps_still_and_no_cbsa_tile(
@@ -68,10 +76,16 @@ async def test_the_cbp_officer_sees_the_cbsa_steps_still_and_no_cbsa_tile(
     await expect(applicant.locator('.tile[data-seat="cbsa"]')).to_be_hidden()
     await expect(applicant.get_by_text(names["cbsa"])).to_have_count(0)
 
-    # both agencies decided: the stills are no longer kept, on the page or on the server
+    # both agencies decided: the stills stay while the call is on, the interview is over
+    # once CBP ends it, and they are no longer kept, on the page or on the server
     await decide(cbp, "approve", "")
     await expect(cbp.locator("#outcome")).to_contain_text("Application status: approved")
-    await expect(still).to_have_count(0, timeout=10_000)
-    await expect(cbp.locator("#stills-status")).to_contain_text("The interview is over")
+    await expect(still).to_have_count(1)
+    src = await still.get_attribute("src")
+    await cbp.locator("#end").click()
+    await expect(cbp.locator("#after-view")).to_be_visible(timeout=10_000)
+    await expect(cbp.locator("#stills img:visible")).to_have_count(0)
+    gone = await cbp.evaluate(STILL_AND_LIST, {"still": src, "interview": interview_id})
+    assert gone == {"still": 404, "listed": []}, gone
     assert not list(world.settings.data_dir.glob(f"live-stills/{interview_id}.*/*"))
     assert errors == []
