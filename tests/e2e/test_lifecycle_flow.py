@@ -2,7 +2,9 @@
 applicant's interview from the queue start the call at once; "End interview" ends the
 call for everyone but not the decision: the officer whose agency has not decided keeps
 the form, without the call, and the interview stays in their queue until they decide; a
-decision left overdue is offered to the agency's other officers, one of whom takes it over."""
+decision left overdue is offered to the agency's other officers, one of whom takes it over;
+an ended call does not reopen (the applicant stays done, a join is refused) and a closed
+interview takes no still."""
 
 from __future__ import annotations
 
@@ -200,4 +202,77 @@ async def test_a_decision_left_overdue_is_offered_to_another_officer_who_takes_i
         taken = await world.store.interviews.get(interview_id)
         assert taken.officer_for(Agency.CBP) == decisions[Agency.CBP].officer_id
 
+    assert errors == []
+
+
+JOIN = """
+async (interviewId) => {
+  const ws = new WebSocket(`ws://${location.host}/ws`);
+  await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
+  const answered = new Promise((resolve) => { ws.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "joined" || message.type === "error") resolve(message);
+  }; });
+  const silence = new Promise((resolve) => setTimeout(() => resolve({ type: "none" }), 10000));
+  ws.send(JSON.stringify({ v: 1, type: "join", interview_id: interviewId }));
+  const answer = await Promise.race([answered, silence]);
+  ws.close();
+  return answer;
+}
+"""
+
+STILL = """
+async (interviewId) => {
+  const canvas = Object.assign(document.createElement("canvas"), { width: 320, height: 240 });
+  canvas.getContext("2d").fillRect(0, 0, 320, 240);
+  const jpeg = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
+  const response = await fetch(`/api/interviews/${interviewId}/stills`, {
+    method: "POST",
+    headers: { "Content-Type": "image/jpeg",
+      "X-CSRF-Token": document.querySelector('meta[name="csrf-token"]').content },
+    body: jpeg,
+  });
+  return { status: response.status, body: await response.json().catch(() => null) };
+}
+"""
+
+
+async def test_an_ended_call_does_not_reopen(world: World, browser: Browser) -> None:
+    await add_applications(world.store, application("NX-0001"))
+    interview_id, token = await world.invite("NX-0001")
+    errors: list[str] = []
+    pages = await pages_of(browser, errors)
+    applicant, cbsa, cbp = pages["applicant"], pages["cbsa"], pages["cbp"]
+    await sign_in_both(world, pages, available=True)
+    await check_in(applicant, world, token)
+    await consent(applicant)
+    await expect(applicant.locator("#step-call")).to_be_visible(timeout=20_000)
+    for page in (cbsa, cbp):
+        await expect(page.locator("#call-view")).to_be_visible(timeout=20_000)
+    await videos_playing(cbsa, ["applicant"])
+
+    # CBSA ends the call before either agency decided: the applicant is done, for good
+    await cbsa.locator("#end").click()
+    await expect(applicant.locator("#step-done")).to_be_visible(timeout=10_000)
+    await expect(cbp.locator("#call-ended")).to_be_visible(timeout=10_000)
+    await applicant.reload()
+    await expect(applicant.locator("#step-done")).to_be_visible(timeout=10_000)
+    await expect(applicant.locator("#step-call")).to_be_hidden()
+    answer = await applicant.evaluate(JOIN, interview_id)
+    assert answer["type"] == "error" and answer["code"] == "conflict", answer
+    await expect(applicant.locator("#step-done")).to_be_visible()
+
+    # each agency still decides; then the interview is over and takes no still
+    await expect(cbsa.locator("#call-ended")).to_be_visible()
+    await decide(cbsa, "approve", "")
+    await expect(cbsa.locator("#after-view")).to_be_visible(timeout=10_000)
+    await decide(cbp, "approve", NOTES)
+    await expect(cbp.locator("#after-outcome")).to_contain_text(
+        "Both agencies have decided. Application status: approved.", timeout=10_000
+    )
+    refused = await cbp.evaluate(STILL, interview_id)
+    assert refused["status"] == 409 and refused["body"]["error"]["code"] == "conflict", refused
+    assert not list(world.settings.data_dir.glob(f"live-stills/{interview_id}.*/*"))
+    await applicant.reload()
+    await expect(applicant.locator("#step-done")).to_be_visible(timeout=10_000)
     assert errors == []
