@@ -140,6 +140,7 @@ class Scene:
     """Placeholder -> invitation token."""
     accounts: dict[str, Account]
     race_interview: str
+    lifecycle_interview: str
     base_sdp: str
     http: ClientSession
     tally: Tally = field(default_factory=Tally)
@@ -230,7 +231,7 @@ class Scene:
 
     # --- WebSocket ----------------------------------------------------------------------
 
-    def _socket_headers(self, role: str, origin: str) -> dict[str, str]:
+    def socket_headers(self, role: str, origin: str) -> dict[str, str]:
         headers = {}
         session = self.sessions.get(role)
         if session is not None:
@@ -254,7 +255,7 @@ class Scene:
         what = f"a socket of {script.role} (Origin {script.origin})"
         try:
             ws = await self.http.ws_connect(
-                self.url("/ws"), headers=self._socket_headers(script.role, script.origin)
+                self.url("/ws"), headers=self.socket_headers(script.role, script.origin)
             )
         except WSServerHandshakeError as exc:
             self.tally.sent["ws-handshake"] += 1
@@ -393,6 +394,9 @@ OFFICERS = {
     "cbsa.free": Agency.CBSA,
     "cbsa.free2": Agency.CBSA,
     "cbsa.locked": Agency.CBSA,
+    "cbsa.lc": Agency.CBSA,
+    "cbp.lc": Agency.CBP,
+    "cbsa.lc2": Agency.CBSA,
 }
 OFFICER_ROLES = {
     "cbsa_assigned": "cbsa.b",
@@ -401,6 +405,9 @@ OFFICER_ROLES = {
     "second_unassigned": "cbsa.free2",
     "live_cbsa": "cbsa.live",
     "live_cbp": "cbp.live",
+    "lc_cbsa": "cbsa.lc",
+    "lc_cbp": "cbp.lc",
+    "lc_other_cbsa": "cbsa.lc2",
 }
 
 
@@ -409,8 +416,9 @@ async def build_scene(world: World, base_sdp: str, http: ClientSession) -> Scene
     applicant consented and waited, both officers took it: its call is on, nobody in it
     yet); B's call is on too, with a still captured while its applicant was in it, who then
     went; C's applicant checked in, nothing more; C and E wait for officers; D's link is
-    the one to lock; F, which no input names, is the one two officers race to take."""
-    keys = "ABCDEF"
+    the one to lock; F, which no input names, is the one two officers race to take; G, which
+    no input names either, is the lifecycle battery's (its applicant checked in)."""
+    keys = "ABCDEFG"
     await add_applications(
         world.store,
         *(
@@ -427,6 +435,7 @@ async def build_scene(world: World, base_sdp: str, http: ClientSession) -> Scene
         "applicant": await _applicant_session(world, tokens["B"], DOBS["B"]),
         "other_applicant": await _applicant_session(world, tokens["C"], DOBS["C"]),
         "live_applicant": await _applicant_session(world, tokens["A"], DOBS["A"]),
+        "lc_applicant": await _applicant_session(world, tokens["G"], "1970-01-01"),
         "auditor": await _officer_session(world, await world.add_auditor("auditor.one")),
     }
     for role, name in OFFICER_ROLES.items():
@@ -442,6 +451,7 @@ async def build_scene(world: World, base_sdp: str, http: ClientSession) -> Scene
         tokens=dict(zip(a.TOKENS, (tokens[k] for k in "ABCD"), strict=True)),
         accounts=accounts,
         race_interview=ids["F"],
+        lifecycle_interview=ids["G"],
         base_sdp=base_sdp,
         http=http,
     )

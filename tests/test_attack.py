@@ -9,6 +9,7 @@ Each defect the attack found is pinned by a test of its own above the attack."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import multiprocessing
 import time
@@ -31,6 +32,7 @@ from . import attack_inputs as a
 from . import attack_races as races
 from .attack_drawing import Drawn, drawn_in_another_process
 from .attack_frames import SocketScript
+from .attack_lifecycle import lifecycle_attack
 from .attack_scene import (
     DOBS,
     CountingPasswords,
@@ -53,9 +55,17 @@ HTTP_LANES = 12
 # Sockets of this role are opened six at a time: more than a sign-in may hold.
 CROWDED_ROLE, CROWD = "unassigned_officer", 6
 LIVE_SEATS = ("applicant", "cbsa", "cbp")
-# Two rounds of garbage on each live socket, of 8 frames and a probe each: 18 errors, under
-# the 20 after which the server closes a socket.
+# Two rounds of garbage on each live socket, of 8 frames and a probe each, and in the first
+# a step of the interview's life the seat takes again (accepted: nothing changes) and one
+# it may not take: 19 errors, under the 20 after which the server closes a socket.
 LIVE_ROUNDS = 2
+_READY = json.dumps({"v": 1, "type": "ready", "interview_id": a.IV_LIVE})
+_JOIN = json.dumps({"v": 1, "type": "join", "interview_id": a.IV_LIVE})
+LIVE_STEPS = {
+    "applicant": (_READY, '{"v": 1, "type": "end"}'),  # only an officer ends the call
+    "cbsa": (_JOIN, _READY),  # only the applicant waits for a call
+    "cbp": (_JOIN, _READY),
+}
 MIN_INPUTS = 10_000
 FORM_TYPE = "application/x-www-form-urlencoded"
 
@@ -173,10 +183,13 @@ async def test_a_double_clicked_still_is_not_answered_as_kept_when_the_end_refus
 
         first = asyncio.ensure_future(capture())
         await wait_for(lambda: bool(stills.listing(call.interview_id)))  # kept, not recorded
-        second = await capture()
+        second = asyncio.ensure_future(capture())
+        # Answered at once if it takes the kept copy for recorded; else it waits for the
+        # first, which waits for the end.
+        await asyncio.wait([second], timeout=2)
         release.set()
         await end
-        answers = [(r.status, await r.text()) for r in (await first, second)]
+        answers = [(r.status, await r.text()) for r in (await first, await second)]
         recorded = await world.store.events.for_interview(call.interview_id)
         assert [status for status, _ in answers] == [409, 409], answers
         assert [e.kind for e in recorded if e.kind == "still"] == []
@@ -237,11 +250,13 @@ async def live_garbage(
             await asyncio.sleep(10)
         chunk = garbage[number * len(LIVE_SEATS) : (number + 1) * len(LIVE_SEATS)]
         for seat, frames in zip(LIVE_SEATS, chunk, strict=True):
-            filled = [scene.fill(f) if isinstance(f, str) else f for f in frames]
+            steps = () if number else LIVE_STEPS[seat]
+            filled = [scene.fill(f) if isinstance(f, str) else f for f in (*frames, *steps)]
             answer = await call.garbage(seat, filled, scene.next_probe())
-            scene.tally.sent["ws-live"] += len(frames)
-            if "internal_error" in answer["codes"] or answer["codes"][-1:] != ["not_found"]:
-                problems.append(f"{seat}: {answer} for {frames!r}")
+            scene.tally.sent["ws-live"] += len(filled)
+            last = ["forbidden", "not_found"] if steps else ["not_found"]
+            if "internal_error" in answer["codes"] or answer["codes"][-len(last) :] != last:
+                problems.append(f"{seat}: {answer} for {(*frames, *steps)!r}")
             if not answer["open"]:
                 problems.append(f"{seat}'s socket was closed by {frames!r}")
     return problems
@@ -261,13 +276,16 @@ class Attack:
     account_burst: races.Burst
     keeper: races.Keeper
     takes: dict[str, list[int]]
+    lifecycle: list[str]
+    """What went wrong in the attack on an interview's life (tests/attack_lifecycle.py)."""
 
 
 async def attack(scene: Scene, call: CallProcess, drawn: Drawn) -> Attack:
     """Locks first (a link's and an account's guesses at once), then everything at once:
     the requests, the sockets, garbage on the call's own sockets, a burst of guesses at
-    the live applicant's link, two officers taking one interview, and the right secrets
-    of what was locked tried again and again."""
+    the live applicant's link, two officers taking one interview, every step of another
+    interview's life at the wrong moment, and the right secrets of what was locked tried
+    again and again."""
     shapes, scripts, garbage = drawn
     start = time.monotonic()
     stop_keeper = asyncio.Event()
@@ -281,13 +299,15 @@ async def attack(scene: Scene, call: CallProcess, drawn: Drawn) -> Attack:
             races.password_burst(scene),
         )
         keeping = asyncio.ensure_future(races.keep_trying(scene, stop_keeper, keeper))
-        _, live_link_burst, takes, live_problems, _ = await asyncio.gather(
+        _, live_link_burst, takes, live_problems, _, (lifecycle, stepped) = await asyncio.gather(
             in_lanes(shapes, HTTP_LANES, scene.send_http),
             races.dob_burst(scene, scene.tokens[a.TOKEN_LIVE], DOBS["A"]),
             races.take_race(scene, scene.race_interview),
             garbage_rounds,
             socket_lanes,
+            lifecycle_attack(scene),
         )
+        scene.tally.sent["lifecycle"] += stepped
         stop_keeper.set()
         await keeping
     finally:
@@ -308,6 +328,7 @@ async def attack(scene: Scene, call: CallProcess, drawn: Drawn) -> Attack:
         account_burst,
         keeper,
         takes,
+        lifecycle,
     )
 
 
@@ -348,6 +369,7 @@ async def test_an_attack_gets_only_4xx_leaves_locks_held_and_the_call_running(
         [*tally.failures, "--- the log:", *server_log.problems]
     )
     assert done.live_problems == [], "\n".join(done.live_problems)
+    assert done.lifecycle == [], "\n".join(done.lifecycle)
     assert sum(tally.sent.values()) >= MIN_INPUTS
     assert all(track["longest_gap"] < 1.0 for track in done.video.values()), done.video
 
