@@ -47,10 +47,13 @@ class Still:
 @dataclass(frozen=True)
 class Kept:
     """What `LiveStills.add` did: ``new`` is False when the same image was kept before
-    and ``still`` is that one."""
+    and ``still`` is that one. ``recorded`` comes true once the still is in the session
+    record (`settle`), false if it never will be (`drop_still`): a repeat answers as the
+    first request ends, never "kept" for a still the record refused."""
 
     still: Still
     new: bool
+    recorded: asyncio.Future[bool]
 
 
 @dataclass
@@ -63,6 +66,7 @@ class _Interview:
     stills: dict[int, Still] = field(default_factory=dict)
     numbered: int = 0  # numbers handed out, including to stills being written
     by_digest: dict[bytes, int] = field(default_factory=dict)  # SHA-256 -> number kept
+    recorded: dict[int, asyncio.Future[bool]] = field(default_factory=dict)
     # One still kept at a time: the same image sent twice at once waits for the first.
     adding: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -106,7 +110,8 @@ class LiveStills:
         async with interview.adding:
             kept_before = interview.by_digest.get(digest)
             if kept_before is not None:
-                return Kept(interview.stills[kept_before], new=False)
+                still = interview.stills[kept_before]
+                return Kept(still, new=False, recorded=interview.recorded[kept_before])
             if interview.numbered >= MAX_STILLS_PER_INTERVIEW:
                 raise Conflict(
                     "this interview already has {count} ID stills; that is the most kept",
@@ -123,7 +128,8 @@ class LiveStills:
                 raise Conflict("the interview ended before the still was kept")
             still = interview.stills[number] = Still(number, agency)
             interview.by_digest[digest] = number
-            return Kept(still, new=True)
+            recorded = interview.recorded[number] = asyncio.get_running_loop().create_future()
+            return Kept(still, new=True, recorded=recorded)
 
     async def jpeg(self, interview_id: str, number: int) -> bytes:
         """The still, decrypted."""
@@ -142,11 +148,18 @@ class LiveStills:
         stills = sorted(interview.stills.values(), key=lambda s: s.number) if interview else []
         return [{"number": still.number, "agency": still.agency} for still in stills]
 
+    def settle(self, interview_id: str, number: int) -> None:
+        """The still is in the session record."""
+        interview = self._interviews.get(interview_id)
+        if interview is not None:
+            _answer(interview.recorded.get(number), True)
+
     def drop_still(self, interview_id: str, number: int) -> None:
         """Forget one still that was kept but could not be recorded."""
         interview = self._interviews.get(interview_id)
         if interview is None or interview.stills.pop(number, None) is None:
             return
+        _answer(interview.recorded.pop(number, None), False)
         for digest, kept in list(interview.by_digest.items()):
             if kept == number:
                 del interview.by_digest[digest]
@@ -157,6 +170,8 @@ class LiveStills:
         and delete the files. A dozen unlinks at most, so done in place. Safe twice."""
         interview = self._interviews.pop(interview_id, None)
         if interview is not None:
+            for recorded in interview.recorded.values():
+                _answer(recorded, False)
             shutil.rmtree(interview.directory, ignore_errors=True)
 
     def close(self) -> None:
@@ -200,3 +215,8 @@ def _unseal(interview: _Interview, number: int) -> bytes:
     return interview.cipher.decrypt(
         sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], interview.context(number)
     )
+
+
+def _answer(recorded: asyncio.Future[bool] | None, value: bool) -> None:
+    if recorded is not None and not recorded.done():
+        recorded.set_result(value)

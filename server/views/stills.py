@@ -16,7 +16,7 @@ from signalling.types import RoomId
 from ..appkeys import LIVES, RECORDS, STILLS
 from ..errors import BadRequest, Conflict
 from ..jpeg import JpegError, check_jpeg
-from ..lifecycle import Refused, Still
+from ..lifecycle import Still
 from .access import interview_in_path
 from .http import current, json_ok, log_access, read_body
 from .whole_numbers import whole_number
@@ -39,10 +39,15 @@ async def capture(request: web.Request) -> web.StreamResponse:
         await asyncio.to_thread(check_jpeg, jpeg)
     except JpegError as exc:
         raise BadRequest(exc.template, **exc.fields) from None
-    kept = await request.app[STILLS].add(interview.id, agency.value, jpeg)
+    stills = request.app[STILLS]
+    kept = await stills.add(interview.id, agency.value, jpeg)
     still = kept.still
     if not kept.new:
-        return json_ok({"number": still.number, "agency": still.agency})
+        # The same image again (a double click): answered as the first request ends.
+        if await asyncio.shield(kept.recorded):
+            return json_ok({"number": still.number, "agency": still.agency})
+        await lives.check(interview.id, still_action)  # why the first was refused
+        raise Conflict("the ID still was not kept; capture it again")
     records = request.app[RECORDS]
 
     async def sealed() -> dict[str, object]:
@@ -52,9 +57,10 @@ async def capture(request: web.Request) -> web.StreamResponse:
 
     try:
         await lives.act(interview.id, still_action, prepare=sealed)
-    except Refused:
-        request.app[STILLS].drop_still(interview.id, still.number)  # kept, not recorded
+    except BaseException:
+        stills.drop_still(interview.id, still.number)  # kept, but not recorded
         raise
+    stills.settle(interview.id, still.number)
     await log_access(request, "capture-still", interview.id)
     return json_ok({"number": still.number, "agency": still.agency}, status=201)
 
