@@ -1,15 +1,21 @@
 """The recorder with real parts: a three-person room recorded to age-encrypted live WebM,
-decrypted by the `age` command and read by `ffprobe`; and a recorder killed with SIGKILL
-whose file still gives up all but about the last second."""
+decrypted by the `age` command and read by `ffprobe`; a recorder killed with SIGKILL
+whose file still gives up all but about the last second; and frames timestamped from
+their RTP timing whenever, and in whatever bursts, they arrive."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import random
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +23,9 @@ from recordings.age import AgeReader
 from recordings.keys import Identity, write_identity_file
 from recordings.recorder import Recorder, vp8_dimensions
 from signalling.interview import InterviewRoom
-from signalling.types import RoomId, Seat
+from signalling.types import EncodedFrame, Kind, RoomId, Seat
 
+from .crash_recorder import clip
 from .media import HEIGHT, WIDTH, SyntheticParticipant, wait_for
 
 
@@ -138,3 +145,173 @@ def test_after_kill_9_everything_but_about_the_last_second_decrypts_and_plays(
     frames = probe(plain).get("vp8", 0)
     print(f"recorded {recorded} frames, recovered {frames} after SIGKILL")
     assert frames >= recorded - 45, (frames, recorded)  # at most about 1.5 s lost
+
+
+# Timing: frames are timestamped from their own RTP timing, anchored at arrival. A test
+# clock says when each frame "arrives"; the file is read back with ffprobe.
+
+VIDEO_TICKS, AUDIO_TICKS = 3000, 960  # one frame at 30 fps (90 kHz), 20 ms of Opus (48 kHz)
+OPUS_SILENCE = b"\xf8\xff\xfe"  # one 20 ms Opus frame
+
+
+@dataclass
+class Sent:
+    """A frame as its sender made it: when it was captured (ms) and its RTP timestamp."""
+
+    kind: Kind
+    captured: int
+    rtp: int
+
+
+def stream(kind: Kind, base: int, start_ms: int, end_ms: int) -> list[Sent]:
+    """One stream's frames captured from ``start_ms`` to ``end_ms``, RTP from ``base``."""
+    step, ms = (VIDEO_TICKS, 100 / 3) if kind is Kind.VIDEO else (AUDIO_TICKS, 20.0)
+    count = int((end_ms - start_ms) / ms)
+    return [Sent(kind, start_ms + round(n * ms), (base + n * step) % 2**32) for n in range(count)]
+
+
+class TimedFeed:
+    """A recorder driven by a clock the test sets, fed real VP8 frames and Opus packets."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.identity = Identity.generate()
+        self.now = 100.0
+        self.recorder = Recorder(
+            tmp_path / "record",
+            [self.identity.recipient],
+            segment_seconds=3600,
+            clock=lambda: self.now,
+        )
+        self.video = clip()
+        self.sent = 0
+
+    def play(self, arrivals: Sequence[tuple[float, Sent]]) -> None:
+        """Hands each frame to the recorder when it arrives (ms after the first)."""
+        for at_ms, frame in sorted(arrivals, key=lambda a: a[0]):
+            self.arrive(frame, at_ms)
+
+    def arrive(self, frame: Sent, at_ms: float) -> None:
+        self.now = 100.0 + at_ms / 1000
+        if frame.kind is Kind.VIDEO:
+            data = self.video[self.sent % len(self.video)]
+            keyframe = self.sent % len(self.video) == 0
+            encoded = EncodedFrame(data, frame.rtp, Fraction(1, 90000), keyframe)
+            self.sent += 1
+        else:
+            encoded = EncodedFrame(OPUS_SILENCE, frame.rtp, Fraction(1, 48000), True)
+        self.recorder.on_frame(Seat.APPLICANT, frame.kind, encoded)
+
+    def packet_pts(self) -> dict[str, list[int]]:
+        """Each codec's packet pts in the file (ms), as ffprobe reads them."""
+        self.recorder.close()
+        [segment] = self.recorder.segments
+        plain = segment.path.with_suffix("")
+        with segment.path.open("rb") as sealed:
+            plain.write_bytes(b"".join(AgeReader(sealed, [self.identity])))
+        done = subprocess.run(
+            [
+                tool("ffprobe"),
+                *("-v", "error", "-of", "json"),
+                *("-show_entries", "stream=index,codec_name:packet=stream_index,pts"),
+                str(plain),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        found = json.loads(done.stdout)
+        codecs = {s["index"]: s["codec_name"] for s in found["streams"]}
+        pts: dict[str, list[int]] = {codec: [] for codec in codecs.values()}
+        for packet in found["packets"]:
+            pts[codecs[packet["stream_index"]]].append(int(packet["pts"]))
+        return pts
+
+
+def by_capture(*streams: list[Sent]) -> list[Sent]:
+    return sorted((f for s in streams for f in s), key=lambda f: (f.captured, f.kind is Kind.AUDIO))
+
+
+def in_order(
+    frames: list[Sent], held_until: float, start: int, end: int
+) -> list[tuple[float, Sent]]:
+    """When one stream's frames arrive: a few ms after capture, except that those captured
+    from ``start`` to ``end`` ms are held back until ``held_until``, then all arrive, in
+    order, 1 ms apart (as after a stall) before the later ones."""
+    arrivals: list[tuple[float, Sent]] = []
+    last = -1.0
+    for frame in frames:
+        ready = held_until if start <= frame.captured < end else frame.captured + 5
+        last = max(ready, last + 1)
+        arrivals.append((last, frame))
+    return arrivals
+
+
+def steps(pts: list[int]) -> set[int]:
+    return {b - a for a, b in itertools.pairwise(pts)}
+
+
+def test_a_burst_after_a_stall_keeps_the_frames_rtp_spacing(tmp_path: Path) -> None:
+    """The server stalls for 2 s; then the frames held back arrive 1 ms apart."""
+    feed = TimedFeed(tmp_path)
+    video = stream(Kind.VIDEO, 123_456, 0, 5000)
+    audio = stream(Kind.AUDIO, 4_000_000_000, 0, 5000)
+    feed.play(in_order(video, 4000, 2000, 4000) + in_order(audio, 4000, 2000, 4000))
+    pts = feed.packet_pts()
+    assert len(pts["vp8"]) == 150 and len(pts["opus"]) == 250
+    assert steps(pts["vp8"]) == {33, 34}, pts["vp8"]
+    assert steps(pts["opus"]) == {20}, pts["opus"]
+
+
+def test_a_wrapping_rtp_timestamp_keeps_pts_increasing_evenly(tmp_path: Path) -> None:
+    """RTP timestamps start at random: here both wrap past 2**32 within the first second,
+    while frames arrive with a few milliseconds of network jitter."""
+    feed = TimedFeed(tmp_path)
+    jitter = random.Random(7)
+    frames = by_capture(
+        stream(Kind.VIDEO, 2**32 - 20 * VIDEO_TICKS, 0, 2000),
+        stream(Kind.AUDIO, 2**32 - 30 * AUDIO_TICKS, 0, 2000),
+    )
+    assert any(f.rtp < VIDEO_TICKS * 20 for f in frames if f.kind is Kind.VIDEO)
+    feed.play([(f.captured + jitter.uniform(0, 15), f) for f in frames])
+    pts = feed.packet_pts()
+    assert steps(pts["vp8"]) == {33, 34}, pts["vp8"]
+    assert steps(pts["opus"]) == {20}, pts["opus"]
+
+
+def test_a_jump_of_the_rtp_base_reanchors_at_arrival(tmp_path: Path) -> None:
+    """A sender restarts with a new RTP base (hours away on its clock, forward for video,
+    back for audio): its frames stay where they arrive, evenly spaced again at once."""
+    feed = TimedFeed(tmp_path)
+    jitter = random.Random(11)
+    video_base, audio_base = 5_000, 3_000_000_000
+    before = by_capture(
+        stream(Kind.VIDEO, video_base, 0, 2000), stream(Kind.AUDIO, audio_base, 0, 2000)
+    )
+    after = by_capture(
+        stream(Kind.VIDEO, video_base + 1_500_000_000, 2000, 4000),
+        stream(Kind.AUDIO, audio_base - 1_500_000_000, 2000, 4000),
+    )
+    arrivals = [(f.captured + jitter.uniform(0, 15), f) for f in before + after]
+    feed.play(arrivals)
+    pts = feed.packet_pts()
+    for codec, step in (("vp8", {33, 34}), ("opus", {20})):
+        kind = Kind.VIDEO if codec == "vp8" else Kind.AUDIO
+        arrived = [at for at, f in arrivals if f.kind is kind]
+        assert all(abs(p - at) < 50 for p, at in zip(pts[codec], arrived, strict=True))
+        half = len(pts[codec]) // 2
+        assert steps(pts[codec][:half]) == step, pts[codec][:half]
+        assert steps(pts[codec][half + 1 :]) == step, pts[codec][half:]  # from the jump on
+
+
+def test_a_seats_audio_and_video_stay_on_one_clock(tmp_path: Path) -> None:
+    """Video waits a second for a lost packet to be resent, then the frames held back
+    arrive together; audio keeps arriving on time. Their RTP clocks are unrelated."""
+    feed = TimedFeed(tmp_path)
+    video = stream(Kind.VIDEO, 777, 0, 4000)
+    audio = stream(Kind.AUDIO, 2_500_000_000, 0, 4000)
+    feed.play(in_order(video, 2000, 1000, 2000) + in_order(audio, 0, 0, 0))
+    pts = feed.packet_pts()
+    # pts minus capture time: the same for both streams, within the 100 ms lip sync needs
+    offsets = [p - f.captured for p, f in zip(pts["vp8"], video, strict=True)]
+    offsets += [p - f.captured for p, f in zip(pts["opus"], audio, strict=True)]
+    assert max(offsets) - min(offsets) < 100, (min(offsets), max(offsets))
