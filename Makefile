@@ -1,12 +1,15 @@
 # Two commands: `make demo` and `make test`. Each sets up everything it needs on a
 # machine that has only python3 (the venv, the project, and the Debian tools the
-# tests drive for real: chromium, age, ffmpeg).
+# tests drive for real: chromium, age, ffmpeg, and Go with golang.org/x/mod, whose
+# signed-note code checks ours).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_TOOLS := chromium:chromium age:age ffprobe:ffmpeg
+DEBIAN_TOOLS := chromium:chromium age:age ffprobe:ffmpeg go:golang-go
+# Libraries with no command of their own: installed unless dpkg knows them.
+DEBIAN_LIBS  := golang-golang-x-mod-dev
 
 .PHONY: demo test lint typecheck unit heavy system-tools bench clean
 
@@ -23,6 +26,10 @@ system-tools:
 	@missing=""; for pair in $(DEBIAN_TOOLS); do \
 	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	for pkg in $(DEBIAN_LIBS); do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q 'ok installed' \
+	    || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \

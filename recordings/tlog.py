@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -202,10 +203,26 @@ def verify_consistency(
 
 # --- checkpoints and signed notes ---------------------------------------------------
 
+# Standard base64 (RFC 4648 section 4) with its padding and nothing else, as Go's
+# base64.StdEncoding reads it: Python's decoder also takes excess padding ("AAAA==").
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")  # every ASCII control but newline
+_SIZE = re.compile(r"0|[1-9][0-9]{0,18}")  # ASCII: str.isdigit takes other digits
+MAX_SIGNATURES = 100  # Go's note.Open refuses more; C2SP asks verifiers to take 16
+
+
+def strict_b64decode(value: str) -> bytes | None:
+    """The bytes of padded standard base64 (whole 4-character groups, "=" only at the
+    end), or None."""
+    if not _BASE64.fullmatch(value):
+        return None
+    return base64.b64decode(value)
+
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """c2sp.org/tlog-checkpoint: origin, tree size, root hash."""
+    """c2sp.org/tlog-checkpoint: origin, tree size, root hash (extension lines, which
+    the spec allows, are checked and then ignored: nothing here writes any)."""
 
     origin: str
     size: int
@@ -220,15 +237,21 @@ class Checkpoint:
         if len(lines) < 4 or lines[-1] != "" or not lines[0]:
             raise LogError("a checkpoint body has an origin, a size and a root hash")
         origin, size, root = lines[0], lines[1], lines[2]
-        if not size.isdigit() or (size.startswith("0") and size != "0"):
+        if not _SIZE.fullmatch(size) or int(size) >= 1 << 63:
             raise LogError(f"checkpoint tree size {size!r} is not a decimal number")
-        try:
-            digest = base64.b64decode(root, validate=True)
-        except ValueError:
-            raise LogError("checkpoint root hash is not base64") from None
+        digest = strict_b64decode(root)
+        if digest is None:
+            raise LogError("checkpoint root hash is not base64")
         if len(digest) != 32:
             raise LogError("checkpoint root hash is not 32 bytes")
+        if "" in lines[3:-1]:
+            raise LogError("a checkpoint's extension lines may not be empty")
         return cls(origin, int(size), digest)
+
+
+def valid_key_name(name: str) -> bool:
+    """c2sp.org/signed-note: non-empty, no Unicode space, no plus sign."""
+    return bool(name) and "+" not in name and not any(c.isspace() for c in name)
 
 
 def _key_id(name: str, public: bytes) -> bytes:
@@ -239,21 +262,22 @@ class NoteSigner:
     """An Ed25519 signer for c2sp.org/signed-note; its repr never shows the key."""
 
     def __init__(self, name: str, key: Ed25519PrivateKey) -> None:
-        if not name or any(c.isspace() for c in name) or "+" in name:
+        if not valid_key_name(name):
             raise LogError(f"note key name {name!r} must be non-empty, without spaces or '+'")
         self.name = name
         self._key = key
         self.public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self.key_id = _key_id(name, self.public)
 
     @property
     def verifier_key(self) -> str:
         """The public ``name+keyid+key`` string auditors configure."""
         raw = base64.b64encode(ED25519_ALGORITHM + self.public).decode()
-        return f"{self.name}+{_key_id(self.name, self.public).hex()}+{raw}"
+        return f"{self.name}+{self.key_id.hex()}+{raw}"
 
     def signature_line(self, text: str) -> str:
         signature = self._key.sign(text.encode())
-        blob = base64.b64encode(_key_id(self.name, self.public) + signature).decode()
+        blob = base64.b64encode(self.key_id + signature).decode()
         return f"{_DASH} {self.name} {blob}\n"
 
     def __repr__(self) -> str:
@@ -268,58 +292,113 @@ class NoteVerifier:
 
     @classmethod
     def parse(cls, vkey: str) -> NoteVerifier:
-        try:
-            name, key_hex, raw_b64 = vkey.strip().split("+", 2)  # base64 may hold "+"
-            raw = base64.b64decode(raw_b64, validate=True)
-            key_id = bytes.fromhex(key_hex)
-        except ValueError:
-            raise LogError(f"not a note verifier key: {vkey!r}") from None
+        name, _, rest = vkey.strip().partition("+")
+        key_hex, _, raw_b64 = rest.partition("+")  # the base64 may hold "+"
+        raw = strict_b64decode(raw_b64)
+        if not valid_key_name(name) or not re.fullmatch("[0-9a-fA-F]{8}", key_hex) or not raw:
+            raise LogError(f"not a note verifier key: {vkey!r}")
+        key_id = bytes.fromhex(key_hex)
         if raw[:1] != ED25519_ALGORITHM or len(raw) != 33 or _key_id(name, raw[1:]) != key_id:
             raise LogError(f"not an Ed25519 note verifier key (or a wrong key id): {vkey!r}")
         return cls(name, key_id, Ed25519PublicKey.from_public_bytes(raw[1:]))
 
 
+@dataclass(frozen=True)
+class NoteSignature:
+    """One signature line of a note: the key's name and id, and the signature proper."""
+
+    name: str
+    key_id: bytes
+    signature: bytes
+    line: str  # as written, with its newline
+
+
+def parse_note(note: str | bytes) -> tuple[str, list[NoteSignature]]:
+    """Split a signed note by the c2sp.org/signed-note grammar, as Go's ``note.Open``
+    does, without checking any signature: the text (up to the LAST blank line, with its
+    final newline) and every signature line. Raises `LogError` on anything malformed,
+    whoever's key signed it: a note standard tooling refuses must not open here."""
+    if isinstance(note, bytes):
+        try:
+            note = note.decode("utf-8")
+        except UnicodeDecodeError:
+            raise LogError("a signed note is not valid UTF-8") from None
+    try:
+        note.encode("utf-8")
+    except UnicodeEncodeError:
+        raise LogError("a signed note is not valid UTF-8") from None
+    if _CONTROL.search(note):
+        raise LogError("a signed note holds a control character other than newline")
+    split = note.rfind("\n\n")
+    if split < 0:
+        raise LogError("a signed note is text, a blank line, then signature lines")
+    text, block = note[: split + 1], note[split + 2 :]
+    if not block.endswith("\n"):
+        raise LogError("a signed note ends with a signature line and its newline")
+    lines = block[:-1].split("\n")
+    if len(lines) > MAX_SIGNATURES:
+        raise LogError(f"a signed note carries more than {MAX_SIGNATURES} signatures")
+    signatures = []
+    for number, line in enumerate(lines, start=1):
+        if not line.startswith(_DASH + " "):
+            raise LogError(f"signature line {number} does not start with an em dash and a space")
+        name, _, encoded = line[2:].partition(" ")
+        if not valid_key_name(name):
+            raise LogError(f"signature line {number} has no valid key name: {name!r}")
+        blob = strict_b64decode(encoded)
+        if blob is None:
+            raise LogError(f"the signature on line {number} (by {name}) is not base64")
+        if len(blob) < 5:
+            raise LogError(f"the signature on line {number} (by {name}) holds no signature")
+        signatures.append(NoteSignature(name, blob[:4], blob[4:], line + "\n"))
+    return text, signatures
+
+
 def sign_note(text: str, signers: Sequence[NoteSigner]) -> str:
     if not text.endswith("\n"):
         raise LogError("a note's text ends with a newline")
+    if _CONTROL.search(text):
+        raise LogError("a note's text may hold no control character other than newline")
     return text + "\n" + "".join(s.signature_line(text) for s in signers)
 
 
-def add_signatures(note: str, signers: Sequence[NoteSigner]) -> str:
-    """Co-sign an existing note (a witness adds its line)."""
-    text, _ = _split_note(note)
-    return note + "".join(s.signature_line(text) for s in signers)
+def add_signatures(note: str | bytes, signers: Sequence[NoteSigner]) -> str:
+    """Co-sign an existing note (a witness adds its line). A signer's earlier line is
+    replaced, not repeated, as Go's ``note.Sign`` does."""
+    text, signatures = parse_note(note)
+    new = {(s.name, s.key_id) for s in signers}
+    kept = "".join(sig.line for sig in signatures if (sig.name, sig.key_id) not in new)
+    return text + "\n" + kept + "".join(s.signature_line(text) for s in signers)
 
 
-def _split_note(note: str) -> tuple[str, list[str]]:
-    text, sep, signatures = note.partition("\n\n")
-    if not sep or not signatures.endswith("\n"):
-        raise LogError("a signed note is text, a blank line, then signature lines")
-    return text + "\n", signatures[:-1].split("\n")
-
-
-def open_note(note: str, verifiers: Sequence[NoteVerifier]) -> tuple[str, list[str]]:
-    """The note's text and the names of the given verifiers that signed it; raises
-    `LogError` if a signature line by a known key is wrong, or none is known."""
-    text, lines = _split_note(note)
-    known = {(v.name, v.key_id): v for v in verifiers}
+def open_note(note: str | bytes, verifiers: Sequence[NoteVerifier]) -> tuple[str, list[str]]:
+    """The note's text and the names of the given verifiers that signed it (each once).
+    Raises `LogError` if the note is malformed (`parse_note`), if any signature by a
+    known key is wrong (C2SP: every one MUST be verified, so a bad repeat is refused
+    too), or if no known key signed it. Signatures by other keys, even ones sharing a
+    known key's name or id but not both, are someone else's and ignored."""
+    text, signatures = parse_note(note)
+    known: dict[tuple[str, bytes], NoteVerifier] = {}
+    for given in verifiers:
+        same = known.setdefault((given.name, given.key_id), given)
+        if _raw(same.key) != _raw(given.key):
+            raise LogError(f"two verifier keys share the name and id of {given.name}")
+    message = text.encode()
     signed_by: list[str] = []
-    for line in lines:
-        parts = line.split(" ")
-        if len(parts) != 3 or parts[0] != _DASH:
-            raise LogError(f"malformed signature line {line[:40]!r}")
-        try:
-            blob = base64.b64decode(parts[2], validate=True)
-        except ValueError:
-            raise LogError("a signature is not base64") from None
-        verifier = known.get((parts[1], blob[:4]))
+    for signature in signatures:
+        verifier = known.get((signature.name, signature.key_id))
         if verifier is None:
-            continue  # another party's signature: not ours to judge
+            continue
         try:
-            verifier.key.verify(blob[4:], text.encode())
+            verifier.key.verify(signature.signature, message)
         except InvalidSignature:
             raise LogError(f"the signature by {verifier.name} does not match the note") from None
-        signed_by.append(verifier.name)
+        if verifier.name not in signed_by:
+            signed_by.append(verifier.name)
     if not signed_by:
         raise LogError("the note carries no signature by a trusted key")
     return text, signed_by
+
+
+def _raw(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)

@@ -82,7 +82,7 @@ def cosign_session(
             "not co-signing a session that does not verify: " + "; ".join(result.problems)
         )
     path = final_checkpoint(directory)
-    note = path.read_text("utf-8")
+    note = path.read_bytes()  # as written: read_text would turn "\r\n" into "\n"
     own = NoteVerifier.parse(witness.verifier_key)
     try:
         open_note(note, [own])
