@@ -8,9 +8,9 @@ about a second of media plus one unsealed 64 KiB chunk is lost. A segment starts
 keyframe and rotates at the first keyframe after ``segment_seconds``; a closed segment is
 fsynced and hashed, and reported through ``on_segment``.
 
-Each frame's pts comes from its sender's RTP timing (`StreamClock`), not from when it
-arrived: a server that stalls hands on the frames it held back all at once, and
-timestamps by arrival would squeeze them together and leave holes a player cannot bridge.
+A frame's pts come from its sender's RTP timing, and frames go into the file in pts order
+across streams (see `timestamps`); a stream lagging the other holds it back in memory for
+up to `timestamps.HOLD_MS`, which a crash may lose too.
 """
 
 from __future__ import annotations
@@ -32,18 +32,13 @@ from .age import CHUNK, AgeWriter
 from .keys import Recipient
 from .private_files import private_directory, private_opener
 from .streams import opus_stream, vp8_stream
+from .timestamps import Interleaver, StreamClock, Timed
 
 MS = Fraction(1, 1000)
 DEFAULT_SEGMENT_SECONDS = 60.0
 CLUSTER_MS = 500  # the muxer closes a cluster at least this often
 SEAL_MS = 500  # media waits at most this long unsealed: with CLUSTER_MS, ~1 s at risk
 EBML_VOID_HEADER = 9  # ID 0xEC and an 8-byte size
-RTP_WRAP = 2**32
-# How far a stream's RTP timeline may stray from arrival before it is re-anchored there.
-# Longer than the stalls a loaded server or a resent packet causes, whose frames keep
-# their spacing; short enough that a seat's audio and video never drift further apart
-# than this, whatever a sender does (a new RTP base is random: a jump of hours, mostly).
-MAX_SKEW_MS = 3000
 
 
 def vp8_dimensions(keyframe: bytes) -> tuple[int, int] | None:
@@ -61,44 +56,6 @@ def ebml_void(size: int) -> bytes:
         raise ValueError(f"an EBML Void element takes at least {EBML_VOID_HEADER} bytes")
     payload = size - EBML_VOID_HEADER
     return b"\xec\x01" + payload.to_bytes(7, "big") + bytes(payload)
-
-
-class StreamClock:
-    """One stream's pts (ms) in a segment: its frames' RTP timing, unwrapped past 2**32,
-    anchored at the arrival of its first frame. A seat's audio and video RTP clocks start
-    at unrelated random values, so arrival is what puts both on the segment's clock."""
-
-    def __init__(self) -> None:
-        self._last_rtp: int | None = None  # the latest timestamp as sent, 32 bits
-        self._ticks = 0  # the same, unwrapped
-        self._anchor_ticks = 0
-        self._anchor_ms = 0
-        self._time_base = Fraction(0)
-        self.last_pts = -1
-
-    def pts(self, rtp: int, time_base: Fraction, arrival_ms: int) -> int:
-        """Strictly increasing, as Matroska wants; re-anchored at ``arrival_ms`` when the
-        RTP timeline strays from arrival by more than `MAX_SKEW_MS` (a sender restarted)."""
-        rtp %= RTP_WRAP
-        if self._last_rtp is None or time_base != self._time_base:
-            self._anchor(rtp, time_base, arrival_ms)
-        else:
-            # the shorter way round: a frame a little older than the last steps back
-            step = (rtp - self._last_rtp + RTP_WRAP // 2) % RTP_WRAP - RTP_WRAP // 2
-            self._ticks += step
-            self._last_rtp = rtp
-        media_ms = self._anchor_ms + round((self._ticks - self._anchor_ticks) * time_base * 1000)
-        if abs(media_ms - arrival_ms) > MAX_SKEW_MS:
-            self._anchor(rtp, time_base, arrival_ms)
-            media_ms = arrival_ms
-        self.last_pts = max(media_ms, self.last_pts + 1)
-        return self.last_pts
-
-    def _anchor(self, rtp: int, time_base: Fraction, arrival_ms: int) -> None:
-        self._last_rtp = rtp
-        self._anchor_ticks = self._ticks
-        self._anchor_ms = arrival_ms
-        self._time_base = time_base
 
 
 @dataclass(frozen=True)
@@ -165,6 +122,7 @@ class SegmentWriter:
             Kind.AUDIO: opus_stream(self._container),
         }
         self._clocks = {Kind.VIDEO: StreamClock(), Kind.AUDIO: StreamClock()}
+        self._order = Interleaver[EncodedFrame](self._streams)
         self.frames = {Kind.VIDEO: 0, Kind.AUDIO: 0}
         self._unsealed_since: int | None = None  # ms when unsealed media began to wait
         self._padded_at: int | None = None  # sealed-chunk count when we last padded
@@ -176,16 +134,21 @@ class SegmentWriter:
 
     def add(self, kind: Kind, frame: EncodedFrame, now: float) -> None:
         arrival_ms = int((now - self.started) * 1000)
-        pts = self._clocks[kind].pts(frame.pts, frame.time_base, arrival_ms)
-        packet = av.Packet(frame.data)
-        packet.stream = self._streams[kind]
-        packet.pts = packet.dts = pts
-        packet.time_base = MS
-        packet.is_keyframe = frame.keyframe
-        self._container.mux(packet)
-        self.frames[kind] += 1
+        floor = self._order.floor
+        pts = self._clocks[kind].pts(frame.pts, frame.time_base, arrival_ms, floor)
+        for timed in self._order.push(kind, pts, arrival_ms, frame):
+            self._mux(timed)
         # what a crash loses is what arrived lately, whatever its pts say
         self._seal_if_waiting(arrival_ms)
+
+    def _mux(self, timed: Timed[EncodedFrame]) -> None:
+        packet = av.Packet(timed.item.data)
+        packet.stream = self._streams[timed.kind]
+        packet.pts = packet.dts = timed.pts
+        packet.time_base = MS
+        packet.is_keyframe = timed.item.keyframe
+        self._container.mux(packet)
+        self.frames[timed.kind] += 1
 
     def _seal_if_waiting(self, now_ms: int) -> None:
         """Bound what a crash can lose: the muxer hands over whole clusters (every
@@ -205,6 +168,8 @@ class SegmentWriter:
             self._unsealed_since = None
 
     def close(self, seat: Seat, index: int) -> SegmentInfo:
+        for timed in self._order.drain():
+            self._mux(timed)
         self._container.close()
         self._age.close()
         os.fsync(self._file.fileno())

@@ -19,6 +19,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from recordings.age import AgeReader
 from recordings.keys import Identity, write_identity_file
 from recordings.recorder import Recorder, vp8_dimensions
@@ -202,7 +204,8 @@ class TimedFeed:
         self.recorder.on_frame(Seat.APPLICANT, frame.kind, encoded)
 
     def packet_pts(self) -> dict[str, list[int]]:
-        """Each codec's packet pts in the file (ms), as ffprobe reads them."""
+        """Each codec's packet pts in the file (ms), as ffprobe reads them; and the blocks
+        are in time order across tracks, as browsers' WebM parsers insist."""
         self.recorder.close()
         [segment] = self.recorder.segments
         plain = segment.path.with_suffix("")
@@ -224,6 +227,8 @@ class TimedFeed:
         pts: dict[str, list[int]] = {codec: [] for codec in codecs.values()}
         for packet in found["packets"]:
             pts[codecs[packet["stream_index"]]].append(int(packet["pts"]))
+        in_file = [int(packet["pts"]) for packet in found["packets"]]
+        assert in_file == sorted(in_file), "a block is earlier than the one before it"
         return pts
 
 
@@ -232,11 +237,11 @@ def by_capture(*streams: list[Sent]) -> list[Sent]:
 
 
 def in_order(
-    frames: list[Sent], held_until: float, start: int, end: int
+    frames: list[Sent], held_until: float = 0, start: int = 0, end: int = 0
 ) -> list[tuple[float, Sent]]:
-    """When one stream's frames arrive: a few ms after capture, except that those captured
-    from ``start`` to ``end`` ms are held back until ``held_until``, then all arrive, in
-    order, 1 ms apart (as after a stall) before the later ones."""
+    """When frames arrive: a few ms after capture, except that those captured from
+    ``start`` to ``end`` ms are held back until ``held_until``, then all arrive, in order,
+    1 ms apart, before the later ones."""
     arrivals: list[tuple[float, Sent]] = []
     last = -1.0
     for frame in frames:
@@ -255,7 +260,7 @@ def test_a_burst_after_a_stall_keeps_the_frames_rtp_spacing(tmp_path: Path) -> N
     feed = TimedFeed(tmp_path)
     video = stream(Kind.VIDEO, 123_456, 0, 5000)
     audio = stream(Kind.AUDIO, 4_000_000_000, 0, 5000)
-    feed.play(in_order(video, 4000, 2000, 4000) + in_order(audio, 4000, 2000, 4000))
+    feed.play(in_order(by_capture(video, audio), 4000, 2000, 4000))
     pts = feed.packet_pts()
     assert len(pts["vp8"]) == 150 and len(pts["opus"]) == 250
     assert steps(pts["vp8"]) == {33, 34}, pts["vp8"]
@@ -303,15 +308,35 @@ def test_a_jump_of_the_rtp_base_reanchors_at_arrival(tmp_path: Path) -> None:
         assert steps(pts[codec][half + 1 :]) == step, pts[codec][half:]  # from the jump on
 
 
-def test_a_seats_audio_and_video_stay_on_one_clock(tmp_path: Path) -> None:
-    """Video waits a second for a lost packet to be resent, then the frames held back
-    arrive together; audio keeps arriving on time. Their RTP clocks are unrelated."""
+@pytest.mark.parametrize("late", [Kind.VIDEO, Kind.AUDIO])
+def test_a_seats_audio_and_video_stay_on_one_clock(tmp_path: Path, late: Kind) -> None:
+    """One stream's frames wait 0.6 s (a lost packet resent, a sender's pacer), then
+    arrive together; the other's keep arriving on time. Their RTP clocks are unrelated."""
     feed = TimedFeed(tmp_path)
     video = stream(Kind.VIDEO, 777, 0, 4000)
     audio = stream(Kind.AUDIO, 2_500_000_000, 0, 4000)
-    feed.play(in_order(video, 2000, 1000, 2000) + in_order(audio, 0, 0, 0))
+    held = {kind: (1600, 1000, 1600) if kind is late else () for kind in Kind}
+    feed.play(in_order(video, *held[Kind.VIDEO]) + in_order(audio, *held[Kind.AUDIO]))
     pts = feed.packet_pts()
     # pts minus capture time: the same for both streams, within the 100 ms lip sync needs
     offsets = [p - f.captured for p, f in zip(pts["vp8"], video, strict=True)]
     offsets += [p - f.captured for p, f in zip(pts["opus"], audio, strict=True)]
     assert max(offsets) - min(offsets) < 100, (min(offsets), max(offsets))
+    assert steps(pts["vp8"]) == {33, 34} and steps(pts["opus"]) == {20}
+
+
+@pytest.mark.parametrize("late", [Kind.VIDEO, Kind.AUDIO])
+def test_a_stream_far_behind_the_other_still_gives_blocks_in_time_order(
+    tmp_path: Path, late: Kind
+) -> None:
+    """Frames held back longer than the other stream waits for them go in after what was
+    written meanwhile (`packet_pts` checks the order); then both keep their spacing."""
+    feed = TimedFeed(tmp_path)
+    video = stream(Kind.VIDEO, 31_337, 0, 6000)
+    audio = stream(Kind.AUDIO, 1_000_000, 0, 6000)
+    held = {kind: (3500, 1000, 3500) if kind is late else () for kind in Kind}
+    feed.play(in_order(video, *held[Kind.VIDEO]) + in_order(audio, *held[Kind.AUDIO]))
+    pts = feed.packet_pts()
+    assert len(pts["vp8"]) == len(video) and len(pts["opus"]) == len(audio)
+    assert steps([p for p in pts["vp8"] if p > 4000]) == {33, 34}
+    assert steps([p for p in pts["opus"] if p > 4000]) == {20}
