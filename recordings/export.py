@@ -31,6 +31,7 @@ class Exported:
     audio_frames: int
     recovered_from_crash: bool
     offset_ms: int = 0  # where this seat's file starts on the session's timeline
+    cut_short: tuple[str, ...] = ()  # segments that do not decrypt to their end
 
 
 def _segments_by_seat(session: Path) -> dict[str, list[Path]]:
@@ -73,9 +74,11 @@ def export_session(
     out: Path,
     progress: Callable[[int, int], None] | None = None,
     composite: bool = False,
+    warning: str = "",
 ) -> list[Exported]:
     """Write ``<seat>.webm`` per participant into ``out`` (and ``composite.webm`` if asked);
-    ``progress`` hears (steps done, steps in all)."""
+    ``progress`` hears (steps done, steps in all). A ``warning`` (the record did not
+    verify) is written into each seat's file, so it stays with the file wherever it goes."""
     out.mkdir(parents=True, exist_ok=True)
     seats = _segments_by_seat(session)
     starts = _segment_starts(session)
@@ -84,7 +87,7 @@ def export_session(
     session_start = min(known, default=0)
     results = []
     for seat, paths in seats.items():
-        exported = _export_seat(seat, paths, identities, out, starts)
+        exported = _export_seat(seat, paths, identities, out, starts, warning)
         if paths[0].name in starts:
             exported = replace(exported, offset_ms=starts[paths[0].name] - session_start)
         results.append(exported)
@@ -117,20 +120,24 @@ def _export_seat(
     identities: Sequence[Identity],
     out: Path | io.BytesIO,
     starts: dict[str, int],
+    warning: str = "",
 ) -> Exported:
     """One seat's segments remuxed into one file (in ``out``, a directory, or a buffer):
     each segment at its recorded start (gaps kept), or straight after the previous one
     when its start is unknown (cut by a crash)."""
     target = out / f"{seat}.webm" if isinstance(out, Path) else out
     frames = {"video": 0, "audio": 0}
-    recovered = False
+    cut: list[str] = []
     first_start = starts.get(paths[0].name)
     with av.open(str(target) if isinstance(target, Path) else target, "w", format="webm") as output:
+        if warning:
+            output.metadata["comment"] = warning
         streams: dict[str, av.stream.Stream] = {}
         offset_ms = end_ms = 0
         for path in paths:
-            data, cut = _plain(path, identities)
-            recovered |= cut
+            data, short = _plain(path, identities)
+            if short:
+                cut.append(path.name)
             if path.name in starts and first_start is not None:
                 offset_ms = max(starts[path.name] - first_start, end_ms)
             else:
@@ -155,4 +162,6 @@ def _export_seat(
                     frames[kind] += 1
                     end_ms = max(end_ms, pts_ms + 1)
     shown = target if isinstance(target, Path) else Path(f"{seat}.webm")
-    return Exported(seat, shown, len(paths), frames["video"], frames["audio"], recovered)
+    return Exported(
+        seat, shown, len(paths), frames["video"], frames["audio"], bool(cut), cut_short=tuple(cut)
+    )

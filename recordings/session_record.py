@@ -13,7 +13,7 @@ takes it back to what was signed; `verify_session` is what `records verify` and 
 audit console run: every line canonical and in sequence, every checkpoint signed
 by a trusted key and matching the events (which also proves successive checkpoints
 consistent), every listed segment present with its hash, nothing unlisted, consent and
-an end present.
+an end present. Each fault is reported once, where it starts (`record_faults`).
 """
 
 from __future__ import annotations
@@ -29,9 +29,21 @@ from typing import Any
 
 import msgspec
 
-from .age import decode_b64, encode_b64
 from .errors import RecordingError
 from .private_files import private_directory, private_opener, replace_privately
+from .record_faults import (
+    INCOMPLETE,
+    LogFault,
+    altered,
+    cut_short,
+    files_named,
+    mismatched_files,
+    out_of_sequence,
+    refused_notes,
+    torn_tail,
+    unreadable_event,
+    what,
+)
 from .tlog import (
     EMPTY_ROOT,
     Checkpoint,
@@ -124,60 +136,6 @@ class SessionLog:
             self.close_file()
 
 
-def _fresh(text: bytes) -> bytes:
-    """Random bytes in canonical base64 of the same length as ``text``."""
-    return encode_b64(os.urandom(len(decode_b64(text))))
-
-
-def _random_stanzas(stanzas: bytes) -> bytes:
-    """Every share and wrapped key replaced by random bytes of the same encoded length,
-    so the header keeps its layout and parses, but no identity can ever open it."""
-    out: list[bytes] = []
-    body: list[bytes] = []
-
-    def flush() -> None:
-        if body:
-            fresh = _fresh(b"".join(body))
-            widths = [len(line) for line in body]
-            for width in widths:
-                out.append(fresh[:width])
-                fresh = fresh[width:]
-            body.clear()
-
-    for line in stanzas.split(b"\n"):
-        if line.startswith(b"-> "):
-            flush()
-            kind, *args = line[3:].split(b" ")
-            out.append(b" ".join([b"->", kind, *(_fresh(a) for a in args)]))
-        else:
-            body.append(line)
-    flush()
-    return b"\n".join(out)
-
-
-def shred(directory: Path, log: SessionLog, reason: str) -> list[str]:
-    """Crypto-shredding at retention expiry: overwrite, in place, the wrapped file keys in
-    every segment's age header, so no identity can ever open them again; then log which
-    files were shredded and their new hashes, and sign a checkpoint."""
-    shredded = []
-    for path in sorted(directory.glob("*.age")):
-        with path.open("r+b") as handle:
-            head = handle.read(64 * 1024)
-            end = head.find(b"\n---")
-            if not head.startswith(b"age-encryption.org/v1\n") or end < 0:
-                continue
-            stanzas = _random_stanzas(head[len(b"age-encryption.org/v1\n") : end])
-            handle.seek(len(b"age-encryption.org/v1\n"))
-            handle.write(stanzas)
-            handle.flush()
-            os.fsync(handle.fileno())
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        log.append("shred", file=path.name, sha256=digest, reason=reason)
-        shredded.append(path.name)
-    log.checkpoint()
-    return shredded
-
-
 def cut_to_last_checkpoint(directory: Path, verifiers: Sequence[NoteVerifier]) -> int:
     """After a crash, cut ``directory``'s events back to exactly those its last checkpoint
     signed by ``verifiers`` covers (none if it has no checkpoint); returns how many that
@@ -221,10 +179,18 @@ class Verification:
     problems: list[str] = field(default_factory=list)
     complete: bool = False
     witnessed_by: list[str] = field(default_factory=list)
+    shredded_files: list[str] = field(default_factory=list)  # key material destroyed
+    shred_reasons: list[str] = field(default_factory=list)
+    origin: str = ""  # of the record's last good checkpoint
 
     @property
     def ok(self) -> bool:
         return not self.problems and self.complete
+
+    @property
+    def failed(self) -> bool:
+        """Something in the record is wrong, not merely unfinished."""
+        return any(not problem.startswith(INCOMPLETE) for problem in self.problems)
 
 
 def session_origin(log_name: str, interview_id: str) -> str:
@@ -258,13 +224,16 @@ def _check_witnesses(
 @dataclass
 class LogCheck:
     """What every signed event log must pass: signed checkpoints of this log, canonical
-    events in sequence, each checkpoint's root matching the events it covers."""
+    events in sequence, each checkpoint's root matching the events it covers. Checking
+    stops at the first fault: what follows it is its consequence, not news."""
 
-    events: list[dict[str, Any]] = field(default_factory=list)  # the good prefix
+    events: list[dict[str, Any]] = field(default_factory=list)  # before the first fault
     notes: dict[int, Checkpoint] = field(default_factory=dict)
     checkpoints: int = 0
     last_checkpoint: int = 0
     problems: list[str] = field(default_factory=list)
+    fault: LogFault | None = None
+    named_after_fault: set[str] = field(default_factory=set)  # files lines past it name
 
     @property
     def complete(self) -> bool:
@@ -281,56 +250,146 @@ def _belongs(directory: Path, origin: str | None = None) -> Callable[[str], bool
     return belongs
 
 
-def check_log(
-    directory: Path, verifiers: Sequence[NoteVerifier], belongs: Callable[[str], bool]
-) -> LogCheck:
-    """Check ``directory``'s events and checkpoints; ``belongs`` accepts this log's origin."""
-    check = LogCheck()
+def _read_notes(
+    directory: Path,
+    verifiers: Sequence[NoteVerifier],
+    belongs: Callable[[str], bool],
+    check: LogCheck,
+) -> None:
+    refused: dict[str, list[str]] = {}
     for path in sorted((directory / CHECKPOINTS).glob("*.note")):
         try:
             text, _ = open_note(path.read_text("utf-8"), verifiers)
             checkpoint = Checkpoint.parse(text)
         except (LogError, UnicodeDecodeError) as exc:
-            check.problems.append(f"checkpoint {path.name}: {exc}")
+            refused.setdefault(f": {exc}", []).append(path.name)
             continue
         if not belongs(checkpoint.origin):
-            check.problems.append(f"checkpoint {path.name} belongs to {checkpoint.origin}")
+            refused.setdefault(f": of another log ({checkpoint.origin})", []).append(path.name)
+            continue
+        first = next(iter(check.notes.values()), checkpoint)  # one log, one origin
+        if checkpoint.origin != first.origin:
+            reason = f": of another log ({checkpoint.origin}) than the first, {first.origin}"
+            refused.setdefault(reason, []).append(path.name)
             continue
         check.notes[checkpoint.size] = checkpoint
-    running = RunningRoot()
-    lines = (directory / EVENTS).read_bytes().split(b"\n") if (directory / EVENTS).exists() else []
-    if lines and lines[-1] == b"":
+    check.problems.extend(refused_notes(refused))
+
+
+def _stop(check: LogCheck, fault: LogFault, problem: str, unvouched: Sequence[bytes]) -> None:
+    check.fault = fault
+    check.problems.append(problem)
+    check.named_after_fault = files_named(unvouched)
+
+
+def check_log(
+    directory: Path, verifiers: Sequence[NoteVerifier], belongs: Callable[[str], bool]
+) -> LogCheck:
+    """Check ``directory``'s events and checkpoints; ``belongs`` accepts this log's origin."""
+    check = LogCheck()
+    _read_notes(directory, verifiers, belongs, check)
+    held = (directory / EVENTS).read_bytes() if (directory / EVENTS).exists() else b""
+    lines = held.split(b"\n")
+    if lines[-1] == b"":
         lines.pop()
+    signed = max(check.notes, default=0)
+    running = RunningRoot()
     for number, line in enumerate(lines):
         try:
             event = msgspec.json.decode(line)
         except msgspec.DecodeError:
-            check.problems.append(f"event {number} is not JSON")
-            break
+            if number == len(lines) - 1 and not held.endswith(b"\n"):  # a write cut off
+                if signed > number:
+                    _stop(check, LogFault.CUT_SHORT, cut_short(number, signed, True), [])
+                else:
+                    _stop(check, LogFault.TORN, torn_tail(number, check.last_checkpoint), [])
+            else:
+                problem = f"event {number} was altered: it is not JSON"
+                _stop(check, LogFault.ALTERED, problem, lines[number:])
+            return check
         if not isinstance(event, dict) or canonical(event) != line:
-            check.problems.append(f"event {number} is not canonical JSON")
-            break
+            problem = unreadable_event(number, event)
+            _stop(check, LogFault.ALTERED, problem, lines[number:])
+            return check
         if event.get("seq") != number:
-            check.problems.append(f"event {number} carries sequence {event.get('seq')}")
-            break
+            problem = out_of_sequence(number, event.get("seq"), lines)
+            _stop(check, LogFault.ALTERED, problem, lines[number:])
+            return check
         running.append(leaf_hash(line))
         check.events.append(event)
         due = check.notes.get(running.size)
-        if due is not None:
-            if due.root != running.root():
-                check.problems.append(
-                    f"checkpoint {running.size} does not match events 0-{number}: "
-                    "an event was edited, reordered or removed"
-                )
-            else:
-                check.checkpoints += 1
-                check.last_checkpoint = running.size
-    for size in sorted(check.notes):
-        if size > running.size:
-            check.problems.append(
-                f"checkpoint {size} covers events that are missing (the log holds {running.size})"
-            )
+        if due is None:
+            continue
+        if due.root != running.root():
+            good = check.last_checkpoint
+            problem = altered(check.events, good, running.size)
+            del check.events[good:]
+            _stop(check, LogFault.ALTERED, problem, lines[good:])
+            return check
+        check.checkpoints += 1
+        check.last_checkpoint = running.size
+    if signed > running.size:
+        _stop(check, LogFault.CUT_SHORT, cut_short(running.size, signed, False), [])
     return check
+
+
+def _listed_files(
+    events: Sequence[dict[str, Any]], result: Verification
+) -> dict[str, tuple[str, int]]:
+    """Each file the events list, with the hash and size it must have now."""
+    listed: dict[str, tuple[str, int]] = {}
+    for event in events:
+        name = str(event.get("file"))
+        if event.get("kind") == "shred" and name in listed:
+            # the key material was destroyed on purpose: the file now matches this hash
+            listed[name] = (str(event.get("sha256")), listed[name][1])
+            result.shredded += 1
+            result.shredded_files.append(name)
+            if str(event.get("reason")) not in result.shred_reasons:
+                result.shred_reasons.append(str(event.get("reason")))
+        elif "file" in event:  # a media segment or an encrypted blob (notes, an ID still)
+            listed[name] = (str(event.get("sha256")), int(event.get("size", -1)))
+    return listed
+
+
+def _check_files(directory: Path, check: LogCheck, result: Verification) -> None:
+    listed = _listed_files(check.events, result)
+    mismatched = []
+    for name, (digest, size) in sorted(listed.items()):
+        path = directory / name
+        if not path.exists():
+            result.problems.append(f"{what(name)} {name} is missing")
+        elif path.stat().st_size != size:
+            mismatched.append(name)
+        else:
+            with path.open("rb") as handle:
+                if hashlib.file_digest(handle, "sha256").hexdigest() != digest:
+                    mismatched.append(name)
+                elif name.endswith(".webm.age"):
+                    result.segments += 1
+    result.problems.extend(mismatched_files(directory, mismatched, listed))
+    unlisted = [
+        path.name
+        for path in sorted(directory.glob("*.age"))
+        if path.name not in listed and path.name not in check.named_after_fault
+    ]
+    if not unlisted:
+        return
+    if check.fault in (LogFault.ALTERED, LogFault.CUT_SHORT):
+        # the event that listed them may be the one removed, garbled or cut away: part
+        # of the same fault, told with it
+        at = result.problems.index(check.problems[-1])
+        result.problems[at] += f"; no event left lists {', '.join(unlisted)}"
+        return
+    for name in unlisted:
+        result.problems.append(f"{what(name)} {name} is not listed in the log")
+
+
+def _incompleteness(check: LogCheck) -> str:
+    covers = f"last good checkpoint covers {check.last_checkpoint} of {len(check.events)} events"
+    if check.last_checkpoint < len(check.events):
+        return f"{INCOMPLETE}the log ends without a final checkpoint; {covers}"
+    return f"{INCOMPLETE}the session never ended: no event ends it; {covers}"
 
 
 def verify_session(
@@ -341,49 +400,26 @@ def verify_session(
 ) -> Verification:
     """``origin`` defaults to any log's origin for this directory's interview id, so a
     checkpoint copied from another session is refused either way. Each of ``witnesses``
-    (agencies' keys) must have co-signed the final checkpoint."""
+    (agencies' keys) must have co-signed the final checkpoint. Each fault is reported
+    once, at its cause (see `record_faults`)."""
 
     check = check_log(directory, verifiers, _belongs(directory, origin))
     result = Verification(
+        events=len(check.events),
         checkpoints=check.checkpoints,
         last_checkpoint=check.last_checkpoint,
         problems=list(check.problems),
+        origin=check.notes[check.last_checkpoint].origin if check.last_checkpoint else "",
     )
-    notes = check.notes
-    listed: dict[str, tuple[str, int]] = {}
-    kinds: set[str] = set()
-    for event in check.events:
-        kinds.add(str(event.get("kind")))
-        if event.get("kind") == "shred" and str(event.get("file")) in listed:
-            # the key material was destroyed on purpose: the file now matches this hash
-            _, size = listed[str(event.get("file"))]
-            listed[str(event.get("file"))] = (str(event.get("sha256")), size)
-            result.shredded += 1
-        elif "file" in event:  # a media segment or an encrypted blob (notes, an ID still)
-            listed[str(event.get("file"))] = (str(event.get("sha256")), int(event.get("size", -1)))
-    running_size = len(check.events)
-    result.events = running_size
-    for name, (digest, size) in sorted(listed.items()):
-        path = directory / name
-        if not path.exists():
-            result.problems.append(f"segment {name} is missing")
-        elif path.stat().st_size != size or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
-            result.problems.append(
-                f"segment {name} does not match its hash: it was altered or replaced"
-            )
-        elif name.endswith(".webm.age"):
-            result.segments += 1
-    for path in sorted(directory.glob("*.age")):
-        if path.name not in listed:
-            result.problems.append(f"segment {path.name} is not listed in the log")
-    if "consent" not in kinds:
+    _check_files(directory, check, result)
+    kinds = {str(event.get("kind")) for event in check.events}
+    intact = check.fault in (None, LogFault.TORN)  # else consent may be among the lost
+    if "consent" not in kinds and intact:
         result.problems.append("no consent event")
-    result.complete = bool(kinds & ENDING_KINDS) and result.last_checkpoint == running_size
+    ended = bool(kinds & ENDING_KINDS)
+    result.complete = check.fault is None and ended and check.last_checkpoint == len(check.events)
     if witnesses:
-        _check_witnesses(directory, notes, witnesses, result)
-    if not result.complete and not any("checkpoint" in p for p in result.problems):
-        result.problems.append(
-            f"incomplete: the log ends without a final checkpoint; last good checkpoint "
-            f"covers {result.last_checkpoint} of {running_size} events"
-        )
+        _check_witnesses(directory, check.notes, witnesses, result)
+    if not result.complete and not check.problems:  # else the log's fault says why
+        result.problems.append(_incompleteness(check))
     return result

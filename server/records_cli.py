@@ -7,11 +7,11 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from recordings.export import export_session
+from recordings.export import Exported, export_session
 from recordings.keys import HOLDERS, Identity, read_identity_file, write_identity_file
-from recordings.session_record import SessionLog, session_origin, shred, verify_session
+from recordings.session_record import SessionLog, Verification, verify_session
+from recordings.shredding import shred
 from recordings.tlog import LogError, NoteVerifier
 from recordings.witness import cosign_session, generate_witness, read_witness
 
@@ -60,6 +60,12 @@ def add_commands(group: Group, flags: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also write composite.webm: everyone side by side, audio mixed (re-encoded)",
     )
+    sub.add_argument(
+        "--force",
+        action="store_true",
+        help="export a record that fails verification, with a warning on every file",
+    )
+    add_key_arguments(sub)
     sub.set_defaults(run=_records_export)
     sub = records.add_parser(
         "cosign",
@@ -96,10 +102,11 @@ def add_commands(group: Group, flags: argparse.ArgumentParser) -> None:
     sub.set_defaults(run=_keys_witness)
 
 
-def _records_verify(args: argparse.Namespace, settings: Settings) -> int:
+def _verification(args: argparse.Namespace) -> Verification:
+    """The session verified as `records verify` does, its summary printed."""
     session: Path = args.session
     if not (session / "events.jsonl").is_file():
-        raise BadRequest(f"{session} is not a session record (no events.jsonl)")
+        raise BadRequest("{session} is not a session record (no events.jsonl)", session=session)
     result = verify_session(
         session,
         [NoteVerifier.parse(key) for key in args.keys],
@@ -111,6 +118,16 @@ def _records_verify(args: argparse.Namespace, settings: Settings) -> int:
     )
     if result.witnessed_by:
         print(f"final checkpoint co-signed by: {', '.join(result.witnessed_by)}")
+    if result.shredded_files:
+        print(
+            f"SHREDDED ({'; '.join(result.shred_reasons)}): the key material of "
+            f"{', '.join(result.shredded_files)} was destroyed; nobody can decrypt them"
+        )
+    return result
+
+
+def _records_verify(args: argparse.Namespace, settings: Settings) -> int:
+    result = _verification(args)
     if result.ok:
         print("VERIFIED: signatures, hash chain, segments, consent and completeness")
         return 0
@@ -120,43 +137,89 @@ def _records_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _records_export(args: argparse.Namespace, settings: Settings) -> int:
+    session: Path = args.session
+    result = _verification(args)
+    warning = ""
+    for problem in result.problems:
+        print(f"{'FAILED' if result.failed else 'NOTE'}: {problem}", file=sys.stderr)
+    if result.failed and not args.force:
+        print(
+            f"not exported: {session.name} does not verify (--force exports it anyway, "
+            "with a warning on every file)",
+            file=sys.stderr,
+        )
+        return 3
+    if result.failed:
+        warning = f"UNVERIFIED: {session.name} failed verification: {'; '.join(result.problems)}"
+    media = [name for name in result.shredded_files if name.endswith(".webm.age")]
+    if media:
+        raise BadRequest(
+            "the media of {session} were shredded ({files}): none of the given identities "
+            "can open them, nor any other",
+            session=session.name,
+            files=", ".join(media),
+        )
     identities = read_identity_file(args.identity)
     with progress_bar("decrypting") as update:
         exported = export_session(
-            args.session,
+            session,
             identities,
             args.out,
             lambda done, total: update(completed=done, total=total),
             composite=args.composite,
+            warning=warning,
         )
     if not exported:
-        raise BadRequest(f"{args.session} holds no media segments")
+        raise BadRequest("{session} holds no media segments", session=session)
+    flag = " [UNVERIFIED: the record failed verification; see above]" if warning else ""
     for item in exported:
-        note = (
-            " (its last segment was cut short: recovered up to the crash)"
-            if item.recovered_from_crash
-            else ""
-        )
         print(
             f"{item.path}: {item.segments} segments, {item.video_frames} video and "
-            f"{item.audio_frames} audio frames{note}"
+            f"{item.audio_frames} audio frames{_cut_short(item, result)}{flag}"
         )
     if args.composite:
-        print(f"{args.out / 'composite.webm'}: everyone side by side, audio mixed")
+        print(f"{args.out / 'composite.webm'}: everyone side by side, audio mixed{flag}")
     return 0
+
+
+def _cut_short(item: Exported, result: Verification) -> str:
+    """Which segments did not decrypt to their end, and why as far as the record tells."""
+    if not item.cut_short:
+        return ""
+    names = ", ".join(item.cut_short)
+    if result.failed:
+        return f" ({names} does not decrypt to its end: exported up to where it stops)"
+    return f" ({names} was cut short by a crash: recovered up to it)"
 
 
 def _records_shred(args: argparse.Namespace, settings: Settings) -> int:
     records = SessionRecords(settings)
     session = records.directory / args.interview_id
     if not (session / "events.jsonl").is_file():
-        raise BadRequest(f"no session record for {args.interview_id!r} in {records.directory}")
-    origin = session_origin(urlsplit(settings.public_url).netloc, args.interview_id)
-    log = SessionLog(session, origin, records.signer)
-    shredded = shred(session, log, args.reason)
+        raise BadRequest(
+            "no session record for {interview} in {directory}",
+            interview=args.interview_id,
+            directory=records.directory,
+        )
+    # the shred events go on under the record's own origin and key, or nobody could
+    # check them with the rest; and signing a record that does not verify would vouch
+    # for whatever was done to it
+    result = verify_session(session, [NoteVerifier.parse(records.signer.verifier_key)])
+    if result.failed or not result.origin:
+        raise BadRequest(
+            "not shredding {interview}: its record does not verify with this server's "
+            "checkpoint key ({problems})",
+            interview=args.interview_id,
+            problems="; ".join(result.problems) or "it has no signed checkpoint",
+        )
+    log = SessionLog(session, result.origin, records.signer)
+    try:
+        shredded = shred(session, log, args.reason)
+    finally:
+        log.close_file()
     print(
-        f"shredded the key material of {len(shredded)} segment(s) of {args.interview_id}; "
-        "the media can no longer be decrypted by anyone, and the log records it"
+        f"shredded the key material of {len(shredded)} file(s) of {args.interview_id}; "
+        "they can no longer be decrypted by anyone, and the log records it"
     )
     return 0
 
