@@ -208,7 +208,7 @@ def _check_witnesses(
         return
     final = directory / CHECKPOINTS / f"{max(notes):010d}.note"
     try:
-        _, signed_by = open_note(final.read_text("utf-8"), witnesses)
+        _, signed_by = open_note(final.read_bytes(), witnesses)
     except (LogError, OSError) as exc:
         signed_by = []
         if "no signature by a trusted key" not in str(exc):
@@ -259,7 +259,7 @@ def _read_notes(
     refused: dict[str, list[str]] = {}
     for path in sorted((directory / CHECKPOINTS).glob("*.note")):
         try:
-            text, _ = open_note(path.read_text("utf-8"), verifiers)
+            text, _ = open_note(path.read_bytes(), verifiers)
             checkpoint = Checkpoint.parse(text)
         except (LogError, UnicodeDecodeError) as exc:
             refused.setdefault(f": {exc}", []).append(path.name)

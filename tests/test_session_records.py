@@ -24,6 +24,11 @@ from .media import SyntheticParticipant, wait_for
 from .test_recorder import ffprobe_json, probe
 
 
+def _server_key(world: World) -> tuple[str, str]:
+    """Export verifies first: the key the server signs its checkpoints with."""
+    return ("--key", world.server.app[RECORDS].signer.verifier_key)
+
+
 async def export_cli(
     session: Path, identity: Path, out: Path, *extra: str
 ) -> subprocess.CompletedProcess[str]:
@@ -132,7 +137,7 @@ async def test_export_writes_one_playable_file_per_participant(
     world, keys = recorded
     session = await record_a_call(world)
     out = tmp_path / "export"
-    done = await export_cli(session, keys["audit"], out)
+    done = await export_cli(session, keys["audit"], out, *_server_key(world))
     assert done.returncode == 0, done.stderr
     for seat in Seat:
         frames = await asyncio.to_thread(probe, out / f"{seat}.webm")
@@ -151,7 +156,7 @@ async def test_shredding_a_recorded_interview_on_the_command_line(
     )
     assert shredded.returncode == 0, shredded.stderr
     assert "no longer be decrypted" in shredded.stdout
-    export = await export_cli(session, keys["cbsa"], tmp_path / "out")
+    export = await export_cli(session, keys["cbsa"], tmp_path / "out", *_server_key(world))
     assert export.returncode == 1 and "none of the given identities" in export.stderr
     verifier = NoteVerifier.parse(world.server.app[RECORDS].signer.verifier_key)
     result = await asyncio.to_thread(verify_session, session, [verifier])
@@ -206,7 +211,7 @@ async def test_the_composite_export_shows_everyone_side_by_side_with_the_audio_m
     world, keys = recorded
     session = await record_a_call(world)
     out = tmp_path / "export"
-    done = await export_cli(session, keys["cbp"], out, "--composite")
+    done = await export_cli(session, keys["cbp"], out, "--composite", *_server_key(world))
     assert done.returncode == 0, done.stderr
     assert "composite.webm: everyone side by side" in done.stdout
     info = await asyncio.to_thread(ffprobe_json, out / "composite.webm")
