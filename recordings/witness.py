@@ -22,6 +22,7 @@ from .keys import write_private_file
 from .private_files import replace_privately
 from .session_record import CHECKPOINTS, verify_session
 from .tlog import ED25519_ALGORITHM, LogError, NoteSigner, NoteVerifier, add_signatures, open_note
+from .witness_protocol import COSIGNATURE_ALGORITHM, Cosigner
 
 PRIVATE_PREFIX = "PRIVATE+KEY+"
 
@@ -62,6 +63,39 @@ def read_witness(path: Path) -> NoteSigner:
     if signer.verifier_key.split("+")[1] != key_id:
         raise KeyFileError(f"{path}: the key id does not match the key")
     return signer
+
+
+def generate_cosigner(path: Path, name: str) -> Cosigner:
+    """Write a new live witness key file (cosignature/v1, type 0x04; mode 0600)."""
+    key = Ed25519PrivateKey.generate()
+    cosigner = Cosigner(name, key)
+    seed = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    raw = base64.b64encode(COSIGNATURE_ALGORITHM + seed).decode()
+    write_private_file(path, f"{PRIVATE_PREFIX}{name}+{cosigner.key_id.hex()}+{raw}\n")
+    return cosigner
+
+
+def read_cosigner(path: Path) -> Cosigner:
+    """A live witness's key, written by `generate_cosigner`."""
+    usage = f"{path} is not a live witness key file (PRIVATE+KEY+name+id+key, type 0x04)"
+    try:
+        text = path.read_text("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"cannot read the witness key file {path}: {exc}") from exc
+    try:
+        name, key_id, raw_b64 = text.removeprefix(PRIVATE_PREFIX).split("+", 2)
+        raw = base64.b64decode(raw_b64, validate=True)
+    except ValueError:
+        raise KeyFileError(usage) from None
+    if not text.startswith(PRIVATE_PREFIX) or raw[:1] != COSIGNATURE_ALGORITHM or len(raw) != 33:
+        raise KeyFileError(usage)
+    try:
+        cosigner = Cosigner(name, Ed25519PrivateKey.from_private_bytes(raw[1:]))
+    except LogError as exc:
+        raise KeyFileError(f"{path}: {exc.message}") from None
+    if cosigner.key_id.hex() != key_id:
+        raise KeyFileError(f"{path}: the key id does not match the key")
+    return cosigner
 
 
 def final_checkpoint(directory: Path) -> Path:

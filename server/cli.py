@@ -72,6 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--identity", type=Path, required=True, help="the audit body's identity file")
     records_cli.add_key_arguments(sub)
+    sub = command("witness", _witness, "run an agency's witness (C2SP tlog-witness)")
+    sub.add_argument("--key", type=Path, required=True, help="the witness's key file")
+    sub.add_argument(
+        "--new-key", metavar="NAME", help="create the key file first, with this key name"
+    )
+    sub.add_argument(
+        "--log-key", action="append", required=True, help="the server's checkpoint key; repeatable"
+    )
+    sub.add_argument(
+        "--origin-prefix", required=True, help="cosign logs whose origin starts with this"
+    )
+    sub.add_argument("--state", type=Path, required=True, help="directory of its checkpoints")
+    sub.add_argument("--listen", default="127.0.0.1:8450", help="HOST:PORT to listen on")
     command("demo", _demo, "seed ./demo-data, print the sign-ins and links, and serve")
     command("settings", _settings, "print every setting with its value and help")
 
@@ -188,6 +201,29 @@ def _audit_console(args: argparse.Namespace, settings: Settings) -> int:
     app = create_audit_app(settings, read_identity_file(args.identity), server_keys, witnesses)
     print(f"audit console on http://{settings.host}:{settings.audit_port}")
     serve(app, settings.host, settings.audit_port)
+    return 0
+
+
+def _witness(args: argparse.Namespace, settings: Settings) -> int:
+    from recordings.witness import generate_cosigner, read_cosigner
+
+    from .witness_app import WitnessConfig, create_witness_app
+
+    host, _, port = args.listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise BadRequest("--listen is HOST:PORT, not {listen}", listen=args.listen)
+    if args.new_key and not args.key.exists():
+        cosigner = generate_cosigner(args.key, args.new_key)
+    else:
+        cosigner = read_cosigner(args.key)
+    try:
+        log_keys = [NoteVerifier.parse(key) for key in args.log_key]
+    except LogError as exc:
+        raise BadRequest(exc.message) from None
+    config = WitnessConfig(cosigner, log_keys, args.origin_prefix, args.state)
+    print(f"witness {cosigner.verifier_key}")
+    print(f"cosigning {args.origin_prefix}* on http://{host}:{port}/add-checkpoint", flush=True)
+    serve(create_witness_app(config), host, int(port))
     return 0
 
 
