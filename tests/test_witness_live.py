@@ -31,6 +31,9 @@ from recordings.witness_protocol import CosignatureVerifier, Cosigner, cosignatu
 from server import serving
 from server.witness_app import WitnessConfig, create_witness_app
 from server.witnessing import WitnessEndpoint, Witnessing, parse_witnesses
+from tests.test_note_interop import Notecheck, notecheck, notecheck_binary
+
+__all__ = ["notecheck", "notecheck_binary"]  # fixtures: Go's sumdb/note, built once
 
 EM = "\u2014"
 LOG_NAME = "nexus.test"
@@ -148,6 +151,37 @@ async def test_first_checkpoint_is_cosigned_with_a_cosignature_v1_that_verifies(
     vkey = CosignatureVerifier.parse(Cosigner(WITNESS_NAME, WITNESS_KEY).verifier_key)
     assert cosignatures(note_of(log, 3) + answer, [vkey]) == {WITNESS_NAME: NOW}
     assert held(witness.state, session_origin(LOG_NAME, "iv_1"))["size"] == 3
+
+
+async def test_go_verifies_the_live_witness_cosignature_on_the_server_checkpoint(
+    tmp_path: Path, witness: Running, notecheck: Notecheck
+) -> None:
+    log = session(tmp_path, "iv_1", 5)
+    status, _, answer = await add(witness.url, log, old=0)
+    assert status == 200
+    vkey = Cosigner(WITNESS_NAME, WITNESS_KEY).verifier_key
+    cosigned = note_of(log, 5) + answer
+    done = notecheck("open", SERVER.verifier_key, vkey, stdin=cosigned)
+    assert done.stdout == f"OK {LOG_NAME} {WITNESS_NAME}\n"
+    altered = cosigned.replace("\n5\n", "\n6\n", 1)
+    assert notecheck("open", vkey, stdin=altered).stdout.startswith("FAIL")
+
+
+async def test_two_racing_requests_cannot_roll_the_witness_back(
+    tmp_path: Path, witness: Running
+) -> None:
+    for race in range(6):
+        log = session(tmp_path, f"iv_{race}", 3)
+        assert (await add(witness.url, log, old=0))[0] == 200
+        grow(log, 2)
+        grow(log, 4)  # checkpoints of 5 and 9, both extending 3
+        small, large = await asyncio.gather(
+            add(witness.url, log, old=3, size=5), add(witness.url, log, old=3, size=9)
+        )
+        assert sorted([small[0], large[0]]) == [200, 409], (small, large)
+        winner, loser = (5, large) if small[0] == 200 else (9, small)
+        assert loser[1:] == ("text/x.tlog.size", f"{winner}\n")
+        assert held(witness.state, session_origin(LOG_NAME, f"iv_{race}"))["size"] == winner
 
 
 async def test_a_consistent_later_checkpoint_is_cosigned(tmp_path: Path, witness: Running) -> None:
