@@ -81,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-key", action="append", required=True, help="the server's checkpoint key; repeatable"
     )
     sub.add_argument(
-        "--origin-prefix", required=True, help="cosign logs whose origin starts with this"
+        "--origin-prefix",
+        action="append",
+        required=True,
+        help="cosign logs whose origin starts with this; repeatable",
     )
     sub.add_argument("--state", type=Path, required=True, help="directory of its checkpoints")
     sub.add_argument("--listen", default="127.0.0.1:8450", help="HOST:PORT to listen on")
@@ -222,7 +225,8 @@ def _witness(args: argparse.Namespace, settings: Settings) -> int:
         raise BadRequest(exc.message) from None
     config = WitnessConfig(cosigner, log_keys, args.origin_prefix, args.state)
     print(f"witness {cosigner.verifier_key}")
-    print(f"cosigning {args.origin_prefix}* on http://{host}:{port}/add-checkpoint", flush=True)
+    prefixes = ", ".join(f"{prefix}*" for prefix in args.origin_prefix)
+    print(f"cosigning {prefixes} on http://{host}:{port}/add-checkpoint", flush=True)
     serve(create_witness_app(config), host, int(port))
     return 0
 

@@ -1,7 +1,7 @@
 """An agency's witness: the C2SP tlog-witness ``add-checkpoint`` endpoint, run as its own
 process with its own key (``nexus-interview witness``).
 
-It trusts one interview server's checkpoint key(s) and every origin under one prefix
+It trusts one interview server's checkpoint key(s) and every origin under its prefixes
 (each interview is a log of its own, ``<host>/interview/<id>``), and cosigns a
 checkpoint (cosignature/v1) only if it extends, by a verified consistency proof, the
 latest one it cosigned for that origin. That latest checkpoint is kept per origin in a
@@ -53,7 +53,7 @@ _STATUS = {
 class WitnessConfig:
     cosigner: Cosigner
     log_keys: Sequence[NoteVerifier]  # the interview server's checkpoint key(s)
-    origin_prefix: str  # e.g. "interviews.example/interview/"
+    origin_prefixes: Sequence[str]  # e.g. "interviews.example/interview/"
     state: Path  # directory of the latest cosigned checkpoint per origin
 
 
@@ -114,8 +114,8 @@ class Witness:
             checkpoint = Checkpoint.parse(text)
         except LogError as exc:
             raise WitnessRefused(Refusal.MALFORMED, exc.message) from None
-        prefix = self.config.origin_prefix
-        if not checkpoint.origin.startswith(prefix) or checkpoint.origin == prefix:
+        origin = checkpoint.origin
+        if not any(origin.startswith(p) and origin != p for p in self.config.origin_prefixes):
             raise WitnessRefused(
                 Refusal.UNKNOWN_ORIGIN, f"this witness knows no log {checkpoint.origin!r}"
             )

@@ -181,6 +181,7 @@ class Witnessing:
         self._http: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._idle.set()
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT))
@@ -266,6 +267,9 @@ class Witnessing:
             return
         if newest_checkpoint(directory) == note_path:
             del record.witnesses[witness.name]
+        else:  # the log moved on meanwhile: the newer checkpoint, at once
+            pending.attempts, pending.next_try = 0, 0.0
+            pending.problem = "a newer checkpoint to submit"
         if not record.witnesses:
             del self._records[directory]
 

@@ -56,10 +56,13 @@ class Running:
 
 
 async def start_witness(
-    state: Path, port: int = 0, key: Ed25519PrivateKey = WITNESS_KEY
+    state: Path, port: int = 0, prefixes: tuple[str, ...] = (PREFIX,)
 ) -> Running:
     config = WitnessConfig(
-        Cosigner(WITNESS_NAME, key), [NoteVerifier.parse(SERVER.verifier_key)], PREFIX, state
+        Cosigner(WITNESS_NAME, WITNESS_KEY),
+        [NoteVerifier.parse(SERVER.verifier_key)],
+        prefixes,
+        state,
     )
     runner = await serving.start(create_witness_app(config, clock=lambda: NOW), "127.0.0.1", port)
     bound = runner.addresses[0][1]
@@ -294,6 +297,23 @@ async def test_an_unknown_origin_is_404_and_an_unknown_key_403(
     status, _, answer = await post(witness.url, request_body(0, [], "\n".join(lines)))
     assert status == 403 and "does not match" in answer
     assert not list(witness.state.glob("*.json"))
+
+
+async def test_a_witness_takes_every_origin_under_each_of_its_prefixes(tmp_path: Path) -> None:
+    running = await start_witness(tmp_path / "state", prefixes=(PREFIX, f"{LOG_NAME}/closed"))
+    try:
+        closed = SessionLog(tmp_path / "closed", f"{LOG_NAME}/closed", SERVER)
+        grow(closed, 1)
+        assert (await add(running.url, closed, old=0))[0] == 404  # a prefix is not an origin
+        closed = SessionLog(tmp_path / "closed2", f"{LOG_NAME}/closed-sessions", SERVER)
+        grow(closed, 2)
+        assert (await add(running.url, closed, old=0))[0] == 200
+        assert (await add(running.url, session(tmp_path, "iv_1", 1), old=0))[0] == 200
+        other = SessionLog(tmp_path / "other", f"{LOG_NAME}/clos", SERVER)
+        grow(other, 1)
+        assert (await add(running.url, other, old=0))[0] == 404
+    finally:
+        await running.stop()
 
 
 @pytest.mark.parametrize(
