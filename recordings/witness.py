@@ -4,6 +4,8 @@ own Ed25519 key, so the record verifies against keys the interview server never 
 Keys use the signed-note formats (c2sp.org/signed-note, as Go's ``note`` package):
 ``PRIVATE+KEY+<name>+<key id>+<base64>`` in the private file, ``<name>+<key id>+<base64>``
 for verifiers. A witness co-signs only a session that verifies and is complete.
+A live witness (`server.witness_app`) holds a key of type 0x04 instead, for C2SP
+cosignature/v1 (`generate_cosigner`, `read_cosigner`), never one of these.
 """
 
 from __future__ import annotations
