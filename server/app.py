@@ -41,6 +41,7 @@ from .appkeys import (
     STILLS,
     STORE,
     THROTTLE,
+    WITNESSING,
 )
 from .auth import LoginThrottle, Passwords
 from .errors import NexusError
@@ -59,6 +60,7 @@ from .types import Agency, Clock, Role, utc_now
 from .views.http import page_context
 from .views.routes import ROUTES, STATIC_PREFIX, Route
 from .views.stills import MAX_STILL_BYTES
+from .witnessing import Witnessing, cosigned_size, newest_checkpoint, parse_witnesses
 
 SESSION_COOKIE = "nexus_session"
 SWEEP_SECONDS = 30.0
@@ -144,6 +146,8 @@ def create_app(
         ice_servers=[RTCIceServer(urls=url) for url in settings.ice_servers],
         address_policy=AddressPolicy(settings.media_peer_networks),
     )
+    witnesses = parse_witnesses(settings.witnesses)
+    witnessing = app[WITNESSING] = Witnessing(witnesses) if witnesses else None
     lives = app[LIVES] = Lives(
         store,
         records,
@@ -151,6 +155,9 @@ def create_app(
         end_call=lambda room_id, detail: rooms.end(room_id, **detail),
         no_show_minutes=settings.no_show_minutes,
         outage_wait_seconds=settings.outage_wait_seconds,
+        witness=(lambda room_id: witnessing.submit(records.directory / room_id))
+        if witnessing is not None
+        else None,
     )
     app[LOBBY] = Lobby(partial(_seat_officers, lives), clock=lambda: clock().timestamp())
     lives.listen(partial(_tell_about, app))
@@ -212,6 +219,11 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     """The store opens first and closes last: rooms write their final events to it. In
     between, interviews a stop or a crash cut off resume, and time does its part."""
     await app[STORE].open()
+    witnessing = app[WITNESSING]
+    if witnessing is not None:
+        await witnessing.start()
+        for directory in await asyncio.to_thread(_not_yet_witnessed, app[RECORDS], witnessing):
+            witnessing.submit(directory)
     lives = app[LIVES]
     await lives.resume()
     sweeping = asyncio.ensure_future(_keep_sweeping(lives))
@@ -224,8 +236,26 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STILLS].close()
     await lives.drain()
     await app[RECORDS].close_all()
+    if witnessing is not None:
+        await witnessing.close()  # what is not cosigned yet is taken again at the next start
     app[PASSWORD_CHECKS].close()
     await app[STORE].close()
+
+
+def _not_yet_witnessed(records: SessionRecords, witnessing: Witnessing) -> list[Path]:
+    """Records whose newest checkpoint some witness has not cosigned (a witness that was
+    down, a stop before it answered)."""
+    if not records.directory.is_dir():
+        return []
+    waiting = []
+    for directory in sorted(records.directory.iterdir()):
+        newest = newest_checkpoint(directory)
+        if newest is None:
+            continue
+        size = int(newest.stem)
+        if any(cosigned_size(directory, w.key) < size for w in witnessing.witnesses):
+            waiting.append(directory)
+    return waiting
 
 
 async def _keep_sweeping(lives: Lives) -> None:

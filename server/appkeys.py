@@ -17,6 +17,7 @@ from .sign_in import StaffSignIn
 from .socket_sessions import SocketSessions
 from .store import Store
 from .types import Clock
+from .witnessing import Witnessing
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -26,6 +27,7 @@ SIGN_IN = web.AppKey("sign_in", StaffSignIn)
 SOCKET_SESSIONS = web.AppKey("socket_sessions", SocketSessions)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 LIVES = web.AppKey("lives", Lives)
+WITNESSING: web.AppKey[Witnessing | None] = web.AppKey("witnessing")
 RECORDS: web.AppKey[SessionRecords] = web.AppKey("records")
 CATALOGS = web.AppKey("catalogs", Catalogs)
 STILLS = web.AppKey("stills", LiveStills)

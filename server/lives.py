@@ -60,6 +60,9 @@ EndCall = Callable[[RoomId, Mapping[str, Any]], Awaitable[None]]
 
 FINAL_EVENTS = frozenset({"close", "no-show", "cancelled", "interrupted"})
 """The events that end an interview: its journal takes nothing after them."""
+WITNESSED_EVENTS = FINAL_EVENTS | {"end", "decision", "outage"}
+"""After these, the record's checkpoint is taken to the witnesses at once: a rollback
+past a step's end, a decision or the close is then provable."""
 
 # What a room reports, as the lifecycle's actions on the party's presence.
 _ROOM_ACTIONS: Mapping[str, Callable[[Party], Action]] = {
@@ -95,7 +98,9 @@ class Lives:
         end_call: EndCall,
         no_show_minutes: int = 15,
         outage_wait_seconds: float = 600.0,
+        witness: Callable[[RoomId], None] | None = None,
     ) -> None:
+        self._witness = witness
         self._no_show_minutes = no_show_minutes
         self._outage_wait_seconds = outage_wait_seconds
         self._timers: list[asyncio.TimerHandle] = []
@@ -211,6 +216,8 @@ class Lives:
                 await self._records.append(room_id, event, **detail)
         if events[-1] in FINAL_EVENTS:
             await self._records.finish(room_id)
+        if self._witness is not None and WITNESSED_EVENTS.intersection(events):
+            self._witness(room_id)  # the checkpoint now on disk goes to the agencies' witnesses
 
     async def resume(self) -> None:
         """At start, after a stop or a crash: each interview not over whose session record

@@ -22,6 +22,7 @@ from signalling.address_policy import Network, parse_networks
 
 from .errors import SettingError
 from .secret import Secret
+from .witnessing import parse_witnesses
 
 ENV_PREFIX = "NEXUS_"
 
@@ -107,6 +108,14 @@ def _time_zone(raw: str) -> ZoneInfo:
         return ZoneInfo(raw.strip())
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError("expected an IANA time zone name, such as America/Toronto") from None
+
+
+def _witnesses(raw: str) -> str:
+    try:
+        parse_witnesses(raw)
+    except SettingError as exc:
+        raise ValueError(exc.message) from None
+    return raw.strip()
 
 
 _AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
@@ -241,6 +250,13 @@ class Settings:
         "After a server restart, seconds an interrupted call waits for its participants "
         "to come back before the interview is marked interrupted.",
         _int_between(1, 24 * 3600),
+    )
+    witnesses: str = _setting(
+        "",
+        "The agencies' witnesses that cosign each session record's checkpoints as the "
+        "interview goes: comma-separated name=url=key, the key as `nexus-interview witness` "
+        "prints it; empty: none (records are then witnessed offline, `records cosign`).",
+        _witnesses,
     )
     cbsa_recipient: str = _setting("", "CBSA's age recipient (public key).", _recipient)
     cbp_recipient: str = _setting("", "CBP's age recipient (public key).", _recipient)
