@@ -55,6 +55,7 @@ from .tlog import (
     open_note,
     sign_note,
 )
+from .witness_keys import WitnessKey, cosigned_by
 
 EVENTS = "events.jsonl"
 ENDING_KINDS = frozenset({"end", "close", "no-show", "cancelled", "interrupted"})
@@ -199,25 +200,30 @@ def session_origin(log_name: str, interview_id: str) -> str:
 
 
 def _check_witnesses(
-    directory: Path,
-    notes: dict[int, Checkpoint],
-    witnesses: Sequence[NoteVerifier],
-    result: Verification,
+    directory: Path, check: LogCheck, witnesses: Sequence[WitnessKey], result: Verification
 ) -> None:
-    if not notes:
-        return
-    final = directory / CHECKPOINTS / f"{max(notes):010d}.note"
-    try:
-        _, signed_by = open_note(final.read_bytes(), witnesses)
-    except (LogError, OSError) as exc:
-        signed_by = []
-        if "no signature by a trusted key" not in str(exc):
-            result.problems.append(f"final checkpoint {final.name}: {exc}")
-    result.witnessed_by = signed_by
+    """Every line by a witness's key on a checkpoint must verify, and each witness must
+    have cosigned the final checkpoint, the one covering the last event: a cosignature
+    of an earlier one vouches for none of the events after it, and a record cut back to
+    such a checkpoint would look whole."""
+    signers: dict[int, list[str]] = {}
+    for size in sorted(check.notes):
+        path = directory / CHECKPOINTS / f"{size:010d}.note"
+        try:
+            signers[size] = cosigned_by(path.read_bytes(), witnesses)
+        except LogError as exc:
+            result.problems.append(f"checkpoint {path.name}: {exc.message}")
+        except OSError as exc:
+            result.problems.append(f"checkpoint {path.name}: {exc}")
+    result.witnessed_by = signers.get(check.last_checkpoint, [])
+    if not result.complete or check.last_checkpoint not in signers:
+        return  # what is wrong or missing in the log itself is said already
     for witness in witnesses:
-        if witness.name not in signed_by:
+        if witness.name not in result.witnessed_by:
+            result.complete = False
             result.problems.append(
-                f"the final checkpoint is not co-signed by the witness {witness.name}"
+                f"{INCOMPLETE}the final checkpoint ({check.last_checkpoint} events) is not "
+                f"yet cosigned by {witness.name}"
             )
 
 
@@ -396,12 +402,13 @@ def verify_session(
     directory: Path,
     verifiers: Sequence[NoteVerifier],
     origin: str | None = None,
-    witnesses: Sequence[NoteVerifier] = (),
+    witnesses: Sequence[WitnessKey] = (),
 ) -> Verification:
     """``origin`` defaults to any log's origin for this directory's interview id, so a
     checkpoint copied from another session is refused either way. Each of ``witnesses``
-    (agencies' keys) must have co-signed the final checkpoint. Each fault is reported
-    once, at its cause (see `record_faults`)."""
+    (agencies' keys) must have cosigned the final checkpoint, else the record is
+    incomplete; without witnesses, nobody outside the server vouches for its length.
+    Each fault is reported once, at its cause (see `record_faults`)."""
 
     check = check_log(directory, verifiers, _belongs(directory, origin))
     result = Verification(
@@ -418,8 +425,8 @@ def verify_session(
         result.problems.append("no consent event")
     ended = bool(kinds & ENDING_KINDS)
     result.complete = check.fault is None and ended and check.last_checkpoint == len(check.events)
-    if witnesses:
-        _check_witnesses(directory, check.notes, witnesses, result)
     if not result.complete and not check.problems:  # else the log's fault says why
         result.problems.append(_incompleteness(check))
+    if witnesses:
+        _check_witnesses(directory, check, witnesses, result)
     return result

@@ -1,17 +1,20 @@
-"""Agencies' witness keys: each agency may co-sign a session's final checkpoint with its
-own Ed25519 key, so the record verifies against keys the interview server never held.
+"""Agencies' witness keys: each agency cosigns checkpoints with its own key, so a record
+verifies against keys the interview server never held.
 
-Keys use the signed-note formats (c2sp.org/signed-note, as Go's ``note`` package):
-``PRIVATE+KEY+<name>+<key id>+<base64>`` in the private file, ``<name>+<key id>+<base64>``
-for verifiers. A witness co-signs only a session that verifies and is complete.
-A live witness (`server.witness_app`) holds a key of type 0x04 instead, for C2SP
-cosignature/v1 (`generate_cosigner`, `read_cosigner`), never one of these.
+One kind of key, cosignature/v1 (C2SP tlog-cosignature, type 0x04), whether a live
+witness (`server.witness_app`) cosigns each checkpoint as the interview goes or an
+agency cosigns a complete, verified record's final checkpoint afterwards
+(`cosign_session`): both give the same kind of line, checked the same way. The private
+file holds ``PRIVATE+KEY+<name>+<key id>+<base64>`` as Go's ``note`` signer format does;
+the verifier key is ``<name>+<key id>+<base64>``. Notes cosigned with the older Ed25519
+witness keys (type 0x01) are still read (`recordings.witness_keys`).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -23,8 +26,8 @@ from .errors import KeyFileError
 from .keys import write_private_file
 from .private_files import replace_privately
 from .session_record import CHECKPOINTS, verify_session
-from .tlog import ED25519_ALGORITHM, LogError, NoteSigner, NoteVerifier, add_signatures, open_note
-from .witness_protocol import COSIGNATURE_ALGORITHM, Cosigner
+from .tlog import ED25519_ALGORITHM, LogError, NoteSigner, NoteVerifier, parse_note
+from .witness_protocol import COSIGNATURE_ALGORITHM, CosignatureVerifier, Cosigner
 
 PRIVATE_PREFIX = "PRIVATE+KEY+"
 
@@ -36,39 +39,13 @@ def signer_key(signer: NoteSigner, key: Ed25519PrivateKey) -> Secret[str]:
     return Secret(f"{PRIVATE_PREFIX}{verifier[0]}+{verifier[1]}+{raw}")
 
 
-def generate_witness(path: Path, name: str) -> NoteSigner:
-    """Write a new witness key file (mode 0600); returns its signer (for the verifier key)."""
-    key = Ed25519PrivateKey.generate()
-    signer = NoteSigner(name, key)
-    write_private_file(path, signer_key(signer, key).reveal() + "\n")
-    return signer
-
-
-def read_witness(path: Path) -> NoteSigner:
-    try:
-        text = path.read_text("utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"cannot read the witness key file {path}: {exc}") from exc
-    if not text.startswith(PRIVATE_PREFIX):
-        raise KeyFileError(f"{path} is not a witness key file (PRIVATE+KEY+name+id+key)")
-    try:
-        name, key_id, raw_b64 = text.removeprefix(PRIVATE_PREFIX).split("+", 2)
-        raw = base64.b64decode(raw_b64, validate=True)
-    except ValueError:
-        raise KeyFileError(f"{path} is not a witness key file (PRIVATE+KEY+name+id+key)") from None
-    if raw[:1] != ED25519_ALGORITHM or len(raw) != 33:
-        raise KeyFileError(f"{path} does not hold an Ed25519 witness key")
-    try:
-        signer = NoteSigner(name, Ed25519PrivateKey.from_private_bytes(raw[1:]))
-    except LogError as exc:
-        raise KeyFileError(f"{path}: {exc.message}") from None
-    if signer.verifier_key.split("+")[1] != key_id:
-        raise KeyFileError(f"{path}: the key id does not match the key")
-    return signer
+def generate_witness(path: Path, name: str) -> Cosigner:
+    """An agency's witness key, for `records cosign` or a live witness alike."""
+    return generate_cosigner(path, name)
 
 
 def generate_cosigner(path: Path, name: str) -> Cosigner:
-    """Write a new live witness key file (cosignature/v1, type 0x04; mode 0600)."""
+    """Write a new witness key file (cosignature/v1, type 0x04; mode 0600)."""
     key = Ed25519PrivateKey.generate()
     cosigner = Cosigner(name, key)
     seed = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
@@ -78,8 +55,8 @@ def generate_cosigner(path: Path, name: str) -> Cosigner:
 
 
 def read_cosigner(path: Path) -> Cosigner:
-    """A live witness's key, written by `generate_cosigner`."""
-    usage = f"{path} is not a live witness key file (PRIVATE+KEY+name+id+key, type 0x04)"
+    """A witness's key, written by `generate_cosigner`."""
+    usage = f"{path} is not a witness key file (PRIVATE+KEY+name+id+key, type 0x04)"
     try:
         text = path.read_text("utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
@@ -89,6 +66,12 @@ def read_cosigner(path: Path) -> Cosigner:
         raw = base64.b64decode(raw_b64, validate=True)
     except ValueError:
         raise KeyFileError(usage) from None
+    if text.startswith(PRIVATE_PREFIX) and raw[:1] == ED25519_ALGORITHM and len(raw) == 33:
+        raise KeyFileError(
+            f"{path} holds an Ed25519 witness key (type 0x01), which cosigns no more: make a "
+            "cosignature/v1 key with `nexus-interview keys witness` and give auditors its "
+            "verifier key (notes the old key signed still verify with the old verifier key)"
+        )
     if not text.startswith(PRIVATE_PREFIX) or raw[:1] != COSIGNATURE_ALGORITHM or len(raw) != 33:
         raise KeyFileError(usage)
     try:
@@ -108,10 +91,14 @@ def final_checkpoint(directory: Path) -> Path:
 
 
 def cosign_session(
-    directory: Path, server_keys: Sequence[NoteVerifier], witness: NoteSigner
+    directory: Path,
+    server_keys: Sequence[NoteVerifier],
+    witness: Cosigner,
+    clock: Callable[[], float] = time.time,
 ) -> Path:
-    """Add ``witness``'s signature to the session's final checkpoint, once the session
-    verifies against ``server_keys`` and is complete; returns the note's path."""
+    """Add ``witness``'s cosignature/v1 to the session's final checkpoint, once the
+    session verifies against ``server_keys`` and is complete; returns the note's path.
+    A line of its key that does not verify is replaced, as Go's ``note.Sign`` does."""
     result = verify_session(directory, server_keys)
     if not result.ok:
         raise LogError(
@@ -119,11 +106,12 @@ def cosign_session(
         )
     path = final_checkpoint(directory)
     note = path.read_bytes()  # as written: read_text would turn "\r\n" into "\n"
-    own = NoteVerifier.parse(witness.verifier_key)
-    try:
-        open_note(note, [own])
-        return path  # signed already: nothing to add
-    except LogError:
-        pass
-    replace_privately(path, add_signatures(note, [witness]).encode("utf-8"))
+    text, signatures = parse_note(note)
+    own = CosignatureVerifier.parse(witness.verifier_key)
+    mine = [s for s in signatures if (s.name, s.key_id) == (own.name, own.key_id)]
+    if any(own.signed(text, s) is not None for s in mine):
+        return path  # cosigned already: nothing to add
+    kept = "".join(s.line for s in signatures if s not in mine)
+    cosigned = text + "\n" + kept + witness.cosign(text, int(clock()))
+    replace_privately(path, cosigned.encode("utf-8"))
     return path

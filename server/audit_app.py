@@ -14,6 +14,7 @@ from aiohttp import web
 import web as web_assets
 from recordings.keys import Identity
 from recordings.tlog import NoteVerifier
+from recordings.witness_keys import WitnessKey
 
 from . import middleware
 from .app import serve_pages
@@ -69,7 +70,7 @@ def create_audit_app(
     settings: Settings,
     identities: Sequence[Identity],
     server_keys: Sequence[NoteVerifier],
-    witnesses: Sequence[NoteVerifier] = (),
+    witnesses: Sequence[WitnessKey] = (),
     clock: Clock = utc_now,
     passwords: Passwords | None = None,
 ) -> web.Application:

@@ -20,6 +20,7 @@ from recordings.export import export_seat_bytes
 from recordings.keys import Identity
 from recordings.session_record import EVENTS, Verification, verify_session
 from recordings.tlog import NoteVerifier
+from recordings.witness_keys import WitnessKey
 
 from .audit_checks import BackgroundChecks
 from .errors import NotFound
@@ -67,7 +68,7 @@ class AuditConsole:
     identities: Sequence[Identity]
     server_keys: Sequence[NoteVerifier]
     store: Store
-    witnesses: Sequence[NoteVerifier] = ()
+    witnesses: Sequence[WitnessKey] = ()
     _verified: dict[str, _Cached] = field(default_factory=dict)
     _events: dict[str, tuple[tuple[int, int], list[dict[str, Any]]]] = field(default_factory=dict)
     checks: BackgroundChecks = field(init=False)

@@ -13,7 +13,8 @@ from recordings.keys import HOLDERS, Identity, read_identity_file, write_identit
 from recordings.session_record import SessionLog, Verification, verify_session
 from recordings.shredding import shred
 from recordings.tlog import LogError, NoteVerifier
-from recordings.witness import cosign_session, generate_witness, read_witness
+from recordings.witness import cosign_session, generate_cosigner, read_cosigner
+from recordings.witness_keys import WitnessKey, parse_witness_key
 
 from .errors import BadRequest
 from .progress import progress_bar
@@ -26,7 +27,7 @@ AGENCY_HOLDERS = ("cbsa", "cbp")
 
 def add_key_arguments(command: argparse.ArgumentParser) -> None:
     """--key (the server's checkpoint keys) and --witness (agencies' keys that must have
-    co-signed), for every command that verifies sessions."""
+    cosigned the final checkpoint), for every command that verifies sessions."""
     command.add_argument(
         "--key",
         dest="keys",
@@ -39,7 +40,9 @@ def add_key_arguments(command: argparse.ArgumentParser) -> None:
         dest="witnesses",
         action="append",
         default=[],
-        help="an agency witness's verifier key that must have co-signed; repeatable",
+        help="an agency witness's verifier key (as `nexus-interview witness` or `keys "
+        "witness` prints it, or an older Ed25519 one) that must have cosigned the final "
+        "checkpoint; repeatable",
     )
 
 
@@ -102,22 +105,28 @@ def add_commands(group: Group, flags: argparse.ArgumentParser) -> None:
     sub.set_defaults(run=_keys_witness)
 
 
+def witness_keys(values: list[str]) -> list[WitnessKey]:
+    """The --witness keys, of either kind (`recordings.witness_keys`)."""
+    return [parse_witness_key(value) for value in values]
+
+
 def _verification(args: argparse.Namespace) -> Verification:
     """The session verified as `records verify` does, its summary printed."""
     session: Path = args.session
     if not (session / "events.jsonl").is_file():
         raise BadRequest("{session} is not a session record (no events.jsonl)", session=session)
-    result = verify_session(
-        session,
-        [NoteVerifier.parse(key) for key in args.keys],
-        witnesses=[NoteVerifier.parse(key) for key in args.witnesses],
-    )
+    try:
+        server_keys = [NoteVerifier.parse(key) for key in args.keys]
+        witnesses = witness_keys(args.witnesses)
+    except LogError as exc:
+        raise BadRequest(exc.message) from None
+    result = verify_session(session, server_keys, witnesses=witnesses)
     print(
         f"{session.name}: {result.events} events, {result.checkpoints} signed checkpoints "
         f"(last covers {result.last_checkpoint}), {result.segments} segments verified"
     )
     if result.witnessed_by:
-        print(f"final checkpoint co-signed by: {', '.join(result.witnessed_by)}")
+        print(f"final checkpoint cosigned by: {', '.join(result.witnessed_by)}")
     if result.shredded_files:
         print(
             f"SHREDDED ({'; '.join(result.shred_reasons)}): the key material of "
@@ -244,9 +253,9 @@ def _keys_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _keys_witness(args: argparse.Namespace, settings: Settings) -> int:
     out = _outside_data_dir(args.out, settings)
-    signer = generate_witness(out, f"{args.holder}-witness")
-    print(f"wrote the {args.holder} witness key to {out} (mode 0600)")
-    print(f"its verifier key, for `records verify --witness`: {signer.verifier_key}")
+    cosigner = generate_cosigner(out, f"{args.holder}-witness")
+    print(f"wrote the {args.holder} witness key (cosignature/v1) to {out} (mode 0600)")
+    print(f"its verifier key, for `records verify --witness`: {cosigner.verifier_key}")
     return 0
 
 
@@ -254,7 +263,7 @@ def _records_cosign(args: argparse.Namespace, settings: Settings) -> int:
     session: Path = args.session
     if not (session / "events.jsonl").is_file():
         raise BadRequest(f"{session} is not a session record (no events.jsonl)")
-    witness = read_witness(args.witness_key)
+    witness = read_cosigner(args.witness_key)
     try:
         note = cosign_session(session, [NoteVerifier.parse(key) for key in args.keys], witness)
     except LogError as exc:

@@ -1,6 +1,6 @@
-"""Agencies' witness keys: each agency co-signs a complete, verified session's final
-checkpoint with a key the interview server never holds, and `records verify --witness`
-insists on it."""
+"""Agencies' witness keys: each agency cosigns a complete, verified session's final
+checkpoint with a key the interview server never holds (cosignature/v1, the same kind
+of line a live witness gives), and `records verify --witness` insists on it."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from recordings.errors import KeyFileError
-from recordings.tlog import NoteVerifier
-from recordings.witness import generate_witness, read_witness
+from recordings.tlog import NoteSigner
+from recordings.witness import generate_witness, read_cosigner, signer_key
+from recordings.witness_protocol import CosignatureVerifier, cosignatures
 from server.appkeys import RECORDS
 
 from .fakes import World, nexus_interview
@@ -49,9 +51,9 @@ def test_a_witness_key_file_round_trips_and_is_private(tmp_path: Path) -> None:
     signer = generate_witness(path, "cbsa-witness")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert path.read_text().startswith("PRIVATE+KEY+cbsa-witness+")
-    again = read_witness(path)
+    again = read_cosigner(path)
     assert again.verifier_key == signer.verifier_key
-    NoteVerifier.parse(signer.verifier_key)  # a valid verifier key for others
+    CosignatureVerifier.parse(signer.verifier_key)  # a cosignature/v1 key for others
     assert "PRIVATE" not in repr(again)
 
 
@@ -63,7 +65,15 @@ def test_a_malformed_witness_key_file_is_refused_clearly(tmp_path: Path, text: s
     path = tmp_path / "bad.key"
     path.write_text(text)
     with pytest.raises(KeyFileError, match="witness key"):
-        read_witness(path)
+        read_cosigner(path)
+
+
+def test_an_older_ed25519_witness_key_file_is_refused_saying_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "old.key"
+    key = Ed25519PrivateKey.generate()
+    path.write_text(signer_key(NoteSigner("cbsa-witness", key), key).reveal() + "\n")
+    with pytest.raises(KeyFileError, match="cosigns no more: make a cosignature/v1 key"):
+        read_cosigner(path)
 
 
 async def test_both_agencies_cosign_and_verify_insists_on_their_signatures(
@@ -93,14 +103,17 @@ async def test_both_agencies_cosign_and_verify_insists_on_their_signatures(
         assert signed.returncode == 0, signed.stderr
         assert f"co-signed by {agency}-witness" in signed.stdout
 
+    final = sorted((session / "checkpoints").glob("*.note"))[-1]
+    keys = [CosignatureVerifier.parse(key) for key in witness_keys.values()]
+    assert set(cosignatures(final.read_bytes(), keys)) == {"cbsa-witness", "cbp-witness"}
     verified = await verify(session, server_key, witness_keys["cbsa"], witness_keys["cbp"])
     assert verified.returncode == 0, verified.stderr
-    assert "co-signed by: cbsa-witness, cbp-witness" in verified.stdout
+    assert "cosigned by: cbsa-witness, cbp-witness" in verified.stdout
 
     stranger = generate_witness(tmp_path / "other.key", "other-witness")
     missing = await verify(session, server_key, stranger.verifier_key)
     assert missing.returncode == 3
-    assert "not co-signed by the witness other-witness" in missing.stderr
+    assert "not yet cosigned by other-witness" in missing.stderr
 
 
 async def test_a_witness_refuses_to_cosign_a_tampered_session(
