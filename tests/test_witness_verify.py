@@ -22,6 +22,8 @@ from recordings.tlog import NoteSigner, NoteVerifier, add_signatures, parse_note
 from recordings.witness_keys import parse_witness_key
 from recordings.witness_protocol import CosignatureVerifier, Cosigner
 from server import serving
+from server.audit_console import AuditConsole
+from server.store import Store
 from server.witness_app import WitnessConfig, create_witness_app
 from server.witnessing import WitnessEndpoint, Witnessing
 
@@ -219,3 +221,28 @@ async def test_a_key_that_is_no_witness_key_is_refused_with_a_message(tmp_path: 
     assert done.returncode == 1
     assert "not a witness verifier key" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_the_audit_console_holds_a_record_incomplete_until_both_witnesses_cosigned(
+    tmp_path: Path,
+) -> None:
+    async with agencies(tmp_path / "witnesses") as parties:
+        log = interview(tmp_path / "records", parties.server, "iv_0123456789abcdef")
+        log.close(by="cbsa")
+        console = AuditConsole(
+            tmp_path / "records",
+            [],
+            [NoteVerifier.parse(parties.server.verifier_key)],
+            Store(tmp_path / "store.db"),  # never opened: verification reads no store
+            [parse_witness_key(parties.vkey(n)) for n in ("cbsa-witness", "cbp-witness")],
+        )
+        await witnessed(log.directory, parties.endpoints("cbsa-witness"))
+        waiting = console.verification(log.directory.name)
+        assert console.status(waiting) == "incomplete"
+        assert waiting.problems == [
+            "incomplete: the final checkpoint (3 events) is not yet cosigned by cbp-witness"
+        ]
+        await witnessed(log.directory, parties.endpoints("cbp-witness"))
+        done = console.verification(log.directory.name)
+        assert console.status(done) == "verified"
+        assert done.witnessed_by == ["cbsa-witness", "cbp-witness"]
