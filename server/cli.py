@@ -198,7 +198,7 @@ def _audit_console(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         server_keys = [NoteVerifier.parse(key) for key in args.keys]
-        witnesses = [NoteVerifier.parse(key) for key in args.witnesses]
+        witnesses = records_cli.witness_keys(args.witnesses)
     except LogError as exc:
         raise BadRequest(exc.message) from None
     app = create_audit_app(settings, read_identity_file(args.identity), server_keys, witnesses)

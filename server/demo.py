@@ -14,14 +14,20 @@ import json
 import os
 import random
 import secrets
+import socket
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pyotp
 from rich.console import Console
 
 from recordings.keys import HOLDERS, Identity, read_identity_file, write_identity_file
+from recordings.witness import generate_cosigner, read_cosigner
 from signalling.address_policy import EVERY_NETWORK, parse_networks
 
 from . import operator
@@ -37,6 +43,7 @@ from .types import Agency, ApplicationType, InterviewMode, Program, utc_now
 
 ROOT = Path("demo-data")
 LINKS_SHOWN = 5
+WITNESS_START_SECONDS = 30.0
 _SURNAMES = [
     "Tremblay",
     "Smith",
@@ -284,6 +291,74 @@ def run_demo(settings: Settings, console: Console, root: Path = ROOT) -> int:
     if saved is None:
         save_credentials(credentials, accounts)
     show(settings, root, accounts, links, console)
-    console.print(f"Serving on [bold]{settings.public_url}[/] — press Ctrl-C to stop.")
-    serve(create_app(settings), settings.host, settings.port)
+    witnesses, processes = start_witnesses(settings, root)
+    try:
+        for entry in witnesses.split(","):
+            agency, url = entry.split("=")[:2]
+            console.print(f"{agency} witness (cosigns every record as it goes): {url}")
+        console.print(f"Serving on [bold]{settings.public_url}[/] — press Ctrl-C to stop.")
+        serve(create_app(settings.replace(witnesses=witnesses)), settings.host, settings.port)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=10)
     return 0
+
+
+def start_witnesses(settings: Settings, root: Path) -> tuple[str, list[subprocess.Popen[bytes]]]:
+    """CBSA's and CBP's witnesses, each its own process with its own key (on the agency's
+    own host in production), trusting this server's checkpoint key for its interviews;
+    returns the server's `witnesses` setting and the processes."""
+    server_key = checkpoint_signer(settings.data_dir / "checkpoint-signing.pem").verifier_key
+    prefix = f"{urlsplit(settings.public_url).netloc}/interview/"
+    entries, processes = [], []
+    for agency in Agency:
+        name = agency.value.lower()
+        key = root / "witnesses" / f"{name}.key"
+        if key.exists():
+            cosigner = read_cosigner(key)
+        else:
+            cosigner = generate_cosigner(key, f"{name}.demo/witness")
+        port = _free_port(settings.host)
+        command = [
+            *_nexus_interview(),
+            "witness",
+            "--key",
+            str(key),
+            "--log-key",
+            server_key,
+            "--origin-prefix",
+            prefix,
+            "--state",
+            str(root / "witnesses" / f"{name}-state"),
+            "--listen",
+            f"{settings.host}:{port}",
+        ]
+        # our own interpreter and arguments, no shell
+        processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))  # noqa: S603
+        entries.append(f"{agency.value}=http://{settings.host}:{port}={cosigner.verifier_key}")
+        _wait_until_listening(settings.host, port, processes[-1])
+    return ",".join(entries), processes
+
+
+def _wait_until_listening(host: str, port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + WITNESS_START_SECONDS
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"the witness on {host}:{port} did not start")
+
+
+def _nexus_interview() -> list[str]:
+    return [sys.executable, "-c", "import sys; from server.cli import main; sys.exit(main())"]
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -173,3 +173,19 @@ def test_a_second_run_reuses_the_accounts_and_issues_fresh_links(tmp_path: Path)
         assert set(links(second.output)).isdisjoint(links(first.output))
     finally:
         second.stop()
+
+
+async def test_the_demo_runs_both_agencies_witnesses_and_stops_them(demo: Demo) -> None:
+    witnesses = dict(re.findall(r"^(CBSA|CBP) witness .*?: (http://\S+)$", demo.output, re.M))
+    assert set(witnesses) == {"CBSA", "CBP"}
+    async with aiohttp.ClientSession() as http:
+        for url in witnesses.values():
+            # A witness of its own, speaking tlog-witness: an empty submission is refused.
+            async with http.post(f"{url}/add-checkpoint", data=b"") as answer:
+                assert answer.status == 400, await answer.text()
+    assert demo.stop() == 0
+    for url in witnesses.values():
+        port = URL(url).port
+        assert port is not None
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
