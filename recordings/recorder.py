@@ -8,6 +8,11 @@ about a second of media plus one unsealed 64 KiB chunk is lost. A segment starts
 keyframe and rotates at the first keyframe after ``segment_seconds``; a closed segment is
 fsynced and hashed, and reported through ``on_segment``.
 
+While a segment is open, ``on_progress`` hears how many of its bytes are sealed on disk and
+their SHA-256, at least every `REPORT_MS` while new bytes are sealed, so the session log
+can sign them as they are written: after a crash, only what was sealed since the last
+report (at most about two seconds of media) is vouched for by nothing.
+
 A frame's pts come from its sender's RTP timing, and frames go into the file in pts order
 across streams (see `timestamps`); a stream lagging the other holds it back in memory for
 up to `timestamps.HOLD_MS`, which a crash may lose too.
@@ -39,6 +44,11 @@ DEFAULT_SEGMENT_SECONDS = 60.0
 CLUSTER_MS = 500  # the muxer closes a cluster at least this often
 SEAL_MS = 500  # media waits at most this long unsealed: with CLUSTER_MS, ~1 s at risk
 EBML_VOID_HEADER = 9  # ID 0xEC and an 8-byte size
+# How often sealed bytes are reported, by arrival time: media is sealed within about a
+# second of arriving (CLUSTER_MS + SEAL_MS), so what a report has not yet covered arrived
+# at most this plus that second ago. Arrival, not pts: a sender's RTP clock may stall or
+# jump, and what a crash leaves unvouched is what arrived lately.
+REPORT_MS = 1000
 
 
 def vp8_dimensions(keyframe: bytes) -> tuple[int, int] | None:
@@ -67,10 +77,21 @@ class SegmentInfo:
     size: int
     video_frames: int
     audio_frames: int
-    duration_ms: int
+    duration_ms: int  # until its last frame's pts or arrival, whichever is later
     started_at_ms: (
         int  # wall clock (Unix ms) of pts 0: places the segment on the session's timeline
     )
+
+
+@dataclass(frozen=True)
+class MediaProgress:
+    """The first ``size`` bytes of an open segment's file, sealed on disk, hash to
+    ``sha256``."""
+
+    seat: Seat
+    path: Path
+    size: int
+    sha256: str
 
 
 class _AgeSink(io.RawIOBase):
@@ -103,6 +124,8 @@ class SegmentWriter:
         self.started_at_ms = started_at_ms
         self._file = open(path, "xb", buffering=0, opener=private_opener)  # noqa: SIM115 - closed in close()
         self._hash = hashlib.sha256()  # of what is written, so closing never re-reads
+        self._written = 0
+        self._reported = (0, 0)  # (bytes, arrival ms) at the last progress report
         self._age = AgeWriter(self, recipients)
         self._container = av.open(
             _AgeSink(self._age),
@@ -123,6 +146,8 @@ class SegmentWriter:
         }
         self._clocks = {Kind.VIDEO: StreamClock(), Kind.AUDIO: StreamClock()}
         self._order = Interleaver[EncodedFrame](self._streams)
+        # a sender whose RTP clock runs slow still fills the time the segment recorded
+        self._last_arrival_ms = 0
         self.frames = {Kind.VIDEO: 0, Kind.AUDIO: 0}
         self._unsealed_since: int | None = None  # ms when unsealed media began to wait
         self._padded_at: int | None = None  # sealed-chunk count when we last padded
@@ -130,10 +155,23 @@ class SegmentWriter:
     def write(self, sealed: bytes) -> int:
         """Where the age writer puts sealed bytes: straight to the file, and hashed."""
         self._hash.update(sealed)
-        return self._file.write(sealed) or 0
+        written = self._file.write(sealed) or 0
+        self._written += written
+        return written
+
+    def progress(self, now: float) -> tuple[int, str] | None:
+        """Bytes sealed so far and their SHA-256, if some were sealed since the last
+        report and `REPORT_MS` has passed since it (or since the segment began)."""
+        size, at_ms = self._reported
+        now_ms = int((now - self.started) * 1000)
+        if self._written == size or now_ms - at_ms < REPORT_MS:
+            return None
+        self._reported = (self._written, now_ms)
+        return self._written, self._hash.copy().hexdigest()
 
     def add(self, kind: Kind, frame: EncodedFrame, now: float) -> None:
         arrival_ms = int((now - self.started) * 1000)
+        self._last_arrival_ms = arrival_ms
         floor = self._order.floor
         pts = self._clocks[kind].pts(frame.pts, frame.time_base, arrival_ms, floor)
         for timed in self._order.push(kind, pts, arrival_ms, frame):
@@ -183,7 +221,7 @@ class SegmentWriter:
             self.path.stat().st_size,
             self.frames[Kind.VIDEO],
             self.frames[Kind.AUDIO],
-            max(clock.last_pts for clock in self._clocks.values()) + 1,
+            max(self._last_arrival_ms, *(clock.last_pts for clock in self._clocks.values())) + 1,
             self.started_at_ms,
         )
 
@@ -197,6 +235,7 @@ class Recorder:
         recipients: Sequence[Recipient],
         segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
         on_segment: Callable[[SegmentInfo], None] | None = None,
+        on_progress: Callable[[MediaProgress], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -207,6 +246,7 @@ class Recorder:
         self._recipients = list(recipients)
         self._segment_seconds = segment_seconds
         self._on_segment = on_segment
+        self._on_progress = on_progress
         self._clock = clock
         self._wall_clock = wall_clock
         self._open: dict[Seat, SegmentWriter] = {}
@@ -235,6 +275,10 @@ class Recorder:
         if kind is Kind.VIDEO and now - segment.started >= self._segment_seconds:
             self._request_keyframe(seat)  # the next segment starts on the keyframe
         segment.add(kind, frame, now)
+        if self._on_progress is not None:
+            progress = segment.progress(now)
+            if progress is not None:
+                self._on_progress(MediaProgress(seat, segment.path, *progress))
 
     def on_publisher_change(self, seat: Seat, kind: Kind, present: bool) -> None:
         if not present and seat in self._open:

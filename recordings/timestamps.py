@@ -21,15 +21,16 @@ from typing import Generic, TypeVar
 from signalling.types import Kind
 
 RTP_WRAP = 2**32
-# How far a stream's RTP timeline may stray from arrival before it is re-anchored there.
-# Longer than the stalls a loaded server or a resent packet causes, whose frames keep
-# their spacing; short enough that a seat's audio and video never drift further apart
-# than this, whatever a sender does (a new RTP base is random: a jump of hours, mostly).
+# How far a stream's pts may stray from when its frames arrived. Longer than the stalls
+# a loaded server or a resent packet causes, whose frames keep their spacing; short
+# enough that whatever a sender does, its stream stays within this of the session's
+# clock (a sender whose RTP clock runs slow rides this far behind it, not further).
 MAX_SKEW_MS = 3000
-# How long a frame may wait for the other stream to reach its pts before it is written.
-# Media waiting here is lost in a crash, so it adds to the second the recorder may lose;
-# a stream further behind than this is squeezed into its place after what was written.
-HOLD_MS = 1000
+# How long a frame may wait for the other stream to reach its pts before it is written:
+# as long as a stream may lag, so a lagging stream's frames keep their place rather than
+# being squeezed in after what was written meanwhile. Media waiting here is lost in a
+# crash: only while one stream lags does it add to what is.
+HOLD_MS = MAX_SKEW_MS
 
 T = TypeVar("T")
 
@@ -37,39 +38,44 @@ T = TypeVar("T")
 class StreamClock:
     """One stream's pts (ms) in a segment: its frames' RTP timing, unwrapped past 2**32,
     anchored at the arrival of its first frame. A seat's audio and video RTP clocks start
-    at unrelated random values, so arrival is what puts both on the segment's clock."""
+    at unrelated random values, so arrival is what puts both on the segment's clock.
+
+    The timeline is re-anchored at arrival where it breaks (a sender restarted with a new
+    random RTP base: a step far back, or further ahead than the time gone by), and held
+    within `MAX_SKEW_MS` of arrival where it drifts: frames arriving later than that are
+    moved up to it, a sender that runs ahead of the clock is held back to it."""
 
     def __init__(self) -> None:
         self._last_rtp: int | None = None  # the latest timestamp as sent, 32 bits
-        self._ticks = 0  # the same, unwrapped
+        self._last_arrival = 0
+        self._ticks = 0  # the latest timestamp, unwrapped
         self._anchor_ticks = 0
         self._anchor_ms = 0
         self._time_base = Fraction(0)
         self.last_pts = -1
 
     def pts(self, rtp: int, time_base: Fraction, arrival_ms: int, floor: int = 0) -> int:
-        """Strictly increasing, as Matroska wants, and at least ``floor``; re-anchored at
-        ``arrival_ms`` when the RTP timeline strays from arrival by more than
-        `MAX_SKEW_MS` (a sender restarted)."""
+        """Strictly increasing, as Matroska wants, and at least ``floor``."""
         rtp %= RTP_WRAP
         if self._last_rtp is None or time_base != self._time_base:
-            self._anchor(rtp, time_base, arrival_ms)
+            self._anchor(time_base, arrival_ms)
         else:
             # the shorter way round: a frame a little older than the last steps back
             step = (rtp - self._last_rtp + RTP_WRAP // 2) % RTP_WRAP - RTP_WRAP // 2
             self._ticks += step
-            self._last_rtp = rtp
+            step_ms = step * time_base * 1000
+            if not -MAX_SKEW_MS <= step_ms <= arrival_ms - self._last_arrival + MAX_SKEW_MS:
+                self._anchor(time_base, max(arrival_ms, self.last_pts + 1))
+        self._last_rtp, self._last_arrival = rtp, arrival_ms
         media_ms = self._anchor_ms + round((self._ticks - self._anchor_ticks) * time_base * 1000)
-        if abs(media_ms - arrival_ms) > MAX_SKEW_MS:
-            self._anchor(rtp, time_base, arrival_ms)
-            media_ms = arrival_ms
-        self.last_pts = max(media_ms, self.last_pts + 1, floor)
+        bounded = min(max(media_ms, arrival_ms - MAX_SKEW_MS), arrival_ms + MAX_SKEW_MS)
+        self._anchor_ms += bounded - media_ms  # drift: the timeline carries on from here
+        self.last_pts = max(bounded, self.last_pts + 1, floor)
         return self.last_pts
 
-    def _anchor(self, rtp: int, time_base: Fraction, arrival_ms: int) -> None:
-        self._last_rtp = rtp
+    def _anchor(self, time_base: Fraction, at_ms: int) -> None:
         self._anchor_ticks = self._ticks
-        self._anchor_ms = arrival_ms
+        self._anchor_ms = at_ms
         self._time_base = time_base
 
 

@@ -24,6 +24,7 @@ import pytest
 from recordings.age import AgeReader
 from recordings.keys import Identity, write_identity_file
 from recordings.recorder import Recorder, vp8_dimensions
+from recordings.timestamps import MAX_SKEW_MS, StreamClock
 from signalling.interview import InterviewRoom
 from signalling.types import EncodedFrame, Kind, RoomId, Seat
 
@@ -310,12 +311,12 @@ def test_a_jump_of_the_rtp_base_reanchors_at_arrival(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("late", [Kind.VIDEO, Kind.AUDIO])
 def test_a_seats_audio_and_video_stay_on_one_clock(tmp_path: Path, late: Kind) -> None:
-    """One stream's frames wait 0.6 s (a lost packet resent, a sender's pacer), then
-    arrive together; the other's keep arriving on time. Their RTP clocks are unrelated."""
+    """One stream's frames wait 2 s (a lost packet resent, a sender's pacer), then arrive
+    together; the other's keep arriving on time. Their RTP clocks are unrelated."""
     feed = TimedFeed(tmp_path)
-    video = stream(Kind.VIDEO, 777, 0, 4000)
-    audio = stream(Kind.AUDIO, 2_500_000_000, 0, 4000)
-    held = {kind: (1600, 1000, 1600) if kind is late else () for kind in Kind}
+    video = stream(Kind.VIDEO, 777, 0, 5000)
+    audio = stream(Kind.AUDIO, 2_500_000_000, 0, 5000)
+    held = {kind: (3000, 1000, 3000) if kind is late else () for kind in Kind}
     feed.play(in_order(video, *held[Kind.VIDEO]) + in_order(audio, *held[Kind.AUDIO]))
     pts = feed.packet_pts()
     # pts minus capture time: the same for both streams, within the 100 ms lip sync needs
@@ -332,11 +333,37 @@ def test_a_stream_far_behind_the_other_still_gives_blocks_in_time_order(
     """Frames held back longer than the other stream waits for them go in after what was
     written meanwhile (`packet_pts` checks the order); then both keep their spacing."""
     feed = TimedFeed(tmp_path)
-    video = stream(Kind.VIDEO, 31_337, 0, 6000)
-    audio = stream(Kind.AUDIO, 1_000_000, 0, 6000)
-    held = {kind: (3500, 1000, 3500) if kind is late else () for kind in Kind}
+    video = stream(Kind.VIDEO, 31_337, 0, 8000)
+    audio = stream(Kind.AUDIO, 1_000_000, 0, 8000)
+    held = {kind: (5000, 1000, 5000) if kind is late else () for kind in Kind}
     feed.play(in_order(video, *held[Kind.VIDEO]) + in_order(audio, *held[Kind.AUDIO]))
     pts = feed.packet_pts()
     assert len(pts["vp8"]) == len(video) and len(pts["opus"]) == len(audio)
-    assert steps([p for p in pts["vp8"] if p > 4000]) == {33, 34}
-    assert steps([p for p in pts["opus"] if p > 4000]) == {20}
+    assert steps([p for p in pts["vp8"] if p > 6500]) == {33, 34}
+    assert steps([p for p in pts["opus"] if p > 6500]) == {20}
+
+
+def test_a_frame_behind_what_is_written_is_moved_up_to_it() -> None:
+    clock = StreamClock()
+    assert clock.pts(1000, Fraction(1, 90000), arrival_ms=0) == 0
+    assert clock.pts(4000, Fraction(1, 90000), arrival_ms=40, floor=500) == 500
+    assert clock.pts(7000, Fraction(1, 90000), arrival_ms=70, floor=500) == 501
+
+
+def test_a_sender_whose_rtp_clock_runs_slow_stays_near_the_session_clock(
+    tmp_path: Path,
+) -> None:
+    """A sender that cannot keep up sends 4 s of media over 8 s: its frames stay within
+    `MAX_SKEW_MS` of their arrival, and the segment spans the 8 s it recorded, so the
+    session's events stay within its replay."""
+    feed = TimedFeed(tmp_path)
+    frames = by_capture(stream(Kind.VIDEO, 0, 0, 4000), stream(Kind.AUDIO, 0, 0, 4000))
+    arrivals = [(f.captured * 2.0, f) for f in frames]
+    feed.play(arrivals)
+    pts = feed.packet_pts()
+    for codec, kind in (("vp8", Kind.VIDEO), ("opus", Kind.AUDIO)):
+        arrived = [at for at, f in arrivals if f.kind is kind]
+        lags = [at - p for p, at in zip(pts[codec], arrived, strict=True)]
+        assert max(lags) <= MAX_SKEW_MS + 1, max(lags)
+    [segment] = feed.recorder.segments
+    assert segment.duration_ms > 7900, segment.duration_ms
