@@ -140,3 +140,64 @@ def mismatched_files(
         else:
             problems.append(f"{what(name)} {name} was replaced by a copy of {source}")
     return problems
+
+
+def _prefix_digest(path: Path, size: int) -> str | None:
+    """SHA-256 of the first ``size`` bytes of ``path``; None if it holds fewer."""
+    digest, left = hashlib.sha256(), size
+    with path.open("rb") as handle:
+        while left:
+            block = handle.read(min(left, 1 << 20))
+            if not block:
+                return None
+            digest.update(block)
+            left -= len(block)
+    return digest.hexdigest()
+
+
+def media_reports(
+    directory: Path, events: Sequence[dict[str, Any]], told: set[str]
+) -> tuple[list[str], list[str]]:
+    """Problems and warnings from the ``media`` events, each of which signs the first
+    bytes of a segment while it was being written: the file must still begin with the
+    last one's bytes. A segment sealed normally is held to its ``segment`` event's hash
+    instead (which covers all of it); one listed only after a crash (``recovered``) is
+    vouched for up to its last report, and the rest of it (written in the last moments
+    before the crash) is a warning. ``told``: files whose fault is reported already."""
+    last: dict[str, dict[str, Any]] = {}
+    sealed: set[str] = set()
+    recovered: set[str] = set()
+    for event in events:
+        kind = event.get("kind")
+        if kind == "media":  # names its segment as ``segment``: it does not list it
+            last[str(event.get("segment"))] = event
+            continue
+        name = str(event.get("file"))
+        if kind == "segment" and event.get("recovered"):
+            recovered.add(name)
+        elif kind == "segment" or kind == "shred":  # a shred rewrites the file's header
+            sealed.add(name)
+    problems, warnings = [], []
+    for name in sorted(set(last) | recovered):
+        path = directory / name
+        if path.name != name or name in sealed or name in told or not path.exists():
+            continue
+        report = last.get(name)
+        if report is not None:
+            size = int(report.get("size", 0))
+            if _prefix_digest(path, size) != report.get("sha256"):
+                signed_at = f"{report.get('at')} (event {report.get('seq')})"
+                problems.append(
+                    f"{what(name)} {name} was altered or replaced: its first {size} bytes do "
+                    f"not match what the log signed at {signed_at}"
+                )
+                continue
+        if name in recovered:
+            signed = int(report.get("size", 0)) if report is not None else 0
+            tail = path.stat().st_size - signed
+            if tail > 0:
+                warnings.append(
+                    f"unauthenticated: the last {tail} bytes of {name} were written after "
+                    "the last signed report (≤ 2 s of media)"
+                )
+    return problems, warnings

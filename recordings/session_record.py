@@ -6,7 +6,8 @@ Layout of ``<records>/<interview id>/``::
                                each an RFC 9162 leaf; no personal data, only hashes
     checkpoints/<size>.note    C2SP checkpoints of the event log, Ed25519 signed notes
     <seat>-<n>.webm.age        media segments, listed by ``segment`` events with their
-                               SHA-256 and size
+                               SHA-256 and size; while one is written, ``media`` events
+                               sign its first bytes as they are sealed
 
 `SessionLog` writes it as the interview goes; after a crash, `cut_to_last_checkpoint`
 takes it back to what was signed; `verify_session` is what `records verify` and the
@@ -37,6 +38,7 @@ from .record_faults import (
     altered,
     cut_short,
     files_named,
+    media_reports,
     mismatched_files,
     out_of_sequence,
     refused_notes,
@@ -183,6 +185,9 @@ class Verification:
     shredded_files: list[str] = field(default_factory=list)  # key material destroyed
     shred_reasons: list[str] = field(default_factory=list)
     origin: str = ""  # of the record's last good checkpoint
+    # not faults: what nothing signed could have been changed undetected (a crash's last
+    # moments of media)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -374,6 +379,9 @@ def _check_files(directory: Path, check: LogCheck, result: Verification) -> None
                 elif name.endswith(".webm.age"):
                     result.segments += 1
     result.problems.extend(mismatched_files(directory, mismatched, listed))
+    problems, warnings = media_reports(directory, check.events, set(mismatched))
+    result.problems.extend(problems)
+    result.warnings.extend(warnings)
     unlisted = [
         path.name
         for path in sorted(directory.glob("*.age"))

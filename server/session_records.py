@@ -30,7 +30,7 @@ from recordings.age import encrypt
 from recordings.group_commit import GroupCommit
 from recordings.keys import Recipient
 from recordings.private_files import private_directory, private_opener, replace_privately
-from recordings.recorder import Recorder, SegmentInfo
+from recordings.recorder import MediaProgress, Recorder, SegmentInfo
 from recordings.session_record import (
     EVENTS,
     SessionLog,
@@ -84,6 +84,7 @@ def _after_crash(directory: Path, verifier: NoteVerifier) -> _Found:
     kept = cut_to_last_checkpoint(directory, [verifier])
     events = [msgspec.json.decode(line) for line in before[:kept]]
     named = {str(event["file"]) for event in events if "file" in event}
+    reported = {str(e.get("segment")): e for e in events if e.get("kind") == "media"}
     listings: list[tuple[str, dict[str, Any]]] = []
     for file in sorted(directory.glob("*.age")):
         if file.name in named:
@@ -96,6 +97,9 @@ def _after_crash(directory: Path, verifier: NoteVerifier) -> _Found:
             "size": file.stat().st_size,
             "recovered": True,
         }
+        last = reported.get(file.name)
+        if last is not None:  # what verification holds the file's start to
+            fields |= {"authenticated_size": last["size"], "authenticated_sha256": last["sha256"]}
         seat = segment_seat(file.name)
         if seat is not None:
             listings.append(("segment", {"seat": seat.value, **fields}))
@@ -167,6 +171,7 @@ class SessionRecords:
                     directory,
                     self._recipients,
                     on_segment=lambda info: self._sealed(commits, info),
+                    on_progress=lambda progress: self._progress(commits, progress),
                 )
             session = self._open[room_id] = _Open(commits, recorder)
         return session
@@ -281,6 +286,18 @@ class SessionRecords:
             audio_frames=info.audio_frames,
             duration_ms=info.duration_ms,
             started_at_ms=info.started_at_ms,
+        )
+
+    @staticmethod
+    def _progress(commits: GroupCommit, progress: MediaProgress) -> None:
+        """Bytes of an open segment, signed by the next checkpoint (within moments):
+        after a crash they are what the file must still begin with."""
+        commits.append(
+            "media",
+            seat=progress.seat.value,
+            segment=progress.path.name,  # not ``file``: the event does not list it
+            size=progress.size,
+            sha256=progress.sha256,
         )
 
     def _end(self, room_id: RoomId, **end: Any) -> asyncio.Task[None] | None:
