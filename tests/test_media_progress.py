@@ -231,3 +231,17 @@ async def test_a_clean_record_with_media_reports_verifies_without_warnings(
     result = verify(records, directory)
     assert result.ok and result.segments == 1, result.problems
     assert result.warnings == []
+
+
+async def test_a_recovered_segment_altered_afterwards_is_one_fault(recording: Settings) -> None:
+    _, directory = await crashed_session(recording)
+    records, _ = await restart_and_close(recording)
+    path = directory / SEGMENT
+    held = path.read_bytes()
+    path.write_bytes(held[:100] + bytes([held[100] ^ 1]) + held[101:])
+
+    result = verify(records, directory)
+
+    assert result.problems == [
+        f"segment {SEGMENT} does not match its hash: it was altered or replaced"
+    ]
