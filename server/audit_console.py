@@ -31,6 +31,9 @@ from .views.seats import seated_officers
 SESSION_ID = re.compile(r"^iv_[0-9a-f]{16}$")
 BLOB_FILE = re.compile(r"^[a-z0-9-]+(\.[a-z0-9]+)*\.age$")
 SEGMENT_FILE = re.compile(r"^(applicant|cbsa|cbp)-[0-9]{5}\.webm\.age$")
+MEDIA_BOOKKEEPING = frozenset({"segment", "media"})
+"""Events about the media files (seals, progress reports): not what happened in the
+interview, so not on its timeline."""
 SHOWN_DETAIL = (
     "agency",
     "country",
@@ -204,7 +207,7 @@ class AuditConsole:
                 **{key: event[key] for key in SHOWN_DETAIL if key in event},
             }
             for event in events
-            if event.get("kind") != "segment"
+            if event.get("kind") not in MEDIA_BOOKKEEPING
         ]
         ends = [s["start"] + s["duration"] for segs in seats.values() for s in segs]
         return {

@@ -127,6 +127,8 @@ def _verification(args: argparse.Namespace) -> Verification:
     )
     if result.witnessed_by:
         print(f"final checkpoint cosigned by: {', '.join(result.witnessed_by)}")
+    for warning in result.warnings:
+        print(f"WARNING: {warning}")
     if result.shredded_files:
         print(
             f"SHREDDED ({'; '.join(result.shred_reasons)}): the key material of "

@@ -59,6 +59,7 @@ async def test_a_session_s_data_holds_its_verification_timeline_and_decisions(
     kinds = [event["kind"] for event in data["timeline"]]
     # the journal opens with the check-in, then the consent, before anything of the call
     assert kinds[:2] == ["check-in", "consent"] and "join" in kinds and "end" in kinds
+    assert not {"segment", "media"} & set(kinds)  # file bookkeeping is not on the timeline
     assert kinds.count("decision") == 2
     assert set(data["seats"]) == {"applicant", "cbsa", "cbp"}
     assert {d["agency"]: d["notes"] for d in data["decisions"]} == {"CBSA": NOTES, "CBP": NOTES}
