@@ -158,7 +158,8 @@ async def test_a_tampered_interview_shows_as_failed_with_the_reason(
     await expect(row).to_have_attribute("data-status", "failed")
     await row.get_by_role("link").click()
     await expect(page.locator("#verdict")).to_have_text("Verification FAILED")
-    await expect(page.locator("#problems")).to_contain_text("an event was edited")
+    # the fault named where it starts: the event by its number and its (edited) kind
+    await expect(page.locator("#problems")).to_contain_text("(consented) was altered")
     await screen(page, "audit-3-tampered")
 
 
