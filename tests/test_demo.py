@@ -187,5 +187,5 @@ async def test_the_demo_runs_both_agencies_witnesses_and_stops_them(demo: Demo) 
     for url in witnesses.values():
         port = URL(url).port
         assert port is not None
-        with pytest.raises(OSError):
+        with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
