@@ -38,7 +38,6 @@ from recordings.session_record import (
     session_origin,
 )
 from recordings.tlog import NoteSigner, NoteVerifier
-from signalling.interview import InterviewEvent
 from signalling.types import NullSink, RecordingSink, RoomId, Seat
 
 from .errors import Conflict, NotFound
@@ -224,38 +223,16 @@ class SessionRecords:
         recorder = self._session(room_id).recorder
         return recorder if recorder is not None else NullSink()
 
-    def event(self, room_id: RoomId, event: InterviewEvent) -> None:
-        """A room's event: written now and committed soon after; the room does not wait."""
-        if event.kind == "end":
-            self._end(room_id, **event.detail)
-            return
-        seat = event.seat.value if event.seat else None
-        self._session(room_id).commits.append(event.kind, seat=seat, **event.detail)
+    def append_soon(self, room_id: RoomId, kind: str, **fields: Any) -> None:
+        """An event written now and committed soon after, without waiting for it (what
+        the media path reports: it must never wait on the disk)."""
+        self._session(room_id).commits.append(kind, **fields)
 
     async def append(self, room_id: RoomId, kind: str, **fields: Any) -> None:
         """An event from outside the room (consent, decision); returns once a checkpoint
         covering it is on disk."""
         commits = self._session(room_id).commits
         await commits.durable(commits.append(kind, **fields))
-
-    async def decision(
-        self, room_id: RoomId, agency: str, verdict: str, reason_codes: list[str], notes: str
-    ) -> None:
-        """The decision in the log; the officer's notes only as an encrypted file and its
-        hash (personal data never stands in the log)."""
-        fields: dict[str, Any] = {
-            "agency": agency,
-            "verdict": verdict,
-            "reason_codes": reason_codes,
-        }
-        if notes:
-            fields |= await self.sealed_file(room_id, f"notes-{agency.lower()}.txt.age", notes)
-        await self.append(room_id, "decision", **fields)
-
-    async def still(self, room_id: RoomId, agency: str, number: int, jpeg: bytes) -> None:
-        """A captured ID still: encrypted beside the log, its hash in the log."""
-        sealed = await self.sealed_file(room_id, f"still-{number:03d}.jpg.age", jpeg)
-        await self.append(room_id, "still", agency=agency, number=number, **sealed)
 
     async def sealed_file(
         self, room_id: RoomId, name: str, plaintext: str | bytes

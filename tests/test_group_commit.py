@@ -19,8 +19,7 @@ from recordings.tlog import NoteVerifier
 from server.errors import Conflict
 from server.session_records import SessionRecords
 from server.settings import Settings
-from signalling.interview import InterviewEvent
-from signalling.types import RoomId, Seat
+from signalling.types import RoomId
 
 from .media import wait_for
 
@@ -57,8 +56,8 @@ def checked(records: SessionRecords) -> LogCheck:
     return check_log(session(records), [verifier], lambda origin: origin.endswith(f"/{ROOM}"))
 
 
-def join(number: int) -> InterviewEvent:
-    return InterviewEvent("join", Seat.CBSA, time.time(), {"agency": "CBSA", "n": number})
+def join(records: SessionRecords, number: int, room: RoomId = ROOM) -> None:
+    records.append_soon(room, "join", seat="cbsa", agency="CBSA", n=number)
 
 
 async def test_a_flood_of_events_is_made_durable_in_a_few_commits(
@@ -67,7 +66,7 @@ async def test_a_flood_of_events_is_made_durable_in_a_few_commits(
     instrument_fsync(monkeypatch, lambda: time.sleep(0.002))
     records = SessionRecords(settings)
     for number in range(500):
-        records.event(ROOM, join(number))
+        join(records, number)
         await asyncio.sleep(0)  # the room's events arrive over many turns of the loop
     await records.append(ROOM, "consent", **CONSENT)
     check = checked(records)
@@ -105,21 +104,21 @@ async def test_fsync_and_signing_never_run_on_the_event_loop(
     threads = instrument_fsync(monkeypatch)
     records = SessionRecords(settings)
     await records.append(ROOM, "consent", **CONSENT)
-    records.event(ROOM, join(1))
-    await records.decision(ROOM, "CBSA", "approve", [], "")
-    records.event(ROOM, InterviewEvent("end", Seat.CBSA, time.time(), {"by": "cbsa"}))
+    join(records, 1)
+    await records.append(ROOM, "decision", agency="CBSA", verdict="approve", reason_codes=[])
+    await records.close(ROOM, by="cbsa")
     await records.close_all()
     assert threads, "nothing was fsynced"
     assert threading.get_ident() not in threads
     assert verify_session(session(records), [NoteVerifier.parse(records.signer.verifier_key)]).ok
 
 
-async def test_a_room_event_is_committed_soon_without_anyone_waiting(settings: Settings) -> None:
+async def test_an_event_nobody_waits_for_is_committed_soon(settings: Settings) -> None:
     records = SessionRecords(settings)
-    records.event(ROOM, join(1))
-    await wait_for(lambda: checked(records).complete and checked(records).last_checkpoint == 1)
-    records.event(ROOM, InterviewEvent("end", Seat.CBSA, time.time(), {"by": "cbsa"}))
-    await wait_for(lambda: checked(records).complete and checked(records).last_checkpoint == 2)
+    join(records, 1)
+    await wait_for(lambda: checked(records).last_checkpoint == 1)
+    join(records, 2)
+    await wait_for(lambda: checked(records).last_checkpoint == 2)
     await records.close_all()
 
 
@@ -129,14 +128,14 @@ async def test_closing_commits_every_pending_event_and_then_refuses_more(
     records = SessionRecords(settings)
     await records.append(ROOM, "consent", **CONSENT)
     for number in range(50):
-        records.event(ROOM, join(number))  # nobody waits for these
+        join(records, number)  # nobody waits for these
     await records.close(ROOM, by="cbsa")
     result = verify_session(session(records), [NoteVerifier.parse(records.signer.verifier_key)])
     assert result.ok, result.problems
     assert result.events == result.last_checkpoint == 52
 
     other = RoomId("iv_fedcba9876543210")
-    records.event(other, join(1))
+    join(records, 1, other)
     await records.close_all()  # as the app shuts down: every session ends and is covered
     verifier = NoteVerifier.parse(records.signer.verifier_key)
     ended = check_log(records.directory / other, [verifier], lambda origin: True)
