@@ -224,8 +224,9 @@ class SessionRecords:
         return recorder if recorder is not None else NullSink()
 
     def append_soon(self, room_id: RoomId, kind: str, **fields: Any) -> None:
-        """An event written now and committed soon after, without waiting for it (what
-        the media path reports: it must never wait on the disk)."""
+        """An event written now and committed soon after, without waiting for it, the
+        way the media path's seals and progress reports are written (they are bound to
+        their session's commits: see `_session`)."""
         self._session(room_id).commits.append(kind, **fields)
 
     async def append(self, room_id: RoomId, kind: str, **fields: Any) -> None:
