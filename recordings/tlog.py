@@ -254,8 +254,10 @@ def valid_key_name(name: str) -> bool:
     return bool(name) and "+" not in name and not any(c.isspace() for c in name)
 
 
-def _key_id(name: str, public: bytes) -> bytes:
-    return hashlib.sha256(name.encode() + b"\n" + ED25519_ALGORITHM + public).digest()[:4]
+def key_id(name: str, algorithm: bytes, public: bytes) -> bytes:
+    """c2sp.org/signed-note's key id: the first 4 bytes of SHA-256 over the key's name, a
+    newline, its signature type byte and its public key."""
+    return hashlib.sha256(name.encode() + b"\n" + algorithm + public).digest()[:4]
 
 
 class NoteSigner:
@@ -267,7 +269,7 @@ class NoteSigner:
         self.name = name
         self._key = key
         self.public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self.key_id = _key_id(name, self.public)
+        self.key_id = key_id(name, ED25519_ALGORITHM, self.public)
 
     @property
     def verifier_key(self) -> str:
@@ -297,10 +299,14 @@ class NoteVerifier:
         raw = strict_b64decode(raw_b64)
         if not valid_key_name(name) or not re.fullmatch("[0-9a-fA-F]{8}", key_hex) or not raw:
             raise LogError(f"not a note verifier key: {vkey!r}")
-        key_id = bytes.fromhex(key_hex)
-        if raw[:1] != ED25519_ALGORITHM or len(raw) != 33 or _key_id(name, raw[1:]) != key_id:
+        claimed = bytes.fromhex(key_hex)
+        if (
+            raw[:1] != ED25519_ALGORITHM
+            or len(raw) != 33
+            or key_id(name, ED25519_ALGORITHM, raw[1:]) != claimed
+        ):
             raise LogError(f"not an Ed25519 note verifier key (or a wrong key id): {vkey!r}")
-        return cls(name, key_id, Ed25519PublicKey.from_public_bytes(raw[1:]))
+        return cls(name, claimed, Ed25519PublicKey.from_public_bytes(raw[1:]))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import enum
-import hashlib
 import re
 import struct
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from .tlog import (
     Checkpoint,
     LogError,
     NoteSignature,
+    key_id,
     parse_note,
     strict_b64decode,
     valid_key_name,
@@ -50,10 +50,6 @@ def cosigned_message(text: str, timestamp: int) -> bytes:
     return f"cosignature/v1\ntime {timestamp}\n{text}".encode()
 
 
-def _key_id(name: str, public: bytes) -> bytes:
-    return hashlib.sha256(name.encode() + b"\n" + COSIGNATURE_ALGORITHM + public).digest()[:4]
-
-
 class Cosigner:
     """A witness's cosignature/v1 key; its repr never shows the key."""
 
@@ -63,7 +59,7 @@ class Cosigner:
         self.name = name
         self._key = key
         self.public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self.key_id = _key_id(name, self.public)
+        self.key_id = key_id(name, COSIGNATURE_ALGORITHM, self.public)
 
     @property
     def verifier_key(self) -> str:
@@ -97,12 +93,16 @@ class CosignatureVerifier:
         raw = strict_b64decode(raw_b64)
         if not valid_key_name(name) or not re.fullmatch("[0-9a-fA-F]{8}", key_hex) or not raw:
             raise LogError(f"not a witness verifier key: {vkey!r}")
-        key_id = bytes.fromhex(key_hex)
-        if raw[:1] != COSIGNATURE_ALGORITHM or len(raw) != 33 or _key_id(name, raw[1:]) != key_id:
+        claimed = bytes.fromhex(key_hex)
+        if (
+            raw[:1] != COSIGNATURE_ALGORITHM
+            or len(raw) != 33
+            or key_id(name, COSIGNATURE_ALGORITHM, raw[1:]) != claimed
+        ):
             raise LogError(
                 f"not a cosignature/v1 verifier key (type 0x04), or a wrong key id: {vkey!r}"
             )
-        return cls(name, key_id, Ed25519PublicKey.from_public_bytes(raw[1:]))
+        return cls(name, claimed, Ed25519PublicKey.from_public_bytes(raw[1:]))
 
     def signed(self, text: str, signature: NoteSignature) -> int | None:
         """The time ``signature`` cosigned ``text`` at, or None if it is not this key's or
