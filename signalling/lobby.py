@@ -86,7 +86,8 @@ class Lobby:
 
     def call_started(self, interview_id: str) -> None:
         """Officers were seated for the applicant's call (a take or a pairing): the
-        applicant leaves the waiting room, and the tab used last takes the seat."""
+        applicant leaves the waiting room, and the tab used last takes the seat (two tabs
+        joining would take the seat from each other in turn)."""
         self.room.remove(interview_id)
         self._ready_at.pop(interview_id, None)
         tabs = self._applicants.pop(interview_id, [])
@@ -137,12 +138,8 @@ class Lobby:
             for agency, officer_id in pairing.officers.items():
                 self.room.set_available(officer_id, agency, True)
             return
-        tabs = self._applicants.pop(pairing.interview_id, [])
-        self._ready_at.pop(pairing.interview_id, None)
-        # One tab takes the seat, the one used last: two tabs joining would take the seat
-        # from each other in turn.
-        if tabs:
-            tabs[-1](m.Paired(interview_id=pairing.interview_id, seat=Seat.APPLICANT))
+        # Seating started the call, and the call's start told the applicant
+        # (`call_started`); the officers are told here.
         for agency, officer_id in pairing.officers.items():
             officer = self._officers.get((officer_id, agency))
             if officer is not None:
