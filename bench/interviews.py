@@ -66,6 +66,7 @@ from recordings.keys import Identity
 from recordings.recorder import Recorder
 from signalling.forwarding import EncodedFrameTap, use_packer
 from signalling.interview import InterviewRoom
+from signalling.peer_connections import negotiate
 from signalling.receivers import idle_receiver
 from signalling.types import EncodedFrame, Kind, RoomId, Seat
 
@@ -182,7 +183,7 @@ class StockRoom:
         others = [s for s in Seat if s is not seat]
         pending = {"audio": list(others), "video": list(others)}
         offer = RTCSessionDescription(sdp, "offer")
-        await pc.setRemoteDescription(offer)
+        await negotiate(pc, pc.setRemoteDescription(offer))
         for transceiver in pc.getTransceivers():
             if transceiver._offerDirection == "recvonly":  # the client sends here
                 published: MediaStreamTrack = transceiver.receiver.track
@@ -198,7 +199,7 @@ class StockRoom:
                 source_track = self.published.get((source, transceiver.kind))
                 if source_track is not None:
                     transceiver.sender.replaceTrack(self.relay.subscribe(source_track))
-        await pc.setLocalDescription(await pc.createAnswer())
+        await negotiate(pc, pc.setLocalDescription(await pc.createAnswer()))
         return str(pc.localDescription.sdp)
 
     async def close(self) -> None:
@@ -315,7 +316,7 @@ async def participant(
         ) as response,
     ):
         answer = (await response.json())["sdp"]
-    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    await negotiate(pc, pc.setRemoteDescription(RTCSessionDescription(answer, "answer")))
     return pc, started, sent, received
 
 

@@ -30,6 +30,7 @@ from .address_policy import ANY_UNICAST, AddressPolicy
 from .candidates import offer_within_policy, remote_candidate
 from .errors import SdpError, TooManyCandidates
 from .forwarding import EncodedFrameTap, ForwardedTrack, Publication, prepare_sender, send_pli
+from .peer_connections import negotiate
 from .receivers import idle_receiver
 from .types import Kind, ParticipantId, RecordingSink, Seat
 
@@ -150,8 +151,9 @@ class Participant:
                 idle_receiver(transceiver.receiver, section.kind)
                 self.slots[(seat, section.kind)] = track
         try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
-            await self.pc.setLocalDescription(await self.pc.createAnswer())
+            offer = RTCSessionDescription(sdp, "offer")
+            await negotiate(self.pc, self.pc.setRemoteDescription(offer))
+            await negotiate(self.pc, self.pc.setLocalDescription(await self.pc.createAnswer()))
         except Exception as exc:  # aiortc raises ValueError, AssertionError, OperationError…
             raise SdpError(f"the offer cannot be answered: {exc}") from None
         return str(self.pc.localDescription.sdp)

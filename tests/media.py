@@ -17,6 +17,7 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSess
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
+from signalling.peer_connections import negotiate
 from signalling.types import EncodedFrame, Kind, Seat
 
 WIDTH, HEIGHT, FPS = 320, 240, 30
@@ -181,7 +182,7 @@ class SyntheticParticipant:
         await pc.setLocalDescription(await pc.createOffer())
         started = asyncio.get_running_loop().time()
         answer = await join(self.seat, pc.localDescription.sdp)
-        await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        await negotiate(pc, pc.setRemoteDescription(RTCSessionDescription(answer, "answer")))
         streams = {
             m.rtp.muxId: m.msid.split()[0]
             for m in SessionDescription.parse(answer).media

@@ -12,6 +12,8 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, rtcrtpreceiv
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rate import RateCounter, RemoteBitrateEstimator
 
+from signalling import peer_connections
+
 PINNED = "1.16.0"
 
 
@@ -85,3 +87,11 @@ async def test_the_tests_can_reach_the_udp_transports_a_connection_sends_from() 
         assert "self.transport.sendto(data, addr)" in inspect.getsource(StunProtocol.send_data)
     finally:
         await pc.close()
+
+
+def test_descriptions_start_the_setup_task_that_negotiate_watches() -> None:
+    """`signalling/peer_connections.py` finds aiortc's unawaited setup task by name."""
+    for step in (RTCPeerConnection.setLocalDescription, RTCPeerConnection.setRemoteDescription):
+        assert "asyncio.ensure_future(self.__connect())" in inspect.getsource(step)
+    setup = getattr(RTCPeerConnection, "_RTCPeerConnection__connect")  # noqa: B009
+    assert setup.__qualname__ == peer_connections.SETUP_TASK
