@@ -8,6 +8,7 @@ import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 
@@ -32,6 +33,7 @@ class Exported:
     recovered_from_crash: bool
     offset_ms: int = 0  # where this seat's file starts on the session's timeline
     cut_short: tuple[str, ...] = ()  # segments that do not decrypt to their end
+    started_at_ms: int | None = None  # the wall-clock time (Unix ms) of the file's time 0
 
 
 def _segments_by_seat(session: Path) -> dict[str, list[Path]]:
@@ -41,9 +43,27 @@ def _segments_by_seat(session: Path) -> dict[str, list[Path]]:
     return seats
 
 
-def _segment_starts(session: Path) -> dict[str, int]:
-    """Each sealed segment's wall-clock start (Unix ms), as its ``segment`` event says."""
+@dataclass(frozen=True)
+class _Timeline:
+    """What the log says of where each segment lies in wall-clock time (Unix ms)."""
+
+    starts: dict[str, int]  # a sealed segment's start, as its ``segment`` event says
+    # A segment a crash cut short never got its start written (it is listed at the
+    # restart): the ``outage`` that lists it says when the crash came, which its media
+    # cannot have outlasted (the outage begins at the record's latest write).
+    crash_ends: dict[str, int]
+
+
+def _unix_ms(text: object) -> int | None:
+    try:
+        return round(datetime.fromisoformat(str(text)).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+def _timeline(session: Path) -> _Timeline:
     starts: dict[str, int] = {}
+    crash_ends: dict[str, int] = {}
     events = session / "events.jsonl"
     if events.exists():
         for line in events.read_bytes().splitlines():
@@ -51,11 +71,40 @@ def _segment_starts(session: Path) -> dict[str, int]:
                 event = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(event, dict) and event.get("kind") == "segment":
+            if not isinstance(event, dict):
+                continue
+            if event.get("kind") == "segment":
                 started = event.get("started_at_ms")
                 if isinstance(started, int):
                     starts[str(event.get("file"))] = started
-    return starts
+            elif event.get("kind") == "outage":
+                since = _unix_ms(event.get("since"))
+                files = event.get("recovered_files")
+                if since is not None and isinstance(files, list):
+                    crash_ends |= {str(name): since for name in files}
+    return _Timeline(starts, crash_ends)
+
+
+def _start_ms(path: Path, data: bytes, timeline: _Timeline) -> int | None:
+    """The segment's wall-clock start: as logged, or for one a crash cut short, the
+    moment of the crash less the media recovered from it (so the media ends no later
+    than the outage begins, and the outage shows as the gap it was)."""
+    if path.name in timeline.starts:
+        return timeline.starts[path.name]
+    crashed = timeline.crash_ends.get(path.name)
+    if crashed is None:
+        return None
+    return crashed - _length_ms(data)
+
+
+def _length_ms(data: bytes) -> int:
+    """Up to the end of a segment's last frame, from its timestamps (nothing decoded)."""
+    end = 0
+    with av.open(io.BytesIO(data), "r", format="webm") as source:
+        for packet in source.demux():
+            if packet.size and packet.pts is not None and packet.time_base is not None:
+                end = max(end, int(packet.pts * packet.time_base * 1000) + 1)
+    return end
 
 
 def _plain(path: Path, identities: Sequence[Identity]) -> tuple[bytes, bool]:
@@ -81,19 +130,23 @@ def export_session(
     verify) is written into each seat's file, so it stays with the file wherever it goes."""
     out.mkdir(parents=True, exist_ok=True)
     seats = _segments_by_seat(session)
-    starts = _segment_starts(session)
+    timeline = _timeline(session)
     total, done = sum(map(len, seats.values())) + (1 if composite else 0), 0
-    known = [starts[p.name] for paths in seats.values() for p in paths if p.name in starts]
-    session_start = min(known, default=0)
     results = []
     for seat, paths in seats.items():
-        exported = _export_seat(seat, paths, identities, out, starts, warning)
-        if paths[0].name in starts:
-            exported = replace(exported, offset_ms=starts[paths[0].name] - session_start)
-        results.append(exported)
+        results.append(_export_seat(seat, paths, identities, out, timeline, warning))
         done += len(paths)
         if progress:
             progress(done, total)
+    # every seat on the session's one timeline, which starts with the earliest media
+    known = [item.started_at_ms for item in results if item.started_at_ms is not None]
+    session_start = min(known, default=0)
+    results = [
+        replace(item, offset_ms=item.started_at_ms - session_start)
+        if item.started_at_ms is not None
+        else item
+        for item in results
+    ]
     if composite and results:
         tracks = [SeatTrack(item.seat, item.path, item.offset_ms) for item in results]
         write_composite(tracks, out / "composite.webm")
@@ -110,7 +163,7 @@ def export_seat_bytes(
     if not paths:
         raise FileNotFoundError(f"{session.name} holds no media of the {seat} seat")
     buffer = io.BytesIO()
-    exported = _export_seat(seat, paths, identities, buffer, _segment_starts(session))
+    exported = _export_seat(seat, paths, identities, buffer, _timeline(session))
     return buffer.getvalue(), exported
 
 
@@ -119,27 +172,30 @@ def _export_seat(
     paths: list[Path],
     identities: Sequence[Identity],
     out: Path | io.BytesIO,
-    starts: dict[str, int],
+    timeline: _Timeline,
     warning: str = "",
 ) -> Exported:
     """One seat's segments remuxed into one file (in ``out``, a directory, or a buffer):
-    each segment at its recorded start (gaps kept), or straight after the previous one
-    when its start is unknown (cut by a crash)."""
+    each segment at its start on the wall clock (gaps kept), or straight after the
+    previous one when its start is unknown."""
     target = out / f"{seat}.webm" if isinstance(out, Path) else out
     frames = {"video": 0, "audio": 0}
     cut: list[str] = []
-    first_start = starts.get(paths[0].name)
+    first_start: int | None = None
     with av.open(str(target) if isinstance(target, Path) else target, "w", format="webm") as output:
         if warning:
             output.metadata["comment"] = warning
         streams: dict[str, av.stream.Stream] = {}
         offset_ms = end_ms = 0
-        for path in paths:
+        for number, path in enumerate(paths):
             data, short = _plain(path, identities)
             if short:
                 cut.append(path.name)
-            if path.name in starts and first_start is not None:
-                offset_ms = max(starts[path.name] - first_start, end_ms)
+            start = _start_ms(path, data, timeline)
+            if number == 0:
+                first_start = start
+            if start is not None and first_start is not None:
+                offset_ms = max(start - first_start, end_ms)
             else:
                 offset_ms = end_ms
             with av.open(io.BytesIO(data), "r", format="webm") as source:
@@ -163,5 +219,12 @@ def _export_seat(
                     end_ms = max(end_ms, pts_ms + 1)
     shown = target if isinstance(target, Path) else Path(f"{seat}.webm")
     return Exported(
-        seat, shown, len(paths), frames["video"], frames["audio"], bool(cut), cut_short=tuple(cut)
+        seat,
+        shown,
+        len(paths),
+        frames["video"],
+        frames["audio"],
+        bool(cut),
+        cut_short=tuple(cut),
+        started_at_ms=first_start,
     )
