@@ -5,7 +5,7 @@ names the segment the crash cut short. The record itself verifies (no fault) and
 
 A real `nexus-interview serve` process killed with SIGKILL and started again on the same
 data directory, three aiortc participants before and after, the real `records export`
-command and ffprobe on what it writes."""
+command (with the composite) and ffprobe on what it writes."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from signalling.types import Kind, Seat
 from . import test_server_crash
 from .fakes import nexus_interview
 from .media import SyntheticParticipant, wait_for
-from .test_recorder import tool
+from .test_recorder import ffprobe_json, tool
 from .test_server_crash import (
     FRAMES_PER_SECOND,
     Browser,
@@ -166,6 +166,7 @@ async def test_the_export_of_a_crashed_and_resumed_interview_shows_the_outage_wh
         str(out),
         "--key",
         checkpoint_signer(scene.settings.data_dir / "checkpoint-signing.pem").verifier_key,
+        "--composite",
     )
     assert done.returncode == 0, done.stderr
     lines = {line.split(":", 1)[0]: line for line in done.stdout.splitlines()}
@@ -194,3 +195,13 @@ async def test_the_export_of_a_crashed_and_resumed_interview_shows_the_outage_wh
         assert origin + item.offset_ms + last_before <= since_ms + TOLERANCE_MS, item.seat
         assert origin + item.offset_ms + times[0] >= joined[item.seat] - TOLERANCE_MS, item.seat
         assert origin + item.offset_ms + first_after >= since_ms + outage_ms - TOLERANCE_MS
+    # the side-by-side composite runs on the same timeline: from the first media before
+    # the crash to the end of the last after it, the outage included
+    last_end = max(
+        event["started_at_ms"] + event["duration_ms"]
+        for event in events
+        if event["kind"] == "segment" and "started_at_ms" in event
+    )
+    composite = await asyncio.to_thread(ffprobe_json, out / "composite.webm")
+    span_ms = last_end - origin
+    assert abs(float(composite["format"]["duration"]) * 1000 - span_ms) <= 500, span_ms
