@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import pyotp
 from rich.console import Console
 
+from recordings.closed_sessions import witness_prefix
 from recordings.keys import HOLDERS, Identity, read_identity_file, write_identity_file
 from recordings.witness import generate_cosigner, read_cosigner
 from signalling.address_policy import EVERY_NETWORK, parse_networks
@@ -308,10 +309,11 @@ def run_demo(settings: Settings, console: Console, root: Path = ROOT) -> int:
 
 def start_witnesses(settings: Settings, root: Path) -> tuple[str, list[subprocess.Popen[bytes]]]:
     """CBSA's and CBP's witnesses, each its own process with its own key (on the agency's
-    own host in production), trusting this server's checkpoint key for its interviews;
+    own host in production), trusting this server's checkpoint key for its logs (each
+    interview's and the log of closed sessions);
     returns the server's `witnesses` setting and the processes."""
     server_key = checkpoint_signer(settings.data_dir / "checkpoint-signing.pem").verifier_key
-    prefix = f"{urlsplit(settings.public_url).netloc}/interview/"
+    prefix = witness_prefix(urlsplit(settings.public_url).netloc)  # interviews, closed sessions
     entries, processes = [], []
     for agency in Agency:
         name = agency.value.lower()

@@ -5,8 +5,9 @@ stores the new life, the columns copied from it and the same events in SQLite in
 transaction, and only then tells the listeners (the lobby, the rooms, the pages).
 
 A refused action changes nothing and raises `lifecycle.Refused`; a repeat (no events)
-writes nothing. If the server dies between the journal and SQLite, the journal wins at the
-next start (`resume`).
+writes nothing. An interview's final event closes its record and lists the session in
+the server-wide log of closed sessions; both go to the witnesses. If the server dies
+between the journal and SQLite, the journal wins at the next start (`resume`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import aiosqlite
 
+from recordings.closed_sessions import CLOSED_SESSIONS, FINAL_EVENTS
 from recordings.errors import RecordingError
 from signalling.interview import InterviewEvent
 from signalling.types import RoomId
@@ -58,8 +60,6 @@ Also = Callable[[aiosqlite.Connection], Awaitable[None]]
 EndCall = Callable[[RoomId, Mapping[str, Any]], Awaitable[None]]
 """Disconnects a call's participants, before its end is journaled (its media sealed)."""
 
-FINAL_EVENTS = frozenset({"close", "no-show", "cancelled", "interrupted"})
-"""The events that end an interview: its journal takes nothing after them."""
 WITNESSED_EVENTS = FINAL_EVENTS | {"end", "decision", "outage"}
 """After these, the record's checkpoint is taken to the witnesses at once: a rollback
 past a step's end, a decision or the close is then provable."""
@@ -98,8 +98,11 @@ class Lives:
         end_call: EndCall,
         no_show_minutes: int = 15,
         outage_wait_seconds: float = 600.0,
-        witness: Callable[[RoomId], None] | None = None,
+        witness: Callable[[str], None] | None = None,
     ) -> None:
+        """``witness``: takes the name of a log under the records directory (an
+        interview's id, or `CLOSED_SESSIONS`) whose newest checkpoint is to go to the
+        agencies' witnesses."""
         self._witness = witness
         self._no_show_minutes = no_show_minutes
         self._outage_wait_seconds = outage_wait_seconds
@@ -218,6 +221,20 @@ class Lives:
             await self._records.finish(room_id)
         if self._witness is not None and WITNESSED_EVENTS.intersection(events):
             self._witness(room_id)  # the checkpoint now on disk goes to the agencies' witnesses
+        if events[-1] in FINAL_EVENTS:
+            await self._list_closed(room_id)  # once its close's checkpoint is on disk
+
+    async def _list_closed(self, room_id: RoomId) -> None:
+        """The session, closed, into the server-wide log of closed sessions (which alone
+        shows a session deleted whole), and that log to the witnesses. A failure here
+        does not undo the interview's end: the session is listed at the next start."""
+        try:
+            await self._records.list_closed(room_id)
+        except (RecordingError, NexusError, OSError):
+            log.exception("%s could not be listed as closed; it will be at the next start", room_id)
+            return
+        if self._witness is not None:
+            self._witness(CLOSED_SESSIONS)
 
     async def resume(self) -> None:
         """At start, after a stop or a crash: each interview not over whose session record
@@ -241,9 +258,23 @@ class Lives:
                 if isinstance(event.get("action"), dict)
                 and (action := lifecycle.action_from(event["action"])) is not None
             ]
+            if journal and journal[-1].get("kind") in FINAL_EVENTS:
+                await self._records.finish(room_id)  # ended before the stop: stays so
             if actions:
                 await self._follow_journal(interview.id, lifecycle.replay(interview.mode, actions))
             await self._after_outage(interview.id, recovery)
+        await self._list_unlisted_closed()
+
+    async def _list_unlisted_closed(self) -> None:
+        """Sessions over whose listing as closed a stop came (or that ended before the
+        log of closed sessions existed) are listed now."""
+        try:
+            listed = await self._records.list_unlisted_closed()
+        except (RecordingError, NexusError, OSError):
+            log.exception("the log of closed sessions needs a person to look at it")
+            return
+        if listed and self._witness is not None:
+            self._witness(CLOSED_SESSIONS)
 
     async def _follow_journal(self, interview_id: str, life: Life) -> None:
         async with self._lock(interview_id):

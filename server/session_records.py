@@ -1,5 +1,7 @@
 """Each interview's session record, kept as its room runs: the room's events go into the
-signed event log, its media into the recorder, sealed segments into the log.
+signed event log, its media into the recorder, sealed segments into the log. Once a
+session is over, it is listed in the server-wide log of closed sessions
+(`recordings.closed_sessions`), which shows a session rolled back or deleted whole.
 
 The interview server holds only public recipients (from settings) and its own checkpoint
 signing key; it writes what it cannot read back.
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +30,8 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from recordings.age import encrypt
+from recordings.closed_sessions import AFTER_FINAL, CLOSED_SESSIONS, FINAL_EVENTS, ClosedSessionsLog
+from recordings.errors import RecordingError
 from recordings.group_commit import GroupCommit
 from recordings.keys import Recipient
 from recordings.private_files import private_directory, private_opener, replace_privately
@@ -46,6 +51,7 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 SIGNER_NAME = "nexus-interview-server"
+_TAIL_BYTES = 64 * 1024
 SEGMENT_NAME = re.compile(r"(?P<seat>[a-z]+)-(?P<index>[0-9]+)\.webm\.age")  # as Recorder names
 
 
@@ -155,6 +161,8 @@ class SessionRecords:
         self._open: dict[RoomId, _Open] = {}
         self._ending: set[asyncio.Task[None]] = set()  # final commits of ended sessions
         self._closed = False
+        self._closed_log: ClosedSessionsLog | None = None  # opened when first needed
+        self._closed_log_lock = asyncio.Lock()  # one listing at a time; none after close_all
 
     def _session(self, room_id: RoomId) -> _Open:
         if self._closed:
@@ -319,6 +327,56 @@ class SessionRecords:
         task.add_done_callback(self._ending.discard)
         await asyncio.wait({task})
 
+    async def list_closed(self, room_id: RoomId) -> bool:
+        """After `finish`: list the session, with its final checkpoint, in the log of
+        closed sessions (`recordings.closed_sessions`), signed and on disk before this
+        returns; False if it was listed already. Raises `RecordingError` if its record
+        cannot be listed (a fault a person must look at)."""
+        async with self._closed_log_lock:
+            closed_log = await self._closed_sessions()
+            added = await asyncio.to_thread(closed_log.add_session, self.directory / room_id)
+        return added is not None
+
+    async def list_unlisted_closed(self) -> list[RoomId]:
+        """At start: list every session whose record ends with its interview's final
+        event but is not in the log of closed sessions yet (a stop between the two, or a
+        record older than the log); returns them. A record that cannot be listed is
+        logged, for a person, and left out."""
+        async with self._closed_log_lock:
+            closed_log = await self._closed_sessions()
+            return await asyncio.to_thread(self._list_unlisted, closed_log)
+
+    def _list_unlisted(self, closed_log: ClosedSessionsLog) -> list[RoomId]:
+        listed = []
+        for directory in sorted(self.directory.iterdir()):
+            if directory.name == CLOSED_SESSIONS or closed_log.listed(directory.name):
+                continue
+            if RoomId(directory.name) in self._open or not _ends_final(directory / EVENTS):
+                continue
+            try:
+                closed_log.add_session(directory)
+            except (RecordingError, OSError):
+                log.exception("%s ended but cannot be listed as closed", directory.name)
+                continue
+            listed.append(RoomId(directory.name))
+        return listed
+
+    @property
+    def closed_sessions(self) -> Path:
+        """The directory of the log of closed sessions."""
+        return self.directory / CLOSED_SESSIONS
+
+    async def _closed_sessions(self) -> ClosedSessionsLog:
+        """The log of closed sessions, opened on first use (cut back to its last
+        checkpoint if a crash left more); the caller holds ``_closed_log_lock``."""
+        if self._closed:
+            raise Conflict("the server is shutting down; nothing more is recorded")
+        if self._closed_log is None:
+            self._closed_log = await asyncio.to_thread(
+                ClosedSessionsLog, self.directory, self._log_name, self.signer
+            )
+        return self._closed_log
+
     async def close_all(self) -> None:
         """End every session and wait for all final checkpoints; records nothing more.
         Safe twice."""
@@ -327,3 +385,27 @@ class SessionRecords:
             self._end(room_id)
         if self._ending:
             await asyncio.wait(set(self._ending))
+        async with self._closed_log_lock:  # after any listing under way
+            if self._closed_log is not None:
+                self._closed_log.close()
+
+
+def _ends_final(events: Path) -> bool:
+    """The log's last event, shreds aside, is its interview's final event (read from its
+    tail: a record's events are many, the shreds after its end a few)."""
+    if not events.is_file():
+        return False
+    with events.open("rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, size - _TAIL_BYTES))
+        tail = handle.read().splitlines()
+    if size > _TAIL_BYTES:
+        tail = tail[1:]  # the first line read may be part of one
+    for line in reversed(tail):
+        try:
+            kind = msgspec.json.decode(line).get("kind")
+        except (msgspec.DecodeError, AttributeError):
+            return False  # a torn or damaged tail: not a record to list now
+        if kind not in AFTER_FINAL:
+            return kind in FINAL_EVENTS
+    return False

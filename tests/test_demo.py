@@ -16,6 +16,10 @@ import pyotp
 import pytest
 from yarl import URL
 
+from recordings.closed_sessions import closed_sessions_origin
+from recordings.session_record import SessionLog
+from server.session_records import checkpoint_signer
+
 EXE = Path(sys.executable).with_name("nexus-interview")
 
 
@@ -189,3 +193,26 @@ async def test_the_demo_runs_both_agencies_witnesses_and_stops_them(demo: Demo) 
         assert port is not None
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+async def test_the_demo_witnesses_cosign_the_servers_closed_sessions_log_and_no_other_log(
+    demo: Demo, tmp_path: Path
+) -> None:
+    witnesses = dict(re.findall(r"^(CBSA|CBP) witness .*?: (http://\S+)$", demo.output, re.M))
+    served = re.search(r"^Serving on (http://\S+) ", demo.output, re.M)
+    assert served is not None
+    log_name = URL(served[1]).raw_authority
+    signer = checkpoint_signer(tmp_path / "demo-data" / "server" / "checkpoint-signing.pem")
+    logs: dict[str, SessionLog] = {}
+    for origin in (closed_sessions_origin(log_name), "elsewhere.test/closed-sessions"):
+        log = logs[origin] = SessionLog(tmp_path / "logs" / str(len(logs)), origin, signer)
+        log.append("closed", interview="iv_1")
+        log.checkpoint()
+    async with aiohttp.ClientSession() as http:
+        for url in witnesses.values():
+            answers = []
+            for log in logs.values():
+                note = (log.directory / "checkpoints" / f"{1:010d}.note").read_bytes()
+                async with http.post(f"{url}/add-checkpoint", data=b"old 0\n\n" + note) as answer:
+                    answers.append(answer.status)
+            assert answers == [200, 404]

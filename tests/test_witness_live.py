@@ -25,6 +25,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from recordings.closed_sessions import closed_sessions_origin, witness_prefix
 from recordings.session_record import CHECKPOINTS, EVENTS, SessionLog, session_origin
 from recordings.tlog import MerkleTree, NoteSigner, NoteVerifier, leaf_hash
 from recordings.witness_protocol import CosignatureVerifier, Cosigner, cosignatures
@@ -312,6 +313,26 @@ async def test_a_witness_takes_every_origin_under_each_of_its_prefixes(tmp_path:
         other = SessionLog(tmp_path / "other", f"{LOG_NAME}/clos", SERVER)
         grow(other, 1)
         assert (await add(running.url, other, old=0))[0] == 404
+    finally:
+        await running.stop()
+
+
+async def test_a_witness_of_the_server_takes_its_interviews_and_closed_sessions_only(
+    tmp_path: Path,
+) -> None:
+    running = await start_witness(tmp_path / "state", prefixes=(witness_prefix(LOG_NAME),))
+    try:
+        closed = SessionLog(tmp_path / "closed", closed_sessions_origin(LOG_NAME), SERVER)
+        grow(closed, 2)
+        assert (await add(running.url, closed, old=0))[0] == 200
+        assert (await add(running.url, session(tmp_path, "iv_1", 1), old=0))[0] == 200
+        for n, origin in enumerate(
+            ("elsewhere.test/closed-sessions", f"{LOG_NAME}.evil/closed-sessions", LOG_NAME)
+        ):
+            other = SessionLog(tmp_path / f"other{n}", origin, SERVER)
+            grow(other, 1)
+            status, _, answer = await add(running.url, other, old=0)
+            assert status == 404 and f"knows no log {origin!r}" in answer
     finally:
         await running.stop()
 

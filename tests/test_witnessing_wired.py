@@ -1,7 +1,8 @@
 """The interview server takes each record's checkpoints to the agencies' witnesses as the
 interview goes: two real witness apps on 127.0.0.1 (`nexus-interview witness`'s app), a
 real interview through the server; once it closes, its final checkpoint carries both
-agencies' cosignature/v1. A witness that was down is caught up at the next start."""
+agencies' cosignature/v1, and so does the newest checkpoint of the server-wide log of
+closed sessions, which lists it. A witness that was down is caught up at the next start."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from recordings.tlog import NoteVerifier
+from recordings.closed_sessions import check_record, read_closed_sessions, witness_prefix
+from recordings.tlog import Checkpoint, NoteVerifier, parse_note
 from recordings.witness_protocol import CosignatureVerifier, Cosigner, cosignatures
 from server import serving
 from server.app import create_app
@@ -29,6 +31,7 @@ from .calls import applicant_in_call
 from .fakes import FakeClock, World, fast_passwords
 
 AGENCIES = ("CBSA", "CBP")
+KEY = "checkpoint-signing.pem"
 
 
 def cosigners() -> dict[str, Cosigner]:
@@ -46,10 +49,10 @@ def unreachable(keys: dict[str, Cosigner]) -> str:
 async def witnesses(
     settings: Settings, state: Path, keys: dict[str, Cosigner]
 ) -> AsyncIterator[dict[str, str]]:
-    """Both agencies' witnesses, trusting this server's checkpoint key for its interviews;
+    """Both agencies' witnesses, trusting this server's checkpoint key for its logs;
     yields each one's ``name=url=key`` entry."""
     server_key = checkpoint_signer(settings.data_dir / "checkpoint-signing.pem")
-    prefix = f"{urlsplit(settings.public_url).netloc}/interview/"
+    prefix = witness_prefix(urlsplit(settings.public_url).netloc)
     runners: list[web.AppRunner] = []
     entries = {}
     try:
@@ -85,7 +88,7 @@ def verifiers(keys: dict[str, Cosigner]) -> list[CosignatureVerifier]:
     return [CosignatureVerifier.parse(cosigner.verifier_key) for cosigner in keys.values()]
 
 
-async def test_a_closed_interviews_final_checkpoint_carries_both_agencies_cosignatures(
+async def test_a_closed_interviews_final_checkpoint_and_the_closed_sessions_log_are_cosigned(
     settings: Settings, clock: FakeClock, tmp_path: Path
 ) -> None:
     keys = cosigners()
@@ -111,6 +114,20 @@ async def test_a_closed_interviews_final_checkpoint_carries_both_agencies_cosign
     assert final is not None and int(final.stem) == len(journal)  # covers the close
     signed = cosignatures(final.read_bytes(), verifiers(keys))
     assert set(signed) == {"cbsa.test/witness", "cbp.test/witness"}
+    # the server-wide log of closed sessions lists it once, with that final checkpoint,
+    # and both agencies cosigned its newest checkpoint
+    server_keys = [NoteVerifier.parse(checkpoint_signer(settings.data_dir / KEY).verifier_key)]
+    closed = read_closed_sessions(record.parent, server_keys, verifiers(keys))
+    assert closed.problems == [] and closed.size == 1
+    assert set(closed.witnessed_by) == {"cbsa.test/witness", "cbp.test/witness"}
+    entry = closed.entries[call.interview_id]
+    final_checkpoint = Checkpoint.parse(parse_note(final.read_text())[0])
+    assert (entry.origin, entry.size, entry.root) == (
+        final_checkpoint.origin,
+        len(journal),
+        final_checkpoint.root,
+    )
+    assert check_record(closed, record, server_keys) == []
 
 
 async def test_a_witness_that_was_down_is_caught_up_at_the_next_start(
