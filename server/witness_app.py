@@ -2,11 +2,13 @@
 process with its own key (``nexus-interview witness``).
 
 It trusts one interview server's checkpoint key(s) and every origin under its prefixes
-(each interview is a log of its own, ``<host>/interview/<id>``), and cosigns a
-checkpoint (cosignature/v1) only if it extends, by a verified consistency proof, the
-latest one it cosigned for that origin. That latest checkpoint is kept per origin in a
-file of its own under the state directory, written whole and fsynced before the answer,
-so a restart forgets nothing and a log cut back or forked is refused from then on.
+(each interview is a log of its own, ``<host>/interview/<id>``, and the server keeps one
+log of closed sessions, ``<host>/closed-sessions``: the prefix ``<host>/`` covers them
+all, and no other server's logs), and cosigns a checkpoint (cosignature/v1) only if it
+extends, by a verified consistency proof, the latest one it cosigned for that origin.
+That latest checkpoint is kept per origin in a file of its own under the state
+directory, written whole and fsynced before the answer, so a restart forgets nothing and
+a log cut back or forked is refused from then on.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ _STATUS = {
 class WitnessConfig:
     cosigner: Cosigner
     log_keys: Sequence[NoteVerifier]  # the interview server's checkpoint key(s)
-    origin_prefixes: Sequence[str]  # e.g. "interviews.example/interview/"
+    origin_prefixes: Sequence[str]  # e.g. "interviews.example/"; a bare prefix is no log
     state: Path  # directory of the latest cosigned checkpoint per origin
 
 
