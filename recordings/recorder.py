@@ -1,12 +1,13 @@
 """The Recorder: the forwarding layer's recording sink. Encoded frames go, as they are,
 into one live WebM file per seat and segment, encrypted with age as they are written.
 
-Nothing is decoded or encoded: PyAV's mux-only streams (no codec context) wrap each
-frame in Matroska. The muxer closes a cluster at least every second and every sealed age
+Nothing is decoded or encoded: each frame is wrapped in Matroska as it is (`webm`).
+A cluster is closed at least every second of media and every sealed age
 chunk is written straight to the file (no user-space buffer), so after a crash at most
 about a second of media plus one unsealed 64 KiB chunk is lost. A segment starts on a
-keyframe and rotates at the first keyframe after ``segment_seconds``; a closed segment is
-fsynced and hashed, and reported through ``on_segment``.
+keyframe and rotates at the first keyframe after ``segment_seconds``; within it, the
+sender is asked for a keyframe every `KEYFRAME_SECONDS`, so a replay can seek anywhere
+quickly. A closed segment is fsynced and hashed, and reported through ``on_segment``.
 
 While a segment is open, ``on_progress`` hears how many of its bytes are sealed on disk and
 their SHA-256, at least every `REPORT_MS` while new bytes are sealed, so the session log
@@ -21,27 +22,22 @@ up to `timestamps.HOLD_MS`, which a crash may lose too.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
-
-import av
 
 from signalling.types import EncodedFrame, Kind, Seat
 
+from . import webm
 from .age import CHUNK, AgeWriter
 from .keys import Recipient
 from .private_files import private_directory, private_opener
-from .streams import opus_stream, vp8_stream
 from .timestamps import Interleaver, StreamClock, Timed
 
-MS = Fraction(1, 1000)
 DEFAULT_SEGMENT_SECONDS = 60.0
-CLUSTER_MS = 500  # the muxer closes a cluster at least this often
+CLUSTER_MS = 500  # a cluster is closed at least this often (its media's time)
 SEAL_MS = 500  # media waits at most this long unsealed: with CLUSTER_MS, ~1 s at risk
 EBML_VOID_HEADER = 9  # ID 0xEC and an 8-byte size
 # How often sealed bytes are reported, by arrival time: media is sealed within about a
@@ -49,6 +45,13 @@ EBML_VOID_HEADER = 9  # ID 0xEC and an 8-byte size
 # at most this plus that second ago. Arrival, not pts: a sender's RTP clock may stall or
 # jump, and what a crash leaves unvouched is what arrived lately.
 REPORT_MS = 1000
+# A browser's encoder sends a keyframe only when asked (a call's first picture, a
+# receiver's loss), so a segment could hold a single one at its start; a player seeking
+# into it must then decode every frame from there, and a replay that seeks while it
+# plays never catches up. So the recorder asks for one whenever this long has gone by
+# without: a seek decodes at most this much video. Each keyframe costs some bandwidth
+# (every subscriber gets it too), so not much more often than a seek needs.
+KEYFRAME_SECONDS = 2.0
 
 
 def vp8_dimensions(keyframe: bytes) -> tuple[int, int] | None:
@@ -94,19 +97,6 @@ class MediaProgress:
     sha256: str
 
 
-class _AgeSink(io.RawIOBase):
-    """What the muxer writes to: age-encrypts into an unbuffered file."""
-
-    def __init__(self, writer: AgeWriter) -> None:
-        self._writer = writer
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: bytes) -> int:  # type: ignore[override]
-        return self._writer.write(data)
-
-
 class SegmentWriter:
     """One seat's media for one segment."""
 
@@ -127,28 +117,15 @@ class SegmentWriter:
         self._written = 0
         self._reported = (0, 0)  # (bytes, arrival ms) at the last progress report
         self._age = AgeWriter(self, recipients)
-        self._container = av.open(
-            _AgeSink(self._age),
-            "w",
-            format="webm",
-            # max_interleave_delta: a silent stream must not hold the other back;
-            # flush_packets: each finished cluster reaches the age writer at once
-            options={
-                "live": "1",
-                "cluster_time_limit": str(CLUSTER_MS),
-                "max_interleave_delta": "500000",
-                "flush_packets": "1",
-            },
-        )
-        self._streams = {
-            Kind.VIDEO: vp8_stream(self._container, width, height),
-            Kind.AUDIO: opus_stream(self._container),
-        }
+        self._age.write(webm.header(width, height))
+        self._clusters = webm.ClusterWriter(self._age.write, CLUSTER_MS)
+        self._kinds = (Kind.VIDEO, Kind.AUDIO)
         self._clocks = {Kind.VIDEO: StreamClock(), Kind.AUDIO: StreamClock()}
-        self._order = Interleaver[EncodedFrame](self._streams)
+        self._order = Interleaver[EncodedFrame](self._kinds)
         # a sender whose RTP clock runs slow still fills the time the segment recorded
         self._last_arrival_ms = 0
         self.frames = {Kind.VIDEO: 0, Kind.AUDIO: 0}
+        self.keyframe_at = started  # when the latest video keyframe arrived
         self._unsealed_since: int | None = None  # ms when unsealed media began to wait
         self._padded_at: int | None = None  # sealed-chunk count when we last padded
 
@@ -170,6 +147,8 @@ class SegmentWriter:
         return self._written, self._hash.copy().hexdigest()
 
     def add(self, kind: Kind, frame: EncodedFrame, now: float) -> None:
+        if kind is Kind.VIDEO and frame.keyframe:
+            self.keyframe_at = now
         arrival_ms = int((now - self.started) * 1000)
         self._last_arrival_ms = arrival_ms
         floor = self._order.floor
@@ -180,12 +159,8 @@ class SegmentWriter:
         self._seal_if_waiting(arrival_ms)
 
     def _mux(self, timed: Timed[EncodedFrame]) -> None:
-        packet = av.Packet(timed.item.data)
-        packet.stream = self._streams[timed.kind]
-        packet.pts = packet.dts = timed.pts
-        packet.time_base = MS
-        packet.is_keyframe = timed.item.keyframe
-        self._container.mux(packet)
+        frame = timed.item
+        self._clusters.add(webm.Block(timed.kind, timed.pts, frame.keyframe, frame.data))
         self.frames[timed.kind] += 1
 
     def _seal_if_waiting(self, now_ms: int) -> None:
@@ -208,7 +183,7 @@ class SegmentWriter:
     def close(self, seat: Seat, index: int) -> SegmentInfo:
         for timed in self._order.drain():
             self._mux(timed)
-        self._container.close()
+        self._clusters.close()
         self._age.close()
         os.fsync(self._file.fileno())
         self._file.close()
@@ -272,8 +247,11 @@ class Recorder:
             if kind is Kind.VIDEO:
                 self._request_keyframe(seat)
             return
-        if kind is Kind.VIDEO and now - segment.started >= self._segment_seconds:
-            self._request_keyframe(seat)  # the next segment starts on the keyframe
+        if kind is Kind.VIDEO and (
+            now - segment.started >= self._segment_seconds  # the next segment starts on it
+            or (not frame.keyframe and now - segment.keyframe_at >= KEYFRAME_SECONDS)
+        ):
+            self._request_keyframe(seat)
         segment.add(kind, frame, now)
         if self._on_progress is not None:
             progress = segment.progress(now)

@@ -38,10 +38,14 @@ def _element(element_id: bytes, payload: bytes) -> bytes:
     return element_id + (0x4000 | size).to_bytes(2, "big") + payload
 
 
+def opus_head() -> bytes:
+    """RFC 7845 identification header: version 1, two channels, no pre-skip, 48 kHz."""
+    return b"OpusHead" + struct.pack("<BBHIhB", 1, 2, 0, OPUS_RATE, 0, 0)
+
+
 @cache
 def opus_template() -> bytes:
-    """A WebM with one stereo Opus track header and nothing else (RFC 7845 OpusHead)."""
-    opus_head = b"OpusHead" + struct.pack("<BBHIhB", 1, 2, 0, OPUS_RATE, 0, 0)
+    """A WebM with one stereo Opus track header and nothing else."""
     header = _element(
         b"\x1a\x45\xdf\xa3",  # EBML
         _element(b"\x42\x86", b"\x01")  # EBMLVersion
@@ -63,7 +67,7 @@ def opus_template() -> bytes:
         + _element(b"\x73\xc5", b"\x01")  # TrackUID
         + _element(b"\x83", b"\x02")  # TrackType: audio
         + _element(b"\x86", b"A_OPUS")  # CodecID
-        + _element(b"\x63\xa2", opus_head)  # CodecPrivate
+        + _element(b"\x63\xa2", opus_head())  # CodecPrivate
         + audio,
     )
     info = _element(b"\x15\x49\xa9\x66", _element(b"\x2a\xd7\xb1", b"\x0f\x42\x40"))  # 1 ms

@@ -23,7 +23,7 @@ import pytest
 
 from recordings.age import AgeReader
 from recordings.keys import Identity, write_identity_file
-from recordings.recorder import Recorder, vp8_dimensions
+from recordings.recorder import KEYFRAME_SECONDS, Recorder, vp8_dimensions
 from recordings.timestamps import MAX_SKEW_MS, StreamClock
 from signalling.interview import InterviewRoom
 from signalling.types import EncodedFrame, Kind, RoomId, Seat
@@ -367,3 +367,25 @@ def test_a_sender_whose_rtp_clock_runs_slow_stays_near_the_session_clock(
         assert max(lags) <= MAX_SKEW_MS + 1, max(lags)
     [segment] = feed.recorder.segments
     assert segment.duration_ms > 7900, segment.duration_ms
+
+
+def test_the_sender_is_asked_for_a_keyframe_every_few_seconds(tmp_path: Path) -> None:
+    """A browser sends a keyframe at the start of a call and then only when asked; a
+    replay seeking into a long run of delta frames would have to decode all of them."""
+    feed = TimedFeed(tmp_path)
+    asked: list[int] = []
+    feed.recorder.set_keyframe_requester(
+        lambda seat: asked.append(round((feed.now - 100.0) * 1000))
+    )
+    answered_at = 4000  # the sender's answer to the requests arrives then
+    for frame in stream(Kind.VIDEO, 0, 0, 7000):
+        keyframe = frame.captured in (0, answered_at)
+        data = feed.video[0 if keyframe else 1]
+        feed.now = 100.0 + frame.captured / 1000
+        encoded = EncodedFrame(data, frame.rtp, Fraction(1, 90000), keyframe)
+        feed.recorder.on_frame(Seat.APPLICANT, Kind.VIDEO, encoded)
+    interval = round(KEYFRAME_SECONDS * 1000)
+    assert asked, "no keyframe asked for in 7 s of delta frames"
+    assert interval <= asked[0] < interval + 50, asked
+    assert not [at for at in asked if answered_at <= at < answered_at + interval], asked
+    assert max(asked) >= answered_at + interval, asked

@@ -160,13 +160,21 @@ class Timeline {
     const position = this.now();
     if (this.playing) this.position = position;
     if (this.playing && position >= this.duration) this.pause();
+    // A video that seeks decodes from the keyframe before the position, which takes a
+    // while: the clock waits for it (the others hold still meanwhile), as moving on would
+    // leave it behind and moving it again would start its seek afresh, never catching up.
+    const seeking = this.players.some((p) => p.video.seeking && p.present(position));
+    if (seeking && this.playing) {
+      this.from = position;
+      this.since = performance.now();
+    }
     for (const player of this.players) {
       player.pump(position).catch((error) => console.warn(error));
       const video = player.video;
       const tile = video.closest(".tile");
       tile.dataset.present = String(player.present(position));
-      if (Math.abs(video.currentTime - position) > DRIFT) video.currentTime = position;
-      if (this.playing && player.has(position)) {
+      if (!video.seeking && Math.abs(video.currentTime - position) > DRIFT) video.currentTime = position;
+      if (this.playing && !seeking && player.has(position)) {
         if (video.paused) video.play().catch(() => {});
       } else if (!video.paused) {
         video.pause();
@@ -213,8 +221,10 @@ function showVerification(data) {
   const v = data.verification;
   const verdict = $("verdict");
   verdict.dataset.status = data.status;
+  verdict.dataset.waitingFor = v.witnessing.waiting_for; // close | witness keys | cosignatures
   if (data.status === "verified") say(verdict, "Verified: signatures, hash chain, every segment, consent and completeness");
-  else if (data.status === "incomplete") say(verdict, "Incomplete: the record ends without its final checkpoint");
+  else if (data.status === "incomplete" && !v.closed) say(verdict, "Incomplete: the record ends without its final checkpoint");
+  else if (data.status === "incomplete") verdict.textContent = t("incomplete"); // the problems below say what is unwitnessed
   else say(verdict, "Verification FAILED");
   const checks = [
     ["{count} events in the hash chain", { count: v.events }, v.events > 0],
