@@ -13,7 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -389,3 +389,70 @@ def test_the_sender_is_asked_for_a_keyframe_every_few_seconds(tmp_path: Path) ->
     assert interval <= asked[0] < interval + 50, asked
     assert not [at for at in asked if answered_at <= at < answered_at + interval], asked
     assert max(asked) >= answered_at + interval, asked
+
+
+def test_each_clusters_last_video_frame_lasts_until_the_next(tmp_path: Path) -> None:
+    """A browser's camera frames come irregularly. Browsers' WebM parsers guess how long a
+    cluster's last video frame lasts and take a later next frame for a break in the
+    stream, dropping video until a keyframe; so that frame carries its exact duration."""
+    feed = TimedFeed(tmp_path)
+    gaps = random.Random(3)
+    captured, frames = 0, []
+    while captured < 6000:
+        frames.append(Sent(Kind.VIDEO, captured, captured * 90))
+        captured += gaps.choice((33, 33, 66, 150, 400))
+    frames += stream(Kind.AUDIO, 0, 0, 6000)
+    feed.play([(f.captured + 5, f) for f in by_capture(frames)])
+    feed.recorder.close()
+    [segment] = feed.recorder.segments
+    plain = segment.path.with_suffix("")
+    with segment.path.open("rb") as sealed:
+        plain.write_bytes(b"".join(AgeReader(sealed, [feed.identity])))
+    video = [(pts, duration) for track, pts, duration in blocks(plain.read_bytes()) if track == 1]
+    timed = [
+        (pts, duration, after)
+        for (pts, duration), (after, _) in itertools.pairwise(video)
+        if duration is not None
+    ]
+    assert len(timed) >= 6000 // 1000, video  # a cluster ends at least every second
+    assert all(duration == after - pts for pts, duration, after in timed), timed
+
+
+def ebml_elements(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """(id, payload start, payload end) of each element from ``start``; an element of
+    unknown size runs to ``end``."""
+    at = start
+    while at < end:
+        length = 9 - data[at].bit_length()
+        element_id = int.from_bytes(data[at : at + length], "big")
+        at += length
+        length = 9 - data[at].bit_length()
+        size = int.from_bytes(data[at : at + length], "big") & ((1 << (7 * length)) - 1)
+        at += length
+        stop = end if size == (1 << (7 * length)) - 1 else at + size
+        yield element_id, at, stop
+        at = stop
+
+
+def blocks(webm: bytes) -> Iterator[tuple[int, int, int | None]]:
+    """Each block of a WebM as written: its track, pts (ms) and BlockDuration if any."""
+    for element_id, start, end in ebml_elements(webm, 0, len(webm)):
+        if element_id != 0x18538067:  # Segment
+            continue
+        for cluster_id, c_start, c_end in ebml_elements(webm, start, end):
+            if cluster_id != 0x1F43B675:
+                continue
+            timestamp = 0
+            for child, b_start, b_end in ebml_elements(webm, c_start, c_end):
+                if child == 0xE7:
+                    timestamp = int.from_bytes(webm[b_start:b_end], "big")
+                found: list[tuple[bytes, int | None]] = []
+                if child == 0xA3:
+                    found.append((webm[b_start:b_end], None))
+                elif child == 0xA0:
+                    parts = {i: webm[s:e] for i, s, e in ebml_elements(webm, b_start, b_end)}
+                    given = parts.get(0x9B)
+                    found.append((parts[0xA1], int.from_bytes(given, "big") if given else None))
+                for block, lasts in found:
+                    relative = int.from_bytes(block[1:3], "big", signed=True)
+                    yield block[0] & 0x7F, timestamp + relative, lasts
