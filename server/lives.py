@@ -216,6 +216,8 @@ class Lives:
                 await self._end_call(room_id, detail)
                 await self._records.close(room_id, **detail)
             else:
+                if event in FINAL_EVENTS:  # its media's last segments are listed before it
+                    self._records.stop_recording(room_id)
                 await self._records.append(room_id, event, **detail)
         if events[-1] in FINAL_EVENTS:
             await self._records.finish(room_id)

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +44,7 @@ from recordings.session_record import (
     session_origin,
 )
 from recordings.tlog import NoteSigner, NoteVerifier
-from signalling.types import NullSink, RecordingSink, RoomId, Seat
+from signalling.types import EncodedFrame, Kind, NullSink, RecordingSink, RoomId, Seat
 
 from .errors import Conflict, NotFound
 from .settings import Settings
@@ -136,10 +137,38 @@ def checkpoint_signer(path: Path, name: str = SIGNER_NAME) -> NoteSigner:
     return NoteSigner(name, key)
 
 
+class _Recording:
+    """The room's recording sink: the recorder, until the interview's recording stops
+    (`SessionRecords.stop_recording`); frames after that are not kept, so that no
+    segment is listed after the event that ends the interview."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self._recorder: Recorder | None = recorder
+
+    def on_frame(self, seat: Seat, kind: Kind, frame: EncodedFrame) -> None:
+        if self._recorder is not None:
+            self._recorder.on_frame(seat, kind, frame)
+
+    def on_publisher_change(self, seat: Seat, kind: Kind, present: bool) -> None:
+        if self._recorder is not None:
+            self._recorder.on_publisher_change(seat, kind, present)
+
+    def set_keyframe_requester(self, request: Callable[[Seat], None]) -> None:
+        if self._recorder is not None:
+            self._recorder.set_keyframe_requester(request)
+
+    def stop(self) -> None:
+        """Seal every open segment (their events are written now) and keep no more;
+        safe twice."""
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            recorder.close()
+
+
 @dataclass
 class _Open:
     commits: GroupCommit
-    recorder: Recorder | None
+    recorder: _Recording | None
 
 
 class SessionRecords:
@@ -174,11 +203,13 @@ class SessionRecords:
             commits = GroupCommit(SessionLog(directory, origin, self.signer))
             recorder = None
             if self._recipients:
-                recorder = Recorder(
-                    directory,
-                    self._recipients,
-                    on_segment=lambda info: self._sealed(commits, info),
-                    on_progress=lambda progress: self._progress(commits, progress),
+                recorder = _Recording(
+                    Recorder(
+                        directory,
+                        self._recipients,
+                        on_segment=lambda info: self._sealed(commits, info),
+                        on_progress=lambda progress: self._progress(commits, progress),
+                    )
                 )
             session = self._open[room_id] = _Open(commits, recorder)
         return session
@@ -293,7 +324,7 @@ class SessionRecords:
         if session is None:
             return None
         if session.recorder is not None:
-            session.recorder.close()  # seals segments: their events come first
+            session.recorder.stop()  # seals segments: their events come first
         session.commits.end(**end)
         task = asyncio.get_running_loop().create_task(self._finish(room_id, session.commits))
         self._ending.add(task)
@@ -313,6 +344,13 @@ class SessionRecords:
         if task is not None:
             await asyncio.wait({task})  # not cancelled with us: the record must end
 
+    def stop_recording(self, room_id: RoomId) -> None:
+        """The interview is about to end: seal its open segments now, so that their
+        events precede the final one, and record no more of its media."""
+        session = self._open.get(room_id)
+        if session is not None and session.recorder is not None:
+            session.recorder.stop()
+
     async def finish(self, room_id: RoomId) -> None:
         """The interview is over and its last event written: seal what is open and close
         the log once a checkpoint covers everything (no further ``end``: the interview's
@@ -321,7 +359,7 @@ class SessionRecords:
         if session is None:
             return
         if session.recorder is not None:
-            session.recorder.close()
+            session.recorder.stop()
         task = asyncio.get_running_loop().create_task(self._finish(room_id, session.commits))
         self._ending.add(task)
         task.add_done_callback(self._ending.discard)

@@ -6,6 +6,7 @@ exactly once, and nothing is written to its record after its close."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Mapping
 from datetime import timedelta
@@ -16,8 +17,9 @@ from recordings.closed_sessions import CLOSED_SESSIONS, check_record, read_close
 from recordings.session_record import EVENTS
 from recordings.tlog import NoteVerifier
 from server import lifecycle
+from server.appkeys import LIVES, RECORDS
 from server.auth import token_hash
-from server.lifecycle import NoShow, Phase
+from server.lifecycle import Interrupt, NoShow, Phase
 from server.lives import Lives
 from server.session_records import SessionRecords
 from server.settings import Settings
@@ -25,7 +27,8 @@ from server.store import Store
 from server.types import InterviewId, InterviewMode
 from signalling.types import RoomId
 
-from .fakes import FakeClock, add_applications, application
+from .calls import applicant_in_call
+from .fakes import FakeClock, World, add_applications, application
 
 
 async def _no_call(room_id: RoomId, detail: Mapping[str, Any]) -> None:
@@ -138,3 +141,23 @@ async def _phase(settings: Settings, clock: FakeClock, interview: str) -> Phase:
         return (await store.interviews.get(interview)).life.phase
     finally:
         await store.close()
+
+
+async def test_an_interview_interrupted_while_recording_ends_its_record_with_the_final_event(
+    recorded: tuple[World, dict[str, Path]],
+) -> None:
+    """Its open segments are sealed and listed before the final event: nothing but
+    shredding may follow that event, and the closed log lists the record as it ends."""
+    world, _ = recorded
+    async with applicant_in_call(world) as call:
+        await asyncio.sleep(0.5)  # media is being recorded
+        await world.server.app[LIVES].act(call.interview_id, Interrupt())
+        await asyncio.sleep(0.5)  # and goes on arriving a while
+    await world.server.app[LIVES].drain()
+    records = world.server.app[RECORDS]
+    journal = records.journal(RoomId(call.interview_id))
+    kinds = [event["kind"] for event in journal]
+    assert "segment" in kinds and kinds[-1] == "interrupted", kinds[-6:]
+    verifiers = [NoteVerifier.parse(records.signer.verifier_key)]
+    closed = read_closed_sessions(records.directory, verifiers)
+    assert closed.entries[call.interview_id].size == len(journal)
