@@ -13,8 +13,10 @@ Layout of ``<records>/<interview id>/``::
 takes it back to what was signed; `verify_session` is what `records verify` and the
 audit console run: every line canonical and in sequence, every checkpoint signed
 by a trusted key and matching the events (which also proves successive checkpoints
-consistent), every listed segment present with its hash, nothing unlisted, consent and
-an end present. Each fault is reported once, where it starts (`record_faults`).
+consistent), every listed segment present with its hash, nothing unlisted, consent present; and
+complete only as `record_completeness` says (the interview closed, and every witness
+given cosigned the checkpoint of its close). Each fault is reported once, where it
+starts (`record_faults`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import msgspec
 
 from .errors import RecordingError
 from .private_files import private_directory, private_opener, replace_privately
+from .record_completeness import completeness
 from .record_faults import (
     INCOMPLETE,
     LogFault,
@@ -57,12 +60,9 @@ from .tlog import (
     open_note,
     sign_note,
 )
-from .witness_keys import WitnessKey, cosigned_by
+from .witness_keys import WitnessKey
 
 EVENTS = "events.jsonl"
-ENDING_KINDS = frozenset({"end", "close", "no-show", "cancelled", "interrupted"})
-"""Events after which a session is over: a call's ``end``, or the interview's own end
-(both agencies decided, a no-show, a cancellation, an interruption)."""
 CHECKPOINTS = "checkpoints"
 _encoder = msgspec.json.Encoder(order="sorted")
 
@@ -180,8 +180,12 @@ class Verification:
     segments: int = 0
     shredded: int = 0
     problems: list[str] = field(default_factory=list)
-    complete: bool = False
-    witnessed_by: list[str] = field(default_factory=list)
+    complete: bool = False  # see `record_completeness`
+    closed: bool = False  # the interview's final event ends the log, under its own checkpoint
+    final_event: str = ""
+    witnesses: list[str] = field(default_factory=list)  # the names of the keys given
+    witnessed_by: list[str] = field(default_factory=list)  # who cosigned the final checkpoint
+    unwitnessed: list[str] = field(default_factory=list)  # witnesses given who have not
     shredded_files: list[str] = field(default_factory=list)  # key material destroyed
     shred_reasons: list[str] = field(default_factory=list)
     origin: str = ""  # of the record's last good checkpoint
@@ -202,34 +206,6 @@ class Verification:
 def session_origin(log_name: str, interview_id: str) -> str:
     """The checkpoint origin of an interview: the log's name, then the interview."""
     return f"{log_name}/interview/{interview_id}"
-
-
-def _check_witnesses(
-    directory: Path, check: LogCheck, witnesses: Sequence[WitnessKey], result: Verification
-) -> None:
-    """Every line by a witness's key on a checkpoint must verify, and each witness must
-    have cosigned the final checkpoint, the one covering the last event: a cosignature
-    of an earlier one vouches for none of the events after it, and a record cut back to
-    such a checkpoint would look whole."""
-    signers: dict[int, list[str]] = {}
-    for size in sorted(check.notes):
-        path = directory / CHECKPOINTS / f"{size:010d}.note"
-        try:
-            signers[size] = cosigned_by(path.read_bytes(), witnesses)
-        except LogError as exc:
-            result.problems.append(f"checkpoint {path.name}: {exc.message}")
-        except OSError as exc:
-            result.problems.append(f"checkpoint {path.name}: {exc}")
-    result.witnessed_by = signers.get(check.last_checkpoint, [])
-    if not result.complete or check.last_checkpoint not in signers:
-        return  # what is wrong or missing in the log itself is said already
-    for witness in witnesses:
-        if witness.name not in result.witnessed_by:
-            result.complete = False
-            result.problems.append(
-                f"{INCOMPLETE}the final checkpoint ({check.last_checkpoint} events) is not "
-                f"yet cosigned by {witness.name}"
-            )
 
 
 @dataclass
@@ -399,13 +375,6 @@ def _check_files(directory: Path, check: LogCheck, result: Verification) -> None
         result.problems.append(f"{what(name)} {name} is not listed in the log")
 
 
-def _incompleteness(check: LogCheck) -> str:
-    covers = f"last good checkpoint covers {check.last_checkpoint} of {len(check.events)} events"
-    if check.last_checkpoint < len(check.events):
-        return f"{INCOMPLETE}the log ends without a final checkpoint; {covers}"
-    return f"{INCOMPLETE}the session never ended: no event ends it; {covers}"
-
-
 def verify_session(
     directory: Path,
     verifiers: Sequence[NoteVerifier],
@@ -414,9 +383,10 @@ def verify_session(
 ) -> Verification:
     """``origin`` defaults to any log's origin for this directory's interview id, so a
     checkpoint copied from another session is refused either way. Each of ``witnesses``
-    (agencies' keys) must have cosigned the final checkpoint, else the record is
-    incomplete; without witnesses, nobody outside the server vouches for its length.
-    Each fault is reported once, at its cause (see `record_faults`)."""
+    (agencies' keys) must have cosigned the checkpoint ending at the interview's final
+    event, else the record is incomplete; without witnesses it is never complete, since
+    nobody outside the server vouches for its length. Each fault is reported once, at its
+    cause (see `record_faults`)."""
 
     check = check_log(directory, verifiers, _belongs(directory, origin))
     result = Verification(
@@ -431,10 +401,18 @@ def verify_session(
     intact = check.fault in (None, LogFault.TORN)  # else consent may be among the lost
     if "consent" not in kinds and intact:
         result.problems.append("no consent event")
-    ended = bool(kinds & ENDING_KINDS)
-    result.complete = check.fault is None and ended and check.last_checkpoint == len(check.events)
-    if not result.complete and not check.problems:  # else the log's fault says why
-        result.problems.append(_incompleteness(check))
-    if witnesses:
-        _check_witnesses(directory, check, witnesses, result)
+    state = completeness(
+        directory / CHECKPOINTS,
+        check.events,
+        check.notes.keys(),
+        check.last_checkpoint,
+        bool(check.problems),
+        result.failed,
+        witnesses,
+    )
+    result.problems.extend(state.problems)
+    result.complete, result.closed = state.complete, state.closed
+    result.final_event, result.witnessed_by = state.final_event, state.witnessed_by
+    result.witnesses = [witness.name for witness in witnesses]
+    result.unwitnessed = state.unwitnessed
     return result

@@ -57,6 +57,7 @@ class SessionSummary:
     outcome: str
     status: str  # verified | incomplete | failed | checking (not yet verified)
     problems: list[str]
+    witnessing: dict[str, Any]  # see `witnessing`; empty until verified
 
 
 @dataclass
@@ -175,6 +176,7 @@ class AuditConsole:
             await self.outcome(interview_id),
             self.status(result),
             result.problems if result else [],
+            witnessing(result) if result else {},
         )
 
     async def detail(self, interview_id: str) -> dict[str, Any]:
@@ -223,6 +225,8 @@ class AuditConsole:
                 "complete": result.complete,
                 "consent": any(e.get("kind") == "consent" for e in events),
                 "witnessed_by": result.witnessed_by,
+                "closed": result.closed,
+                "witnessing": witnessing(result),
                 "problems": result.problems,
             },
             "duration": max(ends, default=0.0),
@@ -308,6 +312,31 @@ class AuditConsole:
             raise NotFound(
                 "{name} cannot be opened: {reason}", name=name, reason=exc.message
             ) from None
+
+
+def witnessing(result: Verification) -> dict[str, Any]:
+    """What is still unwitnessed in a session, as the verification found it: whether the
+    interview closed (before that there is no final checkpoint to cosign), the witnesses
+    the console was given (none: nobody outside the server vouches for any record), and
+    which of them cosigned the final checkpoint and which have not yet."""
+    if result.failed:
+        waiting = ""  # nothing to wait for: what is wrong is said in its problems
+    elif not result.closed:
+        waiting = "close"
+    elif not result.witnesses:
+        waiting = "witness keys"
+    elif result.unwitnessed:
+        waiting = "cosignatures"
+    else:
+        waiting = ""
+    return {
+        "closed": result.closed,
+        "final_event": result.final_event,
+        "witnesses": result.witnesses,
+        "cosigned": [name for name in result.witnessed_by if name in result.witnesses],
+        "unwitnessed": result.unwitnessed,
+        "waiting_for": waiting,
+    }
 
 
 def _read_events(path: Path) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from recordings.session_record import CHECKPOINTS, EVENTS, canonical, verify_ses
 from recordings.tlog import NoteVerifier
 from server.appkeys import RECORDS
 
+from .audit_scene import decide_both
 from .fakes import World, nexus_interview
 from .test_session_records import export_cli, record_a_call
 
@@ -82,6 +83,7 @@ async def test_a_removed_segment_is_named_missing_and_nothing_else(
 ) -> None:
     world, _ = recorded
     session = await record_a_call(world)
+    await decide_both(world, session.name)  # closed: nothing is missing but the segment
     (session / "cbp-00001.webm.age").unlink()
 
     assert problems(world, session) == ["segment cbp-00001.webm.age is missing"]
@@ -92,6 +94,7 @@ async def test_two_swapped_segments_are_one_problem_naming_both(
 ) -> None:
     world, _ = recorded
     session = await record_a_call(world)
+    await decide_both(world, session.name)  # closed: nothing is missing but the swap
     cbsa, cbp = session / "cbsa-00001.webm.age", session / "cbp-00001.webm.age"
     held = cbsa.read_bytes()
     cbsa.write_bytes(cbp.read_bytes())
@@ -229,7 +232,10 @@ async def test_shred_keeps_the_records_origin_and_verify_names_what_was_shredded
     verified = await asyncio.to_thread(
         nexus_interview, "records", "verify", str(session), "--key", server_key(world)
     )
-    assert verified.returncode == 0, verified.stderr
+    # the call ended but the interview never closed: incomplete, and nothing failed
+    assert verified.returncode == 3
+    assert verified.stderr.startswith("FAILED: incomplete: the interview has not closed")
+    assert len(verified.stderr.splitlines()) == 1
     assert (
         "SHREDDED (retention period expired): the key material of applicant-00001.webm.age, "
         "cbp-00001.webm.age, cbsa-00001.webm.age was destroyed" in verified.stdout

@@ -162,7 +162,7 @@ async def test_recovering_a_torn_log_cuts_it_and_the_session_carries_on_to_a_ver
     await records.append(ROOM, "outage", since=recovery.last_event_at)
     await records.close(ROOM, by="server")
     result = verify_session(directory, [verifier(records)])
-    assert result.ok, result.problems
+    assert not result.failed, result.problems  # a call's end: the interview has not closed
     assert [event["kind"] for event in events(directory)] == ["consent", "join", "outage", "end"]
 
 
@@ -181,7 +181,8 @@ async def test_a_first_append_after_a_restart_refuses_a_torn_log_and_carries_on_
     await records.recover(ROOM)
     await records.append(ROOM, "outage")
     await records.close(ROOM)
-    assert verify_session(directory, [verifier(records)]).ok
+    # a call's end: the interview has not closed
+    assert not verify_session(directory, [verifier(records)]).failed
 
 
 async def test_a_segment_open_at_the_crash_is_listed_and_recording_carries_on_in_a_new_file(
@@ -227,7 +228,7 @@ async def test_a_segment_open_at_the_crash_is_listed_and_recording_carries_on_in
     assert orphan.read_bytes() == sealed_at_crash  # never written to again
     assert (directory / "applicant-00002.webm.age").exists()
     result = verify_session(directory, [verifier(records)])
-    assert result.ok, result.problems
+    assert not result.failed, result.problems  # a call's end: the interview has not closed
     assert result.segments == 2
 
 
@@ -265,4 +266,4 @@ async def test_a_sealed_file_whose_event_was_lost_is_listed_and_a_closed_log_sta
     assert recovery.listed == (notes.name,) and recovery.ended
     assert [event["kind"] for event in events(directory)] == ["consent", "end", "recovered_file"]
     result = verify_session(directory, [verifier(records)])
-    assert result.ok, result.problems
+    assert not result.failed, result.problems  # a call's end: the interview has not closed

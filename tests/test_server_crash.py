@@ -331,7 +331,7 @@ async def test_kill_9_of_the_server_loses_at_most_about_a_second_of_media(
     session = settings.data_dir / "records" / scene.interview_id
     result = await asyncio.to_thread(verify_session, session, [server_verifier(settings)])
     assert not result.ok and not result.complete
-    assert any("incomplete" in p and "last good checkpoint" in p for p in result.problems), (
+    assert any("incomplete" in p and "has not closed" in p for p in result.problems), (
         result.problems
     )
     exported = await asyncio.to_thread(
@@ -391,7 +391,8 @@ async def test_after_a_kill_9_the_interview_resumes_records_the_outage_and_verif
     assert "Traceback" not in log and "Warning:" not in log, log
     assert decided[Agency.CBP]["application_status"] == ApplicationStatus.APPROVED
     result = await asyncio.to_thread(verify_session, session, [server_verifier(settings)])
-    assert result.ok and result.complete and not result.problems, result.problems
+    # closed, but given no witness key: nobody outside the server vouches for its length
+    assert result.closed and not result.failed, result.problems
 
     events = journal(session)
     kinds = [event["kind"] for event in events]
@@ -462,4 +463,4 @@ async def test_a_call_nobody_comes_back_to_after_a_kill_9_is_marked_interrupted(
         await store.close()
     assert interview.state is InterviewState.INTERRUPTED
     result = await asyncio.to_thread(verify_session, session, [server_verifier(settings)])
-    assert result.complete and not result.problems, result.problems
+    assert result.closed and not result.failed, result.problems  # no witness key given

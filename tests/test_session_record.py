@@ -17,13 +17,16 @@ from recordings.errors import NoMatchingIdentity
 from recordings.keys import Identity
 from recordings.session_record import EVENTS, SessionLog, canonical, verify_session
 from recordings.shredding import shred
-from recordings.tlog import NoteSigner, NoteVerifier
+from recordings.tlog import NoteSigner, NoteVerifier, parse_note
+from recordings.witness_protocol import CosignatureVerifier, Cosigner
 
 from .fakes import nexus_interview
 
 ORIGIN = "nexus.example/interview/iv_1"  # sessions below live in directories named iv_1
 SIGNER = NoteSigner("nexus-server", Ed25519PrivateKey.generate())
 VERIFIERS = [NoteVerifier.parse(SIGNER.verifier_key)]
+WITNESS = Cosigner("agency-witness", Ed25519PrivateKey.generate())
+WITNESSES = [CosignatureVerifier.parse(WITNESS.verifier_key)]
 
 
 @pytest.fixture
@@ -47,17 +50,27 @@ def record(directory: Path, close: bool = True, seed: int = 1) -> SessionLog:
         log.checkpoint()
     log.append("decision", agency="CBSA", sha256="ab" * 32)
     if close:
-        log.close()
+        closed(log)
     return log
 
 
+def closed(log: SessionLog) -> None:
+    """The interview's close, its checkpoint, cosigned by the agency's witness."""
+    log.append("close")
+    size = log.checkpoint()
+    log.close_file()
+    note = log.directory / "checkpoints" / f"{size:010d}.note"
+    text, _ = parse_note(note.read_bytes())
+    note.write_text(note.read_text() + WITNESS.cosign(text, 1_790_000_000))
+
+
 def check(directory: Path) -> list[str]:
-    return verify_session(directory, VERIFIERS, ORIGIN).problems
+    return verify_session(directory, VERIFIERS, ORIGIN, WITNESSES).problems
 
 
 def test_an_untouched_session_verifies(session: Path) -> None:
     record(session)
-    result = verify_session(session, VERIFIERS, ORIGIN)
+    result = verify_session(session, VERIFIERS, ORIGIN, WITNESSES)
     assert result.ok, result.problems
     assert (result.events, result.segments, result.checkpoints) == (6, 3, 4)
     for line in (session / EVENTS).read_bytes().splitlines():
@@ -185,17 +198,18 @@ def test_a_session_cut_short_names_its_last_good_checkpoint(session: Path) -> No
 def test_a_session_without_consent_does_not_verify(session: Path) -> None:
     log = SessionLog(session, ORIGIN, SIGNER)
     log.append("join", seat="applicant")
-    log.close()
+    closed(log)
     assert check(session) == ["no consent event"]
 
 
 def test_records_verify_on_the_command_line(session: Path) -> None:
     record(session)
-    ok = nexus_interview("records", "verify", str(session), "--key", SIGNER.verifier_key)
+    witness = ("--witness", WITNESS.verifier_key)
+    ok = nexus_interview("records", "verify", str(session), "--key", SIGNER.verifier_key, *witness)
     assert ok.returncode == 0, ok.stderr
     assert "VERIFIED" in ok.stdout and "6 events" in ok.stdout
     (session / "cbsa-00002.webm.age").unlink()
-    bad = nexus_interview("records", "verify", str(session), "--key", SIGNER.verifier_key)
+    bad = nexus_interview("records", "verify", str(session), "--key", SIGNER.verifier_key, *witness)
     assert bad.returncode == 3
     assert "FAILED: segment cbsa-00002.webm.age is missing" in bad.stderr
     wrong_key = nexus_interview("records", "verify", str(session), "--key", "junk")
@@ -203,11 +217,12 @@ def test_records_verify_on_the_command_line(session: Path) -> None:
 
 
 def test_a_log_reopened_later_carries_on_and_still_verifies(session: Path) -> None:
-    record(session)  # closed with an end event
+    log = record(session, close=False)
+    log.close()  # a call's end: the interview goes on
     again = SessionLog(session, ORIGIN, SIGNER)
     again.append("join", seat="applicant")
-    again.close()
-    result = verify_session(session, VERIFIERS, ORIGIN)
+    closed(again)
+    result = verify_session(session, VERIFIERS, ORIGIN, WITNESSES)
     assert result.ok, result.problems
     assert result.events == 8
 
@@ -229,10 +244,12 @@ def test_shredding_destroys_the_keys_logs_it_and_still_verifies(session: Path) -
         size=len(sink.getvalue()),
     )
     assert decrypt(sink.getvalue(), [identity]) == b"media" * 1000
+    closed(log)
+    log = SessionLog(session, ORIGIN, SIGNER)  # retention ends long after the close
     assert shred(session, log, "retention expired") == ["cbsa-00001.webm.age"]
-    log.close()
+    log.close_file()
     with pytest.raises(NoMatchingIdentity):
         decrypt((session / "cbsa-00001.webm.age").read_bytes(), [identity])
-    result = verify_session(session, VERIFIERS, ORIGIN)
+    result = verify_session(session, VERIFIERS, ORIGIN, WITNESSES)
     assert result.ok, result.problems
     assert result.shredded == 1

@@ -18,6 +18,7 @@ from recordings.witness import generate_witness, read_cosigner, signer_key
 from recordings.witness_protocol import CosignatureVerifier, cosignatures
 from server.appkeys import RECORDS
 
+from .audit_scene import decide_both
 from .fakes import World, nexus_interview
 from .test_session_records import record_a_call
 
@@ -81,6 +82,7 @@ async def test_both_agencies_cosign_and_verify_insists_on_their_signatures(
 ) -> None:
     world, _ = recorded
     session = await record_a_call(world)
+    await decide_both(world, session.name)  # the interview closes: only then is it cosigned
     server_key = world.server.app[RECORDS].signer.verifier_key
     data_dir = str(world.settings.data_dir)
     witness_keys = {}

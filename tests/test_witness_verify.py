@@ -98,6 +98,14 @@ def interview(records: Path, server: NoteSigner, name: str = "iv_witnessed") -> 
     return log
 
 
+def close(log: SessionLog) -> None:
+    """The call's end, then the interview's close (both agencies decided), checkpointed."""
+    log.append("end", by="cbsa")
+    log.append("close")
+    log.checkpoint()
+    log.close_file()
+
+
 async def verify(
     directory: Path, server: NoteSigner, *witnesses: str
 ) -> subprocess.CompletedProcess[str]:
@@ -117,7 +125,7 @@ async def test_a_record_both_live_witnesses_cosigned_verifies_with_their_keys(
     async with agencies(tmp_path / "witnesses") as parties:
         log = interview(tmp_path / "records", parties.server)
         await witnessed(log.directory, parties.endpoints("cbsa-witness", "cbp-witness"))
-        log.close(by="cbsa")
+        close(log)
         await witnessed(log.directory, parties.endpoints("cbsa-witness", "cbp-witness"))
     done = await verify(
         log.directory, parties.server, parties.vkey("cbsa-witness"), parties.vkey("cbp-witness")
@@ -132,13 +140,14 @@ async def test_a_witness_that_never_cosigned_leaves_the_record_incomplete_naming
 ) -> None:
     async with agencies(tmp_path / "witnesses") as parties:
         log = interview(tmp_path / "records", parties.server)
-        log.close(by="cbsa")
+        close(log)
         await witnessed(log.directory, parties.endpoints("cbsa-witness"))  # CBP's never asked
     keys = (parties.vkey("cbsa-witness"), parties.vkey("cbp-witness"))
     done = await verify(log.directory, parties.server, *keys)
     assert done.returncode == 3
     assert done.stderr.splitlines() == [
-        "FAILED: incomplete: the final checkpoint (3 events) is not yet cosigned by cbp-witness"
+        "FAILED: incomplete: the final checkpoint (4 events, ending at the interview's close) "
+        "is not yet cosigned by cbp-witness"
     ]
     result = verify_session(
         log.directory,
@@ -147,9 +156,14 @@ async def test_a_witness_that_never_cosigned_leaves_the_record_incomplete_naming
     )
     assert (result.ok, result.failed, result.complete) == (False, False, False)
     assert result.witnessed_by == ["cbsa-witness"]
-    # without witness keys nothing outside the server is asked about, as ever
+    # without witness keys nobody outside the server vouches for it: never complete
     plain = await verify(log.directory, parties.server)
-    assert plain.returncode == 0, plain.stderr
+    assert plain.returncode == 3 and "VERIFIED" not in plain.stdout
+    assert plain.stderr.splitlines() == [
+        "FAILED: incomplete: nobody outside the server vouches for the record's length (it "
+        "could have been cut back to an earlier checkpoint): no witness key was given; pass "
+        "each agency's witness key (--witness)"
+    ]
 
 
 async def test_a_cosignature_of_an_earlier_checkpoint_only_leaves_the_record_incomplete(
@@ -159,13 +173,14 @@ async def test_a_cosignature_of_an_earlier_checkpoint_only_leaves_the_record_inc
         log = interview(tmp_path / "records", parties.server)
         await witnessed(log.directory, parties.endpoints("cbsa-witness", "cbp-witness"))
         log.append("decision", by="cbsa")
-        log.close(by="cbsa")  # the witnesses are not told of the end
+        close(log)  # the witnesses are not told of the end
     done = await verify(
         log.directory, parties.server, parties.vkey("cbsa-witness"), parties.vkey("cbp-witness")
     )
     assert done.returncode == 3
     assert done.stderr.splitlines() == [
-        f"FAILED: incomplete: the final checkpoint (4 events) is not yet cosigned by {name}"
+        f"FAILED: incomplete: the final checkpoint (5 events, ending at the interview's "
+        f"close) is not yet cosigned by {name}"
         for name in ("cbsa-witness", "cbp-witness")
     ]
     assert "cosigned by" not in done.stdout
@@ -178,7 +193,7 @@ async def test_a_forged_or_moved_cosignature_on_the_final_checkpoint_is_refused(
         log = interview(tmp_path / "records", parties.server)
         await witnessed(log.directory, parties.endpoints("cbsa-witness", "cbp-witness"))
         earlier = final_note(log).read_text()
-        log.close(by="cbsa")
+        close(log)
         await witnessed(log.directory, parties.endpoints("cbsa-witness"))
     keys = (parties.vkey("cbsa-witness"), parties.vkey("cbp-witness"))
     final = final_note(log)
@@ -201,7 +216,7 @@ async def test_an_older_ed25519_witness_line_and_a_live_cosignature_both_count(
 ) -> None:
     async with agencies(tmp_path / "witnesses") as parties:
         log = interview(tmp_path / "records", parties.server)
-        log.close(by="cbsa")
+        close(log)
         await witnessed(log.directory, parties.endpoints("cbsa-witness"))
     older = NoteSigner("cbp-witness", Ed25519PrivateKey.generate())
     final = final_note(log)
@@ -216,7 +231,7 @@ async def test_an_older_ed25519_witness_line_and_a_live_cosignature_both_count(
 async def test_a_key_that_is_no_witness_key_is_refused_with_a_message(tmp_path: Path) -> None:
     server = NoteSigner(LOG_NAME, Ed25519PrivateKey.generate())
     log = interview(tmp_path / "records", server)
-    log.close(by="cbsa")
+    close(log)
     done = await verify(log.directory, server, "cbsa-witness+00000000+AAAA")
     assert done.returncode == 1
     assert "not a witness verifier key" in done.stderr
@@ -228,7 +243,7 @@ async def test_the_audit_console_holds_a_record_incomplete_until_both_witnesses_
 ) -> None:
     async with agencies(tmp_path / "witnesses") as parties:
         log = interview(tmp_path / "records", parties.server, "iv_0123456789abcdef")
-        log.close(by="cbsa")
+        close(log)
         console = AuditConsole(
             tmp_path / "records",
             [],
@@ -240,7 +255,8 @@ async def test_the_audit_console_holds_a_record_incomplete_until_both_witnesses_
         waiting = console.verification(log.directory.name)
         assert console.status(waiting) == "incomplete"
         assert waiting.problems == [
-            "incomplete: the final checkpoint (3 events) is not yet cosigned by cbp-witness"
+            "incomplete: the final checkpoint (4 events, ending at the interview's close) is "
+            "not yet cosigned by cbp-witness"
         ]
         await witnessed(log.directory, parties.endpoints("cbp-witness"))
         done = console.verification(log.directory.name)
