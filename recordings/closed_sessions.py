@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RecordingError
+from .record_completeness import AFTER_FINAL, FINAL_EVENTS
 from .record_faults import INCOMPLETE, LogFault
 from .session_record import (
     CHECKPOINTS,
@@ -72,11 +73,6 @@ from .witness_keys import WitnessKey, cosigned_by
 CLOSED_SESSIONS = "closed-sessions"
 """The log's directory under the records directory, and the last part of its origin."""
 ENTRY = "closed"
-FINAL_EVENTS = frozenset({"close", "no-show", "cancelled", "interrupted"})
-"""The events that end an interview, written once by the lifecycle (a call's ``end`` is
-not one: another step or the decisions may follow)."""
-AFTER_FINAL = frozenset({"shred"})
-"""What may follow the final event: key material destroyed when retention ends."""
 
 
 def closed_sessions_origin(log_name: str) -> str:

@@ -22,8 +22,9 @@ from typing import Any
 
 import aiosqlite
 
-from recordings.closed_sessions import CLOSED_SESSIONS, FINAL_EVENTS
+from recordings.closed_sessions import CLOSED_SESSIONS
 from recordings.errors import RecordingError
+from recordings.record_completeness import FINAL_EVENTS
 from signalling.interview import InterviewEvent
 from signalling.types import RoomId
 from signalling.waiting_room import Need

@@ -31,11 +31,12 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from recordings.age import encrypt
-from recordings.closed_sessions import AFTER_FINAL, CLOSED_SESSIONS, FINAL_EVENTS, ClosedSessionsLog
+from recordings.closed_sessions import CLOSED_SESSIONS, ClosedSessionsLog
 from recordings.errors import RecordingError
 from recordings.group_commit import GroupCommit
 from recordings.keys import Recipient
 from recordings.private_files import private_directory, private_opener, replace_privately
+from recordings.record_completeness import AFTER_FINAL, FINAL_EVENTS
 from recordings.recorder import MediaProgress, Recorder, SegmentInfo
 from recordings.session_record import (
     EVENTS,
