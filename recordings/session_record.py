@@ -380,12 +380,16 @@ def verify_session(
     verifiers: Sequence[NoteVerifier],
     origin: str | None = None,
     witnesses: Sequence[WitnessKey] = (),
+    listing: Callable[[Path], Sequence[str]] | None = None,
 ) -> Verification:
     """``origin`` defaults to any log's origin for this directory's interview id, so a
     checkpoint copied from another session is refused either way. Each of ``witnesses``
     (agencies' keys) must have cosigned the checkpoint ending at the interview's final
     event, else the record is incomplete; without witnesses it is never complete, since
-    nobody outside the server vouches for its length. Each fault is reported once, at its
+    nobody outside the server vouches for its length. ``listing``, given the record's
+    directory, says what the server-wide log of closed sessions holds against it
+    (`closed_sessions.check_record`): a record rolled back or written after its close
+    fails, one not yet listed there is incomplete. Each fault is reported once, at its
     cause (see `record_faults`)."""
 
     check = check_log(directory, verifiers, _belongs(directory, origin))
@@ -401,17 +405,20 @@ def verify_session(
     intact = check.fault in (None, LogFault.TORN)  # else consent may be among the lost
     if "consent" not in kinds and intact:
         result.problems.append("no consent event")
+    listed = list(listing(directory)) if listing is not None else []
+    result.problems.extend(listed)
     state = completeness(
         directory / CHECKPOINTS,
         check.events,
         check.notes.keys(),
         check.last_checkpoint,
-        bool(check.problems),
+        # a record the closed sessions' log says was rolled back needs no other message
+        bool(check.problems) or any(not p.startswith(INCOMPLETE) for p in listed),
         result.failed,
         witnesses,
     )
     result.problems.extend(state.problems)
-    result.complete, result.closed = state.complete, state.closed
+    result.complete, result.closed = state.complete and not listed, state.closed
     result.final_event, result.witnessed_by = state.final_event, state.witnessed_by
     result.witnesses = [witness.name for witness in witnesses]
     result.unwitnessed = state.unwitnessed

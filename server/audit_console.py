@@ -15,10 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from recordings.age import AgeReader, decrypt
+from recordings.closed_sessions import (
+    CLOSED_SESSIONS,
+    ClosedSessions,
+    check_record,
+    read_closed_sessions,
+)
 from recordings.errors import RecordingError
 from recordings.export import export_seat_bytes
 from recordings.keys import Identity
-from recordings.session_record import EVENTS, Verification, verify_session
+from recordings.session_record import CHECKPOINTS, EVENTS, Verification, verify_session
 from recordings.tlog import NoteVerifier
 from recordings.witness_keys import WitnessKey
 
@@ -75,6 +81,7 @@ class AuditConsole:
     witnesses: Sequence[WitnessKey] = ()
     _verified: dict[str, _Cached] = field(default_factory=dict)
     _events: dict[str, tuple[tuple[int, int], list[dict[str, Any]]]] = field(default_factory=dict)
+    _closed: tuple[tuple[int, ...], ClosedSessions] | None = None
     checks: BackgroundChecks = field(init=False)
 
     def __post_init__(self) -> None:
@@ -106,8 +113,14 @@ class AuditConsole:
         fingerprint = self._fingerprint(interview_id)
         cached = self._verified.get(interview_id)
         if cached is None or cached.fingerprint != fingerprint:
+            closed = self.closed_sessions()
             result = verify_session(
-                self.session_dir(interview_id), self.server_keys, witnesses=self.witnesses
+                self.session_dir(interview_id),
+                self.server_keys,
+                witnesses=self.witnesses,
+                listing=None
+                if closed is None
+                else lambda directory: check_record(closed, directory, self.server_keys),
             )
             cached = self._verified[interview_id] = _Cached(fingerprint, result)
         return cached.result
@@ -123,9 +136,33 @@ class AuditConsole:
         return None
 
     def _fingerprint(self, interview_id: str) -> tuple[int, ...]:
+        """Changes when a file of the session does, or its entry in the log of closed
+        sessions (not when another session is listed: that would verify every one again)."""
         directory = self.session_dir(interview_id)
         stats = [p.stat() for p in sorted(directory.rglob("*")) if p.is_file()]
-        return tuple(n for s in stats for n in (s.st_size, s.st_mtime_ns))
+        files = tuple(n for s in stats for n in (s.st_size, s.st_mtime_ns))
+        closed = self.closed_sessions()
+        if closed is None:
+            return files
+        entry = closed.entries.get(interview_id)
+        return (*files, *((entry.seq, entry.size) if entry else (-1, -1)))
+
+    def closed_sessions(self) -> ClosedSessions | None:
+        """The server's log of closed sessions beside the records, read again only when it
+        changed; None if there is none."""
+        directory = self.records / CLOSED_SESSIONS
+        if not directory.is_dir():
+            return None
+        stamp = tuple(
+            n
+            for path in (directory / EVENTS, directory / CHECKPOINTS)
+            if path.exists()
+            for n in (path.stat().st_size, path.stat().st_mtime_ns)
+        )
+        if self._closed is None or self._closed[0] != stamp:
+            read = read_closed_sessions(self.records, self.server_keys, self.witnesses)
+            self._closed = (stamp, read)
+        return self._closed[1]
 
     @staticmethod
     def status(result: Verification | None) -> str:

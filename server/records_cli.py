@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from recordings.closed_sessions import CLOSED_SESSIONS, check_record, read_closed_sessions
 from recordings.export import Exported, export_session
 from recordings.keys import HOLDERS, Identity, read_identity_file, write_identity_file
 from recordings.session_record import SessionLog, Verification, verify_session
@@ -120,13 +121,16 @@ def _verification(args: argparse.Namespace) -> Verification:
         witnesses = witness_keys(args.witnesses)
     except LogError as exc:
         raise BadRequest(exc.message) from None
-    result = verify_session(session, server_keys, witnesses=witnesses)
+    listing, about_the_log = _closed_sessions(session, server_keys, witnesses)
+    result = verify_session(session, server_keys, witnesses=witnesses, listing=listing)
     print(
         f"{session.name}: {result.events} events, {result.checkpoints} signed checkpoints "
         f"(last covers {result.last_checkpoint}), {result.segments} segments verified"
     )
     if result.witnessed_by:
         print(f"final checkpoint cosigned by: {', '.join(result.witnessed_by)}")
+    for line in about_the_log:
+        print(line)
     for warning in result.warnings:
         print(f"WARNING: {warning}")
     if result.shredded_files:
@@ -135,6 +139,24 @@ def _verification(args: argparse.Namespace) -> Verification:
             f"{', '.join(result.shredded_files)} was destroyed; nobody can decrypt them"
         )
     return result
+
+
+def _closed_sessions(
+    session: Path, server_keys: list[NoteVerifier], witnesses: list[WitnessKey]
+) -> tuple[Callable[[Path], list[str]] | None, list[str]]:
+    """The server's log of closed sessions, when it sits beside the record (a record in
+    the server's records directory, or copied with it): what it holds against the
+    record, and lines about the log itself, which concern every session it lists."""
+    records = session.resolve().parent
+    if not (records / CLOSED_SESSIONS).is_dir():
+        return None, []
+    closed = read_closed_sessions(records, server_keys, witnesses)
+    said = [f"closed-sessions log: {len(closed.entries)} sessions listed"]
+    entry = closed.entries.get(session.resolve().name)
+    if entry is not None:
+        said[0] += f", {entry.interview_id} with {entry.size} events"
+    said += [f"WARNING: {problem}" for problem in closed.problems]
+    return (lambda directory: check_record(closed, directory, server_keys)), said
 
 
 def _records_verify(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -44,6 +45,7 @@ from .test_two_step_stills import applicant_joins, decide, end_call, join_call, 
 from .test_witnessing_wired import cosigners, server, witnesses
 
 Settled = Callable[[World], Awaitable[None]]
+Completed = subprocess.CompletedProcess[str]
 
 
 async def settled(world: World) -> None:
@@ -327,10 +329,72 @@ async def test_the_console_shows_what_is_still_unwitnessed(
             assert 'data-waiting-for="witness keys" data-unwitnessed=""' in row
             assert "no witness key was given" in row
             assert (witnessing["witnesses"], witnessing["waiting_for"]) == ([], "witness keys")
-            cut_back_to(record, kinds(record).index("end") + 1)
-            async with console(world, record, tmp_path / "not-closed", keys) as scene:
+            end = kinds(record).index("end")
+            cut_back_to(record, end + 1)  # listed as closed in the server's log: a rollback
+            async with console(world, record, tmp_path / "rolled-back", keys) as scene:
                 row, witnessing, status = await unwitnessed_state(scene)
-            assert status == "incomplete"
-            assert 'data-waiting-for="close" data-unwitnessed=""' in row
-            assert "the interview has not closed" in row
-            assert (witnessing["closed"], witnessing["waiting_for"]) == (False, "close")
+            assert status == "failed"
+            assert (
+                f"{record.name} was closed with {size} events; its record holds {end + 1}: it "
+                "was rolled back"
+            ) in row
+            assert (witnessing["closed"], witnessing["waiting_for"]) == (False, "")
+
+
+async def test_the_console_shows_a_session_that_has_not_closed(
+    settings: Settings, clock: FakeClock, tmp_path: Path
+) -> None:
+    keys = cosigners()
+    async with witnesses(settings, tmp_path / "witnesses", keys) as entries:
+        configured = settings.replace(witnesses=",".join(entries.values()))
+        async with server(configured, clock) as world:
+            async with applicant_in_call(world) as call:
+                await call.end(by=Seat.CBSA)  # the decisions are still to come
+                await settled(world)
+            record = world.server.app[RECORDS].directory / RoomId(call.interview_id)
+            async with console(world, record, tmp_path / "console", keys) as scene:
+                row, witnessing, status = await unwitnessed_state(scene)
+    assert status == "incomplete"
+    assert 'data-waiting-for="close" data-unwitnessed=""' in row
+    assert "the interview has not closed" in row
+    assert "waiting for the agencies&#39; decisions" in row
+    assert sorted(witnessing.pop("cosigned")) == ["cbp.test/witness", "cbsa.test/witness"]
+    assert witnessing == {
+        "closed": False,
+        "final_event": "",
+        "witnesses": ["cbsa.test/witness", "cbp.test/witness"],
+        "unwitnessed": [],
+        "waiting_for": "close",
+    }
+
+
+async def records_verify(record: Path, world: World, keys: dict[str, Cosigner]) -> Completed:
+    flags = [part for c in keys.values() for part in ("--witness", c.verifier_key)]
+    server_key = world.server.app[RECORDS].signer.verifier_key
+    return await asyncio.to_thread(
+        nexus_interview, "records", "verify", str(record), "--key", server_key, *flags
+    )
+
+
+async def test_records_verify_fails_a_record_rolled_back_behind_the_log_of_closed_sessions(
+    settings: Settings, clock: FakeClock, tmp_path: Path
+) -> None:
+    keys = cosigners()
+    async with witnesses(settings, tmp_path / "witnesses", keys) as entries:
+        configured = settings.replace(witnesses=",".join(entries.values()))
+        async with server(configured, clock) as world:
+            record = await joint_interview(world)
+    size = len(kinds(record))
+    whole = await records_verify(record, world, keys)
+    assert whole.returncode == 0, whole.stderr
+    assert f"closed-sessions log: 1 sessions listed, {record.name} with {size} events" in (
+        whole.stdout
+    )
+    end = kinds(record).index("end")
+    cut_back_to(record, end + 1)  # cosigned by both witnesses, but listed as closed
+    rolled_back = await records_verify(record, world, keys)
+    assert rolled_back.returncode == 3 and "VERIFIED" not in rolled_back.stdout
+    assert rolled_back.stderr.splitlines() == [
+        f"FAILED: {record.name} was closed with {size} events; its record holds {end + 1}: "
+        "it was rolled back"
+    ]
