@@ -97,10 +97,10 @@ def cosign_session(
     clock: Callable[[], float] = time.time,
 ) -> Path:
     """Add ``witness``'s cosignature/v1 to the session's final checkpoint, once the
-    session verifies against ``server_keys`` and is complete; returns the note's path.
+    session verifies against ``server_keys`` and has closed; returns the note's path.
     A line of its key that does not verify is replaced, as Go's ``note.Sign`` does."""
     result = verify_session(directory, server_keys)
-    if not result.ok:
+    if result.failed or not result.closed:
         raise LogError(
             "not co-signing a session that does not verify: " + "; ".join(result.problems)
         )

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -235,8 +236,12 @@ def show(
     accounts: list[DemoAccount],
     links: list[tuple[ApplicationRow, InterviewMode, Secret[str]]],
     console: Console,
+    witness_keys: Sequence[str] = (),
 ) -> None:
+    """``witness_keys``: the agencies' witnesses' verifier keys, without which no record
+    can be complete."""
     out = console.print
+    witnessed = "".join(f" --witness '{key}'" for key in witness_keys)
     out(f"[bold]Staff sign-in[/] at {settings.public_url}/login", highlight=False)
     out(
         "[bold red]DEMO ONLY: these passwords and TOTP secrets exist for this demo; "
@@ -270,7 +275,7 @@ def show(
     records = settings.data_dir / "records"
     out(f"Session records are written to {records}; verify one with:", highlight=False)
     out(
-        f"  nexus-interview records verify {records}/<interview> --key '{verifier}'",
+        f"  nexus-interview records verify {records}/<interview> --key '{verifier}'{witnessed}",
         highlight=False,
         soft_wrap=True,
     )
@@ -278,7 +283,7 @@ def show(
     identity = root / "identities" / "audit-identity.txt"
     out(
         f"  nexus-interview --data-dir {settings.data_dir} --audit-dir {root / 'audit-console'}"
-        f" audit-console --identity {identity} --key '{verifier}'",
+        f" audit-console --identity {identity} --key '{verifier}'{witnessed}",
         highlight=False,
         soft_wrap=True,
     )
@@ -291,9 +296,10 @@ def run_demo(settings: Settings, console: Console, root: Path = ROOT) -> int:
     accounts, links = asyncio.run(prepare(settings, saved))
     if saved is None:
         save_credentials(credentials, accounts)
-    show(settings, root, accounts, links, console)
     witnesses, processes = start_witnesses(settings, root)
     try:
+        witness_keys = [entry.split("=", 2)[2] for entry in witnesses.split(",")]
+        show(settings, root, accounts, links, console, witness_keys)
         for entry in witnesses.split(","):
             agency, url = entry.split("=")[:2]
             console.print(f"{agency} witness (cosigns every record as it goes): {url}")

@@ -14,6 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from recordings.keys import read_identity_file
 from recordings.tlog import NoteVerifier
+from recordings.witness import cosign_session, generate_cosigner
+from recordings.witness_keys import parse_witness_key
 from server.appkeys import RECORDS
 from server.audit_app import create_audit_app
 from signalling.types import Seat
@@ -68,16 +70,25 @@ async def decide_both(world: World, interview_id: str) -> None:
 
 @asynccontextmanager
 async def audit_scene(
-    world: World, keys: dict[str, Path], tmp_path: Path, frames: int = 30
+    world: World, keys: dict[str, Path], tmp_path: Path, frames: int = 30, witnessed: bool = False
 ) -> AsyncIterator[AuditScene]:
+    """``witnessed``: CBSA's and CBP's witnesses cosign the closed record (offline, as
+    `records cosign` does) and the console is given their keys, so it can be complete."""
     session = await record_a_call(world, frames, during=capture_still)
     await decide_both(world, session.name)
+    server_key = NoteVerifier.parse(world.server.app[RECORDS].signer.verifier_key)
+    witnesses = []
+    for agency in ("cbsa", "cbp") if witnessed else ():
+        cosigner = generate_cosigner(tmp_path / f"{agency}-witness.key", f"{agency}.test/witness")
+        await asyncio.to_thread(cosign_session, session, [server_key], cosigner)
+        witnesses.append(parse_witness_key(cosigner.verifier_key))
     auditor = await world.add_auditor("auditor.one")
     settings = world.settings.replace(audit_dir=tmp_path / "audit-console")
     app = create_audit_app(
         settings,
         read_identity_file(keys["audit"]),
-        [NoteVerifier.parse(world.server.app[RECORDS].signer.verifier_key)],
+        [server_key],
+        witnesses,
         clock=world.clock,
         passwords=fast_passwords(),
     )

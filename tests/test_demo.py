@@ -18,6 +18,7 @@ from yarl import URL
 
 from recordings.closed_sessions import closed_sessions_origin
 from recordings.session_record import SessionLog
+from recordings.witness import read_cosigner
 from server.session_records import checkpoint_signer
 
 EXE = Path(sys.executable).with_name("nexus-interview")
@@ -216,3 +217,19 @@ async def test_the_demo_witnesses_cosign_the_servers_closed_sessions_log_and_no_
                 async with http.post(f"{url}/add-checkpoint", data=b"old 0\n\n" + note) as answer:
                     answers.append(answer.status)
             assert answers == [200, 404]
+
+
+def test_the_demo_prints_verify_and_console_commands_with_both_witnesses_keys(
+    demo: Demo, tmp_path: Path
+) -> None:
+    """Without the witnesses' keys no record is complete: the commands the demo prints
+    carry the keys of the witnesses it runs."""
+    keys = [
+        read_cosigner(tmp_path / "demo-data" / "witnesses" / f"{agency}.key").verifier_key
+        for agency in ("cbsa", "cbp")
+    ]
+    lines = demo.output.splitlines()
+    commands = [line for line in lines if "records verify" in line or "audit-console" in line]
+    assert len(commands) == 2
+    for command in commands:
+        assert re.findall(r"--witness '([^']+)'", command) == keys

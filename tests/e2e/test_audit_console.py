@@ -26,7 +26,7 @@ async def scene(
     recorded: tuple[World, dict[str, Path]], tmp_path: Path
 ) -> AsyncIterator[AuditScene]:
     world, keys = recorded
-    async with audit_scene(world, keys, tmp_path, frames=150) as built:  # ~5 s to replay
+    async with audit_scene(world, keys, tmp_path, frames=150, witnessed=True) as built:  # ~5 s
         yield built
 
 
