@@ -2,9 +2,9 @@
 into one live WebM file per seat and segment, encrypted with age as they are written.
 
 Nothing is decoded or encoded: each frame is wrapped in Matroska as it is (`webm`).
-A cluster is closed at least every second of media and every sealed age
-chunk is written straight to the file (no user-space buffer), so after a crash at most
-about a second of media plus one unsealed 64 KiB chunk is lost. A segment starts on a
+A cluster is written at least every half second of media and every sealed age chunk
+goes straight to the file (no user-space buffer), so after a crash at most about a
+second of media is lost (see `CLUSTER_MS`). A segment starts on a
 keyframe and rotates at the first keyframe after ``segment_seconds``; within it, the
 sender is asked for a keyframe every `KEYFRAME_SECONDS`, so a replay can seek anywhere
 quickly. A closed segment is fsynced and hashed, and reported through ``on_segment``.
@@ -37,8 +37,12 @@ from .private_files import private_directory, private_opener
 from .timestamps import Interleaver, StreamClock, Timed
 
 DEFAULT_SEGMENT_SECONDS = 60.0
-CLUSTER_MS = 500  # a cluster is closed at least this often (its media's time)
-SEAL_MS = 500  # media waits at most this long unsealed: with CLUSTER_MS, ~1 s at risk
+# What a crash can lose: media waits for the other stream (about a frame of it, longer
+# only while a stream lags: `timestamps.HOLD_MS`), then in the open cluster for about
+# CLUSTER_MS (a cluster ends at the first video frame after it), then unsealed for at most
+# SEAL_MS: about a second in all.
+CLUSTER_MS = 250
+SEAL_MS = 500
 EBML_VOID_HEADER = 9  # ID 0xEC and an 8-byte size
 # How often sealed bytes are reported, by arrival time: media is sealed within about a
 # second of arriving (CLUSTER_MS + SEAL_MS), so what a report has not yet covered arrived

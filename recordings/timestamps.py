@@ -29,7 +29,13 @@ MAX_SKEW_MS = 3000
 # How long a frame may wait for the other stream to reach its pts before it is written:
 # as long as a stream may lag, so a lagging stream's frames keep their place rather than
 # being squeezed in after what was written meanwhile. Media waiting here is lost in a
-# crash: only while one stream lags does it add to what is.
+# crash. In a call a frame waits about one frame of the other stream, so what a crash
+# loses stays about a second (see `recorder.CLUSTER_MS`); only while a stream lags (a
+# sender's pacer holding video back, a slow RTP clock riding up to MAX_SKEW_MS behind)
+# does it add up to this. Shorter would bound that too, but a stream whose timeline sits
+# further behind the other than this would then be moved up behind it frame by frame for
+# as long as the offset lasts: its own spacing lost (audio packets 1 ms apart), not just
+# its place during the lag.
 HOLD_MS = MAX_SKEW_MS
 
 T = TypeVar("T")

@@ -11,11 +11,14 @@ browser's camera frames come irregularly (its encoder skips frames under load, t
 network delays some), so this happened within seconds of every real recording, and
 libavformat writes BlockDuration for subtitles only.
 
-So here a cluster ends where a video frame begins the next (or at a keyframe), and the
-cluster's last video frame is written as a BlockGroup with its exact BlockDuration, the
-time to that next frame. When video stops for a while (a camera turned off), the cluster
-is closed anyway and that frame lasts until then. Blocks must be given in time order
-across both tracks (`timestamps.Interleaver`); a cluster is written whole when it closes.
+So here every video frame is written as a BlockGroup with its exact BlockDuration, the
+time to the next frame: a cluster ends where a video frame begins the next (or at a
+keyframe), so even its last frame's is known. Then no spacing of frames, however
+irregular, reads as a break (frames moved up close together by `timestamps` included).
+When video stops for a while (a camera turned off), the cluster is closed anyway and its
+last frame lasts until then. Audio needs none: an Opus packet says how long it lasts.
+Blocks must be given in time order across both tracks (`timestamps.Interleaver`); a
+cluster is written whole when it closes.
 """
 
 from __future__ import annotations
@@ -119,14 +122,15 @@ class ClusterWriter:
         self._blocks: list[Block] = []
         self._last_video: Block | None = None  # the latest video frame, in any cluster
         self._video_step = DEFAULT_VIDEO_MS  # the latest interval between video frames
+        self._previous_video_pts = 0  # of the latest video frame written
 
     def add(self, block: Block) -> None:
         if self._blocks:
             age = block.pts - self._blocks[0].pts
             if block.kind is Kind.VIDEO and (age >= self._cluster_ms or block.keyframe):
-                self._flush(block.pts)  # the cluster's last frame lasts until this one
+                self._flush(len(self._blocks), block.pts)  # its last frame lasts until this
             elif age >= 2 * self._cluster_ms:
-                self._flush(block.pts)  # no video for a while: its last frame lasts till now
+                self._flush_sparse(block.pts)
         if block.kind is Kind.VIDEO:
             if self._last_video is not None and block.pts > self._last_video.pts:
                 self._video_step = block.pts - self._last_video.pts
@@ -136,30 +140,40 @@ class ClusterWriter:
     def close(self) -> None:
         """Writes what is gathered; the last video frame lasts as long as the one before."""
         end = self._last_video.pts + self._video_step if self._last_video else 0
-        self._flush(end)
+        self._flush(len(self._blocks), end)
 
-    def _flush(self, video_until: int) -> None:
-        if not self._blocks:
+    def _flush_sparse(self, now: int) -> None:
+        """No video frame has come to end the cluster: it ends before its last one, which
+        begins the next (so the one before lasts exactly until it); or, if that frame is
+        the cluster's first, with that frame lasting until ``now`` (at least twice the
+        cluster's length: only a pause in the video more than twice that reads as a break,
+        a camera turned off, and video starts again at a keyframe soon after)."""
+        last = max((i for i, b in enumerate(self._blocks) if b.kind is Kind.VIDEO), default=0)
+        if last > 0:
+            self._flush(last, self._blocks[last].pts)
+        else:
+            self._flush(len(self._blocks), now)
+
+    def _flush(self, count: int, video_until: int) -> None:
+        """Writes the first ``count`` blocks as a cluster; the last video frame among them
+        lasts until ``video_until``."""
+        blocks, self._blocks = self._blocks[:count], self._blocks[count:]
+        if not blocks:
             return
-        start = self._blocks[0].pts
-        videos = [i for i, b in enumerate(self._blocks) if b.kind is Kind.VIDEO]
-        last = videos[-1] if videos else -1
+        start = blocks[0].pts
         parts = [uint(b"\xe7", start)]  # Timestamp
-        previous_video: int | None = None
-        for i, block in enumerate(self._blocks):
+        videos = [block.pts for block in blocks if block.kind is Kind.VIDEO]
+        ends = iter([*videos[1:], video_until])  # each video frame lasts until the next
+        for block in blocks:
             relative = struct.pack(">h", block.pts - start)
             track = size_bytes(TRACKS[block.kind])[-1:]  # a one-byte track number
-            if i != last:
-                flags = b"\x80" if block.keyframe else b"\x00"
-                parts.append(element(b"\xa3", track + relative + flags + block.data))
-            else:
-                group = element(b"\xa1", track + relative + b"\x00" + block.data)  # Block
-                group += uint(b"\x9b", max(1, video_until - block.pts))  # BlockDuration
-                if not block.keyframe:  # ReferenceBlock: not a keyframe, it needs the last
-                    back = (previous_video if previous_video is not None else start) - block.pts
-                    group += sint(b"\xfb", min(back, -1))
-                parts.append(element(b"\xa0", group))
-            if block.kind is Kind.VIDEO:
-                previous_video = block.pts
+            if block.kind is Kind.AUDIO:  # an Opus packet says how long it lasts
+                parts.append(element(b"\xa3", track + relative + b"\x80" + block.data))
+                continue
+            group = element(b"\xa1", track + relative + b"\x00" + block.data)  # Block
+            group += uint(b"\x9b", max(1, next(ends) - block.pts))  # BlockDuration
+            if not block.keyframe:  # ReferenceBlock: it is decoded from the frame before
+                group += sint(b"\xfb", min(-1, self._previous_video_pts - block.pts))
+            parts.append(element(b"\xa0", group))
+            self._previous_video_pts = block.pts
         self._write(element(b"\x1f\x43\xb6\x75", b"".join(parts)))
-        self._blocks = []
