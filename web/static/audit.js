@@ -163,7 +163,9 @@ class Timeline {
     // A video that seeks decodes from the keyframe before the position, which takes a
     // while: the clock waits for it (the others hold still meanwhile), as moving on would
     // leave it behind and moving it again would start its seek afresh, never catching up.
-    const seeking = this.players.some((p) => p.video.seeking && p.present(position));
+    // (A seek into what is not loaded, a gap between segments, waits for nothing.)
+    const decoding = (p) => p.video.seeking && p.has(p.video.currentTime);
+    const seeking = this.players.some((p) => decoding(p) && p.present(position));
     if (seeking && this.playing) {
       this.from = position;
       this.since = performance.now();
@@ -173,7 +175,7 @@ class Timeline {
       const video = player.video;
       const tile = video.closest(".tile");
       tile.dataset.present = String(player.present(position));
-      if (!video.seeking && Math.abs(video.currentTime - position) > DRIFT) video.currentTime = position;
+      if (!decoding(player) && Math.abs(video.currentTime - position) > DRIFT) video.currentTime = position;
       if (this.playing && !seeking && player.has(position)) {
         if (video.paused) video.play().catch(() => {});
       } else if (!video.paused) {
