@@ -1,6 +1,7 @@
-"""Output streams for media encoded elsewhere (the participants' browsers), muxed as is.
+"""Output streams for media encoded elsewhere (the participants' browsers), muxed as is by
+PyAV (the export's files; the recorder writes its own WebM, `webm`, with the same OpusHead).
 
-Browsers' WebM parsers (Media Source Extensions, for the audit console's replay) insist
+Browsers' WebM parsers (Media Source Extensions) insist
 on an Opus track's channel count and OpusHead, and on blocks in time order across tracks.
 PyAV's mux-only streams carry neither parameter, and a libopus encoder's stream adds its
 encoder delay to every audio timestamp (putting audio blocks out of order). So the Opus
