@@ -93,12 +93,14 @@ class SegmentInfo:
 @dataclass(frozen=True)
 class MediaProgress:
     """The first ``size`` bytes of an open segment's file, sealed on disk, hash to
-    ``sha256``."""
+    ``sha256``; ``started_at_ms`` is the segment's, so a segment a crash cuts short
+    (no ``segment`` event) is still placed where it began."""
 
     seat: Seat
     path: Path
     size: int
     sha256: str
+    started_at_ms: int
 
 
 class SegmentWriter:
@@ -260,7 +262,9 @@ class Recorder:
         if self._on_progress is not None:
             progress = segment.progress(now)
             if progress is not None:
-                self._on_progress(MediaProgress(seat, segment.path, *progress))
+                self._on_progress(
+                    MediaProgress(seat, segment.path, *progress, segment.started_at_ms)
+                )
 
     def on_publisher_change(self, seat: Seat, kind: Kind, present: bool) -> None:
         if not present and seat in self._open:

@@ -107,6 +107,8 @@ def _after_crash(directory: Path, verifier: NoteVerifier) -> _Found:
         last = reported.get(file.name)
         if last is not None:  # what verification holds the file's start to
             fields |= {"authenticated_size": last["size"], "authenticated_sha256": last["sha256"]}
+            if isinstance(last.get("started_at_ms"), int):  # where export places it
+                fields["started_at_ms"] = last["started_at_ms"]
         seat = segment_seat(file.name)
         if seat is not None:
             listings.append(("segment", {"seat": seat.value, **fields}))
@@ -316,6 +318,7 @@ class SessionRecords:
             segment=progress.path.name,  # not ``file``: the event does not list it
             size=progress.size,
             sha256=progress.sha256,
+            started_at_ms=progress.started_at_ms,
         )
 
     def _end(self, room_id: RoomId, **end: Any) -> asyncio.Task[None] | None:

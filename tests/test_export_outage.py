@@ -200,7 +200,7 @@ async def test_the_export_of_a_crashed_and_resumed_interview_shows_the_outage_wh
     last_end = max(
         event["started_at_ms"] + event["duration_ms"]
         for event in events
-        if event["kind"] == "segment" and "started_at_ms" in event
+        if event["kind"] == "segment" and "duration_ms" in event
     )
     composite = await asyncio.to_thread(ffprobe_json, out / "composite.webm")
     span_ms = last_end - origin

@@ -248,3 +248,21 @@ async def test_a_recovered_segment_altered_afterwards_is_one_fault(recording: Se
     assert result.problems == [
         f"segment {SEGMENT} does not match its hash: it was altered or replaced"
     ]
+
+
+async def test_a_recovered_segment_carries_the_start_its_reports_signed(
+    recording: Settings,
+) -> None:
+    """A segment a crash cut short has no ``segment`` event of its own to say when it
+    began: its recovery listing takes that from the reports, so export places it there."""
+    launched = time.time()
+    killed, directory = await crashed_session(recording)
+    starts = {e.get("started_at_ms") for e in events(directory) if e["kind"] == "media"}
+    (start,) = starts
+    assert isinstance(start, int)
+    # the first frame came after the process started, four seconds of video before the kill
+    assert launched * 1000 <= start <= killed * 1000 - 3900, (launched, start, killed)
+
+    _, listing = await restart_and_close(recording)
+
+    assert listing["started_at_ms"] == start
