@@ -126,6 +126,16 @@ class Lives:
             lock = self._locks[interview_id] = asyncio.Lock()
         return lock
 
+    async def settled(self, interview_id: str) -> bool:
+        """Wait for an action under way on the interview to be stored; True if one was.
+        A call's participants hear of its end before it is journaled and stored (their
+        media is sealed first), so a page they open at once must wait to show the end."""
+        lock = self._locks.get(interview_id)
+        if lock is None or not lock.locked():
+            return False
+        async with lock:
+            return True
+
     async def life(self, interview_id: str) -> Life:
         return (await self._store.interviews.get(interview_id)).life
 
@@ -200,6 +210,10 @@ class Lives:
                 listener(change)
             except Exception:
                 log.exception("a listener failed on %s of %s", events, interview.id)
+        if events[-1] in FINAL_EVENTS:
+            # Once the close's checkpoint is on disk; after the store and the pages, whom
+            # it need not keep waiting (a stop before it is made good at the next start).
+            await self._list_closed(RoomId(interview_id))
         return outcome
 
     async def _journal(
@@ -224,8 +238,6 @@ class Lives:
             await self._records.finish(room_id)
         if self._witness is not None and WITNESSED_EVENTS.intersection(events):
             self._witness(room_id)  # the checkpoint now on disk goes to the agencies' witnesses
-        if events[-1] in FINAL_EVENTS:
-            await self._list_closed(room_id)  # once its close's checkpoint is on disk
 
     async def _list_closed(self, room_id: RoomId) -> None:
         """The session, closed, into the server-wide log of closed sessions (which alone

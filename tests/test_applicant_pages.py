@@ -113,14 +113,28 @@ async def finished(world: World, decided: bool = True) -> Interview:
                 await interview.decide(agency)
         await interview.sockets[Seat.CBSA].ws.send_str(m.encode(m.End()))
         await interview.sockets[Seat.APPLICANT].expect(m.Ended)
-    for _ in range(200):  # the room's end reaches the store just after the others hear it
-        if (await interview.info())["next"] == "done":
-            return interview
-        await asyncio.sleep(0.05)
-    raise AssertionError("the interview never became done for the applicant")
+    assert (await interview.info())["next"] == "done"
+    return interview
 
 
 # --- after the interview: the link says it is complete ------------------------------------
+
+
+async def test_the_link_opened_the_moment_the_applicant_hears_the_end_says_complete(
+    world: World,
+) -> None:
+    """The call's participants hear of its end before it is journaled and stored (their
+    media is sealed first); a page read then waits for the end to be stored."""
+    async with in_call(world) as interview:
+        for agency in Agency:
+            await interview.decide(agency)
+        await interview.sockets[Seat.CBSA].ws.send_str(m.encode(m.End()))
+        await interview.sockets[Seat.APPLICANT].expect(m.Ended)
+        page, info = await asyncio.gather(
+            (await world.client()).get(f"/i/{interview.token}"), interview.info()
+        )
+        assert COMPLETE in await page.text()
+        assert info["next"] == "done"
 
 
 async def test_a_decided_interviews_link_says_the_interview_is_complete(world: World) -> None:

@@ -29,6 +29,8 @@ async def _invited_interview(request: web.Request) -> Interview:
     interview = None
     if len(token) == TOKEN_LENGTH:
         interview = await request.app[STORE].interviews.by_token_hash(token_hash(token))
+    if interview is not None and await request.app[LIVES].settled(interview.id):
+        interview = await request.app[STORE].interviews.get(interview.id)
     if interview is None or interview.state is InterviewState.CANCELLED:
         raise NotFound("this interview link is not valid; use the newest link you were sent")
     return interview
@@ -177,6 +179,7 @@ async def _refused_identity(
 
 async def _own_interview(request: web.Request) -> Interview:
     interview_id = current(request).own_interview()
+    await request.app[LIVES].settled(interview_id)
     interview = await request.app[STORE].interviews.get(interview_id)
     if interview.state is InterviewState.CANCELLED:
         raise Gone("this interview was replaced by a newer one; use the newest link you were sent")
