@@ -17,6 +17,9 @@ report (at most about two seconds of media) is vouched for by nothing.
 A frame's pts come from its sender's RTP timing, and frames go into the file in pts order
 across streams (see `timestamps`); a stream lagging the other holds it back in memory for
 up to `timestamps.HOLD_MS`, which a crash may lose too.
+
+Audio packets lost on the way leave a gap that browsers take for a break in the file; the
+recorder fills it with silent ones (see `opus`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 
 from signalling.types import EncodedFrame, Kind, Seat
 
-from . import webm
+from . import opus, webm
 from .age import CHUNK, AgeWriter
 from .keys import Recipient
 from .private_files import private_directory, private_opener
@@ -128,6 +131,7 @@ class SegmentWriter:
         self._kinds = (Kind.VIDEO, Kind.AUDIO)
         self._clocks = {Kind.VIDEO: StreamClock(), Kind.AUDIO: StreamClock()}
         self._order = Interleaver[EncodedFrame](self._kinds)
+        self._audio: tuple[int, float] | None = None  # the latest audio packet's pts, ms
         # a sender whose RTP clock runs slow still fills the time the segment recorded
         self._last_arrival_ms = 0
         self.frames = {Kind.VIDEO: 0, Kind.AUDIO: 0}
@@ -159,10 +163,30 @@ class SegmentWriter:
         self._last_arrival_ms = arrival_ms
         floor = self._order.floor
         pts = self._clocks[kind].pts(frame.pts, frame.time_base, arrival_ms, floor)
+        if kind is Kind.AUDIO:
+            self._fill_audio_gap(pts, arrival_ms, frame)
+            lasts = opus.packet_ms(frame.data)
+            self._audio = (pts, lasts) if lasts else None
         for timed in self._order.push(kind, pts, arrival_ms, frame):
             self._mux(timed)
         # what a crash loses is what arrived lately, whatever its pts say
         self._seal_if_waiting(arrival_ms)
+
+    def _fill_audio_gap(self, pts: int, arrival_ms: int, frame: EncodedFrame) -> None:
+        """Silent packets where audio packets went missing before one at ``pts`` (see
+        `opus`): each where the one before ends, as long as it ends by ``pts``. Only where
+        browsers see a break: a gap no longer than the packet before it (a single packet
+        lost, a sender whose clock runs slow) plays on as it is."""
+        if self._audio is None:
+            return
+        last, lasts = self._audio
+        if pts - last <= 2 * lasts:
+            return
+        at = max(last + lasts, self._order.floor)
+        silence = EncodedFrame(opus.SILENCE, frame.pts, frame.time_base, True)
+        while at + opus.SILENCE_MS <= pts:
+            self._order.queue(Kind.AUDIO, round(at), arrival_ms, silence)
+            at += opus.SILENCE_MS
 
     def _mux(self, timed: Timed[EncodedFrame]) -> None:
         frame = timed.item

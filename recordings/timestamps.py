@@ -103,12 +103,17 @@ class Interleaver(Generic[T]):
         self._heard: dict[Kind, int] = {}  # when each stream's latest frame arrived
         self.floor = 0
 
-    def push(self, kind: Kind, pts: int, arrival_ms: int, item: T) -> list[Timed[T]]:
-        """Takes a frame (``pts`` at least `floor`); returns those that may go out now."""
+    def queue(self, kind: Kind, pts: int, arrival_ms: int, item: T) -> None:
+        """Takes a frame (``pts`` at least `floor`) without handing any on: the next
+        `push` does, so frames queued before it keep their place before it."""
         if pts < self.floor:
             raise ValueError("a frame may not go before what is already written")
         self._pending[kind].append(Timed(kind, pts, arrival_ms, item))
         self._heard[kind] = arrival_ms
+
+    def push(self, kind: Kind, pts: int, arrival_ms: int, item: T) -> list[Timed[T]]:
+        """Takes a frame (``pts`` at least `floor`); returns those that may go out now."""
+        self.queue(kind, pts, arrival_ms, item)
         ready = []
         while (first := self._first()) is not None and self._may_go(first, arrival_ms):
             ready.append(self._take(first))

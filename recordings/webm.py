@@ -16,7 +16,9 @@ time to the next frame: a cluster ends where a video frame begins the next (or a
 keyframe), so even its last frame's is known. Then no spacing of frames, however
 irregular, reads as a break (frames moved up close together by `timestamps` included).
 When video stops for a while (a camera turned off), the cluster is closed anyway and its
-last frame lasts until then. Audio needs none: an Opus packet says how long it lasts.
+last frame lasts until then. Audio needs none: browsers take an Opus block's duration
+from its packet, whatever BlockDuration says (so the recorder fills a gap in the audio
+with silent packets instead, see `opus`).
 Blocks must be given in time order across both tracks (`timestamps.Interleaver`); a
 cluster is written whole when it closes.
 """

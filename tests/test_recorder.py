@@ -154,7 +154,9 @@ def test_after_kill_9_everything_but_about_the_last_second_decrypts_and_plays(
 # clock says when each frame "arrives"; the file is read back with ffprobe.
 
 VIDEO_TICKS, AUDIO_TICKS = 3000, 960  # one frame at 30 fps (90 kHz), 20 ms of Opus (48 kHz)
-OPUS_SILENCE = b"\xf8\xff\xfe"  # one 20 ms Opus frame
+# one 20 ms Opus frame (stereo CELT, silent, a byte of padding): four bytes, so it is told
+# from the recorder's own silent packets (`opus.SILENCE`, three) where it fills a gap
+OPUS_PACKET = b"\xfc\xff\xfe\x00"
 
 
 @dataclass
@@ -201,12 +203,13 @@ class TimedFeed:
             encoded = EncodedFrame(data, frame.rtp, Fraction(1, 90000), keyframe)
             self.sent += 1
         else:
-            encoded = EncodedFrame(OPUS_SILENCE, frame.rtp, Fraction(1, 48000), True)
+            encoded = EncodedFrame(OPUS_PACKET, frame.rtp, Fraction(1, 48000), True)
         self.recorder.on_frame(Seat.APPLICANT, frame.kind, encoded)
 
-    def packet_pts(self) -> dict[str, list[int]]:
-        """Each codec's packet pts in the file (ms), as ffprobe reads them; and the blocks
-        are in time order across tracks, as browsers' WebM parsers insist."""
+    def packet_pts(self, fillers: bool = False) -> dict[str, list[int]]:
+        """Each codec's packet pts in the file (ms), as ffprobe reads them (the silent
+        packets the recorder put in a gap only if ``fillers``); and the blocks are in time
+        order across tracks, as browsers' WebM parsers insist."""
         self.recorder.close()
         [segment] = self.recorder.segments
         plain = segment.path.with_suffix("")
@@ -216,7 +219,7 @@ class TimedFeed:
             [
                 tool("ffprobe"),
                 *("-v", "error", "-of", "json"),
-                *("-show_entries", "stream=index,codec_name:packet=stream_index,pts"),
+                *("-show_entries", "stream=index,codec_name:packet=stream_index,pts,size"),
                 str(plain),
             ],
             capture_output=True,
@@ -227,7 +230,9 @@ class TimedFeed:
         codecs = {s["index"]: s["codec_name"] for s in found["streams"]}
         pts: dict[str, list[int]] = {codec: [] for codec in codecs.values()}
         for packet in found["packets"]:
-            pts[codecs[packet["stream_index"]]].append(int(packet["pts"]))
+            codec = codecs[packet["stream_index"]]
+            if fillers or codec != "opus" or int(packet["size"]) == len(OPUS_PACKET):
+                pts[codec].append(int(packet["pts"]))
         in_file = [int(packet["pts"]) for packet in found["packets"]]
         assert in_file == sorted(in_file), "a block is earlier than the one before it"
         return pts
@@ -456,3 +461,23 @@ def blocks(webm: bytes) -> Iterator[tuple[int, int, int | None]]:
                 for block, lasts in found:
                     relative = int.from_bytes(block[1:3], "big", signed=True)
                     yield block[0] & 0x7F, timestamp + relative, lasts
+
+
+def test_lost_audio_packets_are_filled_with_silence(tmp_path: Path) -> None:
+    """Two or more audio packets lost in a row leave a gap that browsers' WebM parsers take
+    for a break in the file (they drop the video until its next keyframe and stop playing
+    at the hole): the recorder puts a silent packet where each of them was lost."""
+    feed = TimedFeed(tmp_path)
+    audio = stream(Kind.AUDIO, 99, 0, 4000)
+    lost = {audio[n].captured for n in (20, 21, 60, 61, 62, 63, 64, 150)}
+    frames = by_capture(stream(Kind.VIDEO, 5, 0, 4000), audio)
+    feed.play(
+        [(f.captured + 5, f) for f in frames if f.captured not in lost or f.kind is Kind.VIDEO]
+    )
+    pts = feed.packet_pts(fillers=True)
+    # a single packet lost is no break (a gap as long as the packet before it)
+    assert pts["opus"] == [f.captured for f in audio if f is not audio[150]], steps(pts["opus"])
+    filled = sorted(lost - {audio[150].captured})
+    assert sorted(set(pts["opus"]) - set(feed.packet_pts()["opus"])) == filled
+    [segment] = feed.recorder.segments
+    assert segment.audio_frames == len(audio) - 1
