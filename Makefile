@@ -10,8 +10,13 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_TOOLS := chromium:chromium age:age ffprobe:ffmpeg go:golang-go
 # Libraries with no command of their own: installed unless dpkg knows them.
 DEBIAN_LIBS  := golang-golang-x-mod-dev
+# The native load generator's build (pion WebRTC from Debian, GOPATH mode, no module
+# downloads) and the ffmpeg that encodes its clip once; only `make loadgen` installs them.
+LOADGEN_DEBIAN := golang-go golang-github-pion-webrtc.v3-dev golang-github-gorilla-websocket-dev ffmpeg
+LOADGEN        := build/loadgen/loadgen
+LOADGEN_GOPATH := build/loadgen/gopath
 
-.PHONY: demo test lint typecheck unit heavy system-tools bench clean
+.PHONY: demo test lint typecheck unit heavy system-tools bench loadgen clean
 
 # Quick suites first; then the heavy ones: Chromium walk-throughs and the attack run.
 HEAVY_TESTS := tests/e2e tests/test_attack.py
@@ -63,6 +68,25 @@ bench: $(STAMP) system-tools
 	$(BIN)/python bench/crypto.py
 	$(BIN)/python bench/verify.py
 	$(BIN)/python bench/sign_in_flood.py
+
+# Debian ships pion's webrtc at github.com/pion/webrtc while its code imports itself as
+# .../webrtc/v3, so a scratch GOPATH maps that path onto Debian's copy.
+loadgen:
+	@missing=""; for pkg in $(LOADGEN_DEBIAN); do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q 'ok installed' \
+	    || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	rm -rf $(LOADGEN_GOPATH)/src/nexus
+	mkdir -p $(LOADGEN_GOPATH)/src/nexus/loadgen $(LOADGEN_GOPATH)/src/github.com/pion/webrtc
+	cp bench/loadgen/*.go $(LOADGEN_GOPATH)/src/nexus/loadgen/
+	ln -sfn /usr/share/gocode/src/github.com/pion/webrtc $(LOADGEN_GOPATH)/src/github.com/pion/webrtc/v3
+	cd $(LOADGEN_GOPATH) && GO111MODULE=off GOPATH=$(abspath $(LOADGEN_GOPATH)):/usr/share/gocode \
+	  go build -o $(abspath $(LOADGEN)) nexus/loadgen
 
 clean:
 	rm -rf $(VENV) demo-data .pytest_cache .mypy_cache .ruff_cache
