@@ -11,7 +11,9 @@ date of birth, consents and enters the waiting room; each officer signs in with 
 and TOTP and takes the interview, which starts the call. The session cookies go to
 `bench/loadgen` (build it with ``make loadgen``), which joins, publishes and counts
 everything by content, and prints per track fps, join-to-first-frame, loss, delay and its
-own CPU. This driver adds the server's CPU over the same window. Never fails on timing.
+own CPU. This driver adds the server's CPU over the same window. With ``--record`` the
+server records every call; ``--profile FILE`` writes the generator's CPU profile (read it
+with ``go tool pprof``). Never fails on timing.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from yarl import URL
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from recordings.keys import Identity
 from server import operator
 from server.auth import Passwords
 from server.importer import ApplicationRow
@@ -190,7 +193,7 @@ def wait_until_listening(port: int, server: subprocess.Popen[bytes]) -> None:
 
 
 async def drive(
-    url: str, prepared: list[Room], server_pid: int, seconds: float, loadgen: Path
+    url: str, prepared: list[Room], server_pid: int, seconds: float, loadgen: list[str]
 ) -> None:
     """Seat everyone, run the generator and add the server's CPU over its window."""
     keep: list[aiohttp.ClientSession] = []
@@ -200,9 +203,9 @@ async def drive(
             participants += await seat_room(url, n, room, keep)
         config = {"server": url, "seconds": seconds, "warmup": 3, "participants": participants}
         generator = await asyncio.create_subprocess_exec(
-            str(loadgen),
+            *loadgen,
             "-clip-dir",
-            str(loadgen.parent),
+            str(Path(loadgen[0]).parent),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             cwd=ROOT,
@@ -231,7 +234,11 @@ async def drive(
             await client.close()
 
 
-def run(rooms: int, seconds: float, loadgen: Path) -> None:
+def run(
+    rooms: int, seconds: float, loadgen: Path, profile: Path | None = None, record: bool = False
+) -> None:
+    """``record``: the server records every call (to recipients whose identities are
+    thrown away), as a deployment does; otherwise it only forwards."""
     with tempfile.TemporaryDirectory(prefix="native-load-") as directory:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -244,12 +251,16 @@ def run(rooms: int, seconds: float, loadgen: Path) -> None:
             "NEXUS_MEDIA_PEER_NETWORKS": EVERY_NETWORK,
             "NEXUS_LOG_LEVEL": "WARNING",
         }
+        if record:
+            for holder in ("CBSA", "CBP", "AUDIT"):
+                env[f"NEXUS_{holder}_RECIPIENT"] = str(Identity.generate().recipient)
         prepared = asyncio.run(prepare(load_settings(env), rooms))
         command = "import sys; from server.cli import main; sys.exit(main())"
         server = subprocess.Popen([sys.executable, "-c", command, "serve"], env=env, cwd=ROOT)
         try:
             wait_until_listening(port, server)
-            asyncio.run(drive(url, prepared, server.pid, seconds, loadgen))
+            options = ["-cpuprofile", str(profile.resolve())] if profile else []
+            asyncio.run(drive(url, prepared, server.pid, seconds, [str(loadgen), *options]))
         finally:
             server.terminate()
             server.wait(30)
@@ -260,12 +271,15 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--loadgen", type=Path, default=LOADGEN, help="the built generator")
+    parser.add_argument("--profile", type=Path, help="write the generator's CPU profile here")
+    parser.add_argument("--record", action="store_true", help="the server records the calls")
     args = parser.parse_args()
     if not args.loadgen.exists():
         parser.error(f"{args.loadgen} is missing: build it with `make loadgen`")
     for rooms in args.rooms:
-        print(f"== {rooms} room(s), {args.seconds:.0f} s", flush=True)
-        run(rooms, args.seconds, args.loadgen)
+        mode = "recorded" if args.record else "forwarded"
+        print(f"== {rooms} {mode} room(s), {args.seconds:.0f} s", flush=True)
+        run(rooms, args.seconds, args.loadgen, args.profile, args.record)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"syscall"
@@ -131,7 +132,19 @@ func percentile(sorted []int64, fraction float64) float64 {
 func main() {
 	clipDir := flag.String("clip-dir", "build/loadgen", "where the encoded clip is kept")
 	jsonOut := flag.String("json", "", "also write the report as JSON to this file")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: -cpuprofile:", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var cfg config
 	if err := json.NewDecoder(os.Stdin).Decode(&cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen: the configuration on standard input:", err)
@@ -145,6 +158,7 @@ func main() {
 		}
 	}
 	if err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
