@@ -2,7 +2,7 @@
 into one live WebM file per seat and segment, encrypted with age as they are written.
 
 Nothing is decoded or encoded: each frame is wrapped in Matroska as it is (`webm`).
-A cluster is written at least every half second of media and every sealed age chunk
+A cluster is written at least every half second and every sealed age chunk
 goes straight to the file (no user-space buffer), so after a crash at most about a
 second of media is lost (see `CLUSTER_MS`). A segment starts on a
 keyframe and rotates at the first keyframe after ``segment_seconds``; within it, the
@@ -14,9 +14,9 @@ their SHA-256, at least every `REPORT_MS` while new bytes are sealed, so the ses
 can sign them as they are written: after a crash, only what was sealed since the last
 report (at most about two seconds of media) is vouched for by nothing.
 
-A frame's pts come from its sender's RTP timing, and frames go into the file in pts order
-across streams (see `timestamps`); a stream lagging the other holds it back in memory for
-up to `timestamps.HOLD_MS`, which a crash may lose too.
+A frame's pts come from its sender's RTP timing (see `timestamps`); each stream goes into
+clusters of its own (see `webm.ClusterWriter`), so neither waits in memory for the other
+while it lags.
 
 Audio packets lost on the way leave a gap that browsers take for a break in the file; the
 recorder fills it with silent ones (see `opus`).
@@ -37,13 +37,13 @@ from . import opus, webm
 from .age import CHUNK, AgeWriter
 from .keys import Recipient
 from .private_files import private_directory, private_opener
-from .timestamps import Interleaver, StreamClock, Timed
+from .timestamps import StreamClock
 
 DEFAULT_SEGMENT_SECONDS = 60.0
-# What a crash can lose: media waits for the other stream (about a frame of it, longer
-# only while a stream lags: `timestamps.HOLD_MS`), then in the open cluster for about
-# CLUSTER_MS (a cluster ends at the first video frame after it), then unsealed for at most
-# SEAL_MS: about a second in all.
+# What a crash can lose: media waits in its stream's open cluster for about CLUSTER_MS
+# (a cluster ends at the first frame of its stream after it, or when it has been open
+# twice that), then unsealed for at most SEAL_MS: about a second in all, whether or not
+# one stream lags the other.
 CLUSTER_MS = 250
 SEAL_MS = 500
 EBML_VOID_HEADER = 9  # ID 0xEC and an 8-byte size
@@ -128,9 +128,7 @@ class SegmentWriter:
         self._age = AgeWriter(self, recipients)
         self._age.write(webm.header(width, height))
         self._clusters = webm.ClusterWriter(self._age.write, CLUSTER_MS)
-        self._kinds = (Kind.VIDEO, Kind.AUDIO)
         self._clocks = {Kind.VIDEO: StreamClock(), Kind.AUDIO: StreamClock()}
-        self._order = Interleaver[EncodedFrame](self._kinds)
         self._audio: tuple[int, float] | None = None  # the latest audio packet's pts, ms
         # a sender whose RTP clock runs slow still fills the time the segment recorded
         self._last_arrival_ms = 0
@@ -161,18 +159,16 @@ class SegmentWriter:
             self.keyframe_at = now
         arrival_ms = int((now - self.started) * 1000)
         self._last_arrival_ms = arrival_ms
-        floor = self._order.floor
-        pts = self._clocks[kind].pts(frame.pts, frame.time_base, arrival_ms, floor)
+        pts = self._clocks[kind].pts(frame.pts, frame.time_base, arrival_ms)
         if kind is Kind.AUDIO:
-            self._fill_audio_gap(pts, arrival_ms, frame)
+            self._fill_audio_gap(pts, arrival_ms)
             lasts = opus.packet_ms(frame.data)
             self._audio = (pts, lasts) if lasts else None
-        for timed in self._order.push(kind, pts, arrival_ms, frame):
-            self._mux(timed)
+        self._mux(webm.Block(kind, pts, frame.keyframe, frame.data), arrival_ms)
         # what a crash loses is what arrived lately, whatever its pts say
         self._seal_if_waiting(arrival_ms)
 
-    def _fill_audio_gap(self, pts: int, arrival_ms: int, frame: EncodedFrame) -> None:
+    def _fill_audio_gap(self, pts: int, arrival_ms: int) -> None:
         """Silent packets where audio packets went missing before one at ``pts`` (see
         `opus`): each where the one before ends, as long as it ends by ``pts``. Only where
         browsers see a break: a gap no longer than the packet before it (a single packet
@@ -182,16 +178,14 @@ class SegmentWriter:
         last, lasts = self._audio
         if pts - last <= 2 * lasts:
             return
-        at = max(last + lasts, self._order.floor)
-        silence = EncodedFrame(opus.SILENCE, frame.pts, frame.time_base, True)
+        at = last + lasts
         while at + opus.SILENCE_MS <= pts:
-            self._order.queue(Kind.AUDIO, round(at), arrival_ms, silence)
+            self._mux(webm.Block(Kind.AUDIO, round(at), True, opus.SILENCE), arrival_ms)
             at += opus.SILENCE_MS
 
-    def _mux(self, timed: Timed[EncodedFrame]) -> None:
-        frame = timed.item
-        self._clusters.add(webm.Block(timed.kind, timed.pts, frame.keyframe, frame.data))
-        self.frames[timed.kind] += 1
+    def _mux(self, block: webm.Block, arrival_ms: int) -> None:
+        self._clusters.add(block, arrival_ms)
+        self.frames[block.kind] += 1
 
     def _seal_if_waiting(self, now_ms: int) -> None:
         """Bound what a crash can lose: the muxer hands over whole clusters (every
@@ -211,8 +205,6 @@ class SegmentWriter:
             self._unsealed_since = None
 
     def close(self, seat: Seat, index: int) -> SegmentInfo:
-        for timed in self._order.drain():
-            self._mux(timed)
         self._clusters.close()
         self._age.close()
         os.fsync(self._file.fileno())

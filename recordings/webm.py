@@ -12,15 +12,15 @@ network delays some), so this happened within seconds of every real recording, a
 libavformat writes BlockDuration for subtitles only.
 
 So here every video frame is written as a BlockGroup with its exact BlockDuration, the
-time to the next frame: a cluster ends where a video frame begins the next (or at a
+time to the next frame: a video cluster ends where a video frame begins the next (or at a
 keyframe), so even its last frame's is known. Then no spacing of frames, however
 irregular, reads as a break (frames moved up close together by `timestamps` included).
 When video stops for a while (a camera turned off), the cluster is closed anyway and its
 last frame lasts until then. Audio needs none: browsers take an Opus block's duration
 from its packet, whatever BlockDuration says (so the recorder fills a gap in the audio
 with silent packets instead, see `opus`).
-Blocks must be given in time order across both tracks (`timestamps.Interleaver`); a
-cluster is written whole when it closes.
+Each track's blocks are given in time order and go into clusters of their own
+(`ClusterWriter`); a cluster is written whole when it closes.
 """
 
 from __future__ import annotations
@@ -115,51 +115,73 @@ class Block:
 
 
 class ClusterWriter:
-    """Gathers blocks, given in time order, into clusters of about ``cluster_ms`` and
-    hands each to ``write`` whole, as it closes."""
+    """Gathers each track's blocks, given in time order, into clusters of that track
+    alone of about ``cluster_ms``, and hands each to ``write`` whole, as it closes.
+
+    One track a cluster, because browsers' WebM parsers want blocks in time order within a
+    cluster (whatever their track) and each track's in time order, but take a cluster that
+    begins earlier than the one before it. So neither stream waits in memory for the other
+    to catch up (a crash would take what waits): a stream lagging the other, its sender's
+    pacer holding it back or its packets resent, goes to disk as it comes, keeping its
+    place on the timeline. The cost: a file's blocks are not in time order across tracks,
+    so a reader that plays a file as it reads it holds the leading stream while the other
+    lags (MSE, which buffers the whole append, and libavformat do)."""
 
     def __init__(self, write: Callable[[bytes], object], cluster_ms: int) -> None:
         self._write = write
         self._cluster_ms = cluster_ms
-        self._blocks: list[Block] = []
+        self._open: dict[Kind, list[Block]] = {Kind.VIDEO: [], Kind.AUDIO: []}
+        self._opened_at = {Kind.VIDEO: 0, Kind.AUDIO: 0}  # arrival ms of each's first block
         self._last_video: Block | None = None  # the latest video frame, in any cluster
+        self._last_video_at = 0  # when it arrived (ms)
         self._video_step = DEFAULT_VIDEO_MS  # the latest interval between video frames
         self._previous_video_pts = 0  # of the latest video frame written
 
-    def add(self, block: Block) -> None:
-        if self._blocks:
-            age = block.pts - self._blocks[0].pts
-            if block.kind is Kind.VIDEO and (age >= self._cluster_ms or block.keyframe):
-                self._flush(len(self._blocks), block.pts)  # its last frame lasts until this
-            elif age >= 2 * self._cluster_ms:
-                self._flush_sparse(block.pts)
+    def add(self, block: Block, arrival_ms: int) -> None:
+        """Takes a block that arrived at ``arrival_ms`` (the segment's clock)."""
+        blocks = self._open[block.kind]
+        if blocks and block.pts - blocks[0].pts >= self._cluster_ms:
+            self._flush(block.kind, len(blocks), block.pts)  # its last frame lasts until this
+        elif blocks and block.kind is Kind.VIDEO and block.keyframe:
+            self._flush(block.kind, len(blocks), block.pts)
         if block.kind is Kind.VIDEO:
             if self._last_video is not None and block.pts > self._last_video.pts:
                 self._video_step = block.pts - self._last_video.pts
-            self._last_video = block
-        self._blocks.append(block)
+            self._last_video, self._last_video_at = block, arrival_ms
+        if not self._open[block.kind]:
+            self._opened_at[block.kind] = arrival_ms
+        self._open[block.kind].append(block)
+        for kind in (Kind.VIDEO, Kind.AUDIO):
+            if self._open[kind] and arrival_ms - self._opened_at[kind] >= 2 * self._cluster_ms:
+                self._flush_stale(kind, arrival_ms)
 
     def close(self) -> None:
         """Writes what is gathered; the last video frame lasts as long as the one before."""
         end = self._last_video.pts + self._video_step if self._last_video else 0
-        self._flush(len(self._blocks), end)
+        self._flush(Kind.VIDEO, len(self._open[Kind.VIDEO]), end)
+        self._flush(Kind.AUDIO, len(self._open[Kind.AUDIO]), 0)
 
-    def _flush_sparse(self, now: int) -> None:
-        """No video frame has come to end the cluster: it ends before its last one, which
-        begins the next (so the one before lasts exactly until it); or, if that frame is
-        the cluster's first, with that frame lasting until ``now`` (at least twice the
-        cluster's length: only a pause in the video more than twice that reads as a break,
-        a camera turned off, and video starts again at a keyframe soon after)."""
-        last = max((i for i, b in enumerate(self._blocks) if b.kind is Kind.VIDEO), default=0)
-        if last > 0:
-            self._flush(last, self._blocks[last].pts)
+    def _flush_stale(self, kind: Kind, now_ms: int) -> None:
+        """A track's cluster open for twice its length (what a crash would lose grows):
+        a stream stopped (a camera or microphone turned off) or sends little. A video
+        cluster ends before its last frame, which begins the next (so the one before lasts
+        exactly until it); or, if that frame is the cluster's first, with that frame
+        lasting until now (only a pause in the video this long reads as a break, and video
+        starts again at a keyframe soon after)."""
+        blocks = self._open[kind]
+        if kind is Kind.AUDIO:
+            self._flush(kind, len(blocks), 0)
+        elif len(blocks) > 1:
+            self._flush(kind, len(blocks) - 1, blocks[-1].pts)
+            self._opened_at[kind] = self._last_video_at
         else:
-            self._flush(len(self._blocks), now)
+            self._flush(kind, 1, blocks[0].pts + max(1, now_ms - self._last_video_at))
 
-    def _flush(self, count: int, video_until: int) -> None:
-        """Writes the first ``count`` blocks as a cluster; the last video frame among them
-        lasts until ``video_until``."""
-        blocks, self._blocks = self._blocks[:count], self._blocks[count:]
+    def _flush(self, kind: Kind, count: int, video_until: int) -> None:
+        """Writes the first ``count`` blocks of ``kind`` as a cluster; the last video
+        frame among them lasts until ``video_until``."""
+        blocks = self._open[kind][:count]
+        self._open[kind] = self._open[kind][count:]
         if not blocks:
             return
         start = blocks[0].pts

@@ -162,15 +162,14 @@ async def test_a_browser_recorded_interview_replays_to_the_end_and_seeks(
     finally:
         await console.close()
 
-    # each seat's file: packets in time order in the file and within each stream
+    # each seat's file: each stream's packets in time order (each track has clusters of its
+    # own, in order within each cluster: `tests/test_recorder.py`)
     plain_dir = tmp_path / "plain"
     plain_dir.mkdir()
     for seat in SEATS:
         for segment in sorted(session.glob(f"{seat}-*.webm.age")):
             plain = await asyncio.to_thread(decrypted, segment, keys["audit"], plain_dir)
             found = await asyncio.to_thread(packets, plain)
-            in_file = [pts for _, pts in found]
-            assert in_file == sorted(in_file), f"{segment.name}: a block goes back in time"
             for codec in ("vp8", "opus"):
                 pts = [p for c, p in found if c == codec]
                 assert len(pts) > 5 * CALL_SECONDS, (segment.name, codec, len(pts))
