@@ -176,10 +176,12 @@ func run(cfg config, c *clip, jsonOut string) error {
 	fmt.Printf("clip: %d VP8 frames at %.0f kbps, %d Opus packets; %d participants\n",
 		len(c.video), float64(size)*8/(float64(len(c.video))/30)/1000, len(c.audio), len(cfg.Participants))
 
+	senders := &clock{}
+	go senders.run(pacerInterval)
 	participants := make([]*participant, len(cfg.Participants))
 	var joining sync.WaitGroup
 	for i, spec := range cfg.Participants {
-		participants[i] = &participant{spec: spec, server: cfg.Server, clip: c,
+		participants[i] = &participant{spec: spec, server: cfg.Server, clip: c, clock: senders,
 			started: make(chan struct{}), stop: make(chan struct{}), in: map[string]*inbound{}}
 		joining.Add(1)
 		go participants[i].run(api, joining.Done)

@@ -59,6 +59,7 @@ type participant struct {
 	spec    seatSpec
 	server  string
 	clip    *clip
+	clock   *clock
 	pc      *webrtc.PeerConnection
 	ws      *websocket.Conn
 	wsMu    sync.Mutex
@@ -180,8 +181,8 @@ func (p *participant) join(api *webrtc.API) error {
 		case webrtc.PeerConnectionStateConnected:
 			connectedOnce.Do(func() {
 				close(p.started)
-				go p.sendVideo(video)
-				go p.sendAudio(audio)
+				p.clock.add(videoInterval, p.videoSender(video))
+				p.clock.add(audioInterval, p.audioSender(audio))
 			})
 		case webrtc.PeerConnectionStateFailed:
 			p.fail("%s room %d: connection failed", p.spec.Seat, p.spec.Room)
@@ -280,45 +281,45 @@ func (p *participant) readRTCP(sender *webrtc.RTPSender) {
 	}
 }
 
-// sendVideo replays the clip at 30 fps, each frame marked with this seat and a counter;
-// a keyframe request restarts the clip at its first (key)frame.
-func (p *participant) sendVideo(track *webrtc.TrackLocalStaticSample) {
-	const interval = time.Second / 30
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
+// videoSender replays the clip at 30 fps, each frame marked with this seat and a counter;
+// a keyframe request restarts the clip at its first (key)frame. It returns false once
+// the participant has left.
+func (p *participant) videoSender(track *webrtc.TrackLocalStaticSample) func() bool {
 	buf := make([]byte, 0, 256*1024)
-	index := 0
-	for counter := uint32(1); ; counter++ {
+	index, counter := 0, uint32(0)
+	return func() bool {
+		if p.left() {
+			return false
+		}
 		if p.pli.Swap(false) {
 			index = 0
 		}
+		counter++
 		m := marker{uint16(p.spec.Room), seatIndex[p.spec.Seat], counter, time.Now().UnixMicro()}
 		buf = m.appendTo(append(buf[:0], p.clip.video[index]...))
-		if err := track.WriteSample(media.Sample{Data: buf, Duration: interval}); err != nil {
-			return
-		}
 		index = (index + 1) % len(p.clip.video)
-		select {
-		case <-p.stop:
-			return
-		case <-ticker.C:
-		}
+		return track.WriteSample(media.Sample{Data: buf, Duration: videoInterval}) == nil
 	}
 }
 
-func (p *participant) sendAudio(track *webrtc.TrackLocalStaticSample) {
-	const interval = 20 * time.Millisecond
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for index := 0; ; index = (index + 1) % len(p.clip.audio) {
-		if err := track.WriteSample(media.Sample{Data: p.clip.audio[index], Duration: interval}); err != nil {
-			return
+func (p *participant) audioSender(track *webrtc.TrackLocalStaticSample) func() bool {
+	index := 0
+	return func() bool {
+		if p.left() {
+			return false
 		}
-		select {
-		case <-p.stop:
-			return
-		case <-ticker.C:
-		}
+		data := p.clip.audio[index]
+		index = (index + 1) % len(p.clip.audio)
+		return track.WriteSample(media.Sample{Data: data, Duration: audioInterval}) == nil
+	}
+}
+
+func (p *participant) left() bool {
+	select {
+	case <-p.stop:
+		return true
+	default:
+		return false
 	}
 }
 
