@@ -221,19 +221,8 @@ class AuditConsole:
         decisions (notes decrypted with the audit identity), on one clock (seconds)."""
         result = await asyncio.to_thread(self.verification, interview_id)  # hashes media
         events = self.events(interview_id)
-        segments = [e for e in events if e.get("kind") == "segment" and "started_at_ms" in e]
-        starts = [int(e["started_at_ms"]) for e in segments]
         first_event = _ms(events[0]["at"]) if events else 0
-        origin_ms = min(starts, default=first_event)
-        seats: dict[str, list[dict[str, Any]]] = {}
-        for event in segments:
-            seats.setdefault(str(event["seat"]), []).append(
-                {
-                    "file": event["file"],
-                    "start": (int(event["started_at_ms"]) - origin_ms) / 1000,
-                    "duration": int(event.get("duration_ms", 0)) / 1000,
-                }
-            )
+        seats, origin_ms = seat_segments(events, first_event)
 
         def at(event: dict[str, Any]) -> float:
             return round((_ms(event["at"]) - origin_ms) / 1000, 3)
@@ -386,6 +375,41 @@ def _read_events(path: Path) -> list[dict[str, Any]]:
         if isinstance(event, dict):
             events.append(event)
     return events
+
+
+def seat_segments(
+    events: Sequence[dict[str, Any]], first_event_ms: int
+) -> tuple[dict[str, list[dict[str, Any]]], int]:
+    """Each seat's segments on the session's clock (seconds from the first segment's
+    start, else from ``first_event_ms``, which is returned as the origin in ms). A segment a
+    crash cut short has no logged duration: it lasts until the outage that lists it began
+    (its media ends no later); one that nothing places is left out."""
+    crashed = {
+        str(name): _ms(event["since"])
+        for event in events
+        if event.get("kind") == "outage" and "since" in event
+        for name in event.get("recovered_files", [])
+    }
+    placed = []
+    for event in events:
+        if event.get("kind") != "segment" or "started_at_ms" not in event:
+            continue
+        start = int(event["started_at_ms"])
+        if "duration_ms" in event:
+            placed.append((event, start, int(event["duration_ms"])))
+        elif str(event["file"]) in crashed:
+            placed.append((event, start, max(0, crashed[str(event["file"])] - start)))
+    origin_ms = min((start for _, start, _ in placed), default=first_event_ms)
+    seats: dict[str, list[dict[str, Any]]] = {}
+    for event, start, duration in placed:
+        seats.setdefault(str(event["seat"]), []).append(
+            {
+                "file": event["file"],
+                "start": (start - origin_ms) / 1000,
+                "duration": duration / 1000,
+            }
+        )
+    return seats, origin_ms
 
 
 def _ms(moment: object) -> int:

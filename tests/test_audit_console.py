@@ -9,10 +9,12 @@ import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from server.appkeys import STORE, TRAIL
+from server.audit_console import seat_segments
 from server.types import Agency
 
 from .audit_scene import NOTES, AuditScene, checked, sign_in
@@ -228,3 +230,24 @@ async def test_the_console_speaks_french_too(scene: AuditScene) -> None:
     assert switched.headers["Location"] == "/sessions"
     french = await (await client.get("/sessions")).text()
     assert "Entrevues enregistrées" in french and "vérifiée" in french
+
+
+def test_a_segment_a_crash_cut_short_lasts_until_the_outage_and_one_unplaced_is_left_out() -> None:
+    events: list[dict[str, Any]] = [
+        {"kind": "consent", "at": "2026-12-02T10:00:00.000+00:00"},
+        {"kind": "segment", "seat": "cbsa", "file": "cbsa-00000.webm.age",
+         "started_at_ms": 1_000_000, "duration_ms": 4_000},
+        {"kind": "segment", "seat": "cbsa", "file": "cbsa-00001.webm.age",
+         "started_at_ms": 1_005_000, "recovered": True},
+        {"kind": "segment", "seat": "cbp", "file": "cbp-00001.webm.age", "recovered": True},
+        {"kind": "outage", "since": "1970-01-01T00:16:47.500+00:00", "seconds": 3.5,
+         "recovered_files": ["cbsa-00001.webm.age", "cbp-00001.webm.age"]},
+    ]  # fmt: skip
+    seats, origin_ms = seat_segments(events, 0)
+    assert origin_ms == 1_000_000
+    assert seats == {
+        "cbsa": [
+            {"file": "cbsa-00000.webm.age", "start": 0.0, "duration": 4.0},
+            {"file": "cbsa-00001.webm.age", "start": 5.0, "duration": 2.5},
+        ]
+    }
