@@ -15,17 +15,19 @@
 // offers one sendonly audio and one sendonly video section and, per kind, one recvonly
 // section for each other seat (max-bundle, trickled candidates), as docs/signalling.md
 // describes. Once connected it sends a 640x480 30 fps VP8 clip (~800 kbps, encoded once
-// by Debian's ffmpeg into -clip-dir) and 20 ms Opus packets; every video frame carries a
-// marker after the VP8 data (room, seat, counter, send time) and a picture loss
-// indication restarts the clip at its first keyframe. What comes back is counted by
-// content without decoding: a frame counts when its marker names the seat the server's
-// stream id names.
+// by Debian's ffmpeg into -clip-dir) and 20 ms Opus packets, every track paced by one
+// 5 ms clock (clock.go). Each video frame carries a marker after the VP8 data (room,
+// seat, counter, send time); a picture loss indication restarts the clip at its first
+// keyframe. What comes back is counted by content without decoding: a frame counts when
+// all its packets came and its marker names the seat the server's stream id names.
 //
-// It prints, per forwarded video track, fps over the measuring window, join-to-first-frame,
-// frames lost (marker counter gaps), packet loss and the server-added delay (send to
-// receive, same clock), the PLIs and NACKs each publisher got, and its own CPU seconds
-// (getrusage) per second and per participant. With -json it also writes these as JSON.
-// It never fails on figures: the exit status says only whether everyone joined.
+// It prints, per forwarded track, fps (audio: packets per second) over the measuring
+// window, join-to-first-frame, frames lost (marker counter gaps), packet loss, frames
+// with a wrong marker or missing packets, the server-added delay (send to receive on
+// the same clock), the PLIs and NACKs the publishers got, and its own CPU seconds
+// (getrusage) per second and per participant. -json also writes these as JSON;
+// -cpuprofile writes a CPU profile for `go tool pprof`. It never fails on figures: the
+// exit status says only whether every forwarded track arrived.
 //
 // Build (Debian's Go and pion, no module downloads): make loadgen.
 package main
