@@ -46,7 +46,8 @@ from .appkeys import (
 from .auth import LoginThrottle, Passwords
 from .errors import NexusError
 from .i18n import Catalogs
-from .lifecycle import Phase, Seat
+from .interview_actions import Seat
+from .interview_state import Phase
 from .live_stills import LiveStills
 from .lives import Change, Lives, need_of
 from .password_checks import PasswordChecks

@@ -23,60 +23,31 @@ when both agencies have decided.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-import msgspec
-
 from .errors import Conflict
+from .interview_actions import (
+    Action,
+    Cancel,
+    CheckIn,
+    Consent,
+    Decide,
+    Drop,
+    End,
+    Interrupt,
+    Join,
+    Leave,
+    NoShow,
+    Outage,
+    Ready,
+    Reassign,
+    Seat,
+    Still,
+)
+from .interview_state import Life, Party, Phase, Presence, presences
 from .types import Agency, InterviewMode
-
-JOINT_STEP = "joint"
-
-
-class Phase(StrEnum):
-    SCHEDULED = "scheduled"
-    """Invited; the applicant may check in (date of birth) and consent."""
-    WAITING = "waiting"
-    """The applicant is in the waiting room for the current step."""
-    IN_CALL = "in_call"
-    """The current step's officers are seated; its call is on."""
-    AWAITING_DECISIONS = "awaiting_decisions"
-    """The call is over; an agency whose turn it was has not decided yet."""
-    CLOSED = "closed"
-    """Both agencies have decided."""
-    CANCELLED = "cancelled"
-    NO_SHOW = "no_show"
-    INTERRUPTED = "interrupted"
-
-
-ENDED = frozenset({Phase.CLOSED, Phase.CANCELLED, Phase.NO_SHOW, Phase.INTERRUPTED})
-
-
-class Presence(StrEnum):
-    ABSENT = "absent"
-    CONNECTED = "connected"
-    DROPPED = "dropped"
-    LEFT = "left"
-
-
-class Party(StrEnum):
-    """Who sits in a call: the applicant, or an agency's officer."""
-
-    APPLICANT = "applicant"
-    CBSA = "cbsa"
-    CBP = "cbp"
-
-    @classmethod
-    def of(cls, agency: Agency) -> Party:
-        return cls.CBSA if agency is Agency.CBSA else cls.CBP
-
-    @property
-    def agency(self) -> Agency | None:
-        return {Party.CBSA: Agency.CBSA, Party.CBP: Agency.CBP}.get(self)
 
 
 class RefusalKind(StrEnum):
@@ -93,181 +64,6 @@ class Refused(Conflict):
     def __init__(self, kind: RefusalKind, message: str, **fields: object) -> None:
         super().__init__(message, **fields)
         self.kind = kind
-
-
-# --- actions -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CheckIn:
-    """The applicant confirmed their date of birth."""
-
-
-@dataclass(frozen=True)
-class Consent:
-    """The applicant agreed to be recorded."""
-
-
-@dataclass(frozen=True)
-class Ready:
-    """The applicant entered the waiting room."""
-
-
-@dataclass(frozen=True)
-class Seat:
-    """An officer takes their agency's place (by clicking "Take" or by the pairing)."""
-
-    agency: Agency
-    officer_id: int
-
-
-@dataclass(frozen=True)
-class Join:
-    party: Party
-
-
-@dataclass(frozen=True)
-class Drop:
-    """A party's connection failed; their place is kept for the grace period."""
-
-    party: Party
-
-
-@dataclass(frozen=True)
-class Leave:
-    party: Party
-
-
-@dataclass(frozen=True)
-class End:
-    """An officer ends the current step's call for everyone."""
-
-    agency: Agency
-
-
-@dataclass(frozen=True)
-class Decide:
-    agency: Agency
-    officer_id: int
-
-
-@dataclass(frozen=True)
-class Reassign:
-    """Another officer of the agency takes over a decision left overdue (the shell decides
-    when it is overdue: the transition only checks that a decision is awaited)."""
-
-    agency: Agency
-    officer_id: int
-
-
-@dataclass(frozen=True)
-class Still:
-    """An officer captures an ID still of the applicant."""
-
-    agency: Agency
-
-
-@dataclass(frozen=True)
-class NoShow:
-    """The applicant did not join in time."""
-
-
-@dataclass(frozen=True)
-class Cancel:
-    """The operator replaced or withdrew the invitation."""
-
-
-@dataclass(frozen=True)
-class Outage:
-    """The server restarted: every connection was lost."""
-
-
-@dataclass(frozen=True)
-class Interrupt:
-    """The interview cannot go on (an outage nobody came back from)."""
-
-
-Action = (
-    CheckIn
-    | Consent
-    | Ready
-    | Seat
-    | Join
-    | Drop
-    | Leave
-    | End
-    | Decide
-    | Reassign
-    | Still
-    | NoShow
-    | Cancel
-    | Outage
-    | Interrupt
-)
-
-
-# --- the state ---------------------------------------------------------------------------
-
-
-def _presences(present: Mapping[Party, Presence] | None = None) -> Mapping[Party, Presence]:
-    return MappingProxyType(dict(present or dict.fromkeys(Party, Presence.ABSENT)))
-
-
-@dataclass(frozen=True)
-class Life:
-    mode: InterviewMode
-    phase: Phase = Phase.SCHEDULED
-    checked_in: bool = False
-    consented: bool = False
-    step: str | None = None
-    """``joint``, or the agency (``CBSA``/``CBP``) whose two-step step it is; None before
-    the first step starts."""
-    officers: Mapping[Agency, int] = field(default_factory=lambda: MappingProxyType({}))
-    presence: Mapping[Party, Presence] = field(default_factory=_presences)
-    applicant_joined: frozenset[str] = frozenset()
-    """The steps whose call the applicant has joined."""
-    decided: frozenset[Agency] = frozenset()
-
-    @property
-    def ended(self) -> bool:
-        return self.phase in ENDED
-
-    def step_agencies(self, step: str | None = None) -> tuple[Agency, ...]:
-        """The agencies a step seats."""
-        step = step or self.step
-        if step == JOINT_STEP:
-            return (Agency.CBSA, Agency.CBP)
-        return (Agency(step),) if step else ()
-
-    def first_step(self) -> str:
-        return JOINT_STEP if self.mode is InterviewMode.JOINT else Agency.CBSA.value
-
-    def in_call(self, party: Party) -> bool:
-        """``party`` belongs in the current call."""
-        if self.phase is not Phase.IN_CALL:
-            return False
-        return party is Party.APPLICANT or party.agency in self.step_agencies()
-
-    def may_join(self, party: Party) -> bool:
-        """``party`` may connect to the current step's call now."""
-        return self.in_call(party) or self.may_wait_in_call(party)
-
-    def may_wait_in_call(self, party: Party) -> bool:
-        """An officer seated for the step to come may sit in its call before the applicant
-        is called (they see each other; the applicant's place shows as not connected)."""
-        agency = party.agency
-        if agency is None or self.phase not in (Phase.SCHEDULED, Phase.WAITING):
-            return False
-        return agency in self.officers and agency in self.step_agencies()
-
-    def awaits_decision_from(self, agency: Agency) -> bool:
-        """An agency's officer still has a decision to make (their form stays open)."""
-        if self.ended or agency in self.decided or agency not in self.officers:
-            return False
-        return any(agency in self.step_agencies(step) for step in self.applicant_joined)
-
-    def replace(self, **changes: object) -> Life:
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -478,7 +274,7 @@ def _after_call(life: Life, events: tuple[str, ...]) -> Outcome:
         return Outcome(life.replace(phase=Phase.CLOSED), (*events, "close"))
     cbsa_step_done = life.step == Agency.CBSA.value and Agency.CBSA in life.decided
     if life.mode is InterviewMode.TWO_STEP and cbsa_step_done:
-        next_step = life.replace(phase=Phase.WAITING, step=Agency.CBP.value, presence=_presences())
+        next_step = life.replace(phase=Phase.WAITING, step=Agency.CBP.value, presence=presences())
         return Outcome(next_step, (*events, "next-step"))
     return Outcome(life, events)
 
@@ -495,55 +291,6 @@ def _outage(life: Life) -> Outcome:
     return Outcome(life.replace(presence=MappingProxyType(lost)), ("outage",))
 
 
-_ACTION_NAMES: Mapping[type, str] = MappingProxyType(
-    {
-        CheckIn: "check-in",
-        Consent: "consent",
-        Ready: "ready",
-        Seat: "seat",
-        Join: "join",
-        Drop: "drop",
-        Leave: "leave",
-        End: "end",
-        Decide: "decide",
-        Reassign: "reassign",
-        Still: "still",
-        NoShow: "no-show",
-        Cancel: "cancel",
-        Outage: "outage",
-        Interrupt: "interrupt",
-    }
-)
-_ACTIONS: Mapping[str, type] = MappingProxyType({v: k for k, v in _ACTION_NAMES.items()})
-
-
-def action_fields(action: Action) -> dict[str, object]:
-    """The action as the journal writes it, so that a restart can replay the journal."""
-    fields: dict[str, object] = {"do": _ACTION_NAMES[type(action)]}
-    for item in dataclasses.fields(action):
-        fields[item.name] = getattr(action, item.name)
-    return fields
-
-
-def action_from(fields: Mapping[str, object]) -> Action | None:
-    """The action `action_fields` wrote (None for anything else)."""
-    kind = _ACTIONS.get(str(fields.get("do")))
-    if kind is None:
-        return None
-    values: dict[str, object] = {}
-    for item in dataclasses.fields(kind):
-        raw = fields.get(item.name)
-        if item.name == "agency":
-            raw = Agency(str(raw))
-        elif item.name == "party":
-            raw = Party(str(raw))
-        elif item.name == "officer_id":
-            raw = int(str(raw))
-        values[item.name] = raw
-    action: Action = kind(**values)
-    return action
-
-
 def replay(mode: InterviewMode, actions: list[Action]) -> Life:
     """The interview after ``actions`` from the start (refused ones change nothing)."""
     life = Life(mode)
@@ -553,47 +300,3 @@ def replay(mode: InterviewMode, actions: list[Action]) -> Life:
         except Refused:
             continue
     return life
-
-
-class _Stored(msgspec.Struct, forbid_unknown_fields=True):
-    mode: InterviewMode
-    phase: Phase
-    checked_in: bool
-    consented: bool
-    step: str | None
-    officers: dict[Agency, int]
-    presence: dict[Party, Presence]
-    applicant_joined: list[str]
-    decided: list[Agency]
-
-
-def encode(life: Life) -> bytes:
-    """What the store keeps of a life (JSON; `decode` reads it back)."""
-    return msgspec.json.encode(
-        _Stored(
-            life.mode,
-            life.phase,
-            life.checked_in,
-            life.consented,
-            life.step,
-            dict(life.officers),
-            dict(life.presence),
-            sorted(life.applicant_joined),
-            sorted(life.decided),
-        )
-    )
-
-
-def decode(raw: bytes | str) -> Life:
-    stored = msgspec.json.decode(raw, type=_Stored)
-    return Life(
-        mode=stored.mode,
-        phase=stored.phase,
-        checked_in=stored.checked_in,
-        consented=stored.consented,
-        step=stored.step,
-        officers=MappingProxyType(stored.officers),
-        presence=_presences(stored.presence),
-        applicant_joined=frozenset(stored.applicant_joined),
-        decided=frozenset(stored.decided),
-    )

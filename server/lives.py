@@ -29,23 +29,13 @@ from signalling.interview import InterviewEvent
 from signalling.types import RoomId
 from signalling.waiting_room import Need
 
-from . import lifecycle
+from . import interview_actions, lifecycle
 from .errors import NexusError
-from .lifecycle import (
-    Action,
-    Drop,
-    Interrupt,
-    Join,
-    Leave,
-    Life,
-    NoShow,
-    Outage,
-    Outcome,
-    Party,
-    Phase,
-    Presence,
-)
-from .session_records import Recovery, SessionRecords
+from .interview_actions import Action, Drop, Interrupt, Join, Leave, NoShow, Outage
+from .interview_state import Life, Party, Phase, Presence
+from .lifecycle import Outcome
+from .record_recovery import Recovery
+from .session_records import SessionRecords
 from .store import Store
 from .store.events import insert_event
 from .store.interviews import LIVE_PHASES
@@ -185,7 +175,7 @@ class Lives:
             if not outcome.events:
                 return outcome
             fields = {**(detail or {}), **(await prepare() if prepare is not None else {})}
-            fields["action"] = lifecycle.action_fields(action)
+            fields["action"] = interview_actions.action_fields(action)
             events = _named(outcome.events, name)
             await self._journal(RoomId(interview.id), action, events, fields)
             moment = at if at is not None else self._clock().timestamp()
@@ -271,7 +261,7 @@ class Lives:
                 action
                 for event in journal
                 if isinstance(event.get("action"), dict)
-                and (action := lifecycle.action_from(event["action"])) is not None
+                and (action := interview_actions.action_from(event["action"])) is not None
             ]
             if journal and journal[-1].get("kind") in FINAL_EVENTS:
                 await self._records.finish(room_id)  # ended before the stop: stays so

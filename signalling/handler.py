@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from server import lifecycle
+from server import interview_actions
 from server.appkeys import CATALOGS, LIVES, SETTINGS, SOCKET_SESSIONS, STORE
 from server.auth import Principal
 from server.errors import Conflict, Forbidden, NexusError
-from server.lifecycle import Life, Party, Phase
+from server.interview_state import Life, Party, Phase
 from server.lives import Lives, need_of
 from server.store import Store
 from server.store.sessions import session_hash
@@ -80,7 +80,7 @@ class Connection:
                 await self._join(interview_id)
             case m.Offer(sdp=sdp):
                 room, seat = self._seated()
-                await self._allowed(room.id, lifecycle.Join(Party(seat.value)))
+                await self._allowed(room.id, interview_actions.Join(Party(seat.value)))
                 try:
                     answer = await room.join(seat, sdp, await self._seat_info())
                 except RuntimeError:  # the call ended while the offer was answered
@@ -114,11 +114,13 @@ class Connection:
                 await self._learn_interview_lengths()
                 await self._lobby.officer_available(account_id, agency, available, self.queue)
 
-    async def _allowed(self, interview_id: str, action: lifecycle.Action) -> Life:
+    async def _allowed(self, interview_id: str, action: interview_actions.Action) -> Life:
         """The interview's life, if ``action`` may happen now; else a 409 that says why."""
         return await self._lives.check(interview_id, action)
 
-    async def _act(self, interview_id: str, action: lifecycle.Action, **detail: str) -> Life:
+    async def _act(
+        self, interview_id: str, action: interview_actions.Action, **detail: str
+    ) -> Life:
         return (await self._lives.act(interview_id, action, detail=detail)).life
 
     async def _end(self) -> None:
@@ -129,10 +131,13 @@ class Connection:
         if seat is Seat.APPLICANT:
             raise Forbidden("only an officer can end the interview; use leave")
         agency = Agency(seat.value.upper())
-        life = await self._allowed(room.id, lifecycle.End(agency))
+        life = await self._allowed(room.id, interview_actions.End(agency))
         two_step_cbsa = life.mode is InterviewMode.TWO_STEP and life.step == Agency.CBSA.value
         await self._act(
-            room.id, lifecycle.End(agency), by=seat.value, next="cbp" if two_step_cbsa else "done"
+            room.id,
+            interview_actions.End(agency),
+            by=seat.value,
+            next="cbp" if two_step_cbsa else "done",
         )
 
     async def _ready(self, interview_id: str) -> None:
@@ -141,7 +146,7 @@ class Connection:
         if self.principal.own_interview() != interview_id:
             raise Forbidden("this is not your interview")
         interview = await self._store.interviews.get(interview_id)
-        life = await self._act(interview_id, lifecycle.Ready())
+        life = await self._act(interview_id, interview_actions.Ready())
         self._hear_room(RoomId(interview_id))  # the end of a step reaches the waiting page
         if life.phase is Phase.IN_CALL:
             self.queue(m.Paired(interview_id=interview_id, seat=Seat.APPLICANT))
@@ -183,7 +188,7 @@ class Connection:
             if interview.officer_for(agency) != account_id:
                 raise Forbidden(f"you are not the {agency} officer assigned to {interview.id}")
             seat = Seat.of(agency)
-        await self._allowed(interview.id, lifecycle.Join(Party(seat.value)))
+        await self._allowed(interview.id, interview_actions.Join(Party(seat.value)))
         room = self._rooms.get(RoomId(interview.id))
         self._hear_room(room.id)
         self.room, self.seat = room, seat

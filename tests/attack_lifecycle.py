@@ -18,9 +18,9 @@ from typing import Any
 
 from aiohttp import ClientWebSocketResponse
 
-from server import lifecycle
+from server import interview_state
 from server.appkeys import STILLS
-from server.lifecycle import Party, Phase, Presence
+from server.interview_state import Party, Phase, Presence
 from server.types import Agency
 from server.views.applicant import CONSENT_VERSION
 from signalling import messages as m
@@ -144,7 +144,7 @@ class Battery:
         connected."""
         store = self.world.store
         interview = await store.interviews.get(self.interview_id)
-        life = json.loads(lifecycle.encode(interview.life))
+        life = json.loads(interview_state.encode(interview.life))
         del life["presence"]
         events = await store.events.for_interview(self.interview_id)
         decisions = await store.decisions.for_interview(self.interview_id)

@@ -5,18 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from server.lifecycle import (
-    Action,
-    CheckIn,
-    Consent,
-    Decide,
-    End,
-    Join,
-    Party,
-    Ready,
-    Seat,
-    replay,
-)
+from server.interview_actions import Action, CheckIn, Consent, Decide, End, Join, Ready, Seat
+from server.interview_state import Party
+from server.lifecycle import replay
 from server.types import Agency, InterviewMode
 from server.views.applicant import next_step
 

@@ -22,7 +22,7 @@ import pytest
 from aiohttp import ClientResponse
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 
-from server import lifecycle
+from server import interview_actions
 from server.app import create_app
 from server.appkeys import LIVES, STILLS
 from server.settings import Settings
@@ -167,7 +167,7 @@ async def test_a_double_clicked_still_is_not_answered_as_kept_when_the_end_refus
         end = asyncio.ensure_future(
             lives.act(
                 call.interview_id,
-                lifecycle.End(Agency.CBSA),
+                interview_actions.End(Agency.CBSA),
                 detail={"by": "cbsa", "next": "done"},
                 prepare=slow_journal,
             )

@@ -16,10 +16,11 @@ from typing import Any
 from recordings.closed_sessions import CLOSED_SESSIONS, check_record, read_closed_sessions
 from recordings.session_record import EVENTS
 from recordings.tlog import NoteVerifier
-from server import lifecycle
+from server import interview_actions
 from server.appkeys import LIVES, RECORDS
 from server.auth import token_hash
-from server.lifecycle import Interrupt, NoShow, Phase
+from server.interview_actions import Interrupt, NoShow
+from server.interview_state import Phase
 from server.lives import Lives
 from server.session_records import SessionRecords
 from server.settings import Settings
@@ -100,7 +101,7 @@ async def test_a_final_session_a_crash_left_unlisted_is_listed_once_at_the_next_
     room = RoomId(interview)
     # The final event journaled and the record closed, then the crash: neither the
     # closed log nor SQLite heard of it.
-    await server.records.append(room, "no-show", action=lifecycle.action_fields(NoShow()))
+    await server.records.append(room, "no-show", action=interview_actions.action_fields(NoShow()))
     await server.records.finish(room)
     await server.store.close()
     assert closed_log_entries(server.records.directory) == []

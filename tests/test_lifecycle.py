@@ -9,8 +9,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from server.lifecycle import (
-    JOINT_STEP,
+from server.interview_actions import (
     Action,
     Cancel,
     CheckIn,
@@ -21,24 +20,15 @@ from server.lifecycle import (
     Interrupt,
     Join,
     Leave,
-    Life,
     NoShow,
     Outage,
-    Outcome,
-    Party,
-    Phase,
-    Presence,
     Ready,
     Reassign,
-    RefusalKind,
-    Refused,
     Seat,
     Still,
-    apply,
-    decode,
-    encode,
-    replay,
 )
+from server.interview_state import JOINT_STEP, Life, Party, Phase, Presence, decode, encode
+from server.lifecycle import Outcome, RefusalKind, Refused, apply, replay
 from server.types import Agency, InterviewMode
 
 OFFICERS = st.sampled_from([1, 2, 3])

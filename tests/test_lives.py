@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import pytest
 
 from server.appkeys import LIVES, RECORDS
-from server.lifecycle import Interrupt, Phase, action_from, replay
+from server.interview_actions import Interrupt, action_from
+from server.interview_state import Phase
+from server.lifecycle import replay
 from server.types import Agency, ApplicationStatus, InterviewMode, InterviewState
 from signalling import messages as m
 from signalling.types import RoomId, Seat

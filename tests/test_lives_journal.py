@@ -17,9 +17,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from server import lifecycle
+from server import interview_actions, lifecycle
 from server.auth import token_hash
-from server.lifecycle import (
+from server.interview_actions import (
     Action,
     CheckIn,
     Consent,
@@ -29,16 +29,15 @@ from server.lifecycle import (
     Interrupt,
     Join,
     Leave,
-    Life,
     NoShow,
     Outage,
-    Party,
     Ready,
     Reassign,
-    Refused,
     Seat,
     Still,
 )
+from server.interview_state import Life, Party
+from server.lifecycle import Refused
 from server.lives import Lives
 from server.secret import Secret
 from server.session_records import SessionRecords
@@ -165,7 +164,7 @@ class InterviewThroughLives(RuleBasedStateMachine):
             return
         replayed = Life(self.stored().mode)
         for event in self.journal():
-            action = lifecycle.action_from(event.get("action", {}))
+            action = interview_actions.action_from(event.get("action", {}))
             if action is not None:
                 outcome = lifecycle.apply(replayed, action)  # raises if it was not
                 assert outcome.events and outcome.events[0] in (event["kind"], "leave")
@@ -176,7 +175,9 @@ class InterviewThroughLives(RuleBasedStateMachine):
         if not self.interview_id:
             return
         stored = self.stored()
-        actions = [a for e in self.journal() if (a := lifecycle.action_from(e.get("action", {})))]
+        actions = [
+            a for e in self.journal() if (a := interview_actions.action_from(e.get("action", {})))
+        ]
         assert lifecycle.replay(stored.mode, actions) == stored.life
         assert stored.state is state_of(stored.life)
         assert stored.cbsa_officer_id == stored.life.officers.get(Agency.CBSA)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from server import lifecycle
+from server import interview_actions, interview_state, lifecycle
 from server.auth import token_hash
 from server.errors import Conflict, NotFound
 from server.secret import Secret
@@ -111,7 +111,9 @@ async def _decide(
         )
 
 
-async def _live(store: Store, interview_id: InterviewId, *actions: lifecycle.Action) -> None:
+async def _live(
+    store: Store, interview_id: InterviewId, *actions: interview_actions.Action
+) -> None:
     """Store the life the actions lead to, as `Lives.act` would."""
     life = (await store.interviews.get(interview_id)).life
     for action in actions:
@@ -156,7 +158,7 @@ async def test_the_life_and_the_columns_copied_from_it_are_stored_together(
     await add_applications(store, application("NX-0001"))
     interview_id = await _schedule(store, clock, "NX-0001", InterviewMode.JOINT)
     cbsa = await _officer(store, "a.cbsa", Agency.CBSA)
-    await _live(store, interview_id, lifecycle.Seat(Agency.CBSA, cbsa))
+    await _live(store, interview_id, interview_actions.Seat(Agency.CBSA, cbsa))
     stored = await store.interviews.get(interview_id)
     assert stored.life.officers == {Agency.CBSA: cbsa}
     assert stored.cbsa_officer_id == cbsa and stored.cbp_officer_id is None
@@ -171,16 +173,20 @@ async def test_two_step_opens_the_cbp_place_only_after_cbsa_decided(
     cbsa = await _officer(store, "a.cbsa", Agency.CBSA)
     assert [i.id for i in await store.interviews.queue(Agency.CBSA)] == [interview_id]
     assert await store.interviews.queue(Agency.CBP) == []
-    checked_in = (lifecycle.CheckIn(), lifecycle.Consent(), lifecycle.Ready())
-    await _live(store, interview_id, *checked_in, lifecycle.Seat(Agency.CBSA, cbsa))
+    checked_in = (
+        interview_actions.CheckIn(),
+        interview_actions.Consent(),
+        interview_actions.Ready(),
+    )
+    await _live(store, interview_id, *checked_in, interview_actions.Seat(Agency.CBSA, cbsa))
     assert await store.interviews.queue(Agency.CBSA) == []
     assert await store.interviews.queue(Agency.CBP) == []
     await _live(
         store,
         interview_id,
-        lifecycle.Join(lifecycle.Party.APPLICANT),
-        lifecycle.Decide(Agency.CBSA, cbsa),
-        lifecycle.End(Agency.CBSA),
+        interview_actions.Join(interview_state.Party.APPLICANT),
+        interview_actions.Decide(Agency.CBSA, cbsa),
+        interview_actions.End(Agency.CBSA),
     )
     assert [i.id for i in await store.interviews.queue(Agency.CBP)] == [interview_id]
 

@@ -14,10 +14,10 @@ from types import MappingProxyType
 
 import aiosqlite
 
-from .. import lifecycle
+from .. import interview_actions, interview_state, lifecycle
 from ..application_status import status_after_invite
 from ..errors import Conflict, NotFound
-from ..lifecycle import Life, Phase
+from ..interview_state import Life, Phase
 from ..types import (
     AccountId,
     Agency,
@@ -61,7 +61,7 @@ def state_of(life: Life) -> InterviewState:
 def _stored_life(row: sqlite3.Row) -> Life:
     """The life as stored; a row from before lives were kept starts from its columns."""
     if row["life"] is not None:
-        return lifecycle.decode(row["life"])
+        return interview_state.decode(row["life"])
     mode = InterviewMode(row["mode"])
     officers = {a: row[column] for a, column in _SEAT.items() if row[column] is not None}
     state = InterviewState(row["state"])
@@ -178,7 +178,7 @@ class InterviewStore:
                     token_hash,
                     now,
                     now,
-                    lifecycle.encode(Life(mode)),
+                    interview_state.encode(Life(mode)),
                 ),
             )
         return interview_id
@@ -186,7 +186,7 @@ class InterviewStore:
     async def _cancel(self, db: aiosqlite.Connection, earlier: Interview) -> None:
         """The earlier link stops working, unless its interview has begun."""
         try:
-            outcome = lifecycle.apply(earlier.life, lifecycle.Cancel())
+            outcome = lifecycle.apply(earlier.life, interview_actions.Cancel())
         except lifecycle.Refused:
             return
         await self.save_life(db, earlier.id, outcome.life)
@@ -203,7 +203,7 @@ class InterviewStore:
             " cbsa_officer_id = ?, cbp_officer_id = ?, updated_at = ?,"
             " call_ended_at = CASE WHEN ? THEN ? ELSE call_ended_at END WHERE id = ?",
             (
-                lifecycle.encode(life),
+                interview_state.encode(life),
                 life.phase,
                 life.step,
                 state_of(life),

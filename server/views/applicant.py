@@ -12,7 +12,8 @@ from aiohttp import web
 from ..appkeys import CLOCK, LIVES, SETTINGS, STORE
 from ..auth import Principal, token_hash
 from ..errors import BadRequest, Conflict, Gone, Locked, NexusError, NotFound
-from ..lifecycle import CheckIn, Consent, Life, Phase
+from ..interview_actions import CheckIn, Consent
+from ..interview_state import Life, Phase
 from ..settings import Settings
 from ..store.interviews import Interview
 from ..types import Agency, InterviewMode, InterviewState, Role

@@ -16,7 +16,8 @@ from signalling.types import RoomId
 from ..appkeys import CLOCK, LIVES, RECORDS, SETTINGS, STILLS, STORE
 from ..auth import Principal
 from ..errors import BadRequest, Conflict
-from ..lifecycle import Decide, Party, Phase, Reassign, Seat
+from ..interview_actions import Decide, Reassign, Seat
+from ..interview_state import Party, Phase
 from ..reason_codes import REASON_CODES, check_reason_codes
 from ..store import Store
 from ..store.decisions import Decision

@@ -15,8 +15,8 @@ from signalling.types import RoomId
 
 from ..appkeys import LIVES, RECORDS, STILLS
 from ..errors import BadRequest, Conflict
+from ..interview_actions import Still
 from ..jpeg import JpegError, check_jpeg
-from ..lifecycle import Still
 from .access import interview_in_path
 from .http import current, json_ok, log_access, read_body
 from .whole_numbers import whole_number
