@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from playwright.async_api import Browser, Page, ViewportSize, expect
 
+from server.appkeys import LIVES
 from server.i18n import Catalogs
 from server.types import Agency
 from signalling.appkeys import SOCKETS
@@ -145,6 +146,7 @@ async def test_an_applicant_reloading_or_cut_off_mid_call_rejoins_the_same_inter
             lambda: cbsa.got(Seat.APPLICANT, Kind.VIDEO).frames > before + 10,
             within=15,
         )
+        await world.server.app[LIVES].drain()  # the room's reports are stored in order, later
         events = await world.store.events.for_interview(interview_id)
         applicant_events = [event.kind for event in events if event.seat == "applicant"]
         # one seat throughout: joined once, rejoined (perhaps after a drop), never left
@@ -164,6 +166,7 @@ async def test_an_applicant_reloading_or_cut_off_mid_call_rejoins_the_same_inter
         assert await page.evaluate("window.bannerShown"), "no reconnecting banner"
         await expect(page.locator("#reconnecting")).to_be_hidden(timeout=15_000)
         await videos_playing(page, ["cbsa", "cbp"])
+        await world.server.app[LIVES].drain()
         events = await world.store.events.for_interview(interview_id)
         rejoins = [e for e in events if e.seat == "applicant" and e.kind == "rejoin"]
         assert len(rejoins) >= 2
