@@ -180,7 +180,7 @@ async def replay_and_seek(page: Page, scene: AuditScene) -> None:
     await console_sign_in(page, scene, scene.auditor)
     await expect(page).to_have_url(scene.url("/sessions"))
     await page.goto(scene.url(f"/sessions/{scene.interview_id}"))
-    await page.wait_for_function("window.auditTimeline !== undefined")
+    await page.wait_for_function("() => window.auditTimeline !== undefined")
     data: dict[str, Any] = await page.evaluate(
         f"fetch('/api/sessions/{scene.interview_id}').then((r) => r.json())"
     )
