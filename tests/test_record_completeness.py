@@ -138,6 +138,20 @@ def cut_back_to(record: Path, size: int) -> None:
             note.unlink()
 
 
+@asynccontextmanager
+async def witnessed_server(
+    settings: Settings, clock: FakeClock, tmp_path: Path, cbp_down: bool = False
+) -> AsyncIterator[tuple[World, dict[str, Cosigner]]]:
+    """A server with CBSA's and CBP's witnesses configured and running; with ``cbp_down``,
+    CBP's is configured at an address where nothing listens."""
+    keys = cosigners()
+    async with witnesses(settings, tmp_path / "witnesses", keys) as entries:
+        if cbp_down:
+            entries = {**entries, "CBP": f"CBP=http://127.0.0.1:1={keys['CBP'].verifier_key}"}
+        async with server(settings.replace(witnesses=",".join(entries.values())), clock) as world:
+            yield world, keys
+
+
 def verified(record: Path, world: World, keys: dict[str, Cosigner] | None) -> Verification:
     server_key = NoteVerifier.parse(world.server.app[RECORDS].signer.verifier_key)
     given = [parse_witness_key(c.verifier_key) for c in (keys or {}).values()]
@@ -147,11 +161,8 @@ def verified(record: Path, world: World, keys: dict[str, Cosigner] | None) -> Ve
 async def test_a_joint_record_cut_back_to_its_calls_end_is_not_complete_though_cosigned(
     settings: Settings, clock: FakeClock, tmp_path: Path
 ) -> None:
-    keys = cosigners()
-    async with witnesses(settings, tmp_path / "witnesses", keys) as entries:
-        configured = settings.replace(witnesses=",".join(entries.values()))
-        async with server(configured, clock) as world:
-            record = await joint_interview(world)
+    async with witnessed_server(settings, clock, tmp_path) as (world, keys):
+        record = await joint_interview(world)
     held = kinds(record)
     end = held.index("end")
     assert held[end + 1 :] == ["decision", "decision", "close"], held
@@ -170,11 +181,8 @@ async def test_a_joint_record_cut_back_to_its_calls_end_is_not_complete_though_c
 async def test_a_two_step_record_cut_back_to_the_cbsa_steps_end_is_not_complete(
     settings: Settings, clock: FakeClock, tmp_path: Path
 ) -> None:
-    keys = cosigners()
-    async with witnesses(settings, tmp_path / "witnesses", keys) as entries:
-        configured = settings.replace(witnesses=",".join(entries.values()))
-        async with server(configured, clock) as world:
-            record = await two_step_interview(world)
+    async with witnessed_server(settings, clock, tmp_path) as (world, keys):
+        record = await two_step_interview(world)
     held = kinds(record)
     end = held.index("end")
     assert held[-1] == "close" and held[end : end + 3] == ["end", "next-step", "seat"], held
@@ -192,11 +200,8 @@ async def test_a_two_step_record_cut_back_to_the_cbsa_steps_end_is_not_complete(
 async def test_a_closed_record_verified_without_witness_keys_is_not_complete_and_says_why(
     settings: Settings, clock: FakeClock, tmp_path: Path
 ) -> None:
-    keys = cosigners()
-    async with witnesses(settings, tmp_path / "witnesses", keys) as entries:
-        configured = settings.replace(witnesses=",".join(entries.values()))
-        async with server(configured, clock) as world:
-            record = await joint_interview(world)
+    async with witnessed_server(settings, clock, tmp_path) as (world, _keys):
+        record = await joint_interview(world)
     result = verified(record, world, None)
     assert (result.complete, result.ok, result.failed, result.closed) == (
         False,
@@ -224,12 +229,8 @@ async def test_a_closed_record_verified_without_witness_keys_is_not_complete_and
 async def test_a_closed_record_missing_one_agencys_cosignature_names_that_witness(
     settings: Settings, clock: FakeClock, tmp_path: Path
 ) -> None:
-    keys = cosigners()
-    async with witnesses(settings, tmp_path / "witnesses", keys) as entries:
-        down = f"CBP=http://127.0.0.1:1={keys['CBP'].verifier_key}"  # nothing listens there
-        configured = settings.replace(witnesses=",".join([entries["CBSA"], down]))
-        async with server(configured, clock) as world:
-            record = await joint_interview(world, cosigned_by(keys["CBSA"].verifier_key))
+    async with witnessed_server(settings, clock, tmp_path, cbp_down=True) as (world, keys):
+        record = await joint_interview(world, cosigned_by(keys["CBSA"].verifier_key))
     size = len(kinds(record))
     result = verified(record, world, keys)
     assert (result.complete, result.ok, result.failed, result.closed) == (
@@ -249,11 +250,8 @@ async def test_a_closed_record_missing_one_agencys_cosignature_names_that_witnes
 async def test_a_closed_record_both_agencies_cosigned_is_complete(
     settings: Settings, clock: FakeClock, tmp_path: Path
 ) -> None:
-    keys = cosigners()
-    async with witnesses(settings, tmp_path / "witnesses", keys) as entries:
-        configured = settings.replace(witnesses=",".join(entries.values()))
-        async with server(configured, clock) as world:
-            record = await joint_interview(world)
+    async with witnessed_server(settings, clock, tmp_path) as (world, keys):
+        record = await joint_interview(world)
     result = verified(record, world, keys)
     assert result.problems == []
     assert (result.complete, result.ok, result.closed, result.final_event) == (
@@ -300,60 +298,53 @@ async def unwitnessed_state(scene: AuditScene) -> tuple[str, dict[str, Any], str
 async def test_the_console_shows_what_is_still_unwitnessed(
     settings: Settings, clock: FakeClock, tmp_path: Path
 ) -> None:
-    keys = cosigners()
-    async with witnesses(settings, tmp_path / "witnesses", keys) as entries:
-        down = f"CBP=http://127.0.0.1:1={keys['CBP'].verifier_key}"  # nothing listens there
-        configured = settings.replace(witnesses=",".join([entries["CBSA"], down]))
-        async with server(configured, clock) as world:
-            record = await joint_interview(world, cosigned_by(keys["CBSA"].verifier_key))
-            size = len(kinds(record))
-            async with console(world, record, tmp_path / "with-keys", keys) as scene:
-                row, witnessing, status = await unwitnessed_state(scene)
-            assert status == "incomplete"
-            assert 'data-waiting-for="cosignatures" data-unwitnessed="cbp.test/witness"' in row
-            assert (
-                f"incomplete: the final checkpoint ({size} events, ending at the interview&#39;s "
-                "close) is not yet cosigned by cbp.test/witness"
-            ) in row
-            assert witnessing == {
-                "closed": True,
-                "final_event": "close",
-                "witnesses": ["cbsa.test/witness", "cbp.test/witness"],
-                "cosigned": ["cbsa.test/witness"],
-                "unwitnessed": ["cbp.test/witness"],
-                "waiting_for": "cosignatures",
-            }
-            async with console(world, record, tmp_path / "without-keys", None) as scene:
-                row, witnessing, status = await unwitnessed_state(scene)
-            assert status == "incomplete"
-            assert 'data-waiting-for="witness keys" data-unwitnessed=""' in row
-            assert "no witness key was given" in row
-            assert (witnessing["witnesses"], witnessing["waiting_for"]) == ([], "witness keys")
-            end = kinds(record).index("end")
-            cut_back_to(record, end + 1)  # listed as closed in the server's log: a rollback
-            async with console(world, record, tmp_path / "rolled-back", keys) as scene:
-                row, witnessing, status = await unwitnessed_state(scene)
-            assert status == "failed"
-            assert (
-                f"{record.name} was closed with {size} events; its record holds {end + 1}: it "
-                "was rolled back"
-            ) in row
-            assert (witnessing["closed"], witnessing["waiting_for"]) == (False, "")
+    async with witnessed_server(settings, clock, tmp_path, cbp_down=True) as (world, keys):
+        record = await joint_interview(world, cosigned_by(keys["CBSA"].verifier_key))
+        size = len(kinds(record))
+        async with console(world, record, tmp_path / "with-keys", keys) as scene:
+            row, witnessing, status = await unwitnessed_state(scene)
+        assert status == "incomplete"
+        assert 'data-waiting-for="cosignatures" data-unwitnessed="cbp.test/witness"' in row
+        assert (
+            f"incomplete: the final checkpoint ({size} events, ending at the interview&#39;s "
+            "close) is not yet cosigned by cbp.test/witness"
+        ) in row
+        assert witnessing == {
+            "closed": True,
+            "final_event": "close",
+            "witnesses": ["cbsa.test/witness", "cbp.test/witness"],
+            "cosigned": ["cbsa.test/witness"],
+            "unwitnessed": ["cbp.test/witness"],
+            "waiting_for": "cosignatures",
+        }
+        async with console(world, record, tmp_path / "without-keys", None) as scene:
+            row, witnessing, status = await unwitnessed_state(scene)
+        assert status == "incomplete"
+        assert 'data-waiting-for="witness keys" data-unwitnessed=""' in row
+        assert "no witness key was given" in row
+        assert (witnessing["witnesses"], witnessing["waiting_for"]) == ([], "witness keys")
+        end = kinds(record).index("end")
+        cut_back_to(record, end + 1)  # listed as closed in the server's log: a rollback
+        async with console(world, record, tmp_path / "rolled-back", keys) as scene:
+            row, witnessing, status = await unwitnessed_state(scene)
+        assert status == "failed"
+        assert (
+            f"{record.name} was closed with {size} events; its record holds {end + 1}: it "
+            "was rolled back"
+        ) in row
+        assert (witnessing["closed"], witnessing["waiting_for"]) == (False, "")
 
 
 async def test_the_console_shows_a_session_that_has_not_closed(
     settings: Settings, clock: FakeClock, tmp_path: Path
 ) -> None:
-    keys = cosigners()
-    async with witnesses(settings, tmp_path / "witnesses", keys) as entries:
-        configured = settings.replace(witnesses=",".join(entries.values()))
-        async with server(configured, clock) as world:
-            async with applicant_in_call(world) as call:
-                await call.end(by=Seat.CBSA)  # the decisions are still to come
-                await settled(world)
-            record = world.server.app[RECORDS].directory / RoomId(call.interview_id)
-            async with console(world, record, tmp_path / "console", keys) as scene:
-                row, witnessing, status = await unwitnessed_state(scene)
+    async with witnessed_server(settings, clock, tmp_path) as (world, keys):
+        async with applicant_in_call(world) as call:
+            await call.end(by=Seat.CBSA)  # the decisions are still to come
+            await settled(world)
+        record = world.server.app[RECORDS].directory / RoomId(call.interview_id)
+        async with console(world, record, tmp_path / "console", keys) as scene:
+            row, witnessing, status = await unwitnessed_state(scene)
     assert status == "incomplete"
     assert 'data-waiting-for="close" data-unwitnessed=""' in row
     assert "the interview has not closed" in row
@@ -379,11 +370,8 @@ async def records_verify(record: Path, world: World, keys: dict[str, Cosigner]) 
 async def test_records_verify_fails_a_record_rolled_back_behind_the_log_of_closed_sessions(
     settings: Settings, clock: FakeClock, tmp_path: Path
 ) -> None:
-    keys = cosigners()
-    async with witnesses(settings, tmp_path / "witnesses", keys) as entries:
-        configured = settings.replace(witnesses=",".join(entries.values()))
-        async with server(configured, clock) as world:
-            record = await joint_interview(world)
+    async with witnessed_server(settings, clock, tmp_path) as (world, keys):
+        record = await joint_interview(world)
     size = len(kinds(record))
     whole = await records_verify(record, world, keys)
     assert whole.returncode == 0, whole.stderr
