@@ -48,6 +48,12 @@ import (
 )
 
 type config struct {
+	// Target is what the participants join: "interview" (this project's server, the
+	// default) or "janus" (Janus's VideoRoom at Server, its HTTP API).
+	Target string `json:"target"`
+	// Reencoded: the server decodes and encodes again (stock aiortc MediaRelay), so
+	// frames carry no marker to check; they are counted by the RTP marker bit.
+	Reencoded    bool       `json:"reencoded"`
 	Server       string     `json:"server"`
 	Seconds      float64    `json:"seconds"`
 	Warmup       float64    `json:"warmup"`
@@ -183,7 +189,7 @@ func run(cfg config, c *clip, jsonOut string) error {
 	participants := make([]*participant, len(cfg.Participants))
 	var joining sync.WaitGroup
 	for i, spec := range cfg.Participants {
-		participants[i] = &participant{spec: spec, server: cfg.Server, clip: c, clock: senders,
+		participants[i] = &participant{spec: spec, server: cfg.Server, target: cfg.Target, clip: c, clock: senders,
 			started: make(chan struct{}), stop: make(chan struct{}), in: map[string]*inbound{}}
 		joining.Add(1)
 		go participants[i].run(api, joining.Done)

@@ -58,6 +58,7 @@ func (in *inbound) snap() snapshot {
 type participant struct {
 	spec    seatSpec
 	server  string
+	target  string // config.Target
 	clip    *clip
 	clock   *clock
 	pc      *webrtc.PeerConnection
@@ -90,7 +91,11 @@ func (p *participant) fail(format string, args ...any) {
 // run joins as a browser does and keeps the call until stop is closed.
 func (p *participant) run(api *webrtc.API, done func()) {
 	defer done()
-	if err := p.join(api); err != nil {
+	join := p.join
+	if p.target == "janus" {
+		join = p.joinJanus
+	}
+	if err := join(api); err != nil {
 		p.fail("%s room %d: %v", p.spec.Seat, p.spec.Room, err)
 	}
 }
@@ -152,20 +157,9 @@ func (p *participant) join(api *webrtc.API) error {
 		return err
 	}
 	p.pc = pc
-	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", p.spec.Seat)
+	startMedia, err := p.addMedia(pc)
 	if err != nil {
 		return err
-	}
-	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "audio", p.spec.Seat)
-	if err != nil {
-		return err
-	}
-	for _, track := range []*webrtc.TrackLocalStaticSample{audio, video} {
-		t, err := pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-		if err != nil {
-			return err
-		}
-		go p.readRTCP(t.Sender())
 	}
 	for i := 0; i < 2; i++ {
 		for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
@@ -174,15 +168,15 @@ func (p *participant) join(api *webrtc.API) error {
 			}
 		}
 	}
-	pc.OnTrack(func(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { p.receive(track) })
+	// The server names the publishing seat in each slot's stream id.
+	pc.OnTrack(func(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { p.receive(track, track.StreamID()) })
 	var connectedOnce sync.Once
 	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
 		switch state {
 		case webrtc.PeerConnectionStateConnected:
 			connectedOnce.Do(func() {
 				close(p.started)
-				p.clock.add(videoInterval, p.videoSender(video))
-				p.clock.add(audioInterval, p.audioSender(audio))
+				startMedia()
 			})
 		case webrtc.PeerConnectionStateFailed:
 			p.fail("%s room %d: connection failed", p.spec.Seat, p.spec.Room)
@@ -262,6 +256,30 @@ func (p *participant) close() {
 	}
 }
 
+// addMedia adds this participant's sendonly audio and video to pc; start (once the
+// connection is up) begins sending them on the shared clock.
+func (p *participant) addMedia(pc *webrtc.PeerConnection) (start func(), err error) {
+	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", p.spec.Seat)
+	if err != nil {
+		return nil, err
+	}
+	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "audio", p.spec.Seat)
+	if err != nil {
+		return nil, err
+	}
+	for _, track := range []*webrtc.TrackLocalStaticSample{audio, video} {
+		t, err := pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			return nil, err
+		}
+		go p.readRTCP(t.Sender())
+	}
+	return func() {
+		p.clock.add(videoInterval, p.videoSender(video))
+		p.clock.add(audioInterval, p.audioSender(audio))
+	}, nil
+}
+
 func (p *participant) readRTCP(sender *webrtc.RTPSender) {
 	// Reading is what runs the NACK responder and the report interceptors.
 	for {
@@ -324,10 +342,10 @@ func (p *participant) left() bool {
 }
 
 // receive counts one remote track by content: a video frame counts when the marker at its
-// end names the seat the server says it comes from (the stream id) and this room.
-func (p *participant) receive(track *webrtc.TrackRemote) {
+// end names publisher, the seat the server says it comes from, and this room.
+func (p *participant) receive(track *webrtc.TrackRemote, publisher string) {
 	kind := track.Kind().String()
-	in := &inbound{publisher: track.StreamID(), kind: kind, base: -1}
+	in := &inbound{publisher: publisher, kind: kind, base: -1}
 	p.mu.Lock()
 	p.in[in.publisher+"/"+kind] = in
 	p.mu.Unlock()
