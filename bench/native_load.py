@@ -13,7 +13,9 @@ and TOTP and takes the interview, which starts the call. The session cookies go 
 everything by content, and prints per track fps, join-to-first-frame, loss, delay and its
 own CPU. This driver adds the server's CPU over the same window. With ``--record`` the
 server records every call; ``--profile FILE`` writes the generator's CPU profile (read it
-with ``go tool pprof``). Never fails on timing.
+with ``go tool pprof``). ``--compare-aiortc`` runs, in the same invocation and for each
+room count, `bench/interviews.py`'s aiortc clients on its ``forward`` server and prints
+both generators' CPU per participant and their ratio. Never fails on timing.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -30,6 +34,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import argon2
@@ -50,6 +55,11 @@ from server.views.applicant import CONSENT_VERSION
 from signalling.address_policy import EVERY_NETWORK
 from signalling.types import Seat
 from tests.fakes import application
+
+# Imported as a module of its directory, as `python bench/interviews.py` runs it: its
+# clients and servers run in processes spawned from here.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import interviews
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADGEN = ROOT / "build" / "loadgen" / "loadgen"
@@ -194,18 +204,22 @@ def wait_until_listening(port: int, server: subprocess.Popen[bytes]) -> None:
 
 async def drive(
     url: str, prepared: list[Room], server_pid: int, seconds: float, loadgen: list[str]
-) -> None:
-    """Seat everyone, run the generator and add the server's CPU over its window."""
+) -> dict[str, Any]:
+    """Seat everyone, run the generator and add the server's CPU over its window; returns
+    the generator's report."""
     keep: list[aiohttp.ClientSession] = []
     try:
         participants = []
         for n, room in enumerate(prepared):
             participants += await seat_room(url, n, room, keep)
         config = {"server": url, "seconds": seconds, "warmup": 3, "participants": participants}
+        report = Path(tempfile.mkdtemp(prefix="native-load-report-")) / "report.json"
         generator = await asyncio.create_subprocess_exec(
             *loadgen,
             "-clip-dir",
             str(Path(loadgen[0]).parent),
+            "-json",
+            str(report),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             cwd=ROOT,
@@ -229,6 +243,9 @@ async def drive(
                 f"({rooms} rooms, {3 * rooms} participants)",
                 flush=True,
             )
+        figures: dict[str, Any] = json.loads(report.read_text()) if report.exists() else {}
+        shutil.rmtree(report.parent, ignore_errors=True)
+        return figures
     finally:
         for client in keep:
             await client.close()
@@ -236,9 +253,10 @@ async def drive(
 
 def run(
     rooms: int, seconds: float, loadgen: Path, profile: Path | None = None, record: bool = False
-) -> None:
+) -> dict[str, Any]:
     """``record``: the server records every call (to recipients whose identities are
-    thrown away), as a deployment does; otherwise it only forwards."""
+    thrown away), as a deployment does; otherwise it only forwards. Returns the
+    generator's report."""
     with tempfile.TemporaryDirectory(prefix="native-load-") as directory:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -260,10 +278,33 @@ def run(
         try:
             wait_until_listening(port, server)
             options = ["-cpuprofile", str(profile.resolve())] if profile else []
-            asyncio.run(drive(url, prepared, server.pid, seconds, [str(loadgen), *options]))
+            return asyncio.run(drive(url, prepared, server.pid, seconds, [str(loadgen), *options]))
         finally:
             server.terminate()
             server.wait(30)
+
+
+def aiortc_clients(rooms: int, seconds: float, clip: interviews.Clip) -> float:
+    """CPU-s/s per participant of `bench/interviews.py`'s aiortc clients (their own
+    processes) on the same number of rooms through its forwarding server; nan when not
+    every forwarded track arrived."""
+    figures = interviews.run("forward", rooms, seconds, clip)
+    if figures["tracks"] != figures["expected"]:
+        print(
+            f"aiortc clients: {int(figures['tracks'])} of {int(figures['expected'])} "
+            "forwarded video tracks arrived",
+            flush=True,
+        )
+        return math.nan
+    return float(figures["clients"]) / (3 * rooms)
+
+
+def compare(rooms: int, native: float, aiortc: float) -> None:
+    print(
+        f"generators, {rooms} room(s): aiortc clients {aiortc:.4f} CPU-s/s per participant, "
+        f"loadgen {native:.4f}, aiortc/loadgen = {aiortc / native:.1f}x",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -273,13 +314,31 @@ def main() -> None:
     parser.add_argument("--loadgen", type=Path, default=LOADGEN, help="the built generator")
     parser.add_argument("--profile", type=Path, help="write the generator's CPU profile here")
     parser.add_argument("--record", action="store_true", help="the server records the calls")
+    parser.add_argument(
+        "--compare-aiortc",
+        action="store_true",
+        help="also run bench/interviews.py's aiortc clients on as many rooms, and compare",
+    )
     args = parser.parse_args()
     if not args.loadgen.exists():
         parser.error(f"{args.loadgen} is missing: build it with `make loadgen`")
+    clip = interviews.encode_clip() if args.compare_aiortc else None
+    table = []
     for rooms in args.rooms:
         mode = "recorded" if args.record else "forwarded"
         print(f"== {rooms} {mode} room(s), {args.seconds:.0f} s", flush=True)
-        run(rooms, args.seconds, args.loadgen, args.profile, args.record)
+        report = run(rooms, args.seconds, args.loadgen, args.profile, args.record)
+        if clip is None:
+            continue
+        native = float(report.get("cpu_per_second_per_participant", math.nan))
+        print(f"== {rooms} room(s), bench/interviews.py aiortc clients", flush=True)
+        aiortc = aiortc_clients(rooms, args.seconds, clip)
+        compare(rooms, native, aiortc)
+        table.append((rooms, native, aiortc))
+    if table:
+        print(f"{'rooms':>5} {'aiortc/participant':>18} {'loadgen/participant':>19} {'ratio':>6}")
+        for rooms, native, aiortc in table:
+            print(f"{rooms:>5} {aiortc:>18.4f} {native:>19.4f} {aiortc / native:>5.1f}x")
 
 
 if __name__ == "__main__":
