@@ -19,7 +19,10 @@
 // 5 ms clock (clock.go). Each video frame carries a marker after the VP8 data (room,
 // seat, counter, send time); a picture loss indication restarts the clip at its first
 // keyframe. What comes back is counted by content without decoding: a frame counts when
-// all its packets came and its marker names the seat the server's stream id names.
+// all its packets came and its marker names the seat the server's stream id names. With
+// "reencoded": true (a server that decodes and encodes again, as stock aiortc MediaRelay
+// does) no marker survives: a frame counts when all its packets came and the RTP marker
+// bit ends it, and delay and frames lost are not known (-1).
 //
 // It prints, per forwarded track, fps (audio: packets per second) over the measuring
 // window, join-to-first-frame, frames lost (marker counter gaps), packet loss, frames
@@ -67,7 +70,7 @@ type trackResult struct {
 	Kind         string  `json:"kind"`
 	FPS          float64 `json:"fps"`
 	FirstFrameMs float64 `json:"first_frame_ms"`
-	FramesLost   float64 `json:"frames_lost"` // fraction of the publisher's frames in the window
+	FramesLost   float64 `json:"frames_lost"` // fraction of the publisher's frames in the window; -1: unknown (re-encoded)
 	PacketLoss   float64 `json:"packet_loss"` // fraction of RTP packets
 	Wrong        int64   `json:"wrong"`
 	Broken       int64   `json:"broken"`
@@ -189,7 +192,8 @@ func run(cfg config, c *clip, jsonOut string) error {
 	participants := make([]*participant, len(cfg.Participants))
 	var joining sync.WaitGroup
 	for i, spec := range cfg.Participants {
-		participants[i] = &participant{spec: spec, server: cfg.Server, target: cfg.Target, clip: c, clock: senders,
+		participants[i] = &participant{spec: spec, server: cfg.Server, target: cfg.Target, reencoded: cfg.Reencoded,
+			clip: c, clock: senders,
 			started: make(chan struct{}), stop: make(chan struct{}), in: map[string]*inbound{}}
 		joining.Add(1)
 		go participants[i].run(api, joining.Done)
@@ -261,7 +265,9 @@ func run(cfg config, c *clip, jsonOut string) error {
 			}
 			r.FirstFrameMs = float64(firstAt.Sub(joined).Microseconds()) / 1000
 		}
-		if sent := after.maxCount - before[i].maxCount; sent > 0 && t.in.kind == "video" {
+		if t.in.kind == "video" && t.p.reencoded {
+			r.FramesLost = -1 // no counter survives re-encoding
+		} else if sent := after.maxCount - before[i].maxCount; sent > 0 && t.in.kind == "video" {
 			r.FramesLost = 1 - float64(after.frames-before[i].frames)/float64(sent)
 		}
 		if expected := after.expected - before[i].expected; expected > 0 {
@@ -303,12 +309,16 @@ func print(rep report) {
 		if t.Kind == "audio" {
 			fps = fmt.Sprintf("%5.1fp", t.FPS) // packets per second
 		}
-		delay := "-" // audio carries no marker
+		delay := "-" // audio and re-encoded video carry no marker
 		if t.DelayP50Ms >= 0 {
 			delay = fmt.Sprintf("%.1f/%.1fms", t.DelayP50Ms, t.DelayP95Ms)
 		}
-		fmt.Printf("%4d %-9s %-9s %-5s %6s %9.0f %6.2f%% %6.2f%% %6d %6d %12s\n",
-			t.Room, t.Subscriber, t.Publisher, t.Kind, fps, t.FirstFrameMs, 100*t.FramesLost,
+		lost := "-" // re-encoded: unknown
+		if t.FramesLost >= 0 {
+			lost = fmt.Sprintf("%.2f%%", 100*t.FramesLost)
+		}
+		fmt.Printf("%4d %-9s %-9s %-5s %6s %9.0f %7s %6.2f%% %6d %6d %12s\n",
+			t.Room, t.Subscriber, t.Publisher, t.Kind, fps, t.FirstFrameMs, lost,
 			100*t.PacketLoss, t.Wrong, t.Broken, delay)
 	}
 	fmt.Printf("publishers got %d PLIs and %d NACKs\n", rep.PLIs, rep.NACKs)

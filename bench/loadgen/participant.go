@@ -56,23 +56,25 @@ func (in *inbound) snap() snapshot {
 }
 
 type participant struct {
-	spec    seatSpec
-	server  string
-	target  string // config.Target
-	clip    *clip
-	clock   *clock
-	pc      *webrtc.PeerConnection
-	ws      *websocket.Conn
-	wsMu    sync.Mutex
-	joinAt  time.Time
-	started chan struct{} // closed when the connection is up and media flows
-	stop    chan struct{}
-	pli     atomic.Bool
-	plis    atomic.Int64
-	nacks   atomic.Int64
-	mu      sync.Mutex
-	in      map[string]*inbound // "cbsa/video" → what comes from that seat
-	errors  []string
+	spec   seatSpec
+	server string
+	target string // config.Target
+	// reencoded: config.Reencoded; frames are counted by the RTP marker bit, unchecked.
+	reencoded bool
+	clip      *clip
+	clock     *clock
+	pc        *webrtc.PeerConnection
+	ws        *websocket.Conn
+	wsMu      sync.Mutex
+	joinAt    time.Time
+	started   chan struct{} // closed when the connection is up and media flows
+	stop      chan struct{}
+	pli       atomic.Bool
+	plis      atomic.Int64
+	nacks     atomic.Int64
+	mu        sync.Mutex
+	in        map[string]*inbound // "cbsa/video" → what comes from that seat
+	errors    []string
 }
 
 func (p *participant) send(message map[string]any) error {
@@ -342,7 +344,9 @@ func (p *participant) left() bool {
 }
 
 // receive counts one remote track by content: a video frame counts when the marker at its
-// end names publisher, the seat the server says it comes from, and this room.
+// end names publisher, the seat the server says it comes from, and this room. From a
+// server that encodes again (reencoded) a frame counts when all its packets came and the
+// RTP marker bit ends it: nothing of ours survives re-encoding to check, or to time.
 func (p *participant) receive(track *webrtc.TrackRemote, publisher string) {
 	kind := track.Kind().String()
 	in := &inbound{publisher: publisher, kind: kind, base: -1}
@@ -411,15 +415,28 @@ func (p *participant) receive(track *webrtc.TrackRemote, publisher string) {
 			copy(tail[keep:], data)
 			filled += len(data)
 		}
-		if !packet.Marker || filled < markerSize {
-			continue
-		}
-		m, ok := readMarker(tail[:])
-		if !ok {
+		if !packet.Marker {
 			continue
 		}
 		whole := started && int(seq-frameStart)+1 == framePackets
 		started = false
+		if p.reencoded {
+			in.mu.Lock()
+			if !whole {
+				in.broken++
+			} else {
+				if in.frames == 0 {
+					in.firstAt = now
+				}
+				in.frames++
+			}
+			in.mu.Unlock()
+			continue
+		}
+		m, ok := readMarker(tail[:])
+		if filled < markerSize || !ok {
+			continue
+		}
 		in.mu.Lock()
 		if !whole {
 			in.broken++ // its last packet came but not all the others
