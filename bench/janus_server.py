@@ -30,10 +30,11 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.native_load import LOADGEN, ROOT, cpu_seconds, free_port
+# Imported as a module of its directory, as `python bench/native_load.py` runs it.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from native_load import LOADGEN, ROOT, cpu_seconds, free_port
 
 LIBRARIES = Path("/usr/lib/x86_64-linux-gnu/janus")
 SEATS = ("applicant", "cbsa", "cbp")
@@ -170,9 +171,19 @@ def participants(rooms: int) -> list[dict[str, object]]:
     ]
 
 
-def drive(server: Janus, rooms: int, seconds: float, loadgen: Path) -> int:
-    """Run the generator against ``server``, print its output and Janus's CPU and memory
-    over the generator's measuring window; return the generator's exit status."""
+@dataclass(frozen=True)
+class Measurement:
+    status: int  # the generator's: 0 when every forwarded track arrived
+    report: dict[str, Any]  # the generator's report (its -json output)
+    cpu_per_second: float  # Janus's, over the generator's measuring window
+    resident: int  # Janus's RSS at the window's end, bytes
+    idle: int  # Janus's RSS before anyone joined, bytes
+    recorded: list[Path]  # the .mjr files, when recording
+
+
+def drive(server: Janus, rooms: int, seconds: float, loadgen: Path) -> Measurement:
+    """Run the generator against ``server``; print its output and Janus's CPU and memory
+    over the generator's measuring window."""
     config = {
         "target": "janus",
         "server": server.url,
@@ -184,27 +195,31 @@ def drive(server: Janus, rooms: int, seconds: float, loadgen: Path) -> int:
     if server.record_dir:
         env[RECORD_DIR_VARIABLE] = str(server.record_dir)
     idle = resident_bytes(server.pid)
-    generator = subprocess.Popen(
-        [str(loadgen), "-clip-dir", str(loadgen.parent)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=env,
-    )
-    assert generator.stdin is not None
-    assert generator.stdout is not None
-    generator.stdin.write(json.dumps(config))
-    generator.stdin.close()
-    window: list[tuple[float, float]] = []
-    resident = 0
-    for raw in generator.stdout:
-        line = raw.rstrip()
-        if line.startswith(("measuring", "measured")):
-            window.append((time.monotonic(), cpu_seconds(server.pid)))
-            resident = resident_bytes(server.pid)
-        print(line, flush=True)
-    status = generator.wait()
+    with tempfile.TemporaryDirectory(prefix="janus-loadgen-") as directory:
+        report_path = Path(directory) / "report.json"
+        generator = subprocess.Popen(
+            [str(loadgen), "-clip-dir", str(loadgen.parent), "-json", str(report_path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=env,
+        )
+        assert generator.stdin is not None
+        assert generator.stdout is not None
+        generator.stdin.write(json.dumps(config))
+        generator.stdin.close()
+        window: list[tuple[float, float]] = []
+        resident = 0
+        for raw in generator.stdout:
+            line = raw.rstrip()
+            if line.startswith(("measuring", "measured")):
+                window.append((time.monotonic(), cpu_seconds(server.pid)))
+                resident = resident_bytes(server.pid)
+            print(line, flush=True)
+        status = generator.wait()
+        report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    cpu = -1.0
     if len(window) == 2:
         (t0, c0), (t1, c1) = window
         cpu = (c1 - c0) / (t1 - t0)
@@ -214,11 +229,11 @@ def drive(server: Janus, rooms: int, seconds: float, loadgen: Path) -> int:
             f"per room over idle ({rooms} rooms, {3 * rooms} participants)",
             flush=True,
         )
+    recorded = sorted(server.record_dir.glob("*.mjr")) if server.record_dir else []
     if server.record_dir:
-        recorded = sorted(server.record_dir.glob("*.mjr"))
         size = sum(path.stat().st_size for path in recorded)
         print(f"janus recorded {len(recorded)} .mjr files, {size / 2**20:.1f} MiB", flush=True)
-    return status
+    return Measurement(status, report, cpu, resident, idle, recorded)
 
 
 def main() -> None:
@@ -231,11 +246,13 @@ def main() -> None:
     args = parser.parse_args()
     if not args.loadgen.exists():
         parser.error(f"{args.loadgen} is missing: build it with `make loadgen`")
+    failed = False
     for rooms in args.rooms:
         mode = "recorded" if args.record else "forwarded"
         print(f"== janus: {rooms} {mode} room(s), {args.seconds:.0f} s", flush=True)
         with janus(args.record, args.ice_address) as server:
-            drive(server, rooms, args.seconds, args.loadgen)
+            failed |= drive(server, rooms, args.seconds, args.loadgen).status != 0
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":
