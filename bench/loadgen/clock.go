@@ -15,10 +15,12 @@ const (
 )
 
 // clock sends every participant's frames as they fall due, each track on its own phase
-// (from when its connection came up), from one goroutine.
+// (from when its connection came up), from one goroutine; after each turn's sends it
+// opens the gate the sockets are read at (net.go).
 type clock struct {
 	mu   sync.Mutex
 	jobs []*job
+	gate *gate
 }
 
 type job struct {
@@ -57,5 +59,6 @@ func (c *clock) run(tick time.Duration) {
 		}
 		c.jobs = kept
 		c.mu.Unlock()
+		c.gate.open()
 	}
 }

@@ -1,35 +1,333 @@
 package main
 
 import (
+	"encoding/binary"
+	"errors"
 	"net"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
 
 	"github.com/pion/transport"
 	"github.com/pion/transport/stdnet"
 )
 
-// receiveBuffer is what each participant's socket asks the kernel for. The server sends
-// a keyframe (tens of packets) to a subscriber in one burst; with the default buffer
-// (about 200 KB, which a loopback datagram of 1.2 KB fills at a few KB each) the kernel
-// dropped part of each such burst before pion read it, so the generator, not the
-// server, was losing packets. Browsers ask for more than the default too.
-const receiveBuffer = 4 << 20
+// Every participant's media socket is read in turns of the pacing clock rather than
+// whenever a packet arrives. A socket in Go's poller wakes the process for each
+// datagram the server sends (a few thousand a second at a handful of rooms), and those
+// wake-ups, not the packets' work, were most of what the generator cost. So the
+// sockets here are plain non-blocking sockets outside the poller: each turn of the
+// clock opens a gate, and each socket's reader then takes everything that came since
+// (recvmmsg), hands it to pion one datagram at a time, and waits for the next turn. A
+// packet may wait up to one turn (pacerInterval) before pion sees it; the delays the
+// generator reports are taken from the kernel's receive timestamp (SO_TIMESTAMPNS), so
+// the wait is not counted against the server.
 
-// bigBufferNet is the standard network whose UDP sockets get receiveBuffer.
-type bigBufferNet struct{ *stdnet.Net }
+const (
+	// receiveBuffer is what each socket asks the kernel for: the server sends a keyframe
+	// (tens of packets) in one burst, and a socket read once a turn must hold a turn's
+	// worth of them. Capped by net.core.rmem_max; a smaller one still works.
+	receiveBuffer = 4 << 20
+	batchSize     = 16   // datagrams per recvmmsg
+	datagramSize  = 8192 // ice's receive MTU
+	controlSize   = 64   // room for one SCM_TIMESTAMPNS
+)
 
-func (n bigBufferNet) ListenUDP(network string, local *net.UDPAddr) (transport.UDPConn, error) {
-	conn, err := net.ListenUDP(network, local)
-	if err != nil {
-		return nil, err
-	}
-	_ = conn.SetReadBuffer(receiveBuffer) // capped by net.core.rmem_max; a smaller one still works
-	return conn, nil
+// gate is opened once per turn of the clock; readers wait on the channel of the turn.
+type gate struct {
+	mu sync.Mutex
+	ch chan struct{}
 }
 
-func newNet() (transport.Net, error) {
+func newGate() *gate { return &gate{ch: make(chan struct{})} }
+
+func (g *gate) next() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ch
+}
+
+func (g *gate) open() {
+	g.mu.Lock()
+	close(g.ch)
+	g.ch = make(chan struct{})
+	g.mu.Unlock()
+}
+
+// arrivals holds the kernel's receive time of recent RTP packets that end a frame (marker
+// bit set), by SSRC and sequence number, read from the clear RTP header of SRTP. It is a
+// small table that newer packets overwrite: a frame is looked up within a turn or two.
+type arrivals struct {
+	mu    sync.Mutex
+	slots [1 << 12]struct {
+		key uint64
+		ns  int64
+	}
+}
+
+func arrivalKey(ssrc uint32, seq uint16) uint64 { return uint64(ssrc)<<16 | uint64(seq) }
+
+func (a *arrivals) slot(key uint64) int {
+	return int((key * 0x9E3779B97F4A7C15) >> (64 - 12))
+}
+
+func (a *arrivals) put(ssrc uint32, seq uint16, ns int64) {
+	key := arrivalKey(ssrc, seq)
+	a.mu.Lock()
+	s := &a.slots[a.slot(key)]
+	s.key, s.ns = key, ns
+	a.mu.Unlock()
+}
+
+// at is when the packet arrived, or now if it is no longer (or never was) in the table.
+func (a *arrivals) at(ssrc uint32, seq uint16) time.Time {
+	key := arrivalKey(ssrc, seq)
+	a.mu.Lock()
+	s := a.slots[a.slot(key)]
+	a.mu.Unlock()
+	if s.key != key || s.ns == 0 {
+		return time.Now()
+	}
+	return time.Unix(0, s.ns)
+}
+
+// turnNet is the standard network whose UDP sockets are read in the clock's turns.
+type turnNet struct {
+	*stdnet.Net
+	gate     *gate
+	arrivals *arrivals
+}
+
+func newNet(g *gate, a *arrivals) (transport.Net, error) {
 	n, err := stdnet.NewNet()
 	if err != nil {
 		return nil, err
 	}
-	return bigBufferNet{n}, nil
+	return turnNet{n, g, a}, nil
+}
+
+func (n turnNet) ListenUDP(network string, local *net.UDPAddr) (transport.UDPConn, error) {
+	ip := net.IPv4zero
+	if local != nil && local.IP != nil {
+		ip = local.IP
+	}
+	if network == "udp6" || ip.To4() == nil || ip.IsMulticast() {
+		return n.Net.ListenUDP(network, local) // not for media: the poller is fine
+	}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, receiveBuffer)
+	bind := &syscall.SockaddrInet4{}
+	copy(bind.Addr[:], ip.To4())
+	if local != nil {
+		bind.Port = local.Port
+	}
+	if err == nil {
+		err = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
+	}
+	if err == nil {
+		err = syscall.Bind(fd, bind)
+	}
+	var bound syscall.Sockaddr
+	if err == nil {
+		bound, err = syscall.Getsockname(fd)
+	}
+	if err != nil {
+		_ = syscall.Close(fd)
+		return nil, err
+	}
+	c := &turnConn{fd: fd, gate: n.gate, arrivals: n.arrivals, closing: make(chan struct{}),
+		local: &net.UDPAddr{IP: ip, Port: bound.(*syscall.SockaddrInet4).Port}}
+	for i := range c.msgs {
+		c.msgs[i].hdr.Name = (*byte)(unsafe.Pointer(&c.names[i]))
+		c.msgs[i].hdr.Iov = &c.iovs[i]
+		c.msgs[i].hdr.Iovlen = 1
+		c.msgs[i].hdr.Control = &c.controls[i][0]
+		c.iovs[i].Base = &c.bufs[i][0]
+		c.iovs[i].SetLen(datagramSize)
+	}
+	return c, nil
+}
+
+type mmsghdr struct {
+	hdr syscall.Msghdr
+	len uint32
+	_   [4]byte
+}
+
+// turnConn is one non-blocking UDP socket outside Go's poller, read in the clock's turns.
+type turnConn struct {
+	fd       int
+	local    *net.UDPAddr
+	gate     *gate
+	arrivals *arrivals
+	lock     sync.RWMutex // read-held around each system call, write-held to close
+	closed   bool
+	closing  chan struct{}
+
+	// What the reader took in its last recvmmsg, handed out one at a time.
+	msgs     [batchSize]mmsghdr
+	iovs     [batchSize]syscall.Iovec
+	names    [batchSize]syscall.RawSockaddrInet4
+	controls [batchSize][controlSize]byte
+	bufs     [batchSize][datagramSize]byte
+	taken    int
+	next     int
+	from     *net.UDPAddr // the last sender, reused while it does not change
+
+	writeMu sync.Mutex
+	to      *net.UDPAddr // the last destination and its socket address
+	toRaw   syscall.RawSockaddrInet4
+}
+
+var errUnsupported = errors.New("loadgen sockets: not supported")
+
+func (c *turnConn) receive() (int, error) {
+	c.lock.RLock()
+	defer c.lock.RUnlock()
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	for i := range c.msgs {
+		c.msgs[i].hdr.Namelen = syscall.SizeofSockaddrInet4
+		c.msgs[i].hdr.SetControllen(controlSize)
+		c.msgs[i].hdr.Flags = 0
+	}
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVMMSG, uintptr(c.fd),
+		uintptr(unsafe.Pointer(&c.msgs[0])), batchSize, syscall.MSG_DONTWAIT, 0, 0)
+	if errno == syscall.EAGAIN || errno == syscall.EINTR {
+		return 0, nil
+	} else if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+func (c *turnConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for c.next >= c.taken {
+		turn := c.gate.next() // before reading, so a turn between the two is not missed
+		n, err := c.receive()
+		if err != nil {
+			return 0, nil, err
+		}
+		if n > 0 {
+			c.taken, c.next = n, 0
+			break
+		}
+		select {
+		case <-turn:
+		case <-c.closing:
+			return 0, nil, net.ErrClosed
+		}
+	}
+	i := c.next
+	c.next++
+	m := &c.msgs[i]
+	n := copy(b, c.bufs[i][:m.len])
+	name := &c.names[i]
+	port := int(name.Port>>8 | name.Port<<8)
+	if c.from == nil || c.from.Port != port || !c.from.IP.Equal(net.IP(name.Addr[:])) {
+		c.from = &net.UDPAddr{IP: net.IPv4(name.Addr[0], name.Addr[1], name.Addr[2], name.Addr[3]), Port: port}
+	}
+	// An RTP packet ending a frame: version 2, marker bit, a payload type outside RTCP's.
+	if n >= 12 && b[0]>>6 == 2 && b[1]&0x80 != 0 && (b[1]&0x7f < 64 || b[1]&0x7f > 95) &&
+		m.hdr.Controllen >= 32 {
+		control := c.controls[i][:]
+		level, kind := int32(binary.LittleEndian.Uint32(control[8:])), int32(binary.LittleEndian.Uint32(control[12:]))
+		if level == syscall.SOL_SOCKET && kind == syscall.SCM_TIMESTAMPNS {
+			sec, nsec := int64(binary.LittleEndian.Uint64(control[16:])), int64(binary.LittleEndian.Uint64(control[24:]))
+			c.arrivals.put(binary.BigEndian.Uint32(b[8:]), binary.BigEndian.Uint16(b[2:]), sec*1e9+nsec)
+		}
+	}
+	return n, c.from, nil
+}
+
+func (c *turnConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	to, ok := addr.(*net.UDPAddr)
+	if !ok || to.IP.To4() == nil {
+		return 0, errUnsupported
+	}
+	c.lock.RLock()
+	defer c.lock.RUnlock()
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if c.to != to {
+		c.to = to
+		c.toRaw = syscall.RawSockaddrInet4{Family: syscall.AF_INET, Port: uint16(to.Port>>8) | uint16(to.Port&0xff)<<8}
+		copy(c.toRaw.Addr[:], to.IP.To4())
+	}
+	if len(b) == 0 {
+		return 0, nil
+	}
+	// The socket never blocks; a full send buffer (rare on loopback) is waited out briefly.
+	for attempt := 0; ; attempt++ {
+		_, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(c.fd), uintptr(unsafe.Pointer(&b[0])),
+			uintptr(len(b)), 0, uintptr(unsafe.Pointer(&c.toRaw)), syscall.SizeofSockaddrInet4)
+		switch {
+		case errno == 0:
+			return len(b), nil
+		case (errno == syscall.EAGAIN || errno == syscall.ENOBUFS) && attempt < 100:
+			time.Sleep(100 * time.Microsecond)
+		case errno == syscall.EINTR:
+		default:
+			return 0, errno
+		}
+	}
+}
+
+func (c *turnConn) Close() error {
+	c.lock.Lock()
+	defer c.lock.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	close(c.closing)
+	return syscall.Close(c.fd)
+}
+
+func (c *turnConn) LocalAddr() net.Addr  { return c.local }
+func (c *turnConn) RemoteAddr() net.Addr { return nil }
+
+// Deadlines: pion sets one only to unblock a reader before closing, which Close does.
+func (c *turnConn) SetDeadline(time.Time) error      { return nil }
+func (c *turnConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *turnConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *turnConn) SetReadBuffer(bytes int) error {
+	return syscall.SetsockoptInt(c.fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, bytes)
+}
+
+func (c *turnConn) SetWriteBuffer(bytes int) error {
+	return syscall.SetsockoptInt(c.fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, bytes)
+}
+
+func (c *turnConn) Read(b []byte) (int, error) {
+	n, _, err := c.ReadFrom(b)
+	return n, err
+}
+
+func (c *turnConn) ReadFromUDP(b []byte) (int, *net.UDPAddr, error) {
+	n, addr, err := c.ReadFrom(b)
+	if addr == nil {
+		return n, nil, err
+	}
+	return n, addr.(*net.UDPAddr), err
+}
+
+func (c *turnConn) ReadMsgUDP(_, _ []byte) (int, int, int, *net.UDPAddr, error) {
+	return 0, 0, 0, nil, errUnsupported
+}
+func (c *turnConn) Write([]byte) (int, error) { return 0, errUnsupported }
+func (c *turnConn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) {
+	return c.WriteTo(b, addr)
+}
+
+func (c *turnConn) WriteMsgUDP(_, _ []byte, _ *net.UDPAddr) (int, int, error) {
+	return 0, 0, errUnsupported
 }

@@ -63,18 +63,20 @@ type participant struct {
 	reencoded bool
 	clip      *clip
 	clock     *clock
-	pc        *webrtc.PeerConnection
-	ws        *websocket.Conn
-	wsMu      sync.Mutex
-	joinAt    time.Time
-	started   chan struct{} // closed when the connection is up and media flows
-	stop      chan struct{}
-	pli       atomic.Bool
-	plis      atomic.Int64
-	nacks     atomic.Int64
-	mu        sync.Mutex
-	in        map[string]*inbound // "cbsa/video" → what comes from that seat
-	errors    []string
+	// arrivals: when the kernel received the packets that end frames (net.go).
+	arrivals *arrivals
+	pc       *webrtc.PeerConnection
+	ws       *websocket.Conn
+	wsMu     sync.Mutex
+	joinAt   time.Time
+	started  chan struct{} // closed when the connection is up and media flows
+	stop     chan struct{}
+	pli      atomic.Bool
+	plis     atomic.Int64
+	nacks    atomic.Int64
+	mu       sync.Mutex
+	in       map[string]*inbound // "cbsa/video" → what comes from that seat
+	errors   []string
 }
 
 func (p *participant) send(message map[string]any) error {
@@ -451,7 +453,8 @@ func (p *participant) receive(track *webrtc.TrackRemote, publisher string) {
 				in.maxCount = int64(m.counter)
 			}
 			if in.recording {
-				in.delaysUs = append(in.delaysUs, now.UnixMicro()-m.sentUs)
+				arrived := p.arrivals.at(packet.SSRC, seq)
+				in.delaysUs = append(in.delaysUs, arrived.UnixMicro()-m.sentUs)
 			}
 		}
 		in.mu.Unlock()
