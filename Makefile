@@ -18,8 +18,9 @@ LOADGEN_GOPATH := build/loadgen/gopath
 
 .PHONY: demo test lint typecheck unit heavy system-tools bench loadgen clean
 
-# Quick suites first; then the heavy ones: Chromium walk-throughs and the attack run.
-HEAVY_TESTS := tests/e2e tests/test_attack.py
+# Quick suites first; then the heavy ones: Chromium walk-throughs, the attack run and a
+# one-room call played by the native load generator (built by `make loadgen`).
+HEAVY_TESTS := tests/e2e tests/test_attack.py tests/test_native_load.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +33,11 @@ system-tools:
 	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
-	for pkg in $(DEBIAN_LIBS); do \
+	$(call install_missing,$(DEBIAN_LIBS))
+
+# $(call debian_packages,PKGS): install those of PKGS dpkg does not know.
+debian_packages = missing=""; $(call install_missing,$(1))
+install_missing = for pkg in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q 'ok installed' \
 	    || missing="$$missing $$pkg"; \
 	done; \
@@ -55,7 +60,7 @@ typecheck: $(STAMP)
 unit: $(STAMP) system-tools
 	$(BIN)/pytest $(addprefix --ignore=,$(HEAVY_TESTS))
 
-heavy: $(STAMP) system-tools
+heavy: $(STAMP) system-tools loadgen
 	$(BIN)/pytest $(HEAVY_TESTS)
 
 test: lint typecheck unit heavy
@@ -72,15 +77,7 @@ bench: $(STAMP) system-tools
 # Debian ships pion's webrtc at github.com/pion/webrtc while its code imports itself as
 # .../webrtc/v3, so a scratch GOPATH maps that path onto Debian's copy.
 loadgen:
-	@missing=""; for pkg in $(LOADGEN_DEBIAN); do \
-	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q 'ok installed' \
-	    || missing="$$missing $$pkg"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
-	fi
+	@$(call debian_packages,$(LOADGEN_DEBIAN))
 	rm -rf $(LOADGEN_GOPATH)/src/nexus
 	mkdir -p $(LOADGEN_GOPATH)/src/nexus/loadgen $(LOADGEN_GOPATH)/src/github.com/pion/webrtc
 	cp bench/loadgen/*.go $(LOADGEN_GOPATH)/src/nexus/loadgen/

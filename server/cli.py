@@ -189,7 +189,7 @@ async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]])
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     print(f"serving on {settings.public_url} (bound to {settings.host}:{settings.port})")
-    serve(create_app(settings), settings.host, settings.port)
+    serve(create_app(settings), settings.host, settings.port, settings.event_loop)
     return 0
 
 
@@ -203,7 +203,7 @@ def _audit_console(args: argparse.Namespace, settings: Settings) -> int:
         raise BadRequest(exc.message) from None
     app = create_audit_app(settings, read_identity_file(args.identity), server_keys, witnesses)
     print(f"audit console on http://{settings.host}:{settings.audit_port}")
-    serve(app, settings.host, settings.audit_port)
+    serve(app, settings.host, settings.audit_port, settings.event_loop)
     return 0
 
 
@@ -227,7 +227,7 @@ def _witness(args: argparse.Namespace, settings: Settings) -> int:
     print(f"witness {cosigner.verifier_key}")
     prefixes = ", ".join(f"{prefix}*" for prefix in args.origin_prefix)
     print(f"cosigning {prefixes} on http://{host}:{port}/add-checkpoint", flush=True)
-    serve(create_witness_app(config), host, int(port))
+    serve(create_witness_app(config), host, int(port), settings.event_loop)
     return 0
 
 

@@ -304,7 +304,12 @@ def run_demo(settings: Settings, console: Console, root: Path = ROOT) -> int:
             agency, url = entry.split("=")[:2]
             console.print(f"{agency} witness (cosigns every record as it goes): {url}")
         console.print(f"Serving on [bold]{settings.public_url}[/] — press Ctrl-C to stop.")
-        serve(create_app(settings.replace(witnesses=witnesses)), settings.host, settings.port)
+        serve(
+            create_app(settings.replace(witnesses=witnesses)),
+            settings.host,
+            settings.port,
+            settings.event_loop,
+        )
     finally:
         for process in processes:
             process.terminate()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -124,12 +125,25 @@ async def start(
     return started
 
 
-def serve(app: web.Application, host: str, port: int) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, then shut it down while everything it runs is
-    still alive: an interview's step under way (journaled, not yet stored) completes
-    before the store closes, rather than being cancelled with every other task."""
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_until_stopped(app, host, port))
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """The event loop named by the ``event_loop`` setting."""
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
+def serve(app: web.Application, host: str, port: int, event_loop: str = "asyncio") -> None:
+    """Serve ``app`` on ``event_loop`` (see `loop_factory`) until SIGINT or SIGTERM, then
+    shut it down while everything it runs is still alive: an interview's step under way
+    (journaled, not yet stored) completes before the store closes, rather than being
+    cancelled with every other task."""
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        asyncio.Runner(loop_factory=loop_factory(event_loop)) as loop,
+    ):
+        loop.run(_serve_until_stopped(app, host, port))
 
 
 async def _serve_until_stopped(app: web.Application, host: str, port: int) -> None:

@@ -88,6 +88,16 @@ def _log_level(raw: str) -> str:
     return value
 
 
+EVENT_LOOPS = ("asyncio", "uvloop")
+
+
+def _event_loop(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in EVENT_LOOPS:
+        raise ValueError(f"expected one of {', '.join(EVENT_LOOPS)}")
+    return value
+
+
 def _stun_urls(raw: str) -> tuple[str, ...]:
     urls = tuple(part.strip() for part in raw.split(",") if part.strip())
     for url in urls:
@@ -288,6 +298,12 @@ class Settings:
         _path,
     )
     log_level: str = _setting("INFO", "Logging level: DEBUG, INFO, WARNING or ERROR.", _log_level)
+    event_loop: str = _setting(
+        "uvloop",
+        "The event loop the servers run on: uvloop (libuv; less CPU per media packet) or "
+        "asyncio (the standard library's).",
+        _event_loop,
+    )
 
     @property
     def database_path(self) -> Path:

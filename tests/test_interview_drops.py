@@ -28,27 +28,40 @@ def settings(settings: Settings) -> Settings:
     return settings.replace(reconnect_grace_seconds=GRACE)
 
 
-def _ice_transports(person: SyntheticParticipant) -> Iterator[Any]:
-    """The UDP transports the person's connection sends from (aiortc and aioice
+def _ice_protocols(person: SyntheticParticipant) -> Iterator[Any]:
+    """The UDP protocols the person's connection sends through (aiortc and aioice
     internals: a test's way to pull the cable)."""
     assert person.pc is not None
     ice = person.pc.getTransceivers()[0].sender.transport.transport
-    for protocol in ice._connection._protocols:
-        yield protocol.transport
+    yield from ice._connection._protocols
+
+
+class _PulledCable:
+    """A datagram transport that sends nothing (uvloop's transports, being C objects,
+    cannot have their ``sendto`` replaced, so the protocol gets this one instead)."""
+
+    def __init__(self, plugged: Any) -> None:
+        self.plugged = plugged
+
+    def sendto(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.plugged, name)
 
 
 def vanish(person: SyntheticParticipant) -> None:
     """Nothing more leaves the person's connection: no media, no consent replies, no DTLS
     goodbye, as when a tab is closed or a cable pulled. (aiortc's own ``pc.close()`` says
     goodbye with a DTLS close_notify, which a browser tab that goes does not send.)"""
-    for transport in _ice_transports(person):
-        transport.sendto = lambda *args, **kwargs: None
+    for protocol in _ice_protocols(person):
+        protocol.transport = _PulledCable(protocol.transport)
 
 
 def come_back(person: SyntheticParticipant) -> None:
     """The cable is back: the same connection sends again."""
-    for transport in _ice_transports(person):
-        del transport.sendto
+    for protocol in _ice_protocols(person):
+        protocol.transport = protocol.transport.plugged
 
 
 async def peer_event(seated: Seated, within: float) -> m.Peer:

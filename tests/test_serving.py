@@ -392,3 +392,23 @@ async def test_a_whole_interview_at_debug_logs_none_of_the_secrets_it_made(
     assert leaked == []
     assert '"POST /i/<redacted>"' in log  # the link was used, and its use logged
     assert "AGE-SECRET-KEY-" not in log.upper()
+
+
+class _Started(Exception):
+    pass
+
+
+@pytest.mark.parametrize("name", ["uvloop", "asyncio"])
+def test_serve_runs_on_the_event_loop_the_setting_names(name: str) -> None:
+    """`serve` runs the app on the loop the ``event_loop`` setting names."""
+    seen: list[str] = []
+
+    async def note_loop(app: web.Application) -> None:
+        seen.append(type(asyncio.get_running_loop()).__module__)
+        raise _Started  # seen: stop here
+
+    app = web.Application()
+    app.on_startup.append(note_loop)
+    with pytest.raises(_Started):
+        serving.serve(app, "127.0.0.1", 0, name)
+    assert seen == ["uvloop" if name == "uvloop" else "asyncio.unix_events"]

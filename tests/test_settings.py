@@ -36,6 +36,7 @@ def test_flag_beats_environment_beats_default() -> None:
         ({"NEXUS_HOST": "my host"}, "expected an IP address"),
         ({"NEXUS_CBSA_RECIPIENT": "age1nope"}, "expected an age X25519 recipient"),
         ({"NEXUS_LOG_LEVEL": "LOUD"}, "expected one of DEBUG, INFO, WARNING, ERROR"),
+        ({"NEXUS_EVENT_LOOP": "trio"}, "expected one of asyncio, uvloop"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_what_is_expected(
