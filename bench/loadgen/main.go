@@ -39,6 +39,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math/rand"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -156,6 +157,7 @@ func main() {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}
+	rand.Seed(time.Now().UnixNano()) // each run's sequence numbers, timestamps, picture ids
 	if *profile != "" {
 		f, err := os.Create(*profile)
 		if err == nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math/rand"
 	"net"
 	"net/http"
 	"strings"
@@ -14,10 +15,16 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v3"
-	"github.com/pion/webrtc/v3/pkg/media"
 )
 
 var seatIndex = map[string]uint8{"applicant": 0, "cbsa": 1, "cbp": 2}
+
+const (
+	rtpMTU = 1200 // pion's and browsers' outbound RTP packet size
+	// vp8Fragment is how much of a frame one packet carries after the 12-byte RTP header
+	// and the 4-byte VP8 payload descriptor (X, then I with a 15-bit picture id).
+	vp8Fragment = rtpMTU - 12 - 4
+)
 
 // seatSpec is one participant as the driver signed it in.
 type seatSpec struct {
@@ -263,15 +270,15 @@ func (p *participant) close() {
 // addMedia adds this participant's sendonly audio and video to pc; start (once the
 // connection is up) begins sending them on the shared clock.
 func (p *participant) addMedia(pc *webrtc.PeerConnection) (start func(), err error) {
-	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", p.spec.Seat)
+	video, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", p.spec.Seat)
 	if err != nil {
 		return nil, err
 	}
-	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "audio", p.spec.Seat)
+	audio, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "audio", p.spec.Seat)
 	if err != nil {
 		return nil, err
 	}
-	for _, track := range []*webrtc.TrackLocalStaticSample{audio, video} {
+	for _, track := range []*webrtc.TrackLocalStaticRTP{audio, video} {
 		t, err := pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 		if err != nil {
 			return nil, err
@@ -305,9 +312,14 @@ func (p *participant) readRTCP(sender *webrtc.RTPSender) {
 
 // videoSender replays the clip at 30 fps, each frame marked with this seat and a counter;
 // a keyframe request restarts the clip at its first (key)frame. It returns false once
-// the participant has left.
-func (p *participant) videoSender(track *webrtc.TrackLocalStaticSample) func() bool {
-	buf := make([]byte, 0, 256*1024)
+// the participant has left. It packetizes as a browser does (RFC 7741, a 15-bit picture
+// id in every packet, the RTP marker on a frame's last packet) into buffers it reuses:
+// pion's sample writer allocates every packet of every frame.
+func (p *participant) videoSender(track *webrtc.TrackLocalStaticRTP) func() bool {
+	frame := make([]byte, 0, 256*1024)
+	payload := make([]byte, 0, rtpMTU)
+	packet := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32()}}
+	pictureID := uint16(rand.Uint32()) & 0x7fff
 	index, counter := 0, uint32(0)
 	return func() bool {
 		if p.left() {
@@ -318,21 +330,46 @@ func (p *participant) videoSender(track *webrtc.TrackLocalStaticSample) func() b
 		}
 		counter++
 		m := marker{uint16(p.spec.Room), seatIndex[p.spec.Seat], counter, time.Now().UnixMicro()}
-		buf = m.appendTo(append(buf[:0], p.clip.video[index]...))
+		frame = m.appendTo(append(frame[:0], p.clip.video[index]...))
 		index = (index + 1) % len(p.clip.video)
-		return track.WriteSample(media.Sample{Data: buf, Duration: videoInterval}) == nil
+		for start := 0; start < len(frame); start += vp8Fragment {
+			end := start + vp8Fragment
+			if end > len(frame) {
+				end = len(frame)
+			}
+			first := byte(0x80) // X: the extension byte follows
+			if start == 0 {
+				first |= 0x10 // S: the frame (its first partition) starts here
+			}
+			payload = append(payload[:0], first, 0x80, 0x80|byte(pictureID>>8), byte(pictureID))
+			packet.Payload = append(payload, frame[start:end]...)
+			packet.Marker = end == len(frame)
+			if track.WriteRTP(&packet) != nil {
+				return false
+			}
+			packet.SequenceNumber++
+		}
+		packet.Timestamp += 90000 / 30
+		pictureID = (pictureID + 1) & 0x7fff
+		return true
 	}
 }
 
-func (p *participant) audioSender(track *webrtc.TrackLocalStaticSample) func() bool {
+func (p *participant) audioSender(track *webrtc.TrackLocalStaticRTP) func() bool {
+	packet := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32()}}
 	index := 0
 	return func() bool {
 		if p.left() {
 			return false
 		}
-		data := p.clip.audio[index]
+		packet.Payload = p.clip.audio[index]
 		index = (index + 1) % len(p.clip.audio)
-		return track.WriteSample(media.Sample{Data: data, Duration: audioInterval}) == nil
+		if track.WriteRTP(&packet) != nil {
+			return false
+		}
+		packet.SequenceNumber++
+		packet.Timestamp += 48000 / 50
+		return true
 	}
 }
 
