@@ -1,22 +1,26 @@
-"""Encoded-frame passthrough: what makes the server an SFU on top of aiortc 1.16.0.
+"""RTP forwarding: what makes the server an SFU on top of aiortc 1.16.0.
 
-- `EncodedFrameTap` stands in for an `RTCRtpReceiver`'s decoder queue. aiortc's receiver
-  keeps doing the transport work (frame assembly, NACK, REMB, RTCP; made leaner by
-  `receivers.prepare_receiver`) and hands each complete encoded frame to ``put``; the tap
-  passes it on instead of decoding it. The decoder thread aiortc starts for the receiver
-  waits on the tap and never gets a frame, so it never creates a decoder.
-- `Publication` is one published track: it fans frames out to its subscribers and to the
-  recording sink, and sends the publisher a keyframe request (PLI) when one is needed:
-  at once for a new subscriber, otherwise at most once per `KEYFRAME_REQUEST_INTERVAL`.
-  It notes when its last frame came, so a room can tell when a publisher's media stopped.
-- `ForwardedTrack` is one slot in a subscriber's connection. The sender reads it; it holds
-  back delta frames until a keyframe whenever its source changes or its queue overflowed.
-- `Vp8Packer` and `OpusPacker` replace the sender's encoder: they only packetize.
+- `Publication` is one published track. aiortc's receiver keeps doing the transport work
+  (SRTP, RTX unwrapping, NACK, REMB, receiver reports) and hands each packet to
+  ``deliver`` (`receivers.tap_packets`); the publication passes it on, as it is, to every
+  subscribed slot, and sends the publisher a keyframe request (PLI) when one is needed: at
+  once for a new subscriber, otherwise at most once per `KEYFRAME_REQUEST_INTERVAL`. It
+  notes when its last packet came, so a room can tell when a publisher's media stopped.
+  When the interview is recorded, the receiver also assembles whole frames for the
+  recording sink (`EncodedFrameTap`); when it is not, no frame is assembled at all.
+- `ForwardedTrack` is one slot in a subscriber's connection: it renumbers each packet into
+  the slot's own stream (`stream_splice`), starting a video source at a keyframe, and
+  sends it on its sender's stream (`slot_sender`). The sender's own loop waits on the
+  track and never sends; the sender still answers NACKs from its history and passes
+  PLI/FIR on to the publisher.
+- `EncodedFrameTap` stands in for a receiver's decoder queue: ``put`` hands complete frames
+  to the recording sink instead of a decoder. The decoder thread aiortc starts for the
+  receiver waits on the tap and never gets a frame, so it never creates a decoder.
 
 These reach into aiortc internals (pinned; `tests/test_aiortc_pin.py` fails loudly if
 they change): ``RTCRtpReceiver._RTCRtpReceiver__decoder_queue``,
-``RTCRtpReceiver._send_rtcp_pli``, ``RTCRtpSender._RTCRtpSender__encoder``,
-``RTCRtpSender._RTCRtpSender__rtp_history`` and ``RTCRtpSender._send_keyframe``.
+``RTCRtpReceiver._send_rtcp_pli``, ``RTCRtpSender._send_keyframe`` and ``_stream_id``,
+besides those `receivers` and `slot_sender` name.
 """
 
 from __future__ import annotations
@@ -29,18 +33,23 @@ from fractions import Fraction
 from typing import Any
 
 from aiortc import RTCRtpReceiver, RTCRtpSender
-from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
+from aiortc.rtcrtpsender import random_sequence_number
 from aiortc.rtp import RtpPacket
+from aiortc.utils import random32
 
+from .packers import use_packer as use_packer
 from .receivers import prepare_receiver
+from .slot_sender import SlotSender, ntp_now
+from .stream_splice import StreamSplice
 from .types import EncodedFrame, Kind, RecordingSink, Seat
+from .vp8_descriptor import starts_keyframe
 
 KEYFRAME_REQUEST_INTERVAL = 0.25  # seconds between PLIs to one publisher, but for newcomers
 KEYFRAME_LOST_AFTER = 1.0  # seconds after which a keyframe asked for is asked for again
-FORWARD_QUEUE_FRAMES = {Kind.VIDEO: 30, Kind.AUDIO: 50}  # about a second of media
 VIDEO_TIME_BASE = Fraction(1, 90000)
-VIDEO_CLOCK = 90000
+CLOCK_RATE = {Kind.AUDIO: 48000, Kind.VIDEO: 90000}
 
 
 def is_vp8_keyframe(data: bytes) -> bool:
@@ -60,13 +69,18 @@ class EncodedFrameTap:
 
     @classmethod
     def install(
-        cls, receiver: RTCRtpReceiver, kind: Kind, on_frame: Callable[[EncodedFrame], None]
+        cls,
+        receiver: RTCRtpReceiver,
+        kind: Kind,
+        on_frame: Callable[[EncodedFrame], None],
+        assemble: bool = True,
     ) -> EncodedFrameTap:
-        """Must run before the receiver starts (before the connection is established)."""
+        """Must run before the receiver starts (before the connection is established).
+        Without ``assemble`` the receiver assembles no frame and the tap gets none."""
         attribute = "_RTCRtpReceiver__decoder_queue"
         if not hasattr(receiver, attribute):
             raise RuntimeError("aiortc changed: RTCRtpReceiver has no decoder queue to tap")
-        prepare_receiver(receiver, kind)
+        prepare_receiver(receiver, kind, assemble)
         tap = cls(kind, on_frame)
         setattr(receiver, attribute, tap)
         return tap
@@ -113,18 +127,24 @@ class Publication:
         self._deferred: asyncio.TimerHandle | None = None
         self._awaiting_keyframe = False
         self.keyframe_requests = 0
-        self.frames = 0
-        self.last_frame_at: float | None = None
-        """When the last frame came (``clock``), None before the first."""
+        self.packets = 0
+        self.last_packet_at: float | None = None
+        """When the last packet came (``clock``), None before the first."""
 
-    def deliver(self, frame: EncodedFrame) -> None:
-        self.frames += 1
-        self.last_frame_at = self._clock()
-        if frame.keyframe:
+    def deliver(self, packet: RtpPacket) -> None:
+        """A packet from the publisher, after RTX unwrapping: forward it."""
+        self.packets += 1
+        self.last_packet_at = self._clock()
+        if self._awaiting_keyframe and starts_keyframe(packet.payload):
             self._awaiting_keyframe = False
+        if self._subscribers:
+            ntp = ntp_now()
+            for track in self._subscribers:
+                track.forward(packet, ntp)
+
+    def record(self, frame: EncodedFrame) -> None:
+        """A whole frame the receiver assembled: for the recording sink."""
         self._sink.on_frame(self.seat, self.kind, frame)
-        for track in self._subscribers:
-            track.push(frame)
 
     def subscribe(self, track: ForwardedTrack) -> None:
         self._subscribers.add(track)
@@ -172,16 +192,23 @@ class Publication:
 
 
 class ForwardedTrack(MediaStreamTrack):
-    """A slot in a subscriber's connection that carries another seat's media."""
+    """A slot in a subscriber's connection that carries another seat's media. Its sender
+    reads it and waits for ever: the packets go out through `forward`."""
 
     def __init__(self, seat: Seat, kind: Kind) -> None:
         super().__init__()
         self.kind = kind.value
         self.seat = seat
         self._kind = kind
-        self._queue: asyncio.Queue[EncodedFrame] = asyncio.Queue(FORWARD_QUEUE_FRAMES[kind])
         self._source: Publication | None = None
-        self._need_keyframe = kind is Kind.VIDEO
+        self._splice = StreamSplice(
+            kind is Kind.VIDEO, CLOCK_RATE[kind], random_sequence_number(), random32()
+        )
+        self._wire: SlotSender | None = None
+        self._sending = False
+        """Whether the wire can send: nothing is forwarded before (a keyframe sent too
+        early would be lost, and the subscriber could not decode what follows)."""
+        self._ended = asyncio.Event()
         self.dropped = 0
         self.forwarded = 0
 
@@ -189,9 +216,23 @@ class ForwardedTrack(MediaStreamTrack):
     def source(self) -> Publication | None:
         return self._source
 
+    @property
+    def wire(self) -> SlotSender | None:
+        return self._wire
+
+    def bind(self, wire: SlotSender) -> None:
+        self._wire = wire
+
+    def wire_ready(self) -> None:
+        """The subscriber's connection can carry the slot now: start at a keyframe."""
+        self._sending = True
+        self._splice.restart()
+        if self._source is not None:
+            self._source.request_keyframe(newcomer=True)
+
     def attach(self, source: Publication) -> None:
         self._source = source
-        self._need_keyframe = self._kind is Kind.VIDEO
+        self._splice.restart()
 
     def detach(self, source: Publication) -> None:
         if self._source is source:
@@ -202,82 +243,51 @@ class ForwardedTrack(MediaStreamTrack):
         if self._source is not None:
             self._source.request_keyframe()
 
-    def push(self, frame: EncodedFrame) -> None:
-        if self._need_keyframe:
-            if not frame.keyframe:
-                self.dropped += 1
-                return
-            self._need_keyframe = False
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            # The subscriber fell behind: start again from the next keyframe.
-            self.dropped += self._queue.qsize() + 1
-            while not self._queue.empty():
-                self._queue.get_nowait()
-            if self._kind is Kind.VIDEO:
-                self._need_keyframe = True
-                self.request_keyframe()
+    def forward(self, packet: RtpPacket, ntp: int) -> None:
+        if not self._sending:
+            self.dropped += 1
+            return
+        spliced = self._splice.map(
+            packet.ssrc, packet.sequence_number, packet.timestamp, packet.payload, ntp
+        )
+        if spliced is None:
+            self.dropped += 1
+            if self._splice.interrupted:
+                self._splice.interrupted = False
+                self.request_keyframe()  # the publisher restarted its stream
+            return
+        sequence, timestamp, payload = spliced
+        self._wire.send(packet.marker, sequence, timestamp, payload, ntp)  # type: ignore[union-attr]
+        self.forwarded += 1
 
     async def recv(self) -> EncodedFrame:  # type: ignore[override]
-        if self.readyState != "live":
-            raise MediaStreamError
-        frame = await self._queue.get()
-        self.forwarded += 1
-        return frame
+        await self._ended.wait()
+        raise MediaStreamError
 
-
-class Vp8Packer:
-    """Packetizes encoded VP8 frames (RFC 7741) with a running picture id; no codec."""
-
-    def __init__(self) -> None:
-        self.picture_id = 0
-
-    def pack(self, frame: EncodedFrame) -> tuple[list[bytes], int]:
-        payloads: list[bytes] = Vp8Encoder._packetize(bytes(frame), self.picture_id)
-        self.picture_id = (self.picture_id + 1) % (1 << 15)
-        return payloads, int(frame.pts * frame.time_base * VIDEO_CLOCK)
-
-
-class OpusPacker:
-    """One Opus packet per RTP packet, timestamps at 48 kHz; no codec."""
-
-    def pack(self, frame: EncodedFrame) -> tuple[list[bytes], int]:
-        return [bytes(frame)], int(frame.pts * frame.time_base * 48000)
+    def stop(self) -> None:
+        super().stop()
+        self._ended.set()
 
 
 def prepare_sender(sender: RTCRtpSender, kind: Kind, track: ForwardedTrack, stream_id: str) -> None:
-    """Make an aiortc sender forward ``track`` as it is: a packer instead of an encoder,
-    keyframe requests passed on to the publisher, and the seat as the stream id."""
+    """Make an aiortc sender carry ``track``'s forwarded packets: its loop waits on the
+    track, `SlotSender` sends on its stream once the connection starts it, keyframe
+    requests go to the publisher, and the seat is the stream id."""
     if not hasattr(sender, "_stream_id"):
         raise RuntimeError("aiortc changed: RTCRtpSender has no _stream_id")
+    wire = SlotSender(sender, kind, on_ready=track.wire_ready)
+    track.bind(wire)
     sender.replaceTrack(track)
-    use_packer(sender, kind, track.request_keyframe)
+    start = sender.send
+
+    async def send(parameters: RTCRtpSendParameters) -> None:
+        wire.configure(parameters)
+        await start(parameters)
+
+    # setattr: methods and a private attribute, none typed as assignable
+    setattr(sender, "send", send)  # noqa: B010
+    setattr(sender, "_send_keyframe", track.request_keyframe)  # noqa: B010
     sender._stream_id = stream_id
-
-
-class NoRetransmissions(dict[int, RtpPacket]):
-    """A sender's retransmission history that keeps nothing. Opus is negotiated without
-    NACK, so an audio sender's 128 kept packets (with their header objects) are never
-    read, yet the garbage collector walks them: 27,000 objects at 12 rooms."""
-
-    def __setitem__(self, sequence: int, packet: RtpPacket) -> None:
-        return None
-
-
-def use_packer(sender: RTCRtpSender, kind: Kind, on_keyframe_request: Callable[[], None]) -> None:
-    """Let ``sender`` send encoded frames with no encoder; keyframe requests (PLI/FIR)
-    from its receiver go to ``on_keyframe_request``; audio keeps no retransmission
-    history."""
-    for attribute in ("_RTCRtpSender__encoder", "_RTCRtpSender__rtp_history"):
-        if not hasattr(sender, attribute):
-            raise RuntimeError(f"aiortc changed: RTCRtpSender has no {attribute}")
-    # setattr: private, name-mangled attributes and a method, none typed as assignable
-    packer = Vp8Packer() if kind is Kind.VIDEO else OpusPacker()
-    setattr(sender, "_RTCRtpSender__encoder", packer)  # noqa: B010
-    setattr(sender, "_send_keyframe", on_keyframe_request)  # noqa: B010
-    if kind is Kind.AUDIO:
-        setattr(sender, "_RTCRtpSender__rtp_history", NoRetransmissions())  # noqa: B010
 
 
 async def send_pli(receiver: RTCRtpReceiver) -> None:

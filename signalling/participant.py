@@ -31,8 +31,8 @@ from .candidates import offer_within_policy, remote_candidate
 from .errors import SdpError, TooManyCandidates
 from .forwarding import EncodedFrameTap, ForwardedTrack, Publication, prepare_sender, send_pli
 from .peer_connections import negotiate
-from .receivers import idle_receiver
-from .types import Kind, ParticipantId, RecordingSink, Seat
+from .receivers import idle_receiver, tap_packets
+from .types import Kind, NullSink, ParticipantId, RecordingSink, Seat
 
 MAX_SDP_BYTES = 32 * 1024
 # A browser trickles a few candidates per network interface (host, server-reflexive,
@@ -117,13 +117,14 @@ class Participant:
 
     @property
     def frames_received(self) -> int:
-        """Frames received so far on all the published tracks."""
-        return sum(publication.frames for publication in self.publications.values())
+        """Media received so far on all the published tracks, counted in packets: it grows
+        while media flows."""
+        return sum(publication.packets for publication in self.publications.values())
 
     def silence(self) -> float | None:
-        """Seconds since a frame last came on any published track; None before the first
+        """Seconds since a packet last came on any published track; None before the first
         (the connection may still be being set up)."""
-        times = [p.last_frame_at for p in self.publications.values()]
+        times = [p.last_packet_at for p in self.publications.values()]
         last = max((t for t in times if t is not None), default=None)
         return None if last is None else self._clock() - last
 
@@ -166,7 +167,12 @@ class Participant:
             request_keyframe=lambda: self._spawn(send_pli(receiver)),
             clock=self._clock,
         )
-        self.taps.append(EncodedFrameTap.install(receiver, kind, publication.deliver))
+        tap_packets(receiver, publication.deliver)
+        # Whole frames are assembled only for a recorder: forwarding needs none.
+        records = not isinstance(self._sink, NullSink)
+        self.taps.append(
+            EncodedFrameTap.install(receiver, kind, publication.record, assemble=records)
+        )
         self.publications[kind] = publication
 
     async def add_candidate(self, candidate: str, sdp_mid: str | None, index: int | None) -> None:

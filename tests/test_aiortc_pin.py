@@ -7,21 +7,33 @@ import asyncio
 import inspect
 from importlib.metadata import version
 
-from aioice.ice import StunProtocol
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, rtcrtpreceiver, rtcrtpsender
+from aioice.ice import Connection, StunProtocol
+from aiortc import (
+    RTCDtlsTransport,
+    RTCIceTransport,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    rtcrtpreceiver,
+    rtcrtpsender,
+)
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rate import RateCounter, RemoteBitrateEstimator
+from aiortc.rtcrtpreceiver import NackGenerator
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket, wrap_rtx
 
 from signalling import peer_connections
+from signalling.slot_sender import SENDER_REPORT_FIELDS, SentPacket
 
 PINNED = "1.16.0"
 
 
 def test_aiortc_is_the_pinned_version() -> None:
     assert version("aiortc") == PINNED, (
-        "aiortc changed: re-check signalling/forwarding.py against its new internals "
-        "(the receiver's decoder queue, jitter buffer and bitrate estimator, _send_rtcp_pli, "
-        "the sender's encoder slot, _send_keyframe, _stream_id) before moving the pin"
+        "aiortc changed: re-check signalling/forwarding.py, receivers.py and slot_sender.py "
+        "against its new internals (the receiver's NACK generator, decoder queue, jitter "
+        "buffer and bitrate estimator, _send_rtcp_pli; the sender's history, sender-report "
+        "fields, _send_keyframe, _stream_id; RTCDtlsTransport._send_rtp) before moving the pin"
     )
 
 
@@ -72,6 +84,11 @@ async def test_the_attributes_the_relay_replaces_exist() -> None:
         history = getattr(transceiver.sender, "_RTCRtpSender__rtp_history")  # noqa: B009
         assert type(history) is dict
         assert hasattr(transceiver.sender, "_stream_id")
+        for name in SENDER_REPORT_FIELDS:
+            assert isinstance(getattr(transceiver.sender, name), int)
+        nacks = getattr(transceiver.receiver, "_RTCRtpReceiver__nack_generator")  # noqa: B009
+        assert isinstance(nacks, NackGenerator)
+        assert hasattr(transceiver.sender.transport, "_send_rtp")
     finally:
         await pc.close()
         await asyncio.sleep(0)
@@ -95,3 +112,76 @@ def test_descriptions_start_the_setup_task_that_negotiate_watches() -> None:
         assert "asyncio.ensure_future(self.__connect())" in inspect.getsource(step)
     setup = getattr(RTCPeerConnection, "_RTCPeerConnection__connect")  # noqa: B009
     assert setup.__qualname__ == peer_connections.SETUP_TASK
+
+
+def test_the_receiver_hands_each_unwrapped_packet_to_its_nack_generator_first() -> None:
+    """`receivers.tap_packets` forwards from the NACK generator's ``add``: it must see
+    every packet of a known codec, after RTX unwrapping and before depacketizing, on
+    audio receivers (which have none) too."""
+    source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    unwrap = source.index("packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)")
+    tap = source.index(
+        "if self.__nack_generator is not None and self.__nack_generator.add(packet):"
+    )
+    depayload = source.index("packet._data = depayload(codec, packet.payload)")
+    assert source.index("if codec is None:") < unwrap < tap < depayload
+    assert "sorted(self.__nack_generator.missing)" in source
+    init = inspect.getsource(RTCRtpReceiver.__init__)
+    assert "self.__nack_generator = None" in init
+    assert "self.__nack_generator = NackGenerator()" in init
+    assert {"add", "missing"} <= set(vars(NackGenerator)) | set(vars(NackGenerator()))
+
+
+def test_a_sender_is_started_only_on_a_connected_transport() -> None:
+    """`forwarding.prepare_sender` learns the negotiated stream from ``sender.send`` and
+    starts forwarding then, taking the transport to be connected."""
+    connect = inspect.getsource(getattr(RTCPeerConnection, "_RTCPeerConnection__connect"))  # noqa: B009
+    assert 'if dtlsTransport.state == "connected":' in connect
+    assert "await transceiver.sender.send(self.__localRtp(transceiver))" in connect
+    assert connect.index('if dtlsTransport.state == "connected":') < connect.index(
+        "transceiver.sender.send("
+    )
+
+
+def test_sender_reports_read_the_fields_the_slot_sender_updates() -> None:
+    source = inspect.getsource(RTCRtpSender._run_rtcp)
+    for line in (
+        "ntp_timestamp=self.__ntp_timestamp,",
+        "rtp_timestamp=self.__rtp_timestamp,",
+        "packet_count=self.__packet_count & 0xFFFFFFFF,",
+        "octet_count=self.__octet_count & 0xFFFFFFFF,",
+    ):
+        assert line in source
+    assert [name.rsplit("__", 1)[1] for name in SENDER_REPORT_FIELDS] == [
+        "ntp_timestamp",
+        "rtp_timestamp",
+        "octet_count",
+        "packet_count",
+    ]
+
+
+def test_a_retransmission_is_built_from_a_sent_packet_as_from_aiortcs_own() -> None:
+    source = inspect.getsource(RTCRtpSender._retransmit)
+    assert "packet = self.__rtp_history.get(sequence_number % RTP_HISTORY_SIZE)" in source
+    assert "if packet and packet.sequence_number == sequence_number:" in source
+    assert "packet = wrap_rtx(" in source
+    assert "packet_bytes = packet.serialize(self.__rtp_header_extensions_map)" in source
+    sent = SentPacket(4321, 1, 90000, b"payload", RtpPacket().extensions, b"wire bytes")
+    rtx = wrap_rtx(sent, payload_type=98, sequence_number=7, ssrc=55)  # type: ignore[arg-type]
+    parsed = RtpPacket.parse(rtx.serialize(HeaderExtensionsMap()))
+    assert (parsed.payload, parsed.timestamp, parsed.marker) == (b"\x10\xe1payload", 90000, 1)
+    assert sent.serialize(None) == b"wire bytes"
+
+
+def test_sending_rtp_never_waits_on_the_way_to_the_socket() -> None:
+    """`slot_sender.SlotSender` runs ``RTCDtlsTransport._send_rtp`` by one step of its
+    coroutine: every await on the way must be a coroutine that ends in a plain
+    ``sendto``."""
+    assert "await self.transport._send(data)" in inspect.getsource(RTCDtlsTransport._send_rtp)
+    assert "self._send = self._connection.send" in inspect.getsource(RTCIceTransport.__init__)
+    assert "await self.sendto(data, 1)" in inspect.getsource(Connection.send)
+    assert "await active_pair.protocol.send_data(data, active_pair.remote_addr)" in (
+        inspect.getsource(Connection.sendto)
+    )
+    assert inspect.iscoroutinefunction(StunProtocol.send_data)
+    assert "self.transport.sendto(data, addr)" in inspect.getsource(StunProtocol.send_data)

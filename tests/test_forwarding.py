@@ -7,11 +7,12 @@ import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiortc import rtcrtpreceiver, rtcrtpsender
+from aiortc.codecs.vpx import VpxPayloadDescriptor
+from aiortc.rtp import RtpPacket
 
 from signalling.forwarding import (
     KEYFRAME_REQUEST_INTERVAL,
@@ -23,7 +24,8 @@ from signalling.forwarding import (
 from signalling.frame_assembly import AudioPassThrough, VideoFrameAssembler
 from signalling.interview import InterviewRoom
 from signalling.rooms import Rooms
-from signalling.types import EncodedFrame, Kind, NullSink, RoomId, Seat
+from signalling.slot_sender import SlotSender
+from signalling.types import Kind, NullSink, RoomId, Seat
 
 from .media import TONE_HZ, MemorySink, SyntheticParticipant, wait_for
 
@@ -191,6 +193,31 @@ async def test_a_seat_dropped_past_the_grace_period_is_released(call: Call) -> N
         await room.close()
 
 
+class SentLog:
+    """Stands in for a slot's `SlotSender`: keeps what it was asked to send."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, int, bytes]] = []
+
+    def send(self, marker: int, sequence: int, timestamp: int, payload: bytes, ntp: int) -> bool:
+        self.sent.append((sequence, timestamp, payload))
+        return True
+
+
+def _slot(seat: Seat) -> tuple[ForwardedTrack, SentLog]:
+    track, log = ForwardedTrack(seat, Kind.VIDEO), SentLog()
+    track.bind(cast(SlotSender, log))
+    track.wire_ready()
+    return track, log
+
+
+def _packet(n: int, keyframe: bool) -> RtpPacket:
+    """The only packet of picture ``n``, as aiortc's VP8 packetizer sends it."""
+    header = b"\x10\x02\x00\x9d\x01\x2a" if keyframe else b"\x11\x02\x00"
+    payload = bytes(VpxPayloadDescriptor(1, 0, picture_id=n)) + header
+    return RtpPacket(96, 1, 1000 + n, 3000 * n, 1234, payload)
+
+
 async def test_keyframe_requests_after_losses_are_spaced_out_but_never_lost() -> None:
     sent: list[float] = []
     loop = asyncio.get_running_loop()
@@ -198,7 +225,7 @@ async def test_keyframe_requests_after_losses_are_spaced_out_but_never_lost() ->
     publication.request_keyframe()
     publication.request_keyframe()  # before the keyframe came: it will serve both
     assert len(sent) == 1
-    publication.deliver(_frame(0, keyframe=True))
+    publication.deliver(_packet(0, keyframe=True))
     publication.request_keyframe()  # a subscriber's PLI just after it: deferred, not dropped
     publication.request_keyframe()  # and another: still one deferred request
     assert len(sent) == 1
@@ -215,47 +242,51 @@ async def test_a_new_subscriber_just_after_a_keyframe_asks_for_one_at_once() -> 
     publication.subscribe(ForwardedTrack(Seat.CBSA, Kind.VIDEO))
     publication.subscribe(ForwardedTrack(Seat.CBSA, Kind.VIDEO))  # its keyframe is on its way
     assert len(sent) == 1
-    publication.deliver(_frame(0, keyframe=True))
+    publication.deliver(_packet(0, keyframe=True))
     publication.request_keyframe()  # a loss just after: deferred...
-    late = ForwardedTrack(Seat.CBSA, Kind.VIDEO)
+    late, log = _slot(Seat.CBSA)
     publication.subscribe(late)  # ...but a newcomer that missed the keyframe asks now
     assert len(sent) == 2
     await asyncio.sleep(KEYFRAME_REQUEST_INTERVAL + 0.1)
     assert len(sent) == 2  # and its keyframe serves the deferred request too
-    publication.deliver(_frame(1, keyframe=True))
-    assert (await late.recv()).pts == 1
+    publication.deliver(_packet(1, keyframe=True))
+    assert [payload for _, _, payload in log.sent] == [_packet(1, keyframe=True).payload]
     publication.close()
-
-
-def _frame(n: int, keyframe: bool) -> EncodedFrame:
-    return EncodedFrame(bytes([0 if keyframe else 1, n % 256]), n, Fraction(1, 90000), keyframe)
 
 
 async def test_a_new_subscriber_gets_nothing_until_a_keyframe() -> None:
     asked: list[int] = []
     publication = Publication(Seat.CBP, Kind.VIDEO, NullSink(), lambda: asked.append(1))
-    track = ForwardedTrack(Seat.CBP, Kind.VIDEO)
+    track, log = _slot(Seat.CBP)
     publication.subscribe(track)
     assert asked == [1]  # attaching asks the publisher for a keyframe
     for n in range(3):
-        publication.deliver(_frame(n, keyframe=False))
-    publication.deliver(_frame(3, keyframe=True))
-    publication.deliver(_frame(4, keyframe=False))
-    assert (await track.recv()).pts == 3
-    assert (await track.recv()).pts == 4
+        publication.deliver(_packet(n, keyframe=False))
+    publication.deliver(_packet(3, keyframe=True))
+    publication.deliver(_packet(4, keyframe=False))
+    assert [payload for _, _, payload in log.sent] == [
+        _packet(3, keyframe=True).payload,
+        _packet(4, keyframe=False).payload,
+    ]
+    assert [sequence for sequence, _, _ in log.sent][1] == (log.sent[0][0] + 1) & 0xFFFF
     assert track.dropped == 3
+    assert publication.packets == 5
 
 
-async def test_a_subscriber_that_falls_behind_restarts_from_a_keyframe() -> None:
-    publication = Publication(Seat.CBP, Kind.VIDEO, NullSink(), lambda: None)
-    track = ForwardedTrack(Seat.CBP, Kind.VIDEO)
+async def test_a_slot_forwards_nothing_before_its_connection_can_carry_it() -> None:
+    asked: list[int] = []
+    publication = Publication(Seat.CBP, Kind.VIDEO, NullSink(), lambda: asked.append(1))
+    track, log = ForwardedTrack(Seat.CBP, Kind.VIDEO), SentLog()
+    track.bind(cast(SlotSender, log))
     publication.subscribe(track)
-    publication.deliver(_frame(0, keyframe=True))
-    for n in range(1, 200):  # nobody reads: the bounded queue overflows
-        publication.deliver(_frame(n, keyframe=False))
-    publication.deliver(_frame(200, keyframe=True))
-    assert (await track.recv()).pts == 200
-    assert track.dropped > 100
+    publication.deliver(_packet(0, keyframe=True))  # lost on a connection not yet up
+    assert log.sent == []
+    publication.deliver(_packet(1, keyframe=True))  # a keyframe served the newcomer
+    track.wire_ready()  # the connection is up: a keyframe is asked for at once
+    assert len(asked) == 2
+    publication.deliver(_packet(2, keyframe=False))
+    publication.deliver(_packet(3, keyframe=True))
+    assert [payload for _, _, payload in log.sent] == [_packet(3, keyframe=True).payload]
 
 
 def test_vp8_keyframes_are_recognised_from_the_frame_tag() -> None:
