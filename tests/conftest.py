@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+import uvloop
 from aiohttp.test_utils import TestServer
 
 from recordings.keys import Identity, write_identity_file
@@ -14,6 +16,13 @@ from signalling.address_policy import EVERY_NETWORK
 
 from .audit_scene import AuditScene, audit_scene
 from .fakes import FakeClock, World, fast_passwords
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Tests run on the loop the servers run on by default (`server.serving.loop_factory`)."""
+    return {"uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture

@@ -68,6 +68,10 @@ class Capture(logging.Handler):
         return [self.format(r) for r in self.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
+# Logged at DEBUG by a test to show that its log is at that level.
+LEVEL_PROBE = "the log is at DEBUG"
+
+
 @pytest.fixture
 def debug_log() -> Iterator[Capture]:
     """The log as `nexus-interview --log-level DEBUG` sets it up; restored afterwards."""
@@ -191,6 +195,7 @@ def test_every_route_with_a_token_in_its_path_is_redacted_in_the_access_log() ->
 async def test_database_writes_at_debug_never_log_their_parameters(
     settings: Settings, debug_log: Capture
 ) -> None:
+    logging.getLogger("server.store").debug(LEVEL_PROBE)
     secret = f"Secret-{secrets.token_hex(8)}"
     store = await Store(settings.database_path).open()
     try:
@@ -204,7 +209,7 @@ async def test_database_writes_at_debug_never_log_their_parameters(
     assert account is not None
 
     text = debug_log.text
-    assert "DEBUG" in text  # the level is on: something was logged at it
+    assert f"DEBUG server.store: {LEVEL_PROBE}" in text  # the level is on
     for value in (secret, account.password_hash.reveal(), enrolment.totp_secret.reveal()):
         assert value not in text
     assert debug_log.problems() == []
@@ -366,6 +371,7 @@ async def served_world(
 async def test_a_whole_interview_at_debug_logs_none_of_the_secrets_it_made(
     served_world: tuple[SecretKeepingWorld, dict[str, Path]], tmp_path: Path, debug_log: Capture
 ) -> None:
+    logging.getLogger("server").debug(LEVEL_PROBE)
     world, keys = served_world
     async with audit_scene(world, keys, tmp_path) as scene:
         console, status = await sign_in(scene, scene.auditor)
@@ -387,7 +393,7 @@ async def test_a_whole_interview_at_debug_logs_none_of_the_secrets_it_made(
     assert sum(name.startswith("nexus_session cookie") for name in secrets_made) >= 3
     assert sum(name.startswith("nexus_audit cookie") for name in secrets_made) == 1
     log = debug_log.text
-    assert "DEBUG" in log  # the level was on
+    assert f"DEBUG server: {LEVEL_PROBE}" in log  # the level was on
     leaked = [name for name, value in secrets_made.items() if value in log]
     assert leaked == []
     assert '"POST /i/<redacted>"' in log  # the link was used, and its use logged
