@@ -26,7 +26,6 @@ import json
 import logging
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,9 @@ from av.packet import Packet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from native_load import LOADGEN, ROOT, cpu_seconds, free_port, wait_until_listening
+import generator_run
+from generator_run import LOADGEN, ROOT, Measurement
+from native_load import free_port, wait_until_listening
 
 from signalling.peer_connections import negotiate
 from signalling.types import Seat
@@ -340,35 +341,10 @@ def config(url: str, rooms: int, seconds: float, warmup: float = 3) -> dict[str,
     }
 
 
-def measure(
-    rooms: int, seconds: float, loadgen: Path = LOADGEN, report: Path | None = None
-) -> float | None:
-    """Play ``rooms`` rooms on a fresh relay server, echo the generator's report (and
-    have it written as JSON to ``report``), and return the server's CPU-seconds per
-    second over the measuring window (None if the generator never reached it)."""
-    options = ["-json", str(report)] if report else []
+def measure(rooms: int, seconds: float, loadgen: Path = LOADGEN) -> Measurement:
+    """Play ``rooms`` rooms on a fresh relay server through the generator."""
     with start() as server:
-        generator = subprocess.Popen(
-            [str(loadgen), "-clip-dir", str(loadgen.parent), *options],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            cwd=ROOT,
-            text=True,
-        )
-        assert generator.stdin is not None
-        assert generator.stdout is not None
-        generator.stdin.write(json.dumps(config(server.url, rooms, seconds)))
-        generator.stdin.close()
-        window: list[tuple[float, float]] = []
-        for line in generator.stdout:
-            if line.startswith(("measuring", "measured")):
-                window.append((time.monotonic(), cpu_seconds(server.pid)))
-            print(line, end="", flush=True)
-        generator.wait()
-    if len(window) != 2:
-        return None
-    (t0, c0), (t1, c1) = window
-    return (c1 - c0) / (t1 - t0)
+        return generator_run.run(config(server.url, rooms, seconds), server.pid, loadgen)
 
 
 def main() -> None:
@@ -388,15 +364,7 @@ def main() -> None:
         parser.error(f"{args.loadgen} is missing: build it with `make loadgen`")
     for rooms in args.rooms:
         print(f"== {rooms} stock aiortc relay room(s), {args.seconds:.0f} s", flush=True)
-        cpu = measure(rooms, args.seconds, args.loadgen)
-        if cpu is None:
-            print("relay server CPU: the generator never measured", flush=True)
-        else:
-            print(
-                f"relay server CPU: {cpu:.3f} CPU-s/s, {cpu / rooms:.3f} per room "
-                f"({rooms} rooms, {3 * rooms} participants)",
-                flush=True,
-            )
+        measure(rooms, args.seconds, args.loadgen)
 
 
 if __name__ == "__main__":

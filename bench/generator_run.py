@@ -1,0 +1,132 @@
+"""One run of the native load generator (bench/loadgen, built by ``make loadgen``) against
+a server process: the generator's report, and the server's CPU and memory over the
+generator's measuring window (which it marks with a "measuring" and a "measured" line).
+
+bench/native_load.py (this project's server), bench/janus_server.py (Janus's VideoRoom)
+and bench/relay_server.py (stock aiortc MediaRelay) each build the generator's input for
+their server and measure through `run`; bench/capacity.py puts them side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+LOADGEN = ROOT / "build" / "loadgen" / "loadgen"
+# What a room must hold for every forwarded video track over the measuring window.
+MIN_FPS = 28.0
+MAX_DELAY_P95_MS = 50.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds ``pid`` has used (all its threads)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def resident_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@dataclass(frozen=True)
+class Measurement:
+    rooms: int
+    status: int  # the generator's: 0 when every forwarded track arrived
+    report: dict[str, Any]  # the generator's -json report
+    cpu_per_second: float | None  # the server's over the window; None: never measured
+    resident: int  # the server's RSS at the window's end, bytes
+    idle: int  # the server's RSS before the generator joined anyone, bytes
+
+    @property
+    def video(self) -> list[dict[str, Any]]:
+        return [t for t in self.report.get("tracks") or [] if t["kind"] == "video"]
+
+    @property
+    def cpu_per_room(self) -> float | None:
+        return None if self.cpu_per_second is None else self.cpu_per_second / self.rooms
+
+    @property
+    def mib_per_room(self) -> float:
+        return (self.resident - self.idle) / 2**20 / self.rooms
+
+    @property
+    def min_fps(self) -> float:
+        return min((t["fps"] for t in self.video), default=0.0)
+
+    def delay_ms(self, percentile: str) -> float | None:
+        """The worst track's delay at ``percentile`` ("p50", "p95"); None when the
+        server re-encodes (no marker to time)."""
+        delays = [t[f"delay_{percentile}_ms"] for t in self.video]
+        if not delays or min(delays) < 0:
+            return None
+        return float(max(delays))
+
+    @property
+    def held(self) -> bool:
+        """Every forwarded track arrived and every video track kept ``MIN_FPS``, with a
+        server-added delay p95 within ``MAX_DELAY_P95_MS`` where it can be timed."""
+        if self.status != 0 or len(self.video) != 6 * self.rooms:
+            return False
+        p95 = self.delay_ms("p95")
+        return self.min_fps >= MIN_FPS and (p95 is None or p95 <= MAX_DELAY_P95_MS)
+
+
+def run(
+    config: dict[str, Any],
+    server_pid: int,
+    loadgen: Path = LOADGEN,
+    options: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+) -> Measurement:
+    """Pipe ``config`` to the generator, echo its output, and measure ``server_pid`` over
+    its window. Blocks: from async code, run it in a thread."""
+    rooms = 1 + max((p["room"] for p in config["participants"]), default=0)
+    idle = resident_bytes(server_pid)
+    with tempfile.TemporaryDirectory(prefix="loadgen-") as directory:
+        report_path = Path(directory) / "report.json"
+        generator = subprocess.Popen(
+            [str(loadgen), "-clip-dir", str(loadgen.parent), "-json", str(report_path), *options],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=env,
+        )
+        assert generator.stdin is not None
+        assert generator.stdout is not None
+        generator.stdin.write(json.dumps(config))
+        generator.stdin.close()
+        window: list[tuple[float, float]] = []
+        resident = idle
+        for raw in generator.stdout:
+            line = raw.rstrip()
+            if line.startswith(("measuring", "measured")):
+                window.append((time.monotonic(), cpu_seconds(server_pid)))
+                resident = resident_bytes(server_pid)
+            print(line, flush=True)
+        status = generator.wait()
+        report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    cpu = None
+    if len(window) == 2:
+        (t0, c0), (t1, c1) = window
+        cpu = (c1 - c0) / (t1 - t0)
+        print(
+            f"server CPU: {cpu:.3f} CPU-s/s, {cpu / rooms:.3f} per room; RSS "
+            f"{resident / 2**20:.1f} MiB, {(resident - idle) / 2**20 / rooms:.1f} MiB per room "
+            f"over idle ({rooms} rooms, {3 * rooms} participants)",
+            flush=True,
+        )
+    return Measurement(rooms, status, report, cpu, resident, idle)
