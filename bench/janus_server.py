@@ -78,6 +78,7 @@ def configuration(folder: Path, port: int, ice_address: str) -> None:
     log_to_stdout = false
     log_to_file = "{folder / "janus.log"}"
     debug_level = 3
+    debug_colors = false
     # Two shared event loops instead of a thread per handle: cheaper, and closer to one
     # process per core.
     event_loops = 2
