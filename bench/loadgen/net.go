@@ -35,9 +35,61 @@ const (
 )
 
 // gate is opened once per turn of the clock; readers wait on the channel of the turn.
+//
+// It also batches sends: between hold and release (a video frame's packets) the sockets
+// queue what pion writes, and release sends each socket's queue with UDP GSO: a run of
+// equal-size datagrams (and a shorter last one) in one sendmsg with UDP_SEGMENT, which
+// the kernel takes through its stack once and splits at the receiving socket, so the
+// server still receives one datagram per packet. A kernel without it (the first failing
+// sendmsg) gets them one by one.
 type gate struct {
-	mu sync.Mutex
-	ch chan struct{}
+	mu      sync.Mutex
+	ch      chan struct{}
+	holding bool
+	queued  []*turnConn
+	noGSO   bool
+}
+
+// hold starts queueing what the sockets send; release sends it.
+func (g *gate) hold() {
+	g.mu.Lock()
+	g.holding = true
+	g.mu.Unlock()
+}
+
+func (g *gate) release() {
+	g.mu.Lock()
+	g.holding = false
+	queued := g.queued
+	g.queued = g.queued[:0]
+	noGSO := g.noGSO
+	g.mu.Unlock()
+	for _, c := range queued {
+		if !c.sendQueue(!noGSO) {
+			g.mu.Lock()
+			g.noGSO = true
+			g.mu.Unlock()
+		}
+	}
+}
+
+// queue keeps b for release if the gate is held.
+func (g *gate) queue(c *turnConn, b []byte, to *net.UDPAddr) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.holding {
+		return false
+	}
+	if len(c.queue) > 0 && c.queueTo != to {
+		return false // one destination per queue; this one goes now
+	}
+	if len(c.queue) == 0 {
+		c.queueTo = to
+		g.queued = append(g.queued, c)
+	}
+	c.queue = append(c.queue, b...)
+	c.sizes = append(c.sizes, len(b))
+	return true
 }
 
 func newGate() *gate { return &gate{ch: make(chan struct{})} }
@@ -181,6 +233,12 @@ type turnConn struct {
 	writeMu sync.Mutex
 	to      *net.UDPAddr // the last destination and its socket address
 	toRaw   syscall.RawSockaddrInet4
+
+	// What the gate holds (guarded by the gate's lock while held): datagrams end to end.
+	queue   []byte
+	sizes   []int
+	queueTo *net.UDPAddr
+	control [24]byte // one UDP_SEGMENT control message
 }
 
 var errUnsupported = errors.New("loadgen sockets: not supported")
@@ -250,6 +308,9 @@ func (c *turnConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if !ok || to.IP.To4() == nil {
 		return 0, errUnsupported
 	}
+	if c.gate.queue(c, b, to) {
+		return len(b), nil
+	}
 	c.lock.RLock()
 	defer c.lock.RUnlock()
 	if c.closed {
@@ -257,6 +318,12 @@ func (c *turnConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	}
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
+	return c.send(b, to, 0)
+}
+
+// send sends b to to, in segments of segment bytes if segment > 0 (UDP GSO). The caller
+// holds c.lock for reading and c.writeMu.
+func (c *turnConn) send(b []byte, to *net.UDPAddr, segment int) (int, error) {
 	if c.to != to {
 		c.to = to
 		c.toRaw = syscall.RawSockaddrInet4{Family: syscall.AF_INET, Port: uint16(to.Port>>8) | uint16(to.Port&0xff)<<8}
@@ -265,10 +332,31 @@ func (c *turnConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
+	var msg syscall.Msghdr
+	var iov syscall.Iovec
+	if segment > 0 {
+		iov.Base = &b[0]
+		iov.SetLen(len(b))
+		msg.Name = (*byte)(unsafe.Pointer(&c.toRaw))
+		msg.Namelen = syscall.SizeofSockaddrInet4
+		msg.Iov = &iov
+		msg.Iovlen = 1
+		binary.LittleEndian.PutUint64(c.control[0:], 16+2) // cmsg_len
+		binary.LittleEndian.PutUint32(c.control[8:], solUDP)
+		binary.LittleEndian.PutUint32(c.control[12:], udpSegment)
+		binary.LittleEndian.PutUint16(c.control[16:], uint16(segment))
+		msg.Control = &c.control[0]
+		msg.SetControllen(len(c.control))
+	}
 	// The socket never blocks; a full send buffer (rare on loopback) is waited out briefly.
 	for attempt := 0; ; attempt++ {
-		_, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(c.fd), uintptr(unsafe.Pointer(&b[0])),
-			uintptr(len(b)), 0, uintptr(unsafe.Pointer(&c.toRaw)), syscall.SizeofSockaddrInet4)
+		var errno syscall.Errno
+		if segment > 0 {
+			_, _, errno = syscall.RawSyscall(syscall.SYS_SENDMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&msg)), 0)
+		} else {
+			_, _, errno = syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(c.fd), uintptr(unsafe.Pointer(&b[0])),
+				uintptr(len(b)), 0, uintptr(unsafe.Pointer(&c.toRaw)), syscall.SizeofSockaddrInet4)
+		}
 		switch {
 		case errno == 0:
 			return len(b), nil
@@ -279,6 +367,52 @@ func (c *turnConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 			return 0, errno
 		}
 	}
+}
+
+const (
+	solUDP      = 17  // SOL_UDP
+	udpSegment  = 103 // UDP_SEGMENT
+	maxSegments = 64  // what every kernel with UDP GSO takes in one send
+	maxGSOBytes = 60000
+)
+
+// sendQueue sends what the gate held, runs of equal-size datagrams (the last of a run may
+// be shorter) each in one GSO send if gso; false if the kernel refused GSO (the run was
+// sent one by one then).
+func (c *turnConn) sendQueue(gso bool) bool {
+	c.lock.RLock()
+	defer c.lock.RUnlock()
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	defer func() { c.queue, c.sizes = c.queue[:0], c.sizes[:0] }()
+	if c.closed {
+		return true
+	}
+	ok := true
+	for i, offset := 0, 0; i < len(c.sizes); {
+		size, j, total := c.sizes[i], i+1, c.sizes[i]
+		for j < len(c.sizes) && j-i < maxSegments && total+c.sizes[j] <= maxGSOBytes && c.sizes[j] <= size {
+			total += c.sizes[j]
+			j++
+			if c.sizes[j-1] < size {
+				break // a shorter datagram ends the run
+			}
+		}
+		run := c.queue[offset : offset+total]
+		sent := false
+		if gso && j-i > 1 {
+			_, err := c.send(run, c.queueTo, size)
+			if sent = err == nil; !sent {
+				gso, ok = false, false
+			}
+		}
+		for k, at := i, offset; !sent && k < j; k++ {
+			_, _ = c.send(c.queue[at:at+c.sizes[k]], c.queueTo, 0)
+			at += c.sizes[k]
+		}
+		i, offset = j, offset+total
+	}
+	return ok
 }
 
 func (c *turnConn) Close() error {

@@ -332,6 +332,8 @@ func (p *participant) videoSender(track *webrtc.TrackLocalStaticRTP) func() bool
 		m := marker{uint16(p.spec.Room), seatIndex[p.spec.Seat], counter, time.Now().UnixMicro()}
 		frame = m.appendTo(append(frame[:0], p.clip.video[index]...))
 		index = (index + 1) % len(p.clip.video)
+		p.clock.gate.hold() // the frame's packets leave together (net.go)
+		defer p.clock.gate.release()
 		for start := 0; start < len(frame); start += vp8Fragment {
 			end := start + vp8Fragment
 			if end > len(frame) {
