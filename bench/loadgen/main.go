@@ -204,7 +204,11 @@ func main() {
 }
 
 func run(cfg config, c *clip, jsonOut string, turn time.Duration) error {
-	senders, arrived := &clock{gate: newGate()}, &arrivals{}
+	turns, err := newGate()
+	if err != nil {
+		return err
+	}
+	senders, arrived := &clock{gate: turns}, &arrivals{}
 	api, err := newAPI(senders.gate, arrived)
 	if err != nil {
 		return err

@@ -18,8 +18,9 @@ import (
 // datagram the server sends (a few thousand a second at a handful of rooms), and those
 // wake-ups, not the packets' work, were most of what the generator cost. So the
 // sockets here are plain non-blocking sockets outside the poller: each turn of the
-// clock opens a gate, and each socket's reader then takes everything that came since
-// (recvmmsg), hands it to pion one datagram at a time, and waits for the next turn. A
+// clock opens a gate, and the reader of each socket that has something waiting then takes
+// everything that came since (recvmmsg), hands it to pion one datagram at a time, and
+// sleeps until a turn finds more. A
 // packet may wait up to one turn (pacerInterval) before pion sees it; the delays the
 // generator reports are taken from the kernel's receive timestamp (SO_TIMESTAMPNS), so
 // the wait is not counted against the server.
@@ -34,7 +35,8 @@ const (
 	controlSize   = 64   // room for one SCM_TIMESTAMPNS
 )
 
-// gate is opened once per turn of the clock; readers wait on the channel of the turn.
+// gate is opened once per turn of the clock: it tells the reader of each socket that has
+// datagrams waiting, and the others sleep on.
 //
 // It also batches sends: between hold and release (a video frame's packets) the sockets
 // queue what pion writes, and release sends each socket's queue with UDP GSO: a run of
@@ -44,7 +46,9 @@ const (
 // sendmsg) gets them one by one.
 type gate struct {
 	mu      sync.Mutex
-	ch      chan struct{}
+	epoll   int // an epoll instance of our own, outside Go's poller, never waited on
+	conns   map[int32]*turnConn
+	events  []syscall.EpollEvent
 	holding bool
 	queued  []*turnConn
 	noGSO   bool
@@ -92,19 +96,47 @@ func (g *gate) queue(c *turnConn, b []byte, to *net.UDPAddr) bool {
 	return true
 }
 
-func newGate() *gate { return &gate{ch: make(chan struct{})} }
-
-func (g *gate) next() <-chan struct{} {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.ch
+func newGate() (*gate, error) {
+	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	return &gate{epoll: fd, conns: map[int32]*turnConn{}, events: make([]syscall.EpollEvent, 256)}, nil
 }
 
+// watch adds c's socket to the sockets the gate looks at each turn.
+func (g *gate) watch(c *turnConn) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.conns[int32(c.fd)] = c
+	event := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(c.fd)}
+	return syscall.EpollCtl(g.epoll, syscall.EPOLL_CTL_ADD, c.fd, &event)
+}
+
+func (g *gate) forget(c *turnConn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_ = syscall.EpollCtl(g.epoll, syscall.EPOLL_CTL_DEL, c.fd, nil)
+	delete(g.conns, int32(c.fd))
+}
+
+// open tells the reader of every socket that has datagrams waiting (one epoll_wait that
+// does not block, level-triggered: a socket not yet emptied is told again next turn).
 func (g *gate) open() {
 	g.mu.Lock()
-	close(g.ch)
-	g.ch = make(chan struct{})
-	g.mu.Unlock()
+	defer g.mu.Unlock()
+	n, err := syscall.EpollWait(g.epoll, g.events, 0)
+	if err != nil {
+		return // EINTR: next turn
+	}
+	for _, event := range g.events[:n] {
+		if c := g.conns[event.Fd]; c != nil {
+			select {
+			case c.ready <- struct{}{}:
+			default: // already told
+			}
+		}
+	}
 }
 
 // arrivals holds the kernel's receive time of recent RTP packets that end a frame (marker
@@ -192,7 +224,11 @@ func (n turnNet) ListenUDP(network string, local *net.UDPAddr) (transport.UDPCon
 		return nil, err
 	}
 	c := &turnConn{fd: fd, gate: n.gate, arrivals: n.arrivals, closing: make(chan struct{}),
-		local: &net.UDPAddr{IP: ip, Port: bound.(*syscall.SockaddrInet4).Port}}
+		ready: make(chan struct{}, 1), local: &net.UDPAddr{IP: ip, Port: bound.(*syscall.SockaddrInet4).Port}}
+	if err := n.gate.watch(c); err != nil {
+		_ = syscall.Close(fd)
+		return nil, err
+	}
 	for i := range c.msgs {
 		c.msgs[i].hdr.Name = (*byte)(unsafe.Pointer(&c.names[i]))
 		c.msgs[i].hdr.Iov = &c.iovs[i]
@@ -219,6 +255,7 @@ type turnConn struct {
 	lock     sync.RWMutex // read-held around each system call, write-held to close
 	closed   bool
 	closing  chan struct{}
+	ready    chan struct{} // the gate found datagrams waiting
 
 	// What the reader took in its last recvmmsg, handed out one at a time.
 	msgs     [batchSize]mmsghdr
@@ -266,7 +303,6 @@ func (c *turnConn) receive() (int, error) {
 
 func (c *turnConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for c.next >= c.taken {
-		turn := c.gate.next() // before reading, so a turn between the two is not missed
 		n, err := c.receive()
 		if err != nil {
 			return 0, nil, err
@@ -276,7 +312,7 @@ func (c *turnConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			break
 		}
 		select {
-		case <-turn:
+		case <-c.ready:
 		case <-c.closing:
 			return 0, nil, net.ErrClosed
 		}
@@ -423,6 +459,7 @@ func (c *turnConn) Close() error {
 	}
 	c.closed = true
 	close(c.closing)
+	c.gate.forget(c)
 	return syscall.Close(c.fd)
 }
 
