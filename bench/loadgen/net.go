@@ -265,6 +265,7 @@ type turnConn struct {
 	bufs     [batchSize][datagramSize]byte
 	taken    int
 	next     int
+	drained  bool         // the last recvmmsg found fewer datagrams than it could take
 	from     *net.UDPAddr // the last sender, reused while it does not change
 
 	writeMu sync.Mutex
@@ -303,19 +304,20 @@ func (c *turnConn) receive() (int, error) {
 
 func (c *turnConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for c.next >= c.taken {
+		// A batch that did not fill up emptied the socket: wait for the gate to find more
+		// rather than ask the kernel again only to hear EAGAIN.
+		if c.drained {
+			select {
+			case <-c.ready:
+			case <-c.closing:
+				return 0, nil, net.ErrClosed
+			}
+		}
 		n, err := c.receive()
 		if err != nil {
 			return 0, nil, err
 		}
-		if n > 0 {
-			c.taken, c.next = n, 0
-			break
-		}
-		select {
-		case <-c.ready:
-		case <-c.closing:
-			return 0, nil, net.ErrClosed
-		}
+		c.taken, c.next, c.drained = n, 0, n < batchSize
 	}
 	i := c.next
 	c.next++
