@@ -5,7 +5,8 @@ sender's encode-and-packetize loop.
 payload type, the spliced sequence number and timestamp, and the header extensions aiortc's
 sender writes: abs-send-time for the browser's bandwidth estimate and the mid for BUNDLE,
 under the ids negotiated with this subscriber), keeps the payload as the publisher sent it,
-and hands the bytes to the connection's DTLS transport at once, with no task per packet.
+and sends the bytes as the connection's DTLS transport does, at once, with no task or
+coroutine per packet.
 It keeps what the sender itself keeps for its RTCP: its retransmission history, under the
 outgoing sequence number, so the sender answers a subscriber's NACK (with RTX when
 negotiated), and the packet and octet counts and the RTP/NTP timestamp pair of its sender
@@ -14,8 +15,9 @@ reports.
 aiortc internals used (pinned; `tests/test_aiortc_pin.py` fails loudly if they change):
 ``RTCRtpSender._RTCRtpSender__rtp_history``, the sender-report fields
 ``_RTCRtpSender__ntp_timestamp``, ``__rtp_timestamp``, ``__octet_count`` and
-``__packet_count``, and ``RTCDtlsTransport._send_rtp``, a coroutine that never suspends,
-driven here by hand.
+``__packet_count``; what ``RTCDtlsTransport._send_rtp`` uses (``_state``, ``_tx_srtp``,
+``__tx_bytes``, ``__tx_packets``, ``transport._connection``) and aioice's
+``Connection._nominated`` pairs with their ``protocol.transport`` and ``remote_addr``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from aiortc import RTCRtpSender
+from aiortc.rtcdtlstransport import State
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions
 from pylibsrtp import Error as SrtpError
@@ -38,12 +41,21 @@ HALF_SEQUENCE_SPACE = 0x8000
 MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 ONE_BYTE_HEADER_PROFILE = 0xBEDE  # RFC 8285 section 4.2
+ICE_COMPONENT = 1  # RTP and RTCP share the first component (rtcp-mux)
 HISTORY = "_RTCRtpSender__rtp_history"
 SENDER_REPORT_FIELDS = (
     "_RTCRtpSender__ntp_timestamp",
     "_RTCRtpSender__rtp_timestamp",
     "_RTCRtpSender__octet_count",
     "_RTCRtpSender__packet_count",
+)
+
+
+TRANSPORT_FIELDS = (
+    "_state",
+    "_tx_srtp",
+    "_RTCDtlsTransport__tx_bytes",
+    "_RTCDtlsTransport__tx_packets",
 )
 
 
@@ -91,8 +103,11 @@ class SlotSender:
         for attribute in (HISTORY, *SENDER_REPORT_FIELDS):
             if not hasattr(sender, attribute):
                 raise RuntimeError(f"aiortc changed: RTCRtpSender has no {attribute}")
-        if not hasattr(sender.transport, "_send_rtp"):
-            raise RuntimeError("aiortc changed: RTCDtlsTransport has no _send_rtp")
+        for attribute in TRANSPORT_FIELDS:
+            if not hasattr(sender.transport, attribute):
+                raise RuntimeError(f"aiortc changed: RTCDtlsTransport has no {attribute}")
+        if not hasattr(sender.transport.transport, "_connection"):
+            raise RuntimeError("aiortc changed: RTCIceTransport has no _connection")
         self._sender: Any = sender
         self._keeps_history = kind is Kind.VIDEO  # Opus is negotiated without NACK
         self._history: dict[int, Any] = getattr(sender, HISTORY)
@@ -179,18 +194,21 @@ class SlotSender:
         self.sent += 1
 
     def _transmit(self, data: bytes) -> bool:
-        """Protect and send ``data`` on the DTLS transport without a task: its
-        ``_send_rtp`` never waits (it ends in a UDP ``sendto``), so one step of the
-        coroutine runs it to the end."""
-        step = self._transport._send_rtp(data)
-        try:
-            step.send(None)
-        except StopIteration:
-            return True
-        except (ConnectionError, SrtpError):
-            # Not connected (yet, or any more), or a packet SRTP refuses to send twice.
-            self.failed += 1
+        """What ``RTCDtlsTransport._send_rtp`` does for an RTP packet, with no coroutine:
+        SRTP-protect it and ``sendto`` it on the ICE connection's nominated pair (the
+        coroutines on aiortc's and aioice's way to it never wait), counting it in the
+        transport's statistics."""
+        dtls = self._transport
+        pair = dtls.transport._connection._nominated.get(ICE_COMPONENT)
+        if dtls._state is not State.CONNECTED or pair is None:
+            self.failed += 1  # not connected (yet, or any more)
             return False
-        step.close()  # it waited after all: drop the packet rather than block the loop
-        self.failed += 1
-        return False
+        try:
+            data = dtls._tx_srtp.protect(data)
+        except SrtpError:
+            self.failed += 1  # a packet SRTP refuses to send twice
+            return False
+        pair.protocol.transport.sendto(data, pair.remote_addr)
+        dtls._RTCDtlsTransport__tx_bytes += len(data)
+        dtls._RTCDtlsTransport__tx_packets += 1
+        return True

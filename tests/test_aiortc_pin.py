@@ -23,7 +23,7 @@ from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket, wrap_rtx
 
 from signalling import peer_connections
-from signalling.slot_sender import SENDER_REPORT_FIELDS, SentPacket
+from signalling.slot_sender import SENDER_REPORT_FIELDS, TRANSPORT_FIELDS, SentPacket
 
 PINNED = "1.16.0"
 
@@ -88,7 +88,9 @@ async def test_the_attributes_the_relay_replaces_exist() -> None:
             assert isinstance(getattr(transceiver.sender, name), int)
         nacks = getattr(transceiver.receiver, "_RTCRtpReceiver__nack_generator")  # noqa: B009
         assert isinstance(nacks, NackGenerator)
-        assert hasattr(transceiver.sender.transport, "_send_rtp")
+        for name in TRANSPORT_FIELDS:
+            assert hasattr(transceiver.sender.transport, name)
+        assert isinstance(transceiver.sender.transport.transport._connection._nominated, dict)
     finally:
         await pc.close()
         await asyncio.sleep(0)
@@ -173,15 +175,21 @@ def test_a_retransmission_is_built_from_a_sent_packet_as_from_aiortcs_own() -> N
     assert sent.serialize(None) == b"wire bytes"
 
 
-def test_sending_rtp_never_waits_on_the_way_to_the_socket() -> None:
-    """`slot_sender.SlotSender` runs ``RTCDtlsTransport._send_rtp`` by one step of its
-    coroutine: every await on the way must be a coroutine that ends in a plain
-    ``sendto``."""
-    assert "await self.transport._send(data)" in inspect.getsource(RTCDtlsTransport._send_rtp)
+def test_the_slot_sender_sends_rtp_as_the_dtls_transport_does() -> None:
+    """`slot_sender.SlotSender._transmit` does what ``RTCDtlsTransport._send_rtp`` does
+    for an RTP packet, without its coroutines: it must still be this."""
+    send_rtp = inspect.getsource(RTCDtlsTransport._send_rtp)
+    for line in (
+        "if self._state != State.CONNECTED:",
+        "data = self._tx_srtp.protect(data)",
+        "await self.transport._send(data)",
+        "self.__tx_bytes += len(data)",
+        "self.__tx_packets += 1",
+    ):
+        assert line in send_rtp
     assert "self._send = self._connection.send" in inspect.getsource(RTCIceTransport.__init__)
     assert "await self.sendto(data, 1)" in inspect.getsource(Connection.send)
-    assert "await active_pair.protocol.send_data(data, active_pair.remote_addr)" in (
-        inspect.getsource(Connection.sendto)
-    )
-    assert inspect.iscoroutinefunction(StunProtocol.send_data)
+    sendto = inspect.getsource(Connection.sendto)
+    assert "active_pair = self._nominated.get(component)" in sendto
+    assert "await active_pair.protocol.send_data(data, active_pair.remote_addr)" in sendto
     assert "self.transport.sendto(data, addr)" in inspect.getsource(StunProtocol.send_data)

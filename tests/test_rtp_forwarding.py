@@ -264,12 +264,17 @@ async def test_an_unrecorded_room_forwards_without_assembling_frames() -> None:
             if transceiver.direction == "recvonly":
                 buffer = getattr(transceiver.receiver, "_RTCRtpReceiver__jitter_buffer")  # noqa: B009
                 assert isinstance(buffer, NoAssembly)
-        # Every packet went out with one step of the transport's send: none had to wait.
+        # Every packet went out, and counts in the transport's statistics.
         subscriber_side = room.participant(Seat.CBP)
         assert subscriber_side is not None
         for kind in Kind:
             wire = subscriber_side.slots[(Seat.APPLICANT, kind)].wire
             assert wire is not None and wire.sent > 0 and wire.failed == 0
+        stats = await subscriber_side.pc.getStats()
+        transport = next(s for s in stats.values() if s.type == "transport")
+        assert transport.packetsSent >= sum(
+            slot.wire.sent for slot in subscriber_side.slots.values() if slot.wire is not None
+        )
     finally:
         for person in (publisher, subscriber):
             await person.close()
