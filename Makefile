@@ -65,7 +65,11 @@ heavy: $(STAMP) system-tools loadgen
 
 test: lint typecheck unit heavy
 
-bench: $(STAMP) system-tools
+# Janus (the C SFU the capacity run compares with) is installed for `make bench` only.
+bench: $(STAMP) system-tools loadgen
+	@$(call debian_packages,janus)
+	$(BIN)/pytest -p no:cacheprovider bench/test_janus_server.py
+	$(BIN)/python bench/capacity.py
 	$(BIN)/python bench/import_applications.py
 	$(BIN)/python bench/pairing.py
 	$(BIN)/python bench/interviews.py --aiortc-buffer-rooms 12

@@ -30,11 +30,12 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 # Imported as a module of its directory, as `python bench/native_load.py` runs it.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from native_load import LOADGEN, ROOT, cpu_seconds, free_port
+import generator_run
+from generator_run import LOADGEN, Measurement
+from native_load import free_port
 
 LIBRARIES = Path("/usr/lib/x86_64-linux-gnu/janus")
 SEATS = ("applicant", "cbsa", "cbp")
@@ -156,14 +157,6 @@ def janus(record: bool = False, ice_address: str | None = None) -> Iterator[Janu
                 process.wait()
 
 
-def resident_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def participants(rooms: int) -> list[dict[str, object]]:
     return [
         {"room": n, "seat": seat, "interview_id": "", "cookie": "", "local_addr": ""}
@@ -172,19 +165,9 @@ def participants(rooms: int) -> list[dict[str, object]]:
     ]
 
 
-@dataclass(frozen=True)
-class Measurement:
-    status: int  # the generator's: 0 when every forwarded track arrived
-    report: dict[str, Any]  # the generator's report (its -json output)
-    cpu_per_second: float  # Janus's, over the generator's measuring window
-    resident: int  # Janus's RSS at the window's end, bytes
-    idle: int  # Janus's RSS before anyone joined, bytes
-    recorded: list[Path]  # the .mjr files, when recording
-
-
-def drive(server: Janus, rooms: int, seconds: float, loadgen: Path) -> Measurement:
-    """Run the generator against ``server``; print its output and Janus's CPU and memory
-    over the generator's measuring window."""
+def drive(server: Janus, rooms: int, seconds: float, loadgen: Path = LOADGEN) -> Measurement:
+    """Play ``rooms`` rooms on ``server`` through the generator; when it records, say what
+    it wrote."""
     config = {
         "target": "janus",
         "server": server.url,
@@ -195,46 +178,17 @@ def drive(server: Janus, rooms: int, seconds: float, loadgen: Path) -> Measureme
     env = dict(os.environ)
     if server.record_dir:
         env[RECORD_DIR_VARIABLE] = str(server.record_dir)
-    idle = resident_bytes(server.pid)
-    with tempfile.TemporaryDirectory(prefix="janus-loadgen-") as directory:
-        report_path = Path(directory) / "report.json"
-        generator = subprocess.Popen(
-            [str(loadgen), "-clip-dir", str(loadgen.parent), "-json", str(report_path)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            env=env,
-        )
-        assert generator.stdin is not None
-        assert generator.stdout is not None
-        generator.stdin.write(json.dumps(config))
-        generator.stdin.close()
-        window: list[tuple[float, float]] = []
-        resident = 0
-        for raw in generator.stdout:
-            line = raw.rstrip()
-            if line.startswith(("measuring", "measured")):
-                window.append((time.monotonic(), cpu_seconds(server.pid)))
-                resident = resident_bytes(server.pid)
-            print(line, flush=True)
-        status = generator.wait()
-        report = json.loads(report_path.read_text()) if report_path.exists() else {}
-    cpu = -1.0
-    if len(window) == 2:
-        (t0, c0), (t1, c1) = window
-        cpu = (c1 - c0) / (t1 - t0)
-        print(
-            f"janus CPU: {cpu:.3f} CPU-s/s, {cpu / rooms:.3f} per room; "
-            f"RSS {resident / 2**20:.1f} MiB, {(resident - idle) / 2**20 / rooms:.1f} MiB "
-            f"per room over idle ({rooms} rooms, {3 * rooms} participants)",
-            flush=True,
-        )
-    recorded = sorted(server.record_dir.glob("*.mjr")) if server.record_dir else []
+    measured = generator_run.run(config, server.pid, loadgen, env=env)
     if server.record_dir:
+        recorded = recordings(server)
         size = sum(path.stat().st_size for path in recorded)
         print(f"janus recorded {len(recorded)} .mjr files, {size / 2**20:.1f} MiB", flush=True)
-    return Measurement(status, report, cpu, resident, idle, recorded)
+    return measured
+
+
+def recordings(server: Janus) -> list[Path]:
+    """The .mjr files ``server`` has written (none when it does not record)."""
+    return sorted(server.record_dir.glob("*.mjr")) if server.record_dir else []
 
 
 def main() -> None:
