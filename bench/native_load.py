@@ -312,7 +312,11 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--loadgen", type=Path, default=LOADGEN, help="the built generator")
-    parser.add_argument("--profile", type=Path, help="write the generator's CPU profile here")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="write the generator's CPU profile here (FILE-<N>rooms for several room counts)",
+    )
     parser.add_argument("--record", action="store_true", help="the server records the calls")
     parser.add_argument(
         "--compare-aiortc",
@@ -327,7 +331,10 @@ def main() -> None:
     for rooms in args.rooms:
         mode = "recorded" if args.record else "forwarded"
         print(f"== {rooms} {mode} room(s), {args.seconds:.0f} s", flush=True)
-        report = run(rooms, args.seconds, args.loadgen, args.profile, args.record)
+        profile = args.profile
+        if profile is not None and len(args.rooms) > 1:  # one profile per room count
+            profile = profile.with_name(f"{profile.stem}-{rooms}rooms{profile.suffix}")
+        report = run(rooms, args.seconds, args.loadgen, profile, args.record)
         if clip is None:
             continue
         native = float(report.get("cpu_per_second_per_participant", math.nan))

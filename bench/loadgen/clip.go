@@ -61,7 +61,8 @@ type clip struct {
 // 2 s of moving test picture with noise so the encoder spends ~800 kbps (about what
 // bench/interviews.py's clip carries, the keyframe included), one keyframe. One thread at
 // the "good" deadline gives the same clip on every machine; at "realtime" libvpx's rate
-// control follows the machine's speed (750 to 1000 kbps for the same settings).
+// control follows the machine's speed, and the same settings gave clips of very
+// different bitrates.
 func prepareClip(dir string) (string, string, error) {
 	ivf, ogg := filepath.Join(dir, "clip-640x480-vp8-b620k.ivf"), filepath.Join(dir, "clip-opus.ogg")
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -44,8 +44,8 @@ func (c *clock) add(interval time.Duration, step func() bool) {
 // timers: NACK, reports, ICE keepalives), sends what is due, opens the gate, and lets the
 // readers run before it sleeps again. Left to itself the Go scheduler sleeps in
 // epoll_wait with a timeout in whole milliseconds, which woke the process twice a turn
-// and again for each of pion's timers, and on a virtual machine a wake-up costs tens of
-// microseconds. The network poller (the signalling WebSockets) is polled by the
+// and again for each of pion's timers, and on a virtual machine each wake-up costs about
+// as much as a turn's work. The network poller (the signalling WebSockets) is polled by the
 // runtime's monitor thread meanwhile, every 10 ms at most.
 func (c *clock) run(tick time.Duration) {
 	next := time.Now()

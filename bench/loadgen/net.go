@@ -14,16 +14,15 @@ import (
 )
 
 // Every participant's media socket is read in turns of the pacing clock rather than
-// whenever a packet arrives. A socket in Go's poller wakes the process for each
-// datagram the server sends (a few thousand a second at a handful of rooms), and those
-// wake-ups, not the packets' work, were most of what the generator cost. So the
-// sockets here are plain non-blocking sockets outside the poller: each turn of the
-// clock opens a gate, and the reader of each socket that has something waiting then takes
-// everything that came since (recvmmsg), hands it to pion one datagram at a time, and
-// sleeps until a turn finds more. A
-// packet may wait up to one turn (pacerInterval) before pion sees it; the delays the
-// generator reports are taken from the kernel's receive timestamp (SO_TIMESTAMPNS), so
-// the wait is not counted against the server.
+// whenever a packet arrives. A socket in Go's poller wakes the process for each datagram
+// the server sends, and those wake-ups, not the packets' work, were most of what the
+// generator cost. So the sockets here are plain non-blocking sockets outside the poller:
+// each turn of the clock opens a gate, and the reader of each socket that has something
+// waiting takes everything that came since (recvmmsg), hands it to pion one datagram at a
+// time, and sleeps until a turn finds more. A packet may wait up to one turn
+// (pacerInterval) before pion sees it; the delays the generator reports are taken from
+// the kernel's receive timestamp (SO_TIMESTAMPNS), so the wait is not counted against
+// the server.
 
 const (
 	// receiveBuffer is what each socket asks the kernel for: the server sends a keyframe
