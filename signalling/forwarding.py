@@ -26,6 +26,7 @@ besides those `receivers` and `slot_sender` name.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +46,8 @@ from .slot_sender import SlotSender, ntp_now
 from .stream_splice import StreamSplice
 from .types import EncodedFrame, Kind, RecordingSink, Seat
 from .vp8_descriptor import starts_keyframe
+
+logger = logging.getLogger(__name__)
 
 KEYFRAME_REQUEST_INTERVAL = 0.25  # seconds between PLIs to one publisher, but for newcomers
 KEYFRAME_LOST_AFTER = 1.0  # seconds after which a keyframe asked for is asked for again
@@ -140,7 +143,12 @@ class Publication:
         if self._subscribers:
             ntp = ntp_now()
             for track in self._subscribers:
-                track.forward(packet, ntp)
+                try:
+                    track.forward(packet, ntp)
+                except Exception:
+                    # Raised into aiortc's receiver, it would end the publisher's
+                    # connection: one slot's failure stays that slot's.
+                    track.failed()
 
     def record(self, frame: EncodedFrame) -> None:
         """A whole frame the receiver assembled: for the recording sink."""
@@ -211,6 +219,7 @@ class ForwardedTrack(MediaStreamTrack):
         self._ended = asyncio.Event()
         self.dropped = 0
         self.forwarded = 0
+        self.errors = 0
 
     @property
     def source(self) -> Publication | None:
@@ -259,6 +268,12 @@ class ForwardedTrack(MediaStreamTrack):
         sequence, timestamp, payload = spliced
         self._wire.send(packet.marker, sequence, timestamp, payload, ntp)  # type: ignore[union-attr]
         self.forwarded += 1
+
+    def failed(self) -> None:
+        """Forwarding a packet raised (a bug): say so once, and carry on."""
+        self.errors += 1
+        if self.errors == 1:
+            logger.exception("forwarding %s %s to a slot failed", self.seat, self.kind)
 
     async def recv(self) -> EncodedFrame:  # type: ignore[override]
         await self._ended.wait()

@@ -24,6 +24,7 @@ from .vp8_descriptor import (
 
 NTP_ONE_SECOND = 1 << 32
 HALF_SEQUENCE_SPACE = 0x8000
+OLDEST_ACCEPTED = 0x4000  # packets behind the newest; older ones only come from a bug
 
 
 Spliced = tuple[int, int, bytes]
@@ -41,7 +42,9 @@ class StreamSplice:
         self._clock_rate = clock_rate
         self._ssrc: int | None = None
         """The source being forwarded; None while waiting for one to start."""
-        self._start = 0  # the source's sequence number of its first packet forwarded
+        self._start = 0
+        """The source's sequence number of its first packet forwarded, or once it has
+        sent more, of the oldest packet still accepted."""
         self._sequence_offset = 0
         self._timestamp_offset = 0
         self._picture_id_offset = 0
@@ -85,6 +88,10 @@ class StreamSplice:
             self._last_timestamp = out_timestamp
             self._last_ntp = ntp
             self._last_payload = payload
+            if (sequence - self._start) & 0xFFFF > OLDEST_ACCEPTED:
+                # Move the boundary along: against a fixed one, sequence numbers half the
+                # space on would count as older than the start.
+                self._start = (sequence - OLDEST_ACCEPTED) & 0xFFFF
         return out_sequence, out_timestamp, payload
 
     def _start_source(

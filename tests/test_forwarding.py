@@ -289,6 +289,26 @@ async def test_a_slot_forwards_nothing_before_its_connection_can_carry_it() -> N
     assert [payload for _, _, payload in log.sent] == [_packet(3, keyframe=True).payload]
 
 
+class BrokenWire(SentLog):
+    def send(self, marker: int, sequence: int, timestamp: int, payload: bytes, ntp: int) -> bool:
+        raise RuntimeError("a bug in one slot")
+
+
+async def test_one_slot_failing_does_not_stop_the_publisher_or_the_others() -> None:
+    publication = Publication(Seat.CBP, Kind.VIDEO, NullSink(), lambda: None)
+    broken, healthy = ForwardedTrack(Seat.CBP, Kind.VIDEO), ForwardedTrack(Seat.CBP, Kind.VIDEO)
+    log = SentLog()
+    broken.bind(cast(SlotSender, BrokenWire()))
+    healthy.bind(cast(SlotSender, log))
+    for track in (broken, healthy):
+        track.wire_ready()
+        publication.subscribe(track)
+    publication.deliver(_packet(0, keyframe=True))  # raising here would end its connection
+    publication.deliver(_packet(1, keyframe=False))
+    assert len(log.sent) == 2
+    assert broken.errors == 2
+
+
 def test_vp8_keyframes_are_recognised_from_the_frame_tag() -> None:
     assert is_vp8_keyframe(bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A]))
     assert not is_vp8_keyframe(bytes([0x11, 0x02, 0x00]))

@@ -224,8 +224,10 @@ async def test_sender_reports_match_what_the_slot_sent(pair: Pair, wire: Wire) -
         p for t, p in wire.rtp[id(video.receiver)] if t <= at and p.payload_type == video.media_type
     ]
     info = report.sender_info
-    assert abs(info.packet_count - len(before)) <= 5
-    assert abs(info.octet_count - sum(len(p.payload) for p in before)) <= 5 * 1200
+    # A few packets may be on their way at the report, and a few sent before the client
+    # listened; the counts otherwise match.
+    assert -5 <= info.packet_count - len(before) <= 30
+    assert -5 * 1200 <= info.octet_count - sum(len(p.payload) for p in before) <= 30 * 1200
     newest = before[-1]
     assert (newest.timestamp - info.rtp_timestamp) & 0xFFFFFFFF < 90000 // 2
     assert abs(ntp_now() - info.ntp_timestamp) < 2 * NTP_ONE_SECOND

@@ -113,3 +113,20 @@ def test_an_audio_slot_starts_at_once_and_carries_on_across_sources() -> None:
     splice.restart()
     half_second = NTP_ONE_SECOND // 2
     assert splice.map(3, 7, 123456, b"more", half_second) == (11, 24000, b"more")
+
+
+def test_a_long_call_keeps_flowing_through_sequence_number_wraps() -> None:
+    splice = StreamSplice(video=True, clock_rate=90000, first_sequence=0, first_timestamp=0)
+    ssrc, start = 9, 60000
+    assert splice.map(ssrc, start, 0, vp8(0, keyframe=True), 0) is not None
+    forwarded = [
+        splice.map(ssrc, (start + n) & 0xFFFF, 3000 * n, vp8(n % 0x8000), 0)
+        for n in range(1, 200_000)
+    ]
+    assert all(packet is not None for packet in forwarded)
+    assert forwarded[-1] is not None and forwarded[-1][0] == 199_999 & 0xFFFF
+    # A straggler from a few hundred packets back still goes; one from before the wrap
+    # of half the space ago does not.
+    newest = (start + 199_999) & 0xFFFF
+    assert splice.map(ssrc, (newest - 300) & 0xFFFF, 0, vp8(1), 0) is not None
+    assert splice.map(ssrc, (newest - 0x6000) & 0xFFFF, 0, vp8(1), 0) is None
