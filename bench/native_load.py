@@ -289,6 +289,12 @@ def aiortc_clients(rooms: int, seconds: float, clip: interviews.Clip) -> float:
     processes) on the same number of rooms through its forwarding server; nan when not
     every forwarded track arrived."""
     figures = interviews.run("forward", rooms, seconds, clip)
+    print(
+        f"aiortc clients: video fps min {figures['fps_min']:.1f} "
+        f"median {figures['fps_median']:.1f}, "
+        f"{figures['clients']:.3f} CPU-s/s for {3 * rooms} participants",
+        flush=True,
+    )
     if figures["tracks"] != figures["expected"]:
         print(
             f"aiortc clients: {int(figures['tracks'])} of {int(figures['expected'])} "
