@@ -284,10 +284,15 @@ def run(
             server.wait(30)
 
 
+# Below this the aiortc clients were starved (by the machine, not the server): they then
+# handle fewer packets and their CPU understates what they cost.
+STARVED_FPS = 28.0
+
+
 def aiortc_clients(rooms: int, seconds: float, clip: interviews.Clip) -> float:
     """CPU-s/s per participant of `bench/interviews.py`'s aiortc clients (their own
     processes) on the same number of rooms through its forwarding server; nan when not
-    every forwarded track arrived."""
+    every forwarded track arrived at STARVED_FPS or more."""
     figures = interviews.run("forward", rooms, seconds, clip)
     print(
         f"aiortc clients: video fps min {figures['fps_min']:.1f} "
@@ -295,10 +300,10 @@ def aiortc_clients(rooms: int, seconds: float, clip: interviews.Clip) -> float:
         f"{figures['clients']:.3f} CPU-s/s for {3 * rooms} participants",
         flush=True,
     )
-    if figures["tracks"] != figures["expected"]:
+    if figures["fps_min"] < STARVED_FPS:  # 0 when a track is missing
         print(
-            f"aiortc clients: {int(figures['tracks'])} of {int(figures['expected'])} "
-            "forwarded video tracks arrived",
+            f"aiortc clients: not every forwarded video track held {STARVED_FPS:.0f} fps; "
+            "no comparison for this room count",
             flush=True,
         )
         return math.nan
