@@ -64,7 +64,8 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from recordings.keys import Identity
 from recordings.recorder import Recorder
-from signalling.forwarding import EncodedFrameTap, use_packer
+from signalling.forwarding import EncodedFrameTap
+from signalling.packers import use_packer
 from signalling.interview import InterviewRoom
 from signalling.peer_connections import negotiate
 from signalling.receivers import idle_receiver
