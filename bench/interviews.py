@@ -65,8 +65,8 @@ from aiortc.mediastreams import MediaStreamTrack
 from recordings.keys import Identity
 from recordings.recorder import Recorder
 from signalling.forwarding import EncodedFrameTap
-from signalling.packers import use_packer
 from signalling.interview import InterviewRoom
+from signalling.packers import use_packer
 from signalling.peer_connections import negotiate
 from signalling.receivers import idle_receiver
 from signalling.types import EncodedFrame, Kind, RoomId, Seat
