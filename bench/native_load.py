@@ -310,10 +310,14 @@ def aiortc_clients(rooms: int, seconds: float, clip: interviews.Clip) -> float:
     return float(figures["clients"]) / (3 * rooms)
 
 
+def ratio(native: float, aiortc: float) -> str:
+    return "-" if math.isnan(aiortc) else f"{aiortc / native:.1f}x"
+
+
 def compare(rooms: int, native: float, aiortc: float) -> None:
     print(
         f"generators, {rooms} room(s): aiortc clients {aiortc:.4f} CPU-s/s per participant, "
-        f"loadgen {native:.4f}, aiortc/loadgen = {aiortc / native:.1f}x",
+        f"loadgen {native:.4f}, aiortc/loadgen = {ratio(native, aiortc)}",
         flush=True,
     )
 
@@ -356,7 +360,7 @@ def main() -> None:
     if table:
         print(f"{'rooms':>5} {'aiortc/participant':>18} {'loadgen/participant':>19} {'ratio':>6}")
         for rooms, native, aiortc in table:
-            print(f"{rooms:>5} {aiortc:>18.4f} {native:>19.4f} {aiortc / native:>5.1f}x")
+            print(f"{rooms:>5} {aiortc:>18.4f} {native:>19.4f} {ratio(native, aiortc):>6}")
 
 
 if __name__ == "__main__":
