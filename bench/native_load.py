@@ -281,7 +281,12 @@ def run(
             return asyncio.run(drive(url, prepared, server.pid, seconds, [str(loadgen), *options]))
         finally:
             server.terminate()
-            server.wait(30)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                print("the server did not stop within 30 s of SIGTERM: killed", flush=True)
+                server.kill()
+                server.wait()
 
 
 # Below this the aiortc clients were starved (by the machine, not the server): they then
