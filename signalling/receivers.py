@@ -20,6 +20,7 @@ from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.rtp import RtpPacket
 
+from . import direct_receive
 from .bitrate import CompactRateCounter
 from .frame_assembly import AudioPassThrough, VideoFrameAssembler
 from .types import Kind
@@ -60,7 +61,8 @@ class NoAssembly(JitterBuffer):
 
 
 def tap_packets(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], None]) -> PacketTap:
-    """Hand every packet ``receiver`` gets to ``on_packet`` as it arrives."""
+    """Hand every packet ``receiver`` gets to ``on_packet`` as it arrives, taken from the
+    socket directly once the connection is up (`direct_receive`)."""
     if not hasattr(receiver, NACK_GENERATOR):
         raise RuntimeError("aiortc changed: RTCRtpReceiver has no NACK generator to tap")
     nacks = getattr(receiver, NACK_GENERATOR)
@@ -68,6 +70,7 @@ def tap_packets(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], None]
         raise RuntimeError("aiortc changed: the receiver's NACK generator is not one")
     tap = PacketTap(on_packet, nacks)
     setattr(receiver, NACK_GENERATOR, tap)
+    direct_receive.install(receiver)
     return tap
 
 

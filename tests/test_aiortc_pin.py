@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from importlib.metadata import version
 
 from aioice.ice import Connection, StunProtocol
@@ -14,15 +15,21 @@ from aiortc import (
     RTCPeerConnection,
     RTCRtpReceiver,
     RTCRtpSender,
+    clock,
     rtcrtpreceiver,
     rtcrtpsender,
+    rtp,
 )
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rate import RateCounter, RemoteBitrateEstimator
+from aiortc.rtcdtlstransport import RtpRouter
 from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket, wrap_rtx
 
 from signalling import peer_connections
+from signalling.direct_receive import NTP_UNIX_OFFSET_MS
+from signalling.direct_receive import RECEIVER_FIELDS as DIRECT_RECEIVER_FIELDS
+from signalling.direct_receive import TRANSPORT_FIELDS as DIRECT_TRANSPORT_FIELDS
 from signalling.slot_sender import SENDER_REPORT_FIELDS, TRANSPORT_FIELDS, SentPacket
 
 PINNED = "1.16.0"
@@ -30,7 +37,8 @@ PINNED = "1.16.0"
 
 def test_aiortc_is_the_pinned_version() -> None:
     assert version("aiortc") == PINNED, (
-        "aiortc changed: re-check signalling/forwarding.py, receivers.py and slot_sender.py "
+        "aiortc changed: re-check signalling/forwarding.py, receivers.py, direct_receive.py "
+        "and slot_sender.py "
         "against its new internals (the receiver's NACK generator, decoder queue, jitter "
         "buffer and bitrate estimator, _send_rtcp_pli; the sender's history, sender-report "
         "fields, _send_keyframe, _stream_id; RTCDtlsTransport._send_rtp) before moving the pin"
@@ -193,3 +201,97 @@ def test_the_slot_sender_sends_rtp_as_the_dtls_transport_does() -> None:
     assert "active_pair = self._nominated.get(component)" in sendto
     assert "await active_pair.protocol.send_data(data, active_pair.remote_addr)" in sendto
     assert "self.transport.sendto(data, addr)" in inspect.getsource(StunProtocol.send_data)
+
+
+def test_the_direct_receive_does_what_the_receiver_does_with_a_packet() -> None:
+    """`direct_receive.DirectReceive.handle` replicates ``_handle_rtp_packet`` on the
+    receiver's own objects, skipping only depayloading and assembly when nothing
+    records: each step it keeps must still be there, in this order."""
+    source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    steps = [
+        "if not self._enabled:",
+        "abs_send_time=packet.extensions.abs_send_time,",
+        "arrival_time_ms=arrival_time_ms,",
+        "payload_size=len(packet.payload) + packet.padding_size,",
+        "if self.__rtcp_ssrc is not None and remb is not None:",
+        "fci=pack_remb_fci(*remb),",
+        "await self._send_rtcp(rtcp_packet)",
+        "self.__active_ssrc[packet.ssrc] = clock.current_datetime()",
+        "codec = self.__codecs.get(packet.payload_type)",
+        "self.__remote_streams[packet.ssrc] = StreamStatistics(codec.clockRate)",
+        "self.__remote_streams[packet.ssrc].add(packet)",
+        "if is_rtx(codec):",
+        "original_ssrc = self.__rtx_ssrc.get(packet.ssrc)",
+        'apt = codec.parameters.get("apt")',
+        "packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)",
+        "if self.__nack_generator is not None and self.__nack_generator.add(packet):",
+        "packet.ssrc, sorted(self.__nack_generator.missing)",
+        "packet._data = depayload(codec, packet.payload)",
+        "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)",
+        "if self.__decoder_error.is_set():",
+        "await self._send_rtcp_pli(packet.ssrc)",
+        "if encoded_frame is not None and self.__decoder_thread:",
+        "encoded_frame.timestamp = self.__timestamp_mapper.map(",
+        "self.__decoder_queue.put((codec, encoded_frame))",
+    ]
+    positions = [source.index(step) for step in steps]
+    assert positions == sorted(positions)
+    # the REMB estimator's arrival times count milliseconds from 1900, as ours do
+    assert abs(clock.current_ms() - (int(time.time() * 1000) + NTP_UNIX_OFFSET_MS)) < 1000
+    # aiortc lists a source for PLIs for 10 s after its last packet: a refresh each
+    # second keeps it listed
+    assert "timedelta(seconds=10)" in inspect.getsource(RTCRtpReceiver.getSynchronizationSources)
+    # what the RTCP loop's receiver reports read
+    rtcp = inspect.getsource(RTCRtpReceiver._run_rtcp)
+    assert "for ssrc, stream in self.__remote_streams.items():" in rtcp
+    for name in ("_send_rtcp", "_send_rtcp_nack", "_send_rtcp_pli"):
+        assert inspect.iscoroutinefunction(getattr(RTCRtpReceiver, name))
+
+
+def test_the_direct_receive_takes_srtp_as_the_dtls_transport_does() -> None:
+    """`direct_receive.ConnectionIntake` takes a datagram from aioice's protocol before
+    its STUN parse, and does what the DTLS transport's reading task does with SRTP."""
+    received = inspect.getsource(StunProtocol.datagram_received)
+    assert "message = stun.parse_message(data)" in received
+    assert "self.receiver.data_received(data, self.local_candidate.component)" in received
+    assert "self._queue.put_nowait((data, component))" in inspect.getsource(
+        Connection.data_received
+    )
+    recv_next = inspect.getsource(RTCDtlsTransport._recv_next)
+    for line in (
+        "self.__rx_bytes += len(data)",
+        "self.__rx_packets += 1",
+        "elif first_byte > 127 and first_byte < 192 and self._rx_srtp:",
+        "if is_rtcp(data):",
+        "data = self._rx_srtp.unprotect(data)",
+        "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)",
+        "except pylibsrtp.Error as exc:",
+    ):
+        assert line in recv_next
+    assert "return len(msg) >= 2 and msg[1] >= 192 and msg[1] <= 208" in inspect.getsource(
+        rtp.is_rtcp
+    )
+    handle = inspect.getsource(RTCDtlsTransport._handle_rtp_data)
+    assert "receiver = self._rtp_router.route_rtp(packet)" in handle
+    route = inspect.getsource(RtpRouter.route_rtp)
+    assert "ssrc_receiver = self.ssrc_table.get(packet.ssrc)" in route
+    assert "self.ssrc_table[packet.ssrc] = pt_receiver" in route
+    assert "self.__discard(self.ssrc_table, receiver)" in inspect.getsource(
+        RtpRouter.unregister_receiver
+    )
+
+
+async def test_the_fields_the_direct_receive_reads_exist() -> None:
+    pc = RTCPeerConnection()
+    try:
+        for kind in ("audio", "video"):
+            receiver = pc.addTransceiver(kind).receiver
+            for name in DIRECT_RECEIVER_FIELDS:
+                assert hasattr(receiver, name), name
+            for name in DIRECT_TRANSPORT_FIELDS:
+                assert hasattr(receiver.transport, name), name
+            assert isinstance(receiver.transport._rtp_router.ssrc_table, dict)
+            assert isinstance(receiver.transport.transport._connection._protocols, list)
+    finally:
+        await pc.close()
+        await asyncio.sleep(0)
