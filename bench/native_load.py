@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -34,7 +32,6 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import argon2
@@ -59,10 +56,10 @@ from tests.fakes import application
 # Imported as a module of its directory, as `python bench/interviews.py` runs it: its
 # clients and servers run in processes spawned from here.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import generator_run
 import interviews
+from generator_run import LOADGEN, ROOT, Measurement
 
-ROOT = Path(__file__).resolve().parents[1]
-LOADGEN = ROOT / "build" / "loadgen" / "loadgen"
 DATE_OF_BIRTH = "1980-05-17"  # tests.fakes.application's
 
 
@@ -184,12 +181,6 @@ async def seat_room(
     ]
 
 
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def wait_until_listening(port: int, server: subprocess.Popen[bytes]) -> None:
     for _ in range(300):
         if server.poll() is not None:
@@ -202,61 +193,43 @@ def wait_until_listening(port: int, server: subprocess.Popen[bytes]) -> None:
     raise SystemExit("the server did not start listening within 30 s")
 
 
+@dataclass(frozen=True)
+class Served(Measurement):
+    stopped: bool = True  # the server stopped by itself within `STOP_SECONDS` of SIGTERM
+
+
+STOP_SECONDS = 30
+
+
 async def drive(
-    url: str, prepared: list[Room], server_pid: int, seconds: float, loadgen: list[str]
-) -> dict[str, Any]:
-    """Seat everyone, run the generator and add the server's CPU over its window; returns
-    the generator's report."""
+    url: str, prepared: list[Room], server_pid: int, seconds: float, options: list[str]
+) -> Measurement:
+    """Seat everyone (their pages' sessions stay open meanwhile, as browsers' would) and
+    run the generator with ``options``."""
     keep: list[aiohttp.ClientSession] = []
     try:
         participants = []
         for n, room in enumerate(prepared):
             participants += await seat_room(url, n, room, keep)
         config = {"server": url, "seconds": seconds, "warmup": 3, "participants": participants}
-        report = Path(tempfile.mkdtemp(prefix="native-load-report-")) / "report.json"
-        generator = await asyncio.create_subprocess_exec(
-            *loadgen,
-            "-clip-dir",
-            str(Path(loadgen[0]).parent),
-            "-json",
-            str(report),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            cwd=ROOT,
-        )
-        assert generator.stdin is not None
-        assert generator.stdout is not None
-        generator.stdin.write(json.dumps(config).encode())
-        generator.stdin.close()
-        window: list[tuple[float, float]] = []
-        async for raw in generator.stdout:
-            line = raw.decode().rstrip()
-            if line.startswith(("measuring", "measured")):
-                window.append((time.monotonic(), cpu_seconds(server_pid)))
-            print(line, flush=True)
-        await generator.wait()
-        if len(window) == 2:
-            (t0, c0), (t1, c1) = window
-            cpu, rooms = (c1 - c0) / (t1 - t0), len(prepared)
-            print(
-                f"server CPU: {cpu:.3f} CPU-s/s, {cpu / rooms:.3f} per room "
-                f"({rooms} rooms, {3 * rooms} participants)",
-                flush=True,
-            )
-        figures: dict[str, Any] = json.loads(report.read_text()) if report.exists() else {}
-        shutil.rmtree(report.parent, ignore_errors=True)
-        return figures
+        loadgen, *rest = options
+        return await asyncio.to_thread(generator_run.run, config, server_pid, Path(loadgen), rest)
     finally:
         for client in keep:
             await client.close()
 
 
-def run(
-    rooms: int, seconds: float, loadgen: Path, profile: Path | None = None, record: bool = False
-) -> dict[str, Any]:
-    """``record``: the server records every call (to recipients whose identities are
-    thrown away), as a deployment does; otherwise it only forwards. Returns the
-    generator's report."""
+def measure(
+    rooms: int,
+    seconds: float,
+    record: bool = False,
+    loadgen: Path = LOADGEN,
+    profile: Path | None = None,
+) -> Served:
+    """``rooms`` interviews on a fresh server through the generator. ``record``: the
+    server records every call (to recipients whose identities are thrown away), as a
+    deployment does; otherwise it only forwards. The server is then stopped as an
+    operator would (SIGTERM), and killed if it does not stop within `STOP_SECONDS`."""
     with tempfile.TemporaryDirectory(prefix="native-load-") as directory:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -277,16 +250,21 @@ def run(
         server = subprocess.Popen([sys.executable, "-c", command, "serve"], env=env, cwd=ROOT)
         try:
             wait_until_listening(port, server)
-            options = ["-cpuprofile", str(profile.resolve())] if profile else []
-            return asyncio.run(drive(url, prepared, server.pid, seconds, [str(loadgen), *options]))
+            options = [str(loadgen)]
+            if profile:
+                options += ["-cpuprofile", str(profile.resolve())]
+            measured = asyncio.run(drive(url, prepared, server.pid, seconds, options))
         finally:
             server.terminate()
             try:
-                server.wait(30)
+                server.wait(STOP_SECONDS)
+                stopped = True
             except subprocess.TimeoutExpired:
-                print("the server did not stop within 30 s of SIGTERM: killed", flush=True)
+                print(f"the server did not stop within {STOP_SECONDS} s of SIGTERM: killed")
                 server.kill()
                 server.wait()
+                stopped = False
+        return Served(**vars(measured), stopped=stopped)
 
 
 # Below this the aiortc clients were starved (by the machine, not the server): they then
@@ -354,7 +332,7 @@ def main() -> None:
         profile = args.profile
         if profile is not None and len(args.rooms) > 1:  # one profile per room count
             profile = profile.with_name(f"{profile.stem}-{rooms}rooms{profile.suffix}")
-        report = run(rooms, args.seconds, args.loadgen, profile, args.record)
+        report = measure(rooms, args.seconds, args.record, args.loadgen, profile).report
         if clip is None:
             continue
         native = float(report.get("cpu_per_second_per_participant", math.nan))

@@ -89,6 +89,9 @@ type trackResult struct {
 	Broken       int64   `json:"broken"`
 	DelayP50Ms   float64 `json:"delay_p50_ms"`
 	DelayP95Ms   float64 `json:"delay_p95_ms"`
+	// MaxGapMs is the longest wait for a frame (audio: a packet) in the window, counting
+	// the wait from its start and until its end.
+	MaxGapMs float64 `json:"max_gap_ms"`
 }
 
 type report struct {
@@ -281,7 +284,8 @@ func run(cfg config, c *clip, jsonOut string, turn time.Duration) error {
 	fmt.Printf("measuring for %.0f s\n", cfg.Seconds)
 	cpuBefore, start := cpuSeconds(), time.Now()
 	time.Sleep(time.Duration(cfg.Seconds * float64(time.Second)))
-	cpu, elapsed := cpuSeconds()-cpuBefore, time.Since(start).Seconds()
+	end := time.Now()
+	cpu, elapsed := cpuSeconds()-cpuBefore, end.Sub(start).Seconds()
 	fmt.Println("measured")
 	rep := report{Participants: len(participants), Seconds: elapsed, CPUSeconds: cpu,
 		CPUPerSecond: cpu / elapsed, CPUPerParticipant: cpu / elapsed / float64(len(participants))}
@@ -291,11 +295,18 @@ func run(cfg config, c *clip, jsonOut string, turn time.Duration) error {
 		t.in.recording = false
 		delays := append([]int64(nil), t.in.delaysUs...)
 		firstAt, wrong, broken := t.in.firstAt, t.in.wrong, t.in.broken
+		gap := t.in.maxGap
+		if t.in.lastAt.Before(start) {
+			gap = end.Sub(start) // nothing came in the window
+		} else if end.Sub(t.in.lastAt) > gap {
+			gap = end.Sub(t.in.lastAt)
+		}
 		t.in.mu.Unlock()
 		sort.Slice(delays, func(a, b int) bool { return delays[a] < delays[b] })
 		r := trackResult{Room: t.p.spec.Room, Subscriber: t.p.spec.Seat, Publisher: t.in.publisher,
 			Kind: t.in.kind, FPS: float64(after.frames-before[i].frames) / elapsed, Wrong: wrong, Broken: broken,
-			FirstFrameMs: -1, DelayP50Ms: percentile(delays, 0.5), DelayP95Ms: percentile(delays, 0.95)}
+			FirstFrameMs: -1, DelayP50Ms: percentile(delays, 0.5), DelayP95Ms: percentile(delays, 0.95),
+			MaxGapMs: float64(gap.Microseconds()) / 1000}
 		if !firstAt.IsZero() {
 			joined := t.p.joinAt
 			for _, other := range participants {
@@ -342,8 +353,8 @@ func run(cfg config, c *clip, jsonOut string, turn time.Duration) error {
 }
 
 func print(rep report) {
-	fmt.Printf("%4s %-9s %-9s %-5s %6s %9s %7s %7s %6s %6s %12s\n",
-		"room", "receiver", "from", "kind", "fps", "first ms", "f.lost", "p.loss", "wrong", "broken", "delay p50/95")
+	fmt.Printf("%4s %-9s %-9s %-5s %6s %9s %7s %7s %6s %6s %12s %7s\n",
+		"room", "receiver", "from", "kind", "fps", "first ms", "f.lost", "p.loss", "wrong", "broken", "delay p50/95", "max gap")
 	for _, t := range rep.Tracks {
 		fps := fmt.Sprintf("%6.1f", t.FPS)
 		if t.Kind == "audio" {
@@ -357,9 +368,9 @@ func print(rep report) {
 		if t.FramesLost >= 0 {
 			lost = fmt.Sprintf("%.2f%%", 100*t.FramesLost)
 		}
-		fmt.Printf("%4d %-9s %-9s %-5s %6s %9.0f %7s %6.2f%% %6d %6d %12s\n",
+		fmt.Printf("%4d %-9s %-9s %-5s %6s %9.0f %7s %6.2f%% %6d %6d %12s %5.0fms\n",
 			t.Room, t.Subscriber, t.Publisher, t.Kind, fps, t.FirstFrameMs, lost,
-			100*t.PacketLoss, t.Wrong, t.Broken, delay)
+			100*t.PacketLoss, t.Wrong, t.Broken, delay, t.MaxGapMs)
 	}
 	fmt.Printf("publishers got %d PLIs and %d NACKs\n", rep.PLIs, rep.NACKs)
 	fmt.Printf("loadgen CPU: %.2f s in %.1f s = %.3f CPU-s/s, %.4f per participant (%d participants)\n",

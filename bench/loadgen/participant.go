@@ -49,7 +49,21 @@ type inbound struct {
 	base      int64 // first sequence number seen, -1 before
 	maxCount  int64 // highest marker counter seen
 	delaysUs  []int64
-	recording bool // keep delays (the measuring window)
+	recording bool      // keep delays and gaps (the measuring window)
+	lastAt    time.Time // the last frame counted
+	maxGap    time.Duration
+}
+
+// counted notes a frame (audio: a packet) that counts, arrived at now; in.mu is held.
+func (in *inbound) counted(now time.Time) {
+	if in.frames == 0 {
+		in.firstAt = now
+	}
+	if in.recording && !in.lastAt.IsZero() && now.Sub(in.lastAt) > in.maxGap {
+		in.maxGap = now.Sub(in.lastAt)
+	}
+	in.lastAt = now
+	in.frames++
 }
 
 type snapshot struct {
@@ -431,10 +445,7 @@ func (p *participant) receive(track *webrtc.TrackRemote, publisher string) {
 			in.highest = ext
 		}
 		if kind == "audio" {
-			if in.frames == 0 {
-				in.firstAt = now
-			}
-			in.frames++
+			in.counted(now)
 			in.mu.Unlock()
 			continue
 		}
@@ -466,10 +477,7 @@ func (p *participant) receive(track *webrtc.TrackRemote, publisher string) {
 			if !whole {
 				in.broken++
 			} else {
-				if in.frames == 0 {
-					in.firstAt = now
-				}
-				in.frames++
+				in.counted(now)
 			}
 			in.mu.Unlock()
 			continue
@@ -484,10 +492,7 @@ func (p *participant) receive(track *webrtc.TrackRemote, publisher string) {
 		} else if m.room != uint16(p.spec.Room) || m.seat != want {
 			in.wrong++
 		} else {
-			if in.frames == 0 {
-				in.firstAt = now
-			}
-			in.frames++
+			in.counted(now)
 			if int64(m.counter) > in.maxCount {
 				in.maxCount = int64(m.counter)
 			}
