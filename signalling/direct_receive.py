@@ -29,7 +29,7 @@ change): the receiver's ``__codecs``, ``__rtx_ssrc``, ``__remote_streams``,
 ``__timestamp_mapper``, ``__rtcp_ssrc``, ``_send_rtcp``, ``_send_rtcp_nack``,
 ``_send_rtcp_pli``; the DTLS transport's ``_state``, ``_rx_srtp``, ``__rx_bytes``,
 ``__rx_packets`` and ``_rtp_router.ssrc_table``; aioice's ``Connection._protocols``,
-``data_received`` and ``StunProtocol.local_candidate``.
+``_queue``, ``data_received`` and ``StunProtocol.local_candidate``.
 """
 
 from __future__ import annotations
@@ -286,6 +286,7 @@ class ConnectionIntake:
                 raise RuntimeError(f"aiortc changed: RTCDtlsTransport has no {field}")
         self._dtls = dtls
         self._connection = dtls.transport._connection
+        self._queue: asyncio.Queue[Any] = self._connection._queue
         self._routes: dict[Any, DirectReceive] = {}
         self._hooked: set[int] = set()
         self.errors = 0
@@ -328,6 +329,11 @@ class ConnectionIntake:
         receiver = dtls._rtp_router.ssrc_table.get(int.from_bytes(data[8:12]))
         direct = self._routes.get(receiver)
         if direct is None or dtls._state is not State.CONNECTED or dtls._rx_srtp is None:
+            return False
+        if not self._queue.empty():
+            # Packets that came before this receiver's were routed here wait in aioice's
+            # queue for the DTLS transport's task: taken directly, this one would
+            # overtake them. The task empties the queue before it waits again.
             return False
         dtls._RTCDtlsTransport__rx_bytes += len(data)
         dtls._RTCDtlsTransport__rx_packets += 1

@@ -257,6 +257,7 @@ def test_the_direct_receive_takes_srtp_as_the_dtls_transport_does() -> None:
     assert "self._queue.put_nowait((data, component))" in inspect.getsource(
         Connection.data_received
     )
+    assert "result = await self._queue.get()" in inspect.getsource(Connection.recvfrom)
     recv_next = inspect.getsource(RTCDtlsTransport._recv_next)
     for line in (
         "self.__rx_bytes += len(data)",
@@ -291,7 +292,9 @@ async def test_the_fields_the_direct_receive_reads_exist() -> None:
             for name in DIRECT_TRANSPORT_FIELDS:
                 assert hasattr(receiver.transport, name), name
             assert isinstance(receiver.transport._rtp_router.ssrc_table, dict)
-            assert isinstance(receiver.transport.transport._connection._protocols, list)
+            connection = receiver.transport.transport._connection
+            assert isinstance(connection._protocols, list)
+            assert isinstance(connection._queue, asyncio.Queue)
     finally:
         await pc.close()
         await asyncio.sleep(0)

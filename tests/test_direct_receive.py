@@ -5,11 +5,13 @@ still comes."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RtcpPsfbPacket,
@@ -198,3 +200,45 @@ def test_the_header_reads_as_aiortcs_parser_reads_it() -> None:
         assert (ours.payload, ours.padding_size) == (expected.payload, expected.padding_size)
     assert parse_header(data[:11], 3) is None
     assert parse_header(bytes([0x40]) + data[1:], 3) is None  # version 1
+
+
+async def test_packets_queued_before_the_direct_path_took_over_are_not_overtaken(
+    call: Call, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the switch, packets already queued for aiortc's path go on first: a newer
+    packet taken directly past them would reach subscribers out of order (a frame the
+    browser must wait for, or one its jitter buffer counts as broken)."""
+    room, publisher, subscriber = call
+    delivered: dict[tuple[Seat, Kind], list[int]] = {
+        (seat, kind): [] for seat in (Seat.APPLICANT, Seat.CBP) for kind in Kind
+    }
+    deliver = Publication.deliver
+
+    def noting(publication: Publication, packet: Any) -> None:
+        delivered[(publication.seat, publication.kind)].append(packet.sequence_number)
+        deliver(publication, packet)
+
+    monkeypatch.setattr(Publication, "deliver", noting)
+    # Widen the window a loaded server has: the first packets wait in aioice's queue
+    # while the DTLS transport's task is busy, and the receivers start only then.
+    stalled: set[int] = set()
+    recv_next, receive = RTCDtlsTransport._recv_next, RTCRtpReceiver.receive
+
+    async def busy_at_first(dtls: RTCDtlsTransport) -> None:
+        if dtls._rx_srtp is not None and id(dtls) not in stalled:
+            stalled.add(id(dtls))
+            await asyncio.sleep(0.4)
+        await recv_next(dtls)
+
+    async def late(receiver: RTCRtpReceiver, parameters: Any) -> None:
+        await asyncio.sleep(0.2)
+        await receive(receiver, parameters)
+
+    monkeypatch.setattr(RTCDtlsTransport, "_recv_next", busy_at_first)
+    monkeypatch.setattr(RTCRtpReceiver, "receive", late)
+    await publisher.connect(room.join)
+    await subscriber.connect(room.join)
+    await wait_for(lambda: min(len(d) for d in delivered.values()) >= 60, within=20)
+    for kind, numbers in delivered.items():
+        steps = [(b - a) & 0xFFFF for a, b in itertools.pairwise(numbers[:60])]
+        assert all(step == 1 for step in steps), (kind, numbers[:60])
