@@ -25,10 +25,14 @@
 // does) no marker survives: a frame counts when all its packets came and the RTP marker
 // bit ends it, and delay and frames lost are not known (-1).
 //
+// With "target": "janus" the same participants join Janus's VideoRoom instead, over its
+// HTTP API at "server" (janus.go; bench/janus_server.py starts Janus and drives this).
+//
 // It prints, per forwarded track, fps (audio: packets per second) over the measuring
 // window, join-to-first-frame, frames lost (marker counter gaps), packet loss, frames
 // with a wrong marker or missing packets, the server-added delay (send to receive on
-// the same clock), the PLIs and NACKs the publishers got, and its own CPU seconds
+// the same clock), the longest wait for a frame in the window (max gap), the PLIs and
+// NACKs the publishers got, and its own CPU seconds
 // (getrusage) per second and per participant. -json also writes these as JSON;
 // -cpuprofile writes a CPU profile for `go tool pprof`. It never fails on figures: the
 // exit status says only whether every forwarded track arrived.
