@@ -106,7 +106,8 @@ async def test_the_attributes_the_relay_replaces_exist() -> None:
 
 async def test_the_tests_can_reach_the_udp_transports_a_connection_sends_from() -> None:
     """`tests/test_interview_drops.py` cuts a client's connection without a goodbye by
-    silencing the ICE connection's UDP transports (aioice ``Connection._protocols``)."""
+    giving the ICE connection's protocols (aioice ``Connection._protocols``) a transport
+    that sends nothing."""
     pc = RTCPeerConnection()
     try:
         ice = pc.addTransceiver("audio").sender.transport.transport
