@@ -216,6 +216,7 @@ class Refusal(enum.Enum):
     STALE_OLD_SIZE = "old size is not the witness's"  # 409, with the witness's size
     FORK = "same size, another root"  # 409
     BAD_PROOF = "consistency proof does not verify"  # 422
+    DAMAGED_STATE = "the witness's own record of the log is damaged"  # 503
 
 
 class WitnessRefused(LogError):

@@ -48,6 +48,7 @@ _STATUS = {
     Refusal.STALE_OLD_SIZE: HTTPStatus.CONFLICT,
     Refusal.FORK: HTTPStatus.CONFLICT,
     Refusal.BAD_PROOF: HTTPStatus.UNPROCESSABLE_ENTITY,
+    Refusal.DAMAGED_STATE: HTTPStatus.SERVICE_UNAVAILABLE,
 }
 
 
@@ -71,14 +72,25 @@ class CheckpointStore:
         return self.directory / f"{hashlib.sha256(origin.encode()).hexdigest()}.json"
 
     def latest(self, origin: str) -> Checkpoint | None:
+        """What was last cosigned for ``origin``, None for a log never seen; a file that
+        does not hold it (damaged, or put there by hand) is `Refusal.DAMAGED_STATE`: the
+        witness could no longer tell a rollback, so it cosigns nothing for that log until
+        its operator restores the file, and leaves the file as it found it."""
         path = self._path(origin)
         try:
             held = json.loads(path.read_bytes())
+            # Parsed as a checkpoint body, so each field is checked as the log's own are.
+            checkpoint = Checkpoint.parse(f"{held['origin']}\n{held['size']}\n{held['root']}\n")
         except FileNotFoundError:
             return None
-        checkpoint = Checkpoint(held["origin"], held["size"], base64.b64decode(held["root"]))
-        if checkpoint.origin != origin:  # a hash collision or a file put there by hand
-            raise LogError(f"{path} holds the state of {checkpoint.origin}, not {origin}")
+        except (ValueError, KeyError, TypeError, LogError):  # not JSON, fields missing or bad
+            checkpoint = None
+        if checkpoint is None or checkpoint.origin != origin:
+            raise WitnessRefused(
+                Refusal.DAMAGED_STATE,
+                f"this witness's record of {origin} ({path.name}) is damaged: it cosigns "
+                "nothing for that log until its operator restores the file from a backup",
+            )
         return checkpoint
 
     def save(self, checkpoint: Checkpoint, note: str, at: int) -> None:
@@ -126,7 +138,11 @@ class Witness:
         except LogError as exc:
             raise WitnessRefused(Refusal.NOT_SIGNED, exc.message) from None
         async with self._one_at_a_time:
-            latest = await asyncio.to_thread(self.store.latest, checkpoint.origin)
+            try:
+                latest = await asyncio.to_thread(self.store.latest, checkpoint.origin)
+            except WitnessRefused as damaged:
+                log.error("%s", damaged.message)
+                raise
             now = int(self._clock())
             try:
                 check_extension(request, checkpoint, latest)

@@ -200,6 +200,30 @@ async def test_a_consistent_later_checkpoint_is_cosigned(tmp_path: Path, witness
     assert (await add(witness.url, log, old=9))[0] == 200
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [b"", b"{not json", b'{"origin": "x"}', b'{"origin": 1, "size": "a", "root": "%%"}', b"[]"],
+)
+async def test_damaged_state_is_a_503_that_cosigns_nothing_and_keeps_the_file(
+    tmp_path: Path, witness: Running, damage: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A witness that cannot read what it last cosigned for a log cannot tell a rollback:
+    it refuses, says why (its operator must restore the file), and leaves the file alone."""
+    log = session(tmp_path, "iv_1", 3)
+    assert (await add(witness.url, log, old=0))[0] == 200
+    origin = session_origin(LOG_NAME, "iv_1")
+    path = witness.state / f"{hashlib.sha256(origin.encode()).hexdigest()}.json"
+    path.write_bytes(damage)
+    grow(log, 2)
+    status, _, answer = await add(witness.url, log, old=3)
+    assert status == 503, answer
+    assert "damaged" in answer
+    assert "restore" in answer
+    assert path.read_bytes() == damage
+    assert "Traceback" not in caplog.text
+    assert [r.levelname for r in caplog.records if "damaged" in r.getMessage()] == ["ERROR"]
+
+
 async def test_a_log_cut_back_to_a_prefix_is_refused(tmp_path: Path, witness: Running) -> None:
     log = session(tmp_path, "iv_1", 3)
     assert (await add(witness.url, log, old=0))[0] == 200
