@@ -261,9 +261,13 @@ class ForwardedTrack(MediaStreamTrack):
         )
         if spliced is None:
             self.dropped += 1
-            if self._splice.interrupted:
+            if self._splice.waiting:
+                # Still no keyframe: ask again (the publication sends at most one request
+                # a second while one is awaited). A request can go astray (sent before the
+                # publisher's SSRC was known, or lost), and a browser sends no keyframe
+                # unasked: without this the slot could wait for ever.
                 self._splice.interrupted = False
-                self.request_keyframe()  # the publisher restarted its stream
+                self.request_keyframe()
             return
         sequence, timestamp, payload = spliced
         self._wire.send(packet.marker, sequence, timestamp, payload, ntp)  # type: ignore[union-attr]

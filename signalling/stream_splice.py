@@ -59,6 +59,11 @@ class StreamSplice:
         self.interrupted = False
         """Set when a source's stream changed SSRC mid-way: its slot waits for a keyframe."""
 
+    @property
+    def waiting(self) -> bool:
+        """Whether the slot waits for a source to start (a video source at a keyframe)."""
+        return self._ssrc is None
+
     def restart(self) -> None:
         """The slot's source changes: wait for the next one to start."""
         self._ssrc = None

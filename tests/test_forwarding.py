@@ -273,6 +273,31 @@ async def test_a_new_subscriber_gets_nothing_until_a_keyframe() -> None:
     assert publication.packets == 5
 
 
+async def test_a_slot_waiting_for_a_keyframe_keeps_asking_once_a_second() -> None:
+    """A keyframe request can go astray (sent before the publisher's SSRC was known, or
+    lost), and a browser sends no keyframe unasked: the waiting slot asks again."""
+    asked: list[float] = []
+    now = [100.0]
+    publication = Publication(
+        Seat.CBP, Kind.VIDEO, NullSink(), lambda: asked.append(now[0]), clock=lambda: now[0]
+    )
+    track, log = _slot(Seat.CBP)
+    publication.subscribe(track)
+    assert asked == [100.0]  # the newcomer's request, which goes astray
+    for n in range(90):  # three seconds of delta frames, still no keyframe
+        now[0] += 1 / 30
+        publication.deliver(_packet(n, keyframe=False))
+    assert log.sent == []
+    assert 3 <= len(asked) <= 4  # once a second, not once a packet
+    publication.deliver(_packet(90, keyframe=True))
+    asked.clear()
+    for n in range(91, 181):
+        now[0] += 1 / 30
+        publication.deliver(_packet(n, keyframe=False))
+    assert asked == []  # forwarding again: nothing more to ask
+    assert len(log.sent) == 91
+
+
 async def test_a_slot_forwards_nothing_before_its_connection_can_carry_it() -> None:
     asked: list[int] = []
     publication = Publication(Seat.CBP, Kind.VIDEO, NullSink(), lambda: asked.append(1))
