@@ -482,7 +482,9 @@ call = new Call(null, {
     if ($("availability").getAttribute("aria-pressed") === "true") setAvailable(true);
   },
 });
-call.open().then(() => setAvailable(false));
+// Once the socket is open, tell the server what the button says (away unless the officer
+// has already pressed it while the page was connecting: forcing "away" undid that click).
+call.open().then(() => setAvailable($("availability").getAttribute("aria-pressed") === "true"));
 show("queue");
 refreshQueue(true);
 setInterval(refreshQueue, 5000);
