@@ -148,7 +148,8 @@ async def test_a_subscriber_sees_one_continuous_stream_across_a_publishers_rejoi
     gaps = [timestamp for _, timestamp, _ in steps]
     assert all(gap < 90000 * 30 for gap in gaps), "a timestamp went back or leapt ahead"
     rejoin = max(range(len(gaps)), key=gaps.__getitem__)
-    assert gaps[rejoin] > 90000 // 10, "no pause at the rejoin"
+    # (Its length is the reconnection's, which a test cannot fix: at least a frame.)
+    assert gaps[rejoin] > 90000 // 30, "no pause at the rejoin"
     assert starts_keyframe(packets[rejoin + 1].payload), "the new source started mid-picture"
 
 
