@@ -26,11 +26,10 @@ from playwright.async_api import Page, async_playwright, expect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common.names import Agency, Seat
+from media.address_policy import EVERY_NETWORK
 from server.app import create_app
 from server.settings import load_settings
-from server.types import Agency
-from signalling.address_policy import EVERY_NETWORK
-from signalling.types import Seat
 from tests.calls import join_and_call, open_socket
 from tests.e2e.conftest import CHROMIUM_FLAGS
 from tests.e2e.pages import check_in, consent

@@ -9,12 +9,12 @@ encoded once and replayed as packets; a keyframe request makes the next frame an
 frame) and Opus audio, and counts what it receives without decoding it. The servers
 measured in the same run:
 
-- ``forward``: this project's rooms (`signalling.interview.InterviewRoom`), no codec;
+- ``forward``: this project's rooms (`media.interview.InterviewRoom`), no codec;
 - ``record``: the same with the `Recorder` on (age-encrypted WebM per seat, to a
   temporary directory deleted afterwards);
 - ``aiortc-jb``: ``forward`` with aiortc's own jitter buffers put back on the server's
   receivers (a frame goes on only with the next frame's first packet, audio after four
-  more packets), to show what `signalling.frame_assembly` saves;
+  more packets), to show what `media.frame_assembly` saves;
 - ``relay``: stock aiortc, `MediaRelay` fan-out as in aiortc's examples, which decodes
   each published track and encodes it again for every subscriber (the baseline).
 
@@ -62,14 +62,15 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamTrack
 
+from common.frames import EncodedFrame
+from common.names import Kind, RoomId, Seat
+from media.forwarding import EncodedFrameTap
+from media.interview import InterviewRoom
+from media.packers import use_packer
+from media.peer_connections import negotiate
+from media.receivers import idle_receiver
 from recordings.keys import Identity
 from recordings.recorder import Recorder
-from signalling.forwarding import EncodedFrameTap
-from signalling.interview import InterviewRoom
-from signalling.packers import use_packer
-from signalling.peer_connections import negotiate
-from signalling.receivers import idle_receiver
-from signalling.types import EncodedFrame, Kind, RoomId, Seat
 
 WIDTH, HEIGHT, FPS, BITRATE, CLIP_FRAMES = 640, 480, 30, 800_000, 60
 CLIENT_PROCESSES = 2
@@ -220,7 +221,7 @@ def serve(kind: str, port: int, ready: Any, cpus: set[int] | None = None) -> Non
     recipient = Identity.generate().recipient  # its identity is thrown away
 
     if kind == "aiortc-jb":
-        import signalling.receivers
+        import media.receivers
 
         def video_buffer() -> JitterBuffer:
             return JitterBuffer(capacity=512, is_video=True)  # as aiortc 1.16 makes them
@@ -229,8 +230,8 @@ def serve(kind: str, port: int, ready: Any, cpus: set[int] | None = None) -> Non
             return JitterBuffer(capacity=16, prefetch=4)
 
         # For this server process only: prepare_receiver builds these instead of ours.
-        patch.object(signalling.receivers, "VideoFrameAssembler", video_buffer).start()
-        patch.object(signalling.receivers, "AudioPassThrough", audio_buffer).start()
+        patch.object(media.receivers, "VideoFrameAssembler", video_buffer).start()
+        patch.object(media.receivers, "AudioPassThrough", audio_buffer).start()
 
     def make_room(name: str) -> Any:
         if kind == "relay":

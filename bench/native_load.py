@@ -40,17 +40,17 @@ from yarl import URL
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common.names import Agency, Seat
+from common.secret import Secret
+from media.address_policy import EVERY_NETWORK
 from recordings.keys import Identity
 from server import operator
 from server.auth import Passwords
 from server.importer import ApplicationRow
-from server.secret import Secret
 from server.settings import Settings, load_settings
 from server.store import Store
-from server.types import Agency, InterviewMode, utc_now
+from server.types import InterviewMode, utc_now
 from server.views.applicant import CONSENT_VERSION
-from signalling.address_policy import EVERY_NETWORK
-from signalling.types import Seat
 from tests.fakes import application
 
 # Imported as a module of its directory, as `python bench/interviews.py` runs it: its

@@ -18,7 +18,7 @@ import statistics
 import time
 from datetime import UTC, date, datetime, timedelta
 
-from server.types import Agency
+from common.names import Agency
 from signalling.waiting_room import Need, WaitingApplicant, WaitingRoom
 
 TARGET_P99_MS = 5.0

@@ -50,8 +50,8 @@ import generator_run
 from generator_run import LOADGEN, ROOT, Measurement
 from native_load import free_port, wait_until_listening
 
-from signalling.peer_connections import negotiate
-from signalling.types import Seat
+from common.names import Seat
+from media.peer_connections import negotiate
 
 COOKIE = "nexus_session"
 

@@ -1,6 +1,6 @@
 """Errors of the recordings package.
 
-RecordingError              (server.errors.NexusError)
+RecordingError              (common.errors.NexusError)
 ├── KeyFileError            400: a key file or key string that cannot be used
 └── AgeError                400: a file that is not a valid age file for these keys
     ├── NoMatchingIdentity      none of the identities opens the file
@@ -9,7 +9,7 @@ RecordingError              (server.errors.NexusError)
 
 from __future__ import annotations
 
-from server.errors import BadRequest, NexusError
+from common.errors import BadRequest, NexusError
 
 
 class RecordingError(NexusError):

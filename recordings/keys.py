@@ -15,7 +15,7 @@ import bech32
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from server.secret import Secret
+from common.secret import Secret
 
 from .errors import KeyFileError
 from .private_files import private_directory, private_opener

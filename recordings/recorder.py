@@ -31,7 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from signalling.types import EncodedFrame, Kind, Seat
+from common.frames import EncodedFrame
+from common.names import Kind, Seat
 
 from . import opus, webm
 from .age import CHUNK, AgeWriter
@@ -224,7 +225,7 @@ class SegmentWriter:
 
 
 class Recorder:
-    """Implements `signalling.types.RecordingSink` for one interview."""
+    """Implements `media.types.RecordingSink` for one interview."""
 
     def __init__(
         self,

@@ -29,7 +29,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from signalling.types import Kind
+from common.names import Kind
 
 from .streams import OPUS_RATE, opus_head
 

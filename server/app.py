@@ -20,12 +20,15 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from aiortc import RTCIceServer
 
 import web as web_assets
-from signalling.address_policy import AddressPolicy
+from common.errors import NexusError
+from common.names import Agency, RoomId
+from common.secret import Secret
+from media.address_policy import AddressPolicy
+from media.rooms import Rooms
+from server.types import Clock, Role, utc_now
 from signalling.appkeys import LOBBY, ROOMS, SOCKETS
 from signalling.handler import close_sockets
 from signalling.lobby import Lobby
-from signalling.rooms import Rooms
-from signalling.types import RoomId
 from signalling.waiting_room import Pairing
 
 from . import middleware
@@ -44,20 +47,17 @@ from .appkeys import (
     WITNESSING,
 )
 from .auth import LoginThrottle, Passwords
-from .errors import NexusError
 from .i18n import Catalogs
 from .interview_actions import Seat
 from .interview_state import Phase
 from .live_stills import LiveStills
 from .lives import Change, Lives, need_of
 from .password_checks import PasswordChecks
-from .secret import Secret
 from .session_records import SessionRecords
 from .settings import Settings
 from .sign_in import StaffSignIn
 from .socket_sessions import SocketSessions
 from .store import Store
-from .types import Agency, Clock, Role, utc_now
 from .views.http import page_context
 from .views.routes import ROUTES, STATIC_PREFIX, Route
 from .views.stills import MAX_STILL_BYTES

@@ -6,7 +6,8 @@ in the same transaction, so no status ever changes another way.
 
 from __future__ import annotations
 
-from .errors import Conflict
+from common.errors import Conflict
+
 from .types import ApplicationStatus, Verdict
 
 FINAL = frozenset({ApplicationStatus.APPROVED, ApplicationStatus.DENIED})

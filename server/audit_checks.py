@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
-from .errors import NexusError
+from common.errors import NexusError
 
 log = logging.getLogger(__name__)
 

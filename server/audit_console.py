@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from common.errors import NotFound
+from common.names import Agency
 from recordings.age import AgeReader, decrypt
 from recordings.closed_sessions import (
     CLOSED_SESSIONS,
@@ -29,9 +31,7 @@ from recordings.tlog import NoteVerifier
 from recordings.witness_keys import WitnessKey
 
 from .audit_checks import BackgroundChecks
-from .errors import NotFound
 from .store import Store
-from .types import Agency
 from .views.seats import seated_officers
 
 SESSION_ID = re.compile(r"^iv_[0-9a-f]{16}$")

@@ -12,9 +12,10 @@ from datetime import datetime
 import argon2
 import pyotp
 
-from .errors import BadRequest, Forbidden, TooManyRequests
-from .secret import Secret
-from .types import AccountId, Agency, Clock, InterviewId, Role
+from common.errors import BadRequest, Forbidden, TooManyRequests
+from common.names import Agency
+from common.secret import Secret
+from server.types import AccountId, Clock, InterviewId, Role
 
 MIN_PASSWORD_LENGTH = 12
 TOTP_ISSUER = "NEXUS interview"

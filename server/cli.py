@@ -17,20 +17,21 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from common.errors import BadRequest, NexusError
+from common.names import Agency
+from common.secret import Secret
 from recordings.keys import read_identity_file
 from recordings.tlog import LogError, NoteVerifier
+from server.types import InterviewMode, Role, utc_now
 
 from . import operator, records_cli
 from .app import create_app
 from .auth import Passwords
-from .errors import BadRequest, NexusError
 from .logs import configure_logging
 from .progress import progress_bar
-from .secret import Secret
 from .serving import serve
 from .settings import SETTINGS, Settings, describe, load_settings
 from .store import Store
-from .types import Agency, InterviewMode, Role, utc_now
 
 T = TypeVar("T")
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int] | int]

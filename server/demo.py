@@ -27,21 +27,22 @@ from urllib.parse import urlsplit
 import pyotp
 from rich.console import Console
 
+from common.names import Agency
+from common.secret import Secret
+from media.address_policy import EVERY_NETWORK, parse_networks
 from recordings.closed_sessions import witness_prefix
 from recordings.keys import HOLDERS, Identity, read_identity_file, write_identity_file
 from recordings.witness import generate_cosigner, read_cosigner
-from signalling.address_policy import EVERY_NETWORK, parse_networks
+from server.types import ApplicationType, InterviewMode, Program, utc_now
 
 from . import operator
 from .app import create_app
 from .auth import Passwords
 from .importer import ApplicationRow
-from .secret import Secret
 from .serving import serve
 from .session_records import checkpoint_signer
 from .settings import SETTINGS, Settings
 from .store import Store
-from .types import Agency, ApplicationType, InterviewMode, Program, utc_now
 
 ROOT = Path("demo-data")
 LINKS_SHOWN = 5

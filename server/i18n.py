@@ -16,7 +16,7 @@ from typing import Any
 from babel.messages.pofile import read_po
 from markupsafe import Markup
 
-from .errors import NexusError
+from common.errors import NexusError
 
 DEFAULT_LANGUAGE = "en"
 LANGUAGES = {"en": "English", "fr": "Français"}

@@ -15,7 +15,8 @@ from typing import Annotated
 
 import msgspec
 
-from .errors import BadRequest, ImportRejected
+from common.errors import BadRequest, ImportRejected
+
 from .store.applications import PERSONAL_FIELDS, PersonalValues
 from .types import ApplicationType, Program
 

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from common.names import Agency
+
 from .interview_state import Party
-from .types import Agency
 
 
 @dataclass(frozen=True)

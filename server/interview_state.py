@@ -13,7 +13,8 @@ from types import MappingProxyType
 
 import msgspec
 
-from .types import Agency, InterviewMode
+from common.names import Agency
+from server.types import InterviewMode
 
 JOINT_STEP = "joint"
 

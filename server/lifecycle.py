@@ -27,7 +27,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-from .errors import Conflict
+from common.errors import Conflict
+from common.names import Agency
+from server.types import InterviewMode
+
 from .interview_actions import (
     Action,
     Cancel,
@@ -47,7 +50,6 @@ from .interview_actions import (
     Still,
 )
 from .interview_state import Life, Party, Phase, Presence, presences
-from .types import Agency, InterviewMode
 
 
 class RefusalKind(StrEnum):

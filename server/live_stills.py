@@ -31,7 +31,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .errors import Conflict, NotFound
+from common.errors import Conflict, NotFound
 
 MAX_STILLS_PER_INTERVIEW = 12
 NONCE_BYTES = 12

@@ -22,15 +22,16 @@ from typing import Any
 
 import aiosqlite
 
+from common.errors import NexusError
+from common.names import Agency, RoomId
+from media.interview import InterviewEvent
 from recordings.closed_sessions import CLOSED_SESSIONS
 from recordings.errors import RecordingError
 from recordings.record_completeness import FINAL_EVENTS
-from signalling.interview import InterviewEvent
-from signalling.types import RoomId
+from server.types import Clock, InterviewId
 from signalling.waiting_room import Need
 
 from . import interview_actions, lifecycle
-from .errors import NexusError
 from .interview_actions import Action, Drop, Interrupt, Join, Leave, NoShow, Outage
 from .interview_state import Life, Party, Phase, Presence
 from .lifecycle import Outcome
@@ -39,7 +40,6 @@ from .session_records import SessionRecords
 from .store import Store
 from .store.events import insert_event
 from .store.interviews import LIVE_PHASES
-from .types import Agency, Clock, InterviewId
 
 log = logging.getLogger(__name__)
 

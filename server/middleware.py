@@ -15,8 +15,9 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from common.errors import BadRequest, CsrfRejected, NexusError
+
 from .appkeys import PRINCIPAL, SETTINGS
-from .errors import BadRequest, CsrfRejected, NexusError
 from .logs import loggable_path
 from .views.http import (
     CSRF_FIELD,

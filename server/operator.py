@@ -12,15 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from common.errors import BadRequest, NotFound
+from common.names import Agency
+from common.secret import Secret
+from server.types import AccountId, InterviewId, InterviewMode, Role
+
 from .auth import Passwords, new_invitation_token, new_totp_secret, token_hash, totp_uri
-from .errors import BadRequest, NotFound
 from .importer import read_applications
-from .secret import Secret
 from .settings import Settings
 from .store import Store
 from .store.accounts import Account
 from .store.applications import ImportCounts
-from .types import AccountId, Agency, InterviewId, InterviewMode, Role
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")

@@ -19,9 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
+from common.errors import TooManyRequests
+from common.secret import Secret
+
 from .auth import Passwords
-from .errors import TooManyRequests
-from .secret import Secret
 
 LOW_PRIORITY = 10  # nice value of the hashing thread: media threads keep the CPU first
 RETRY_AFTER_SECONDS = 2

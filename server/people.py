@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common.errors import NotFound
+
 from .auth import Principal
-from .errors import NotFound
 from .store import Store
 from .types import Role
 

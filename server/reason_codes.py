@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from .types import Agency, Verdict
+from common.names import Agency
+from server.types import Verdict
 
 REASON_CODES: Mapping[Agency, Mapping[str, str]] = MappingProxyType(
     {

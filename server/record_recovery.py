@@ -13,9 +13,9 @@ from typing import Any
 
 import msgspec
 
+from common.names import Seat
 from recordings.session_record import EVENTS, cut_to_last_checkpoint
 from recordings.tlog import NoteVerifier
-from signalling.types import Seat
 
 SEGMENT_NAME = re.compile(r"(?P<seat>[a-z]+)-(?P<index>[0-9]+)\.webm\.age")  # as Recorder names
 

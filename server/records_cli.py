@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from common.errors import BadRequest
 from recordings.closed_sessions import CLOSED_SESSIONS, check_record, read_closed_sessions
 from recordings.export import Exported, export_session
 from recordings.keys import HOLDERS, Identity, read_identity_file, write_identity_file
@@ -17,7 +18,6 @@ from recordings.tlog import LogError, NoteVerifier
 from recordings.witness import cosign_session, generate_cosigner, read_cosigner
 from recordings.witness_keys import WitnessKey, parse_witness_key
 
-from .errors import BadRequest
 from .progress import progress_bar
 from .session_records import SessionRecords
 from .settings import Settings

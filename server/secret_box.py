@@ -16,8 +16,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .errors import NexusError
-from .secret import Secret
+from common.errors import NexusError
+from common.secret import Secret
 
 SEALED_PREFIX = "sealed:v1:"
 KEY_BYTES = 32

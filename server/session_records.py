@@ -29,6 +29,10 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from common.errors import Conflict, NotFound
+from common.frames import EncodedFrame
+from common.names import Kind, RoomId, Seat
+from media.types import NullSink, RecordingSink
 from recordings.age import encrypt
 from recordings.closed_sessions import CLOSED_SESSIONS, ClosedSessionsLog
 from recordings.errors import RecordingError
@@ -43,9 +47,7 @@ from recordings.session_record import (
     session_origin,
 )
 from recordings.tlog import NoteSigner, NoteVerifier
-from signalling.types import EncodedFrame, Kind, NullSink, RecordingSink, RoomId, Seat
 
-from .errors import Conflict, NotFound
 from .record_recovery import Recovery, after_crash
 from .settings import Settings
 

@@ -18,10 +18,10 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from signalling.address_policy import Network, parse_networks
+from common.errors import SettingError
+from common.secret import Secret
+from media.address_policy import Network, parse_networks
 
-from .errors import SettingError
-from .secret import Secret
 from .witnessing import parse_witnesses
 
 ENV_PREFIX = "NEXUS_"

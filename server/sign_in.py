@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from common.errors import Locked, NexusError, TooManyRequests, Unauthorized
+from common.secret import Secret
+
 from .auth import totp_step
-from .errors import Locked, NexusError, TooManyRequests, Unauthorized
 from .password_checks import PasswordChecks
-from .secret import Secret
 from .store import Store
 from .store.accounts import Account
 from .types import Clock, Role, iso

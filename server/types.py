@@ -37,15 +37,6 @@ class ApplicationType(StrEnum):
     RENEWAL = "renewal"
 
 
-class Agency(StrEnum):
-    CBSA = "CBSA"
-    CBP = "CBP"
-
-    @property
-    def home_country(self) -> str:
-        return "CA" if self is Agency.CBSA else "US"
-
-
 class Role(StrEnum):
     APPLICANT = "applicant"
     OFFICER = "officer"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import aiohttp
 
+from common.errors import SettingError
 from recordings.errors import RecordingError
 from recordings.private_files import replace_privately
 from recordings.session_record import CHECKPOINTS, EVENTS
@@ -33,8 +34,6 @@ from recordings.witness_protocol import (
     parse_size,
     signature_lines,
 )
-
-from .errors import SettingError
 
 log = logging.getLogger(__name__)
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)  # then every 30 s until it answers

@@ -1,1 +1,2 @@
-"""WebSocket signalling, waiting room and pairing, interview rooms (see issue #3)."""
+"""The browsers' WebSocket endpoint, the waiting room and pairing: the control plane's
+side of a call (the call itself runs in the media plane, `media`)."""

@@ -6,8 +6,9 @@ import weakref
 
 from aiohttp import web
 
+from media.rooms import Rooms
+
 from .lobby import Lobby
-from .rooms import Rooms
 
 ROOMS = web.AppKey("rooms", Rooms)
 LOBBY = web.AppKey("lobby", Lobby)

@@ -1,17 +1,15 @@
 """Errors of the signalling layer.
 
-SignallingError                 (server.errors.NexusError)
+SignallingError                 (common.errors.NexusError)
 ├── ProtocolError               400: a message that is malformed, too big or unexpected
-├── SdpError                    400: an offer or ICE candidate we cannot accept, with the reason
 ├── NotInRoom                   409: an action that needs a joined participant
 └── LimitReached                429: more of something than one honest client ever needs
-    ├── TooManySockets          429: another socket for a sign-in that has its fill open
-    └── TooManyCandidates       429: another ICE candidate for a connection that has its fill
+    └── TooManySockets          429: another socket for a sign-in that has its fill open
 """
 
 from __future__ import annotations
 
-from server.errors import BadRequest, Conflict, NexusError
+from common.errors import BadRequest, Conflict, NexusError
 
 
 class SignallingError(Exception):
@@ -20,10 +18,6 @@ class SignallingError(Exception):
 
 class ProtocolError(SignallingError, BadRequest):
     code = "protocol_error"
-
-
-class SdpError(SignallingError, BadRequest):
-    code = "bad_sdp"
 
 
 class NotInRoom(SignallingError, Conflict):
@@ -37,7 +31,3 @@ class LimitReached(SignallingError, NexusError):
 
 class TooManySockets(LimitReached):
     code = "too_many_sockets"
-
-
-class TooManyCandidates(LimitReached):
-    code = "too_many_candidates"

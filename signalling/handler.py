@@ -15,24 +15,24 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from common.errors import Conflict, Forbidden, NexusError
+from common.names import Agency, ParticipantId, RoomId, Seat
+from media.interview import InterviewEvent, InterviewRoom
+from media.rooms import RecordUpdate, RoomItem, Rooms, SeatMediaState
 from server import interview_actions
 from server.appkeys import CATALOGS, LIVES, SETTINGS, SOCKET_SESSIONS, STORE
 from server.auth import Principal
-from server.errors import Conflict, Forbidden, NexusError
 from server.interview_state import Life, Party, Phase
 from server.lives import Lives, need_of
 from server.store import Store
 from server.store.sessions import session_hash
-from server.types import Agency, InterviewMode, Role
+from server.types import InterviewMode, Role
 from server.views.http import current, session_id_of, session_of, translator_of
 
 from . import messages as m
 from .appkeys import LOBBY, ROOMS, SOCKET_PRINCIPAL, SOCKETS
 from .errors import NotInRoom, TooManySockets
-from .interview import InterviewEvent, InterviewRoom
 from .lobby import Lobby
-from .rooms import RecordUpdate, RoomItem, Rooms, SeatMediaState
-from .types import ParticipantId, RoomId, Seat
 from .waiting_room import RECENT_INTERVIEWS, WaitingApplicant
 
 log = logging.getLogger(__name__)

@@ -12,10 +12,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
-from server.types import Agency
+from common.names import Agency, Seat
 
 from . import messages as m
-from .types import Seat
 from .waiting_room import Estimate, Need, Pairing, WaitingApplicant, WaitingRoom
 
 log = logging.getLogger(__name__)

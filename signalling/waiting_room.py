@@ -28,7 +28,7 @@ from enum import StrEnum
 
 from sortedcontainers import SortedList
 
-from server.types import Agency
+from common.names import Agency
 
 DEFAULT_INTERVIEW_SECONDS = 15 * 60
 """An interview's length until there are recent ones to learn it from."""

@@ -18,10 +18,10 @@ from typing import Any
 
 from aiohttp import ClientWebSocketResponse
 
+from common.names import Agency
 from server import interview_state
 from server.appkeys import STILLS
 from server.interview_state import Party, Phase, Presence
-from server.types import Agency
 from server.views.applicant import CONSENT_VERSION
 from signalling import messages as m
 

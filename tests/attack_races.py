@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pyotp
 
-from server.types import Agency
+from common.names import Agency
 
 from .attack_inputs import TOKEN_D
 from .attack_scene import DOBS, Scene

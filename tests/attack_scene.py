@@ -31,11 +31,11 @@ from aiohttp.test_utils import TestServer
 from aiohttp.typedefs import StrOrURL
 from yarl import URL
 
+from common.names import Agency
+from common.secret import Secret
 from server import serving
 from server.appkeys import LIVES
 from server.auth import Passwords
-from server.secret import Secret
-from server.types import Agency
 from server.views.applicant import CONSENT_VERSION
 from signalling import messages as m
 

@@ -12,13 +12,13 @@ from pathlib import Path
 from aiohttp import CookieJar
 from aiohttp.test_utils import TestClient, TestServer
 
+from common.names import Seat
 from recordings.keys import read_identity_file
 from recordings.tlog import NoteVerifier
 from recordings.witness import cosign_session, generate_cosigner
 from recordings.witness_keys import parse_witness_key
 from server.appkeys import RECORDS
 from server.audit_app import create_audit_app
-from signalling.types import Seat
 
 from .calls import Seated
 from .fakes import Account, Client, World, fast_passwords, jpeg_image

@@ -30,8 +30,8 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientWebSocketResponse, DummyCookieJar, WSMsgType
 
+from common.names import Kind, Seat
 from signalling import messages as m
-from signalling.types import Kind, Seat
 
 from .media import SyntheticParticipant, wait_for
 

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 
 from aiohttp import ClientWebSocketResponse
 
+from common.names import Agency, Seat
 from server.appkeys import LIVES
-from server.types import Agency
 from server.views.applicant import CONSENT_VERSION
 from signalling import messages as m
-from signalling.types import Seat
 
 from .fakes import Client, World, add_applications, application
 from .media import SyntheticParticipant

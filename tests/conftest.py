@@ -8,11 +8,11 @@ import pytest
 import uvloop
 from aiohttp.test_utils import TestServer
 
+from media.address_policy import EVERY_NETWORK
 from recordings.keys import Identity, write_identity_file
 from server.app import create_app
 from server.settings import Settings, load_settings
 from server.store import Store
-from signalling.address_policy import EVERY_NETWORK
 
 from .audit_scene import AuditScene, audit_scene
 from .fakes import FakeClock, World, fast_passwords

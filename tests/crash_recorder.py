@@ -12,9 +12,10 @@ from pathlib import Path
 
 import av
 
+from common.frames import EncodedFrame
+from common.names import Kind, Seat
 from recordings.keys import Recipient
 from recordings.recorder import Recorder
-from signalling.types import EncodedFrame, Kind, Seat
 
 
 def clip(frames: int = 30) -> list[bytes]:

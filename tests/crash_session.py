@@ -10,9 +10,10 @@ import sys
 import time
 from fractions import Fraction
 
+from common.frames import EncodedFrame
+from common.names import Kind, RoomId, Seat
 from server.session_records import SessionRecords
 from server.settings import load_settings
-from signalling.types import EncodedFrame, Kind, RoomId, Seat
 
 from .crash_recorder import clip
 

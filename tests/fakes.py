@@ -15,14 +15,15 @@ import pyotp
 from aiohttp import ClientResponse, CookieJar, DummyCookieJar, web
 from aiohttp.test_utils import TestClient, TestServer
 
+from common.names import Agency
+from common.secret import Secret
 from server import operator
 from server.appkeys import STORE
 from server.auth import Passwords
 from server.importer import ApplicationRow
-from server.secret import Secret
 from server.settings import Settings
 from server.store import Store
-from server.types import Agency, ApplicationType, InterviewId, InterviewMode, Program
+from server.types import ApplicationType, InterviewId, InterviewMode, Program
 
 Client = TestClient[web.Request, web.Application]
 

@@ -17,8 +17,9 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSess
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-from signalling.peer_connections import negotiate
-from signalling.types import EncodedFrame, Kind, Seat
+from common.frames import EncodedFrame
+from common.names import Kind, Seat
+from media.peer_connections import negotiate
 
 WIDTH, HEIGHT, FPS = 320, 240, 30
 BLOCK, BITS = 16, 16

@@ -9,8 +9,8 @@ import sqlite3
 import pyotp
 import pytest
 
+from common.names import Agency
 from server.middleware import SECURITY_HEADERS
-from server.types import Agency
 
 from .fakes import (
     World,

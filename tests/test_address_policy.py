@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from signalling.address_policy import ANY_UNICAST, AddressPolicy, parse_networks
+from media.address_policy import ANY_UNICAST, AddressPolicy, parse_networks
 
 REFUSED_BY_DEFAULT = [
     "127.0.0.1",  # loopback

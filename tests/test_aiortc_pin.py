@@ -1,5 +1,5 @@
 """The relay builds on aiortc internals, so the version is pinned and these tests fail
-loudly when an upgrade changes what `signalling/forwarding.py` relies on."""
+loudly when an upgrade changes what `media/forwarding.py` relies on."""
 
 from __future__ import annotations
 
@@ -26,18 +26,18 @@ from aiortc.rtcdtlstransport import RtpRouter
 from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket, wrap_rtx
 
-from signalling import peer_connections
-from signalling.direct_receive import NTP_UNIX_OFFSET_MS
-from signalling.direct_receive import RECEIVER_FIELDS as DIRECT_RECEIVER_FIELDS
-from signalling.direct_receive import TRANSPORT_FIELDS as DIRECT_TRANSPORT_FIELDS
-from signalling.slot_sender import SENDER_REPORT_FIELDS, TRANSPORT_FIELDS, SentPacket
+from media import peer_connections
+from media.direct_receive import NTP_UNIX_OFFSET_MS
+from media.direct_receive import RECEIVER_FIELDS as DIRECT_RECEIVER_FIELDS
+from media.direct_receive import TRANSPORT_FIELDS as DIRECT_TRANSPORT_FIELDS
+from media.slot_sender import SENDER_REPORT_FIELDS, TRANSPORT_FIELDS, SentPacket
 
 PINNED = "1.16.0"
 
 
 def test_aiortc_is_the_pinned_version() -> None:
     assert version("aiortc") == PINNED, (
-        "aiortc changed: re-check signalling/forwarding.py, receivers.py, direct_receive.py "
+        "aiortc changed: re-check media/forwarding.py, receivers.py, direct_receive.py "
         "and slot_sender.py "
         "against its new internals (the receiver's NACK generator, decoder queue, jitter "
         "buffer and bitrate estimator, _send_rtcp_pli; the sender's history, sender-report "
@@ -118,7 +118,7 @@ async def test_the_tests_can_reach_the_udp_transports_a_connection_sends_from() 
 
 
 def test_descriptions_start_the_setup_task_that_negotiate_watches() -> None:
-    """`signalling/peer_connections.py` finds aiortc's unawaited setup task by name."""
+    """`media/peer_connections.py` finds aiortc's unawaited setup task by name."""
     for step in (RTCPeerConnection.setLocalDescription, RTCPeerConnection.setRemoteDescription):
         assert "asyncio.ensure_future(self.__connect())" in inspect.getsource(step)
     setup = getattr(RTCPeerConnection, "_RTCPeerConnection__connect")  # noqa: B009

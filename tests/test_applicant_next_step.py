@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from common.names import Agency
 from server.interview_actions import Action, CheckIn, Consent, Decide, End, Join, Ready, Seat
 from server.interview_state import Party
 from server.lifecycle import replay
-from server.types import Agency, InterviewMode
+from server.types import InterviewMode
 from server.views.applicant import next_step
 
 CBSA, CBP = Agency.CBSA, Agency.CBP

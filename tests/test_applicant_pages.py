@@ -11,10 +11,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.names import Agency, Seat
 from server.appkeys import LIVES
-from server.types import Agency
 from signalling import messages as m
-from signalling.types import Seat
 
 from .calls import Seated, join_and_call, officer_who_took, open_socket
 from .fakes import Client, World, add_applications, application

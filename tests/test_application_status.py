@@ -6,12 +6,12 @@ import itertools
 
 import pytest
 
+from common.errors import Conflict
 from server.application_status import (
     application_result,
     status_after_decisions,
     status_after_invite,
 )
-from server.errors import Conflict
 from server.types import ApplicationStatus as S
 from server.types import Verdict as V
 

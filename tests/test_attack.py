@@ -22,11 +22,11 @@ import pytest
 from aiohttp import ClientResponse
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 
+from common.names import Agency
 from server import interview_actions
 from server.app import create_app
 from server.appkeys import LIVES, STILLS
 from server.settings import Settings
-from server.types import Agency
 
 from . import attack_inputs as a
 from . import attack_races as races

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from common.errors import NotFound
 from server.audit_checks import BackgroundChecks
-from server.errors import NotFound
 
 from .media import wait_for
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from common.names import Agency
 from server.appkeys import STORE, TRAIL
 from server.audit_console import seat_segments
-from server.types import Agency
 
 from .audit_scene import NOTES, AuditScene, checked, sign_in
 from .fakes import World, error_message

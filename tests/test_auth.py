@@ -7,6 +7,9 @@ from datetime import timedelta
 import pyotp
 import pytest
 
+from common.errors import BadRequest, Forbidden, TooManyRequests
+from common.names import Agency
+from common.secret import Secret
 from server.auth import (
     LoginThrottle,
     Principal,
@@ -15,9 +18,7 @@ from server.auth import (
     totp_step,
     totp_uri,
 )
-from server.errors import BadRequest, Forbidden, TooManyRequests
-from server.secret import Secret
-from server.types import AccountId, Agency, InterviewId, Role
+from server.types import AccountId, InterviewId, Role
 
 from .fakes import FakeClock, fast_passwords
 

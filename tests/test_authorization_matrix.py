@@ -9,12 +9,11 @@ from dataclasses import dataclass
 import pytest
 from aiohttp import web
 
+from common.names import Agency, Seat
 from server.appkeys import LIVES
-from server.types import Agency
 from server.views.applicant import CONSENT_VERSION
 from server.views.routes import ROUTES, Route
 from signalling import messages as m
-from signalling.types import Seat
 
 from .calls import join_and_call, open_socket
 from .fakes import Session, World, add_applications, application, jpeg_image

@@ -14,11 +14,12 @@ from aioice.ice import get_host_addresses
 from hypothesis import given
 from hypothesis import strategies as st
 
-from signalling.address_policy import ANY_UNICAST, AddressPolicy
-from signalling.candidates import offer_within_policy, remote_candidate
-from signalling.errors import SdpError, TooManyCandidates
-from signalling.participant import MAX_CANDIDATES, Participant
-from signalling.types import NullSink, ParticipantId, Seat
+from common.names import ParticipantId, Seat
+from media.address_policy import ANY_UNICAST, AddressPolicy
+from media.candidates import offer_within_policy, remote_candidate
+from media.errors import SdpError, TooManyCandidates
+from media.participant import MAX_CANDIDATES, Participant
+from media.types import NullSink
 
 from .media import SyntheticParticipant, wait_for
 

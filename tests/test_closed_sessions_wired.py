@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from common.names import RoomId
 from recordings.closed_sessions import CLOSED_SESSIONS, check_record, read_closed_sessions
 from recordings.session_record import EVENTS
 from recordings.tlog import NoteVerifier
@@ -26,7 +27,6 @@ from server.session_records import SessionRecords
 from server.settings import Settings
 from server.store import Store
 from server.types import InterviewId, InterviewMode
-from signalling.types import RoomId
 
 from .calls import applicant_in_call
 from .fakes import FakeClock, World, add_applications, application

@@ -1,4 +1,4 @@
-"""A publisher's packets taken straight off the socket (`signalling.direct_receive`), seen
+"""A publisher's packets taken straight off the socket (`media.direct_receive`), seen
 from real aiortc clients on loopback: the packets skip aiortc's receive coroutine, and
 what the publisher must still get back (receiver reports, REMB, NACKs answered by RTX)
 still comes."""
@@ -21,11 +21,12 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
-from signalling.direct_receive import ReceivedPacket, parse_header
-from signalling.forwarding import Publication
-from signalling.interview import InterviewRoom
-from signalling.participant import Participant
-from signalling.types import Kind, NullSink, RoomId, Seat
+from common.names import Kind, RoomId, Seat
+from media.direct_receive import ReceivedPacket, parse_header
+from media.forwarding import Publication
+from media.interview import InterviewRoom
+from media.participant import Participant
+from media.types import NullSink
 
 from .media import SyntheticParticipant, wait_for
 

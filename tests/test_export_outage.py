@@ -17,11 +17,11 @@ from pathlib import Path
 
 from yarl import URL
 
+from common.names import Kind, Seat
 from recordings.export import export_session
 from recordings.keys import read_identity_file
 from recordings.session_record import verify_session
 from server.session_records import checkpoint_signer
-from signalling.types import Kind, Seat
 
 from . import test_server_crash
 from .fakes import nexus_interview

@@ -14,18 +14,19 @@ from aiortc import rtcrtpreceiver, rtcrtpsender
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.rtp import RtpPacket
 
-from signalling.forwarding import (
+from common.names import Kind, RoomId, Seat
+from media.forwarding import (
     KEYFRAME_REQUEST_INTERVAL,
     EncodedFrameTap,
     ForwardedTrack,
     Publication,
     is_vp8_keyframe,
 )
-from signalling.frame_assembly import AudioPassThrough, VideoFrameAssembler
-from signalling.interview import InterviewRoom
-from signalling.rooms import Rooms
-from signalling.slot_sender import SlotSender
-from signalling.types import Kind, NullSink, RoomId, Seat
+from media.frame_assembly import AudioPassThrough, VideoFrameAssembler
+from media.interview import InterviewRoom
+from media.rooms import Rooms
+from media.slot_sender import SlotSender
+from media.types import NullSink
 
 from .media import TONE_HZ, MemorySink, SyntheticParticipant, wait_for
 

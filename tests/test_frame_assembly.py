@@ -12,8 +12,8 @@ from aiortc.rtp import RtpPacket
 from hypothesis import given
 from hypothesis import strategies as st
 
-from signalling.bitrate import CompactRateCounter
-from signalling.frame_assembly import AudioPassThrough, VideoFrameAssembler
+from media.bitrate import CompactRateCounter
+from media.frame_assembly import AudioPassThrough, VideoFrameAssembler
 
 VIDEO_CLOCK_STEP = 3000  # 30 fps at 90 kHz
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import Conflict
+from common.names import RoomId
 from recordings.session_record import CHECKPOINTS, LogCheck, check_log, verify_session
 from recordings.tlog import NoteVerifier
-from server.errors import Conflict
 from server.session_records import SessionRecords
 from server.settings import Settings
-from signalling.types import RoomId
 
 from .media import wait_for
 

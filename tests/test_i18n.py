@@ -9,8 +9,8 @@ import re
 import pytest
 from babel.messages.pofile import read_po
 
+from common.names import Agency
 from server.i18n import Catalogs, Translator, preferred_language
-from server.types import Agency
 from web import LOCALE
 
 from .catalog_messages import all_messages, source_files

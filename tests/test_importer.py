@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import BadRequest, ImportRejected
 from server import operator
-from server.errors import BadRequest, ImportRejected
 from server.importer import COLUMNS, read_applications
 from server.store import Store
 from server.types import ApplicationStatus

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from common.names import Kind, Seat
 from server.appkeys import LIVES
 from server.settings import Settings
 from signalling import messages as m
-from signalling.types import Kind, Seat
 
 from .calls import Seated, join_and_call, open_socket, seated_interview
 from .fakes import World

@@ -9,6 +9,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from common.names import Agency
 from server.interview_actions import (
     Action,
     Cancel,
@@ -29,7 +30,7 @@ from server.interview_actions import (
 )
 from server.interview_state import JOINT_STEP, Life, Party, Phase, Presence, decode, encode
 from server.lifecycle import Outcome, RefusalKind, Refused, apply, replay
-from server.types import Agency, InterviewMode
+from server.types import InterviewMode
 
 OFFICERS = st.sampled_from([1, 2, 3])
 REPEATABLE = (Still, Outage)  # each is a new still, a new outage

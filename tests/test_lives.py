@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 import pytest
 
+from common.names import Agency, RoomId, Seat
 from server.appkeys import LIVES, RECORDS
 from server.interview_actions import Interrupt, action_from
 from server.interview_state import Phase
 from server.lifecycle import replay
-from server.types import Agency, ApplicationStatus, InterviewMode, InterviewState
+from server.types import ApplicationStatus, InterviewMode, InterviewState
 from signalling import messages as m
-from signalling.types import RoomId, Seat
 
 from .calls import Seated, join, join_and_call, officer_who_took, open_socket, waiting_applicant
 from .fakes import Client, World, add_applications, application, jpeg_image

@@ -17,6 +17,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from common.names import Agency, RoomId
+from common.secret import Secret
 from server import interview_actions, lifecycle
 from server.auth import token_hash
 from server.interview_actions import (
@@ -39,13 +41,11 @@ from server.interview_actions import (
 from server.interview_state import Life, Party
 from server.lifecycle import Refused
 from server.lives import Lives
-from server.secret import Secret
 from server.session_records import SessionRecords
 from server.settings import load_settings
 from server.store import Store
 from server.store.interviews import state_of
-from server.types import AccountId, Agency, InterviewId, InterviewMode
-from signalling.types import RoomId
+from server.types import AccountId, InterviewId, InterviewMode
 
 from .fakes import FakeClock, add_applications, application
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime, timedelta
 
+from common.names import Agency, Seat
 from server import operator
-from server.types import Agency, InterviewMode
+from server.types import InterviewMode
 from server.views.applicant import CONSENT_VERSION
 from signalling import messages as m
 from signalling.lobby import TELL_WAITING_EVERY, Lobby
-from signalling.types import Seat
 from signalling.waiting_room import Estimate, Need, Pairing, WaitingApplicant, WaitingRoom
 
 from .calls import Seated, open_socket

@@ -16,9 +16,9 @@ from aiohttp import ClientResponse, web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common.errors import BadRequest
 from server.app import create_app
 from server.appkeys import STILLS
-from server.errors import BadRequest
 from server.jpeg import MAX_SIDE, JpegError, check_jpeg
 from server.middleware import SECURITY_HEADERS
 from server.settings import Settings

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from common.frames import EncodedFrame
+from common.names import Kind, RoomId, Seat
 from recordings.age import encrypt
 from recordings.keys import Recipient
 from recordings.recorder import REPORT_MS, MediaProgress, Recorder
@@ -28,7 +30,6 @@ from recordings.session_record import EVENTS, Verification, verify_session
 from recordings.tlog import NoteVerifier
 from server.session_records import SessionRecords
 from server.settings import Settings
-from signalling.types import EncodedFrame, Kind, RoomId, Seat
 
 from .conftest import with_recipients
 from .crash_recorder import clip

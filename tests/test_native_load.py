@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from signalling.types import Seat
+from common.names import Seat
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))

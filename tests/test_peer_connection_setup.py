@@ -10,7 +10,7 @@ import logging
 import pytest
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 
-from signalling.peer_connections import negotiate
+from media.peer_connections import negotiate
 
 CLOSED_EARLY = "closed while it was being set up"
 
@@ -47,7 +47,7 @@ async def connect_and_close_during_setup(pause: float) -> None:
 async def test_closing_a_connection_while_it_is_being_set_up_logs_no_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="signalling.peer_connections")
+    caplog.set_level(logging.DEBUG, logger="media.peer_connections")
     pauses = [0.0, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.008, 0.012]
     for pause in pauses * 3:
         await connect_and_close_during_setup(pause)

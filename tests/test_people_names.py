@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 
+from common.names import Agency
 from server.people import People, Person
-from server.types import Agency
 
 from .audit_scene import AuditScene, sign_in
 from .fakes import World, add_applications, application

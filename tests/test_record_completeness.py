@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestServer
 
+from common.names import Agency, RoomId, Seat
 from recordings.keys import Identity
 from recordings.session_record import CHECKPOINTS, EVENTS, Verification, verify_session
 from recordings.tlog import NoteVerifier
@@ -25,10 +26,9 @@ from recordings.witness_protocol import CosignatureVerifier, Cosigner, cosignatu
 from server.appkeys import LIVES, RECORDS, WITNESSING
 from server.audit_app import create_audit_app
 from server.settings import Settings
-from server.types import Agency, InterviewMode
+from server.types import InterviewMode
 from server.witnessing import newest_checkpoint
 from signalling import messages as m
-from signalling.types import RoomId, Seat
 
 from .audit_scene import AuditScene, checked, sign_in
 from .calls import applicant_in_call, waiting_applicant

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from common.frames import EncodedFrame
+from common.names import Kind, RoomId, Seat
 from recordings.errors import RecordingError
 from recordings.session_record import (
     CHECKPOINTS,
@@ -32,7 +34,6 @@ from recordings.session_record import (
 from recordings.tlog import NoteVerifier
 from server.session_records import SessionRecords, checkpoint_signer
 from server.settings import Settings
-from signalling.types import EncodedFrame, Kind, RoomId, Seat
 
 from .conftest import with_recipients
 from .crash_recorder import clip

@@ -21,12 +21,13 @@ from typing import Any
 
 import pytest
 
+from common.frames import EncodedFrame
+from common.names import Kind, RoomId, Seat
+from media.interview import InterviewRoom
 from recordings.age import AgeReader
 from recordings.keys import Identity, write_identity_file
 from recordings.recorder import KEYFRAME_SECONDS, Recorder, vp8_dimensions
 from recordings.timestamps import MAX_SKEW_MS
-from signalling.interview import InterviewRoom
-from signalling.types import EncodedFrame, Kind, RoomId, Seat
 
 from .crash_recorder import clip
 from .media import HEIGHT, WIDTH, SyntheticParticipant, wait_for

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from common.names import Kind
 from recordings.age import AgeReader
-from signalling.types import Kind
 
 from .test_recorder import Sent, TimedFeed, by_capture, ebml_elements, stream
 

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from signalling.types import Kind, Seat
+from common.names import Kind, Seat
 
 from .media import SyntheticParticipant, wait_for
 

@@ -17,11 +17,12 @@ from aiortc import RTCRtpReceiver
 from aiortc.rtp import RtcpSrPacket, RtpPacket
 from aiortc.sdp import SessionDescription
 
-from signalling.interview import InterviewRoom
-from signalling.receivers import NoAssembly
-from signalling.slot_sender import NTP_ONE_SECOND, ntp_now
-from signalling.types import Kind, NullSink, RoomId, Seat
-from signalling.vp8_descriptor import picture_ids, starts_keyframe
+from common.names import Kind, RoomId, Seat
+from media.interview import InterviewRoom
+from media.receivers import NoAssembly
+from media.slot_sender import NTP_ONE_SECOND, ntp_now
+from media.types import NullSink
+from media.vp8_descriptor import picture_ids, starts_keyframe
 
 from .media import MemorySink, SyntheticParticipant, read_picture, wait_for
 

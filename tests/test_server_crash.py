@@ -27,20 +27,20 @@ import pyotp
 import pytest
 from yarl import URL
 
+from common.names import Agency, Kind, Seat
+from common.secret import Secret
+from media.address_policy import EVERY_NETWORK
 from recordings.export import export_session
 from recordings.keys import Identity, read_identity_file, write_identity_file
 from recordings.session_record import verify_session
 from recordings.tlog import NoteVerifier
 from server import operator
-from server.secret import Secret
 from server.session_records import checkpoint_signer
 from server.settings import Settings, load_settings
 from server.store import Store
-from server.types import Agency, ApplicationStatus, InterviewMode, InterviewState, utc_now
+from server.types import ApplicationStatus, InterviewMode, InterviewState, utc_now
 from server.views.applicant import CONSENT_VERSION
 from signalling import messages as m
-from signalling.address_policy import EVERY_NETWORK
-from signalling.types import Kind, Seat
 
 from .fakes import add_applications, application, fast_passwords
 from .media import SyntheticParticipant, wait_for

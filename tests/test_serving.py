@@ -23,16 +23,17 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from common.names import Agency
+from common.secret import Secret
 from recordings.keys import Identity, write_identity_file
 from server import operator, serving
 from server.app import create_app
 from server.logs import QUIET_LIBRARIES, SECRET_PATH_PREFIXES, configure_logging
 from server.middleware import SECURITY_HEADERS
-from server.secret import Secret
 from server.session_records import checkpoint_signer
 from server.settings import Settings
 from server.store import Store
-from server.types import Agency, InterviewId, InterviewMode
+from server.types import InterviewId, InterviewMode
 from server.views.routes import ROUTES
 
 from .audit_scene import NOTES, audit_scene, sign_in

@@ -11,12 +11,11 @@ import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from common.names import Agency, Kind, Seat
 from recordings.session_record import verify_session
 from recordings.tlog import NoteVerifier
 from server.appkeys import LIVES, RECORDS
-from server.types import Agency
 from signalling import messages as m
-from signalling.types import Kind, Seat
 
 from .calls import Seated, join_and_call, open_socket, waiting_applicant
 from .fakes import World, add_applications, application, nexus_interview

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from server.errors import SettingError
+from common.errors import SettingError
 from server.settings import SETTINGS, Settings, describe, load_settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"

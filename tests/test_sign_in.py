@@ -14,13 +14,13 @@ import pytest
 from aiohttp import CookieJar
 from aiohttp.test_utils import TestClient, TestServer
 
+from common.errors import TooManyRequests
+from common.names import Agency
+from common.secret import Secret
 from recordings.keys import Identity
 from server.audit_app import create_audit_app
 from server.auth import Passwords
-from server.errors import TooManyRequests
 from server.password_checks import PasswordChecks
-from server.secret import Secret
-from server.types import Agency
 
 from .fakes import Client, World, fast_passwords, nexus_interview
 

@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestServer
 
+from common.names import Agency, Kind, Seat
+from common.secret import Secret
 from server.app import create_app
 from server.auth import Passwords
-from server.secret import Secret
 from server.settings import Settings
-from server.types import Agency
-from signalling.types import Kind, Seat
 
 from .calls import join_and_call, seated_interview
 from .fakes import FakeClock, World

@@ -6,7 +6,7 @@ import asyncio
 
 import pyotp
 
-from server.types import Agency
+from common.names import Agency
 
 from .fakes import World, add_applications, application
 

@@ -8,10 +8,10 @@ import asyncio
 import pytest
 from aiohttp import WSMsgType
 
+from common.names import Kind, RoomId, Seat
 from signalling import handler
 from signalling import messages as m
 from signalling.appkeys import ROOMS
-from signalling.types import Kind, RoomId, Seat
 
 from .calls import Seated, join_and_call, seated_interview
 from .fakes import World

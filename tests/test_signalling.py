@@ -13,13 +13,13 @@ import pytest
 from aiohttp import WSMsgType
 from aiortc import RTCConfiguration, RTCPeerConnection
 
+from common.names import Agency, Kind, RoomId, Seat
+from media.participant import MAX_CANDIDATES
 from server.appkeys import LIVES
-from server.types import Agency, InterviewMode
+from server.types import InterviewMode
 from signalling import messages as m
 from signalling.appkeys import ROOMS
 from signalling.handler import MAX_SOCKETS_PER_PRINCIPAL
-from signalling.participant import MAX_CANDIDATES
-from signalling.types import Kind, RoomId, Seat
 
 from .calls import (
     Seated,

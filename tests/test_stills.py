@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from cryptography.exceptions import InvalidTag
 
+from common.errors import Conflict
 from server.appkeys import STILLS
-from server.errors import Conflict
 from server.live_stills import MAX_STILLS_PER_INTERVIEW, LiveStills
 from signalling import messages as m
 

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import Conflict, NotFound
+from common.names import Agency
+from common.secret import Secret
 from server import interview_actions, interview_state, lifecycle
 from server.auth import token_hash
-from server.errors import Conflict, NotFound
-from server.secret import Secret
 from server.store import Store
 from server.store.database import migrations
 from server.types import (
     AccountId,
-    Agency,
     ApplicationStatus,
     InterviewId,
     InterviewMode,

@@ -7,8 +7,8 @@ from aiortc.codecs.vpx import VpxPayloadDescriptor
 from hypothesis import given
 from hypothesis import strategies as st
 
-from signalling.stream_splice import NTP_ONE_SECOND, StreamSplice
-from signalling.vp8_descriptor import picture_ids, shift_picture_ids, starts_keyframe
+from media.stream_splice import NTP_ONE_SECOND, StreamSplice
+from media.vp8_descriptor import picture_ids, shift_picture_ids, starts_keyframe
 
 KEY, DELTA = b"\x10\x02\x00\x9d\x01\x2a", b"\x11\x02\x00"  # VP8 payload headers: P=0, P=1
 

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from common.names import Agency, Seat
 from server.appkeys import LIVES, STILLS
-from server.types import Agency, InterviewMode
+from server.types import InterviewMode
 from signalling import messages as m
-from signalling.types import Seat
 
 from .calls import Seated, join_and_call, open_socket, waiting_applicant
 from .fakes import Client, World, add_applications, application, error_message, jpeg_image

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.types import Agency
+from common.names import Agency
 
 from .fakes import Client, World, add_applications, application, error_message
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.types import Agency
+from common.names import Agency
 from signalling.waiting_room import (
     DEFAULT_INTERVIEW_SECONDS,
     OVERRUN_SECONDS,

@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from common.names import RoomId, Seat
 from recordings.closed_sessions import check_record, read_closed_sessions, witness_prefix
 from recordings.tlog import Checkpoint, NoteVerifier, parse_note
 from recordings.witness_protocol import CosignatureVerifier, Cosigner, cosignatures
@@ -25,7 +26,6 @@ from server.session_records import checkpoint_signer
 from server.settings import Settings
 from server.witness_app import WitnessConfig, create_witness_app
 from server.witnessing import newest_checkpoint
-from signalling.types import RoomId, Seat
 
 from .calls import applicant_in_call
 from .fakes import FakeClock, World, fast_passwords

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from ..errors import Conflict, NotFound
-from ..secret import Secret
+from common.errors import Conflict, NotFound
+from common.names import Agency
+from common.secret import Secret
+from server.types import AccountId, Clock, Role, iso
+
 from ..secret_box import SecretBox, is_sealed
-from ..types import AccountId, Agency, Clock, Role, iso
 from .database import Database
 
 

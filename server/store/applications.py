@@ -11,7 +11,8 @@ from datetime import date
 
 import aiosqlite
 
-from ..errors import NotFound
+from common.errors import NotFound
+
 from ..types import ApplicationId, ApplicationStatus, ApplicationType, Clock, Program, iso
 from .database import Database
 

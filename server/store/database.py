@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from ..errors import NexusError
+from common.errors import NexusError
 
 MIGRATIONS_PACKAGE = "server.store.migrations"
 

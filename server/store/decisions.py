@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from common.errors import Conflict
+from common.names import Agency
+from server.types import AccountId, ApplicationStatus, Clock, InterviewId, Verdict, iso
+
 from ..application_status import status_after_decisions
-from ..errors import Conflict
-from ..types import AccountId, Agency, ApplicationStatus, Clock, InterviewId, Verdict, iso
 from .applications import ApplicationStore
 from .database import Database
 

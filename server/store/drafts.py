@@ -8,7 +8,9 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
-from ..types import AccountId, Agency, Clock, Verdict, iso
+from common.names import Agency
+from server.types import AccountId, Clock, Verdict, iso
+
 from .database import Database
 
 

@@ -14,13 +14,10 @@ from types import MappingProxyType
 
 import aiosqlite
 
-from .. import interview_actions, interview_state, lifecycle
-from ..application_status import status_after_invite
-from ..errors import Conflict, NotFound
-from ..interview_state import Life, Phase
-from ..types import (
+from common.errors import Conflict, NotFound
+from common.names import Agency
+from server.types import (
     AccountId,
-    Agency,
     ApplicationId,
     Clock,
     InterviewId,
@@ -29,6 +26,10 @@ from ..types import (
     iso,
     parse_iso,
 )
+
+from .. import interview_actions, interview_state, lifecycle
+from ..application_status import status_after_invite
+from ..interview_state import Life, Phase
 from .applications import ApplicationStore
 from .database import Database
 from .events import insert_event

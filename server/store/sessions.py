@@ -8,9 +8,11 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
+from common.names import Agency
+from common.secret import Secret
+from server.types import Clock, Role
+
 from ..auth import Principal
-from ..secret import Secret
-from ..types import Agency, Clock, Role
 from .database import Database
 
 SESSION_ID_BYTES = 32

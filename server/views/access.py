@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from common.errors import Forbidden, Unauthorized
+
 from ..appkeys import CLOCK, SETTINGS, STORE
 from ..auth import Principal
-from ..errors import Forbidden, Unauthorized
 from ..store.interviews import Interview
 from ..types import Role
 from .http import principal_of, wants_json

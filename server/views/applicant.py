@@ -9,14 +9,16 @@ import aiohttp_jinja2
 import msgspec
 from aiohttp import web
 
+from common.errors import BadRequest, Conflict, Gone, Locked, NexusError, NotFound
+from common.names import Agency
+from server.types import InterviewMode, InterviewState, Role
+
 from ..appkeys import CLOCK, LIVES, SETTINGS, STORE
 from ..auth import Principal, token_hash
-from ..errors import BadRequest, Conflict, Gone, Locked, NexusError, NotFound
 from ..interview_actions import CheckIn, Consent
 from ..interview_state import Life, Phase
 from ..settings import Settings
 from ..store.interviews import Interview
-from ..types import Agency, InterviewMode, InterviewState, Role
 from .http import client_address, current, json_ok, read_form, read_json, sign_in, translator_of
 from .seats import seated_officers
 

@@ -11,11 +11,12 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from common.errors import BadRequest, NexusError, NotFound, Unauthorized
+from common.secret import Secret
+
 from ..appkeys import AUDIT, SIGN_IN, STORE, THROTTLE, TRAIL
 from ..auth import Principal
-from ..errors import BadRequest, NexusError, NotFound, Unauthorized
 from ..people import People
-from ..secret import Secret
 from ..sign_in import WRONG_CREDENTIALS, Outcome
 from ..types import Role
 from .http import client_address, current, json_ok, read_form, sign_in, sign_out

@@ -9,9 +9,10 @@ import msgspec
 from aiohttp import web
 from aiohttp_session import Session, get_session
 
+from common.errors import BadRequest, PayloadTooLarge, Unauthorized
+
 from ..appkeys import CATALOGS, PRINCIPAL, SETTINGS, STORE
 from ..auth import Principal
-from ..errors import BadRequest, PayloadTooLarge, Unauthorized
 from ..i18n import LANGUAGES, SESSION_LANGUAGE, Translator, preferred_language
 from ..people import signed_in_as
 

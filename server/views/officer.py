@@ -10,19 +10,19 @@ import aiosqlite
 import msgspec
 from aiohttp import web
 
+from common.errors import BadRequest, Conflict
+from common.names import Agency, RoomId
+from server.types import AccountId, ApplicationStatus, Role, Verdict
 from signalling.appkeys import LOBBY
-from signalling.types import RoomId
 
 from ..appkeys import CLOCK, LIVES, RECORDS, SETTINGS, STILLS, STORE
 from ..auth import Principal
-from ..errors import BadRequest, Conflict
 from ..interview_actions import Decide, Reassign, Seat
 from ..interview_state import Party, Phase
 from ..reason_codes import REASON_CODES, check_reason_codes
 from ..store import Store
 from ..store.decisions import Decision
 from ..store.interviews import Interview
-from ..types import AccountId, Agency, ApplicationStatus, Role, Verdict
 from .access import interview_in_path
 from .http import current, json_ok, log_access, read_json
 from .seats import decision_overdue_since, seated_officers

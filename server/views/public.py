@@ -7,11 +7,12 @@ import msgspec
 from aiohttp import web
 from yarl import URL
 
+from common.errors import BadRequest, NexusError, Unauthorized
+from common.secret import Secret
+
 from ..appkeys import CATALOGS, SIGN_IN, SOCKET_SESSIONS, STORE, THROTTLE
 from ..auth import Principal
-from ..errors import BadRequest, NexusError, Unauthorized
 from ..i18n import LANGUAGES, SESSION_LANGUAGE
-from ..secret import Secret
 from ..sign_in import WRONG_CREDENTIALS
 from ..types import Role
 from .http import (

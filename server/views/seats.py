@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from common.names import Agency
+
 from ..settings import Settings
 from ..store import Store
 from ..store.interviews import Interview
-from ..types import Agency
 
 
 async def seated_officers(store: Store, interview: Interview) -> dict[str, dict[str, str | None]]:

@@ -11,10 +11,10 @@ import asyncio
 
 from aiohttp import web
 
-from signalling.types import RoomId
+from common.errors import BadRequest, Conflict
+from common.names import RoomId
 
 from ..appkeys import LIVES, RECORDS, STILLS
-from ..errors import BadRequest, Conflict
 from ..interview_actions import Still
 from ..jpeg import JpegError, check_jpeg
 from .access import interview_in_path

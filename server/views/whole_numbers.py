@@ -8,7 +8,7 @@ ASCII digits of bounded length count as a number.
 
 from __future__ import annotations
 
-from ..errors import BadRequest
+from common.errors import BadRequest
 
 MAX_DIGITS = 9  # beyond any page, still or count the server names in an address
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from playwright.async_api import Browser, Page, ViewportSize, expect
 
+from common.names import Agency, Kind, Seat
 from server.appkeys import LIVES
 from server.i18n import Catalogs
-from server.types import Agency
 from signalling.appkeys import SOCKETS
-from signalling.types import Kind, Seat
 from web import LOCALE
 
 from ..calls import join_and_call, officer_who_took, open_socket

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from playwright.async_api import Browser
 
+from common.names import Kind
 from recordings.age import AgeReader
-from signalling.types import Kind
 
 from ..test_recorder import TimedFeed, by_capture, stream
 

@@ -12,8 +12,8 @@ import pyotp
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from common.names import Seat
 from server.appkeys import TRAIL
-from signalling.types import Seat
 
 from ..audit_scene import AuditScene, audit_scene
 from ..fakes import Account, World
@@ -164,7 +164,7 @@ async def test_a_tampered_interview_shows_as_failed_with_the_reason(
 
 
 async def test_an_officer_cannot_reach_the_console(scene: AuditScene, browser: Browser) -> None:
-    from server.types import Agency
+    from common.names import Agency
 
     officer = await scene.world.add_officer("cbsa.curious", Agency.CBSA)
     page = await browser.new_page()

@@ -9,9 +9,8 @@ from typing import Any
 
 from playwright.async_api import Browser
 
-from server.types import Agency
+from common.names import Agency, Kind, Seat
 from server.views.applicant import CONSENT_VERSION
-from signalling.types import Kind, Seat
 
 from ..calls import join_and_call, officer_who_took, open_socket
 from ..fakes import World, add_applications, application

@@ -10,11 +10,10 @@ from functools import partial
 import pytest
 from playwright.async_api import Browser, expect
 
+from common.names import Agency, RoomId, Seat
 from server.appkeys import LIVES
 from server.settings import Settings
-from server.types import Agency
 from signalling.appkeys import ROOMS
-from signalling.types import RoomId, Seat
 
 from ..calls import join_and_call, open_socket
 from ..fakes import World, add_applications, application

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from playwright.async_api import Browser, Error, Page, ViewportSize, expect
 
+from common.names import Agency
 from recordings.session_record import verify_session
 from recordings.tlog import NoteVerifier
 from server.appkeys import RECORDS
-from server.types import Agency, ApplicationStatus
+from server.types import ApplicationStatus
 
 from ..fakes import World, add_applications, application
 from ..media import wait_for

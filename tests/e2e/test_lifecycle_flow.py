@@ -12,9 +12,9 @@ from functools import partial
 
 from playwright.async_api import Browser, Page, Response, expect
 
+from common.names import Agency, Seat
 from server.appkeys import LIVES
-from server.types import Agency, ApplicationStatus
-from signalling.types import Seat
+from server.types import ApplicationStatus
 
 from ..calls import applicant_in_call
 from ..fakes import World, add_applications, application

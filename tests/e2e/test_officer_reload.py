@@ -8,8 +8,8 @@ from functools import partial
 
 from playwright.async_api import Browser, Page, Request, Response, expect
 
+from common.names import Agency
 from server.appkeys import STILLS
-from server.types import Agency
 
 from ..fakes import World, add_applications, application
 from .pages import check_in, consent, screen, sign_in_officer, videos_playing

@@ -13,9 +13,8 @@ from pathlib import Path
 
 from playwright.async_api import Browser, Page, expect
 
-from server.types import Agency
+from common.names import Agency, Seat
 from signalling import messages as m
-from signalling.types import Seat
 
 from ..audit_scene import audit_scene
 from ..calls import Seated, join_and_call, officer_who_took, open_socket

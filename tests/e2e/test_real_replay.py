@@ -20,11 +20,11 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, expect
 
+from common.names import Agency
 from recordings.keys import read_identity_file
 from recordings.tlog import NoteVerifier
 from server.appkeys import RECORDS
 from server.audit_app import create_audit_app
-from server.types import Agency
 
 from ..audit_scene import AuditScene
 from ..fakes import World, add_applications, application, fast_passwords

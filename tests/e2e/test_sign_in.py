@@ -6,7 +6,7 @@ from __future__ import annotations
 import pyotp
 from playwright.async_api import Browser, Error, expect
 
-from server.types import Agency
+from common.names import Agency
 
 from ..fakes import World, add_applications, application
 from .pages import base_url, check_in, sign_in_officer

@@ -10,7 +10,8 @@ from functools import partial
 
 from playwright.async_api import Browser, Page, expect
 
-from server.types import Agency, InterviewMode
+from common.names import Agency
+from server.types import InterviewMode
 
 from ..fakes import World, add_applications, application
 from .pages import check_in, consent, screen, sign_in_officer, videos_playing

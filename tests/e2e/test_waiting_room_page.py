@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 from playwright.async_api import Browser, Page, expect
 
+from common.names import Agency
 from server import operator
-from server.types import Agency, InterviewMode
+from server.types import InterviewMode
 from signalling import messages as m
 
 from ..calls import Seated, open_socket

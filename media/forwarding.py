@@ -40,11 +40,14 @@ from aiortc.rtcrtpsender import random_sequence_number
 from aiortc.rtp import RtpPacket
 from aiortc.utils import random32
 
+from common.frames import EncodedFrame
+from common.names import Kind, Seat
+from media.types import RecordingSink
+
 from .packers import use_packer as use_packer
 from .receivers import prepare_receiver
 from .slot_sender import SlotSender, ntp_now
 from .stream_splice import StreamSplice
-from .types import EncodedFrame, Kind, RecordingSink, Seat
 from .vp8_descriptor import starts_keyframe
 
 logger = logging.getLogger(__name__)

@@ -34,9 +34,11 @@ from typing import Any
 
 from aiortc import RTCIceServer
 
+from common.names import Kind, ParticipantId, RoomId, Seat
+from media.types import NullSink, RecordingSink
+
 from .address_policy import ANY_UNICAST, AddressPolicy
 from .participant import Participant
-from .types import Kind, NullSink, ParticipantId, RecordingSink, RoomId, Seat
 
 DEFAULT_GRACE_SECONDS = 30.0
 MEDIA_SILENCE_SECONDS = 3.0

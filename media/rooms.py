@@ -10,9 +10,11 @@ from typing import Any, Literal
 
 from aiortc import RTCIceServer
 
+from common.names import RoomId, Seat
+from media.types import NullSink, RecordingSink
+
 from .address_policy import ANY_UNICAST, AddressPolicy
 from .interview import DEFAULT_GRACE_SECONDS, InterviewEvent, InterviewRoom
-from .types import NullSink, RecordingSink, RoomId, Seat
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from aiortc import RTCRtpSender
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtp import RtpPacket
 
-from .types import EncodedFrame, Kind
+from common.frames import EncodedFrame
+from common.names import Kind
 
 VIDEO_CLOCK = 90000
 

@@ -20,10 +20,11 @@ from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.rtp import RtpPacket
 
+from common.names import Kind
+
 from . import direct_receive
 from .bitrate import CompactRateCounter
 from .frame_assembly import AudioPassThrough, VideoFrameAssembler
-from .types import Kind
 
 NACK_GENERATOR = "_RTCRtpReceiver__nack_generator"
 JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"

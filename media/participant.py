@@ -26,13 +26,15 @@ from aiortc import (
 )
 from aiortc.sdp import SessionDescription
 
+from common.names import Kind, ParticipantId, Seat
+from media.types import NullSink, RecordingSink
+
 from .address_policy import ANY_UNICAST, AddressPolicy
 from .candidates import offer_within_policy, remote_candidate
 from .errors import SdpError, TooManyCandidates
 from .forwarding import EncodedFrameTap, ForwardedTrack, Publication, prepare_sender, send_pli
 from .peer_connections import negotiate
 from .receivers import idle_receiver, tap_packets
-from .types import Kind, NullSink, ParticipantId, RecordingSink, Seat
 
 MAX_SDP_BYTES = 32 * 1024
 # A browser trickles a few candidates per network interface (host, server-reflexive,

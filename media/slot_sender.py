@@ -33,7 +33,7 @@ from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions
 from pylibsrtp import Error as SrtpError
 
-from .types import Kind
+from common.names import Kind
 
 NTP_UNIX_OFFSET = 2208988800  # seconds from 1900 (NTP's epoch) to 1970 (Unix's)
 NTP_ONE_SECOND = 1 << 32
