@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_TOOLS := chromium:chromium age:age ffprobe:ffmpeg go:golang-go
+DEBIAN_TOOLS := chromium:chromium age:age ffprobe:ffmpeg go:golang-go ip:iproute2
 # Libraries with no command of their own: installed unless dpkg knows them.
 DEBIAN_LIBS  := golang-golang-x-mod-dev
 # The native load generator's build (pion WebRTC from Debian, GOPATH mode, no module
@@ -20,7 +20,7 @@ LOADGEN_GOPATH := build/loadgen/gopath
 
 # Quick suites first; then the heavy ones: Chromium walk-throughs, the attack run and a
 # one-room call played by the native load generator (built by `make loadgen`).
-HEAVY_TESTS := tests/e2e tests/test_attack.py tests/test_native_load.py
+HEAVY_TESTS := tests/e2e tests/test_attack.py tests/test_native_load.py tests/test_netns.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
