@@ -7,7 +7,11 @@ goes straight to the file (no user-space buffer), so after a crash at most about
 second of media is lost (see `CLUSTER_MS`). A segment starts on a
 keyframe and rotates at the first keyframe after ``segment_seconds``; within it, the
 sender is asked for a keyframe every `KEYFRAME_SECONDS`, so a replay can seek anywhere
-quickly. A closed segment is fsynced and hashed, and reported through ``on_segment``.
+quickly. A closed segment is made durable and hashed, and reported through ``on_segment``.
+
+Where the sealed bytes go is the recorder's ``outputs`` (`SegmentOutputs`): files in a
+directory (`FileOutputs`), or a media worker's channel to the control plane, which keeps
+the record (`media.recording_outputs`).
 
 While a segment is open, ``on_progress`` hears how many of its bytes are sealed on disk and
 their SHA-256, at least every `REPORT_MS` while new bytes are sealed, so the session log
@@ -27,9 +31,10 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from common.frames import EncodedFrame
 from common.names import Kind, Seat
@@ -79,11 +84,65 @@ def ebml_void(size: int) -> bytes:
     return b"\xec\x01" + payload.to_bytes(7, "big") + bytes(payload)
 
 
+class SegmentFile(Protocol):
+    """Where one segment's sealed bytes go, in order."""
+
+    def write(self, data: bytes) -> int:
+        """Takes all of ``data``; returns its length."""
+
+    def close(self) -> None:
+        """Makes what was written durable; the file takes nothing more."""
+
+
+class SegmentOutputs(Protocol):
+    """Where a recorder's segment files are created."""
+
+    def open(self, name: str) -> SegmentFile:
+        """A new, empty file ``name``; `FileExistsError` if the name is taken."""
+
+
+class _DurableFile:
+    """A segment file on disk: unbuffered, so every sealed chunk reaches the file as it
+    is written; fsynced when closed."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._file = handle
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:  # an unbuffered write may take part of it
+            view = view[self._file.write(view) or 0 :]
+        return len(data)
+
+    def close(self) -> None:
+        if not self._file.closed:
+            os.fsync(self._file.fileno())
+            self._file.close()
+
+
+class FileOutputs:
+    """Segment files in ``directory`` (made private), each created, never overwritten."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = private_directory(directory)
+
+    def open(self, name: str) -> SegmentFile:
+        path = self.directory / name
+        if path.name != name:
+            raise ValueError(f"{name!r} is not a file name")
+        return _DurableFile(open(path, "xb", buffering=0, opener=private_opener))
+
+
+def segment_name(seat: Seat, index: int) -> str:
+    """``<seat>-<index, five digits or more>.webm.age``."""
+    return f"{seat}-{index:05d}.webm.age"
+
+
 @dataclass(frozen=True)
 class SegmentInfo:
     seat: Seat
     index: int
-    path: Path
+    file: str  # its name
     sha256: str
     size: int
     video_frames: int
@@ -101,7 +160,7 @@ class MediaProgress:
     (no ``segment`` event) is still placed where it began."""
 
     seat: Seat
-    path: Path
+    file: str  # its name
     size: int
     sha256: str
     started_at_ms: int
@@ -112,17 +171,20 @@ class SegmentWriter:
 
     def __init__(
         self,
-        path: Path,
+        file: SegmentFile,
+        name: str,
+        index: int,
         recipients: Sequence[Recipient],
         width: int,
         height: int,
         started: float,
         started_at_ms: int = 0,
     ) -> None:
-        self.path = path
+        self.name = name
+        self.index = index
         self.started = started
         self.started_at_ms = started_at_ms
-        self._file = open(path, "xb", buffering=0, opener=private_opener)  # noqa: SIM115 - closed in close()
+        self._file = file
         self._hash = hashlib.sha256()  # of what is written, so closing never re-reads
         self._written = 0
         self._reported = (0, 0)  # (bytes, arrival ms) at the last progress report
@@ -140,10 +202,10 @@ class SegmentWriter:
 
     def write(self, sealed: bytes) -> int:
         """Where the age writer puts sealed bytes: straight to the file, and hashed."""
+        self._file.write(sealed)
         self._hash.update(sealed)
-        written = self._file.write(sealed) or 0
-        self._written += written
-        return written
+        self._written += len(sealed)
+        return len(sealed)
 
     def progress(self, now: float) -> tuple[int, str] | None:
         """Bytes sealed so far and their SHA-256, if some were sealed since the last
@@ -205,18 +267,16 @@ class SegmentWriter:
             self._padded_at = self._age.sealed_chunks
             self._unsealed_since = None
 
-    def close(self, seat: Seat, index: int) -> SegmentInfo:
+    def close(self, seat: Seat) -> SegmentInfo:
         self._clusters.close()
         self._age.close()
-        os.fsync(self._file.fileno())
         self._file.close()
-        digest = self._hash.hexdigest()
         return SegmentInfo(
             seat,
-            index,
-            self.path,
-            digest,
-            self.path.stat().st_size,
+            self.index,
+            self.name,
+            self._hash.hexdigest(),
+            self._written,
             self.frames[Kind.VIDEO],
             self.frames[Kind.AUDIO],
             max(self._last_arrival_ms, *(clock.last_pts for clock in self._clocks.values())) + 1,
@@ -225,12 +285,16 @@ class SegmentWriter:
 
 
 class Recorder:
-    """Implements `media.types.RecordingSink` for one interview."""
+    """Implements `media.types.RecordingSink` for one interview. Each seat's segments are
+    numbered on from ``next_segment`` (1 if not given), past any name already taken, so a
+    room recorded again never overwrites what it recorded before."""
 
     def __init__(
         self,
-        directory: Path,
+        outputs: SegmentOutputs,
         recipients: Sequence[Recipient],
+        *,
+        next_segment: Mapping[Seat, int] | None = None,
         segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
         on_segment: Callable[[SegmentInfo], None] | None = None,
         on_progress: Callable[[MediaProgress], None] | None = None,
@@ -239,8 +303,7 @@ class Recorder:
     ) -> None:
         if not recipients:
             raise ValueError("a recording needs at least one recipient")
-        private_directory(directory)
-        self._directory = directory
+        self._outputs = outputs
         self._recipients = list(recipients)
         self._segment_seconds = segment_seconds
         self._on_segment = on_segment
@@ -248,7 +311,7 @@ class Recorder:
         self._clock = clock
         self._wall_clock = wall_clock
         self._open: dict[Seat, SegmentWriter] = {}
-        self._counts: dict[Seat, int] = {}
+        self._next: dict[Seat, int] = dict(next_segment or {})
         self.segments: list[SegmentInfo] = []
         self.waiting_for_keyframe = 0
         self._request_keyframe: Callable[[Seat], None] = lambda seat: None
@@ -280,7 +343,7 @@ class Recorder:
             progress = segment.progress(now)
             if progress is not None:
                 self._on_progress(
-                    MediaProgress(seat, segment.path, *progress, segment.started_at_ms)
+                    MediaProgress(seat, segment.name, *progress, segment.started_at_ms)
                 )
 
     def on_publisher_change(self, seat: Seat, kind: Kind, present: bool) -> None:
@@ -291,14 +354,18 @@ class Recorder:
         size = vp8_dimensions(keyframe.data)
         if size is None:
             return None
-        index = self._counts.get(seat, 0) + 1
-        path = self._directory / f"{seat}-{index:05d}.webm.age"
-        while path.exists():  # a reopened room carries on the numbering
-            index += 1
-            path = self._directory / f"{seat}-{index:05d}.webm.age"
-        self._counts[seat] = index
+        index = max(1, self._next.get(seat, 1))
+        while True:
+            try:
+                file = self._outputs.open(segment_name(seat, index))
+                break
+            except FileExistsError:  # a reopened room carries on the numbering
+                index += 1
+        self._next[seat] = index + 1
         segment = SegmentWriter(
-            path,
+            file,
+            segment_name(seat, index),
+            index,
             self._recipients,
             *size,
             started=now,
@@ -309,7 +376,7 @@ class Recorder:
 
     def _close(self, seat: Seat) -> None:
         segment = self._open.pop(seat)
-        info = segment.close(seat, self._counts[seat])
+        info = segment.close(seat)
         self.segments.append(info)
         if self._on_segment is not None:
             self._on_segment(info)

@@ -1,12 +1,14 @@
 """What a crash left of a session record: its log cut back to the last checkpoint, and an
 event for every file in its directory that no kept event names (`after_crash`), so that
-`SessionRecords.recover` can list them and carry on.
+`SessionRecords.recover` can list them and carry on. A file whose writer stopped before
+sealing it (a crash, a media worker lost) is listed one way (`recovered_listing`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,33 @@ def segment_seat(name: str) -> Seat | None:
     if match is None or match["seat"] not in {seat.value for seat in Seat}:
         return None
     return Seat(match["seat"])
+
+
+def recovered_listing(
+    file: Path, last_report: Mapping[str, Any] | None
+) -> tuple[str, dict[str, Any]]:
+    """The event (kind, fields) that lists ``file``, left unsealed by a writer that
+    stopped: ``recovered: true``, with its hash and size as it is now, and what the last
+    ``media`` event about it (``last_report``: its fields) signed of its start."""
+    with file.open("rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    fields: dict[str, Any] = {
+        "file": file.name,
+        "sha256": digest,
+        "size": file.stat().st_size,
+        "recovered": True,
+    }
+    if last_report is not None:  # what verification holds the file's start to
+        fields |= {
+            "authenticated_size": last_report["size"],
+            "authenticated_sha256": last_report["sha256"],
+        }
+        if isinstance(last_report.get("started_at_ms"), int):  # where export places it
+            fields["started_at_ms"] = last_report["started_at_ms"]
+    seat = segment_seat(file.name)
+    if seat is None:  # an officer's notes or an ID still sealed just before the crash
+        return "recovered_file", fields
+    return "segment", {"seat": seat.value, **fields}
 
 
 @dataclass(frozen=True)
@@ -55,28 +84,11 @@ def after_crash(directory: Path, verifier: NoteVerifier) -> _Found:
     events = [msgspec.json.decode(line) for line in before[:kept]]
     named = {str(event["file"]) for event in events if "file" in event}
     reported = {str(e.get("segment")): e for e in events if e.get("kind") == "media"}
-    listings: list[tuple[str, dict[str, Any]]] = []
-    for file in sorted(directory.glob("*.age")):
-        if file.name in named:
-            continue
-        with file.open("rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-        fields: dict[str, Any] = {
-            "file": file.name,
-            "sha256": digest,
-            "size": file.stat().st_size,
-            "recovered": True,
-        }
-        last = reported.get(file.name)
-        if last is not None:  # what verification holds the file's start to
-            fields |= {"authenticated_size": last["size"], "authenticated_sha256": last["sha256"]}
-            if isinstance(last.get("started_at_ms"), int):  # where export places it
-                fields["started_at_ms"] = last["started_at_ms"]
-        seat = segment_seat(file.name)
-        if seat is not None:
-            listings.append(("segment", {"seat": seat.value, **fields}))
-        else:  # an officer's notes or an ID still sealed just before the crash
-            listings.append(("recovered_file", fields))
+    listings = [
+        recovered_listing(file, reported.get(file.name))
+        for file in sorted(directory.glob("*.age"))
+        if file.name not in named
+    ]
     cut = len(before) - (1 if before[-1] == b"" else 0) - kept
     recovery = Recovery(
         events_kept=kept,

@@ -1,5 +1,7 @@
 """Each interview's session record, kept as its room runs: the room's events go into the
-signed event log, its media into the recorder, sealed segments into the log. Once a
+signed event log, its media into the record's directory (from a media worker, through
+`server.received_media`, or from a recorder in this process: `SessionRecords.sink`),
+sealed segments into the log. Once a
 session is over, it is listed in the server-wide log of closed sessions
 (`recordings.closed_sessions`), which shows a session rolled back or deleted whole.
 
@@ -40,7 +42,7 @@ from recordings.group_commit import GroupCommit
 from recordings.keys import Recipient
 from recordings.private_files import private_directory, private_opener, replace_privately
 from recordings.record_completeness import AFTER_FINAL, FINAL_EVENTS
-from recordings.recorder import MediaProgress, Recorder, SegmentInfo
+from recordings.recorder import FileOutputs, MediaProgress, Recorder, SegmentInfo
 from recordings.session_record import (
     EVENTS,
     SessionLog,
@@ -103,7 +105,13 @@ class _Recording:
 @dataclass
 class _Open:
     commits: GroupCommit
-    recorder: _Recording | None
+    recorder: _Recording | None = None  # made by the first `SessionRecords.sink`
+    stopped: bool = False  # `SessionRecords.stop_recording`: no recorder from now on
+
+    def stop_recording(self) -> None:
+        self.stopped = True
+        if self.recorder is not None:
+            self.recorder.stop()
 
 
 class SessionRecords:
@@ -136,18 +144,18 @@ class SessionRecords:
             directory = self.directory / room_id
             origin = session_origin(self._log_name, room_id)
             commits = GroupCommit(SessionLog(directory, origin, self.signer))
-            recorder = None
-            if self._recipients:
-                recorder = _Recording(
-                    Recorder(
-                        directory,
-                        self._recipients,
-                        on_segment=lambda info: self._sealed(commits, info),
-                        on_progress=lambda progress: self._progress(commits, progress),
-                    )
-                )
-            session = self._open[room_id] = _Open(commits, recorder)
+            session = self._open[room_id] = _Open(commits)
         return session
+
+    def record_directory(self, room_id: RoomId) -> Path:
+        """Where the room's record is kept, its session opened (media received for the
+        room goes there, and its events through `append_soon`)."""
+        return self._session(room_id).commits.log.directory
+
+    @property
+    def recipients(self) -> list[Recipient]:
+        """Who may decrypt the media (public keys); none: nothing is recorded."""
+        return list(self._recipients)
 
     def has_log(self, room_id: RoomId) -> bool:
         return (self.directory / room_id / EVENTS).exists()
@@ -194,8 +202,21 @@ class SessionRecords:
         return found.recovery
 
     def sink(self, room_id: RoomId) -> RecordingSink:
-        recorder = self._session(room_id).recorder
-        return recorder if recorder is not None else NullSink()
+        """A recorder in this process writing into the room's record (its segments and
+        progress reported into the log); made on first call, and none once the room's
+        recording has stopped or if no recipient is configured."""
+        session = self._session(room_id)
+        if session.recorder is None and self._recipients and not session.stopped:
+            commits = session.commits
+            session.recorder = _Recording(
+                Recorder(
+                    FileOutputs(commits.log.directory),
+                    self._recipients,
+                    on_segment=lambda info: self._sealed(commits, info),
+                    on_progress=lambda progress: self._progress(commits, progress),
+                )
+            )
+        return session.recorder if session.recorder is not None else NullSink()
 
     def append_soon(self, room_id: RoomId, kind: str, **fields: Any) -> None:
         """An event written now and committed soon after, without waiting for it, the
@@ -226,12 +247,22 @@ class SessionRecords:
         replace_privately(path, sealed)
         return sealed
 
+    def segment_sealed(self, room_id: RoomId, info: SegmentInfo) -> None:
+        """A segment of the room's media was sealed (whichever process recorded it): its
+        ``segment`` event, written now and committed soon."""
+        self._sealed(self._session(room_id).commits, info)
+
+    def media_progress(self, room_id: RoomId, progress: MediaProgress) -> None:
+        """Bytes of an open segment of the room's media: its ``media`` event, written
+        now and committed soon."""
+        self._progress(self._session(room_id).commits, progress)
+
     @staticmethod
     def _sealed(commits: GroupCommit, info: SegmentInfo) -> None:
         commits.append(
             "segment",
             seat=info.seat.value,
-            file=info.path.name,
+            file=info.file,
             sha256=info.sha256,
             size=info.size,
             video_frames=info.video_frames,
@@ -247,7 +278,7 @@ class SessionRecords:
         commits.append(
             "media",
             seat=progress.seat.value,
-            segment=progress.path.name,  # not ``file``: the event does not list it
+            segment=progress.file,  # not ``file``: the event does not list it
             size=progress.size,
             sha256=progress.sha256,
             started_at_ms=progress.started_at_ms,
@@ -259,8 +290,7 @@ class SessionRecords:
         session = self._open.pop(room_id, None)
         if session is None:
             return None
-        if session.recorder is not None:
-            session.recorder.stop()  # seals segments: their events come first
+        session.stop_recording()  # seals segments: their events come first
         session.commits.end(**end)
         task = asyncio.get_running_loop().create_task(self._finish(room_id, session.commits))
         self._ending.add(task)
@@ -284,8 +314,8 @@ class SessionRecords:
         """The interview is about to end: seal its open segments now, so that their
         events precede the final one, and record no more of its media."""
         session = self._open.get(room_id)
-        if session is not None and session.recorder is not None:
-            session.recorder.stop()
+        if session is not None:
+            session.stop_recording()
 
     async def finish(self, room_id: RoomId) -> None:
         """The interview is over and its last event written: seal what is open and close
@@ -294,8 +324,7 @@ class SessionRecords:
         session = self._open.pop(room_id, None)
         if session is None:
             return
-        if session.recorder is not None:
-            session.recorder.stop()
+        session.stop_recording()
         task = asyncio.get_running_loop().create_task(self._finish(room_id, session.commits))
         self._ending.add(task)
         task.add_done_callback(self._ending.discard)

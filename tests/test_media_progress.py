@@ -25,7 +25,7 @@ from common.frames import EncodedFrame
 from common.names import Kind, RoomId, Seat
 from recordings.age import encrypt
 from recordings.keys import Recipient
-from recordings.recorder import REPORT_MS, MediaProgress, Recorder
+from recordings.recorder import REPORT_MS, FileOutputs, MediaProgress, Recorder
 from recordings.session_record import EVENTS, Verification, verify_session
 from recordings.tlog import NoteVerifier
 from server.session_records import SessionRecords
@@ -74,8 +74,9 @@ def test_reports_come_at_most_a_second_apart_while_frames_flow_and_hash_what_is_
 ) -> None:
     clock = Clock()
     reports: list[tuple[float, MediaProgress]] = []
+    media = tmp_path / "media"
     recorder = Recorder(
-        tmp_path / "media",
+        FileOutputs(media),
         [Recipient.parse(recording.cbsa_recipient)],
         clock=clock,
         on_progress=lambda progress: reports.append((clock.now, progress)),
@@ -88,18 +89,18 @@ def test_reports_come_at_most_a_second_apart_while_frames_flow_and_hash_what_is_
         recorder.on_frame(Seat.APPLICANT, Kind.VIDEO, frame)
         if reports and reports[-1][0] == clock.now:  # the file as the report saw it
             progress = reports[-1][1]
-            assert progress.path.stat().st_size == progress.size
-            assert prefix_sha256(progress.path, progress.size) == progress.sha256
+            assert (media / progress.file).stat().st_size == progress.size
+            assert prefix_sha256(media / progress.file, progress.size) == progress.sha256
 
     times = [1000.0] + [at for at, _ in reports]
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert len(reports) >= 9 and max(gaps) <= REPORT_MS / 1000 + 1 / 30 + 1e-9, gaps
     sizes = [progress.size for _, progress in reports]
     assert sizes == sorted(set(sizes))  # each report holds new sealed bytes
-    assert {(p.seat, p.path.name) for _, p in reports} == {(Seat.APPLICANT, SEGMENT)}
+    assert {(p.seat, p.file) for _, p in reports} == {(Seat.APPLICANT, SEGMENT)}
     recorder.close()
     (sealed,) = recorder.segments
-    assert prefix_sha256(sealed.path, sizes[-1]) == reports[-1][1].sha256
+    assert prefix_sha256(media / sealed.file, sizes[-1]) == reports[-1][1].sha256
 
 
 def record_until_killed(settings: Settings, frames: int) -> float:

@@ -90,7 +90,7 @@ def record_until_killed(directory: Path, recipient: str) -> None:
     """A recorder writing the applicant's seat into ``directory``, killed with SIGKILL
     after a second of video: its segment is left open, listed by no event."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_recorder", str(directory), recipient],
+        [sys.executable, "-m", "tests.crash_session", "--recorder", str(directory), recipient],
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[1],

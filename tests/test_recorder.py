@@ -26,7 +26,7 @@ from common.names import Kind, RoomId, Seat
 from media.interview import InterviewRoom
 from recordings.age import AgeReader
 from recordings.keys import Identity, write_identity_file
-from recordings.recorder import KEYFRAME_SECONDS, Recorder, vp8_dimensions
+from recordings.recorder import KEYFRAME_SECONDS, FileOutputs, Recorder, vp8_dimensions
 from recordings.timestamps import MAX_SKEW_MS
 
 from .crash_recorder import clip
@@ -74,7 +74,8 @@ async def test_a_recorded_interview_decrypts_with_age_and_plays(tmp_path: Path) 
     identity = Identity.generate()
     key = tmp_path / "keys" / "cbsa.txt"
     write_identity_file(key, identity)
-    recorder = Recorder(tmp_path / "record", [identity.recipient], segment_seconds=1.0)
+    outputs = FileOutputs(tmp_path / "record")
+    recorder = Recorder(outputs, [identity.recipient], segment_seconds=1.0)
     room = InterviewRoom(RoomId("iv_rec"), sink=recorder)
     people = {seat: SyntheticParticipant(seat) for seat in Seat}
     try:
@@ -93,11 +94,10 @@ def check_recording(recorder: Recorder, key: Path, tmp_path: Path) -> None:
     """Every segment decrypts with the `age` command and ffprobe counts what was muxed."""
     assert {s.seat for s in recorder.segments} == set(Seat)
     for segment in recorder.segments:
-        assert segment.path.read_bytes().startswith(b"age-encryption.org/v1\n")
-        plain = tmp_path / f"{segment.path.stem}"
-        subprocess.run(
-            [tool("age"), "-d", "-i", str(key), "-o", str(plain), str(segment.path)], check=True
-        )
+        path = tmp_path / "record" / segment.file
+        assert path.read_bytes().startswith(b"age-encryption.org/v1\n")
+        plain = tmp_path / f"{path.stem}"
+        subprocess.run([tool("age"), "-d", "-i", str(key), "-o", str(plain), str(path)], check=True)
         counts = probe(plain)
         # ffprobe finds exactly what was muxed (a segment sealed just after it began
         # may hold a single keyframe and no audio yet)
@@ -128,7 +128,11 @@ def test_after_kill_9_everything_but_about_the_last_second_decrypts_and_plays(
 ) -> None:
     identity = Identity.generate()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_recorder", str(tmp_path), str(identity.recipient)],
+        [
+            sys.executable,
+            *("-m", "tests.crash_session", "--recorder"),
+            *(str(tmp_path), str(identity.recipient)),
+        ],
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[1],
@@ -182,8 +186,9 @@ class TimedFeed:
     def __init__(self, tmp_path: Path) -> None:
         self.identity = Identity.generate()
         self.now = 100.0
+        self.directory = tmp_path / "record"
         self.recorder = Recorder(
-            tmp_path / "record",
+            FileOutputs(self.directory),
             [self.identity.recipient],
             segment_seconds=3600,
             clock=lambda: self.now,
@@ -213,8 +218,9 @@ class TimedFeed:
         order within each cluster and each track, as browsers' WebM parsers insist."""
         self.recorder.close()
         [segment] = self.recorder.segments
-        plain = segment.path.with_suffix("")
-        with segment.path.open("rb") as sealed:
+        path = self.directory / segment.file
+        plain = path.with_suffix("")
+        with path.open("rb") as sealed:
             plain.write_bytes(b"".join(AgeReader(sealed, [self.identity])))
         done = subprocess.run(
             [
@@ -406,8 +412,9 @@ def test_every_video_frame_lasts_until_the_next(tmp_path: Path) -> None:
     feed.play([(f.captured + 5, f) for f in by_capture(frames)])
     feed.recorder.close()
     [segment] = feed.recorder.segments
-    plain = segment.path.with_suffix("")
-    with segment.path.open("rb") as sealed:
+    path = feed.directory / segment.file
+    plain = path.with_suffix("")
+    with path.open("rb") as sealed:
         plain.write_bytes(b"".join(AgeReader(sealed, [feed.identity])))
     video = [(pts, duration) for track, pts, duration in blocks(plain.read_bytes()) if track == 1]
     timed = [
