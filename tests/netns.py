@@ -369,7 +369,7 @@ class NamespaceThread:
 
     def __init__(self, machine: Machine) -> None:
         self.machine = machine
-        self._loop = asyncio.new_event_loop()
+        self._loop: asyncio.AbstractEventLoop = asyncio.SelectorEventLoop()
         self._ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._closed = False
         self._thread = threading.Thread(

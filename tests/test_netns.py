@@ -5,6 +5,7 @@ Network outlives it."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import ipaddress
 import os
 import subprocess
@@ -15,11 +16,13 @@ from typing import cast
 
 import aiohttp
 import pytest
+from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from tests.netns import (
     ETC_NETNS,
     NETNS_DIR,
     Machine,
+    NamespaceThread,
     Network,
     in_namespace,
     namespaces,
@@ -281,3 +284,47 @@ def test_a_machines_processes_are_asked_to_terminate_before_being_killed(tmp_pat
 
     assert process.returncode == 0
     assert said.read_text() == "bye\n"
+
+
+def _candidate_addresses(sdp: str) -> set[str]:
+    return {line.split()[4] for line in sdp.splitlines() if line.startswith("a=candidate:")}
+
+
+def test_aiortc_peers_on_two_machines_connect_over_the_network(network: Network) -> None:
+    """ICE gathers only each machine's own address, so the data channel's path is the
+    switch's."""
+    alpha, beta = network.machine("alpha"), network.machine("beta")
+    answerer, offerer = beta.thread(), alpha.thread()
+    received: concurrent.futures.Future[str] = concurrent.futures.Future()
+    peers: list[tuple[NamespaceThread, RTCPeerConnection]] = []
+
+    async def answer(offer: RTCSessionDescription) -> RTCSessionDescription:
+        pc = RTCPeerConnection()
+        peers.append((answerer, pc))
+
+        @pc.on("datachannel")
+        def on_channel(channel: RTCDataChannel) -> None:
+            channel.on("message", received.set_result)
+
+        await pc.setRemoteDescription(offer)
+        await pc.setLocalDescription(await pc.createAnswer())
+        return pc.localDescription
+
+    async def offer() -> tuple[str, str]:
+        pc = RTCPeerConnection()
+        peers.append((offerer, pc))
+        channel = pc.createDataChannel("hello")
+        channel.on("open", lambda: channel.send(f"from {alpha.address}"))
+        await pc.setLocalDescription(await pc.createOffer())
+        remote = await asyncio.wrap_future(answerer.submit(answer(pc.localDescription)))
+        await pc.setRemoteDescription(remote)
+        return pc.localDescription.sdp, remote.sdp
+
+    try:
+        offer_sdp, answer_sdp = offerer.submit(offer()).result(timeout=20)
+        assert received.result(timeout=20) == f"from {alpha.address}"
+        assert _candidate_addresses(offer_sdp) == {alpha.address}
+        assert _candidate_addresses(answer_sdp) == {beta.address}
+    finally:
+        for thread, pc in peers:
+            thread.submit(pc.close()).result(timeout=10)
