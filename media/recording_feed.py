@@ -84,7 +84,12 @@ class RecordingFeed:
             return
         self._queue.append(item)
         if self._scheduled is None:
-            self._scheduled = asyncio.get_running_loop().call_soon(self._drain)
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop to run it later (a room closing outside one)
+                self._feed(None)
+                return
+            self._scheduled = loop.call_soon(self._drain)
             self._idle.clear()
 
     def _drain(self) -> None:

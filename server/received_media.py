@@ -15,10 +15,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from common.errors import Conflict
 from common.names import RoomId, Seat
 from media import protocol
 from recordings.private_files import private_opener
@@ -81,9 +83,13 @@ class ReceivedMedia:
                 reason = f"{msg.file} was first sent from byte {msg.offset}, not its start"
                 self._refuse(room, msg.file, seat, reason)
                 return
-            path = self._records.record_directory(room) / msg.file
             try:
+                path = self._records.record_directory(room) / msg.file
                 handle = open(path, "xb", buffering=0, opener=private_opener)  # noqa: SIM115 - closed by _Incoming.close
+            except Conflict as exc:  # the server is stopping: nothing more is recorded
+                log.error("media for %s refused: %s", room, exc)
+                self._refused.add(key)
+                return
             except OSError as exc:  # FileExistsError: never overwrite what a record holds
                 self._refuse(room, msg.file, seat, f"{msg.file} cannot be created: {exc}")
                 return
@@ -115,7 +121,7 @@ class ReceivedMedia:
             self._refuse(room, msg.file, msg.seat, reason)
             return
         progress = MediaProgress(msg.seat, msg.file, msg.size, msg.sha256, msg.started_at_ms)
-        self._records.media_progress(room, progress)
+        self._write(self._records.media_progress, room, progress)
         incoming.last_report = {
             "size": msg.size,
             "sha256": msg.sha256,
@@ -154,7 +160,7 @@ class ReceivedMedia:
             msg.duration_ms,
             msg.started_at_ms,
         )
-        self._records.segment_sealed(room, info)
+        self._write(self._records.segment_sealed, room, info)
 
     def failed(self, msg: protocol.RecordingFailed) -> None:
         """The room's recording stopped on the worker (the call goes on): whatever of it
@@ -205,10 +211,21 @@ class ReceivedMedia:
         except OSError as exc:
             log.error("%s could not be made durable: %s", incoming.path.name, exc)
         kind, fields = recovered_listing(incoming.path, incoming.last_report)
-        self._records.append_soon(room, kind, **fields)
+        self._write(self._records.append_soon, room, kind, **fields)
 
     def _failed_event(self, room: RoomId, seat: Seat | None, file: str | None, reason: str) -> None:
         # ``segment``, not ``file``: the event does not list the file (it names it)
         named = {"segment": file} if file is not None else {}
         seat_value = seat.value if seat is not None else None
-        self._records.append_soon(room, FAILED, seat=seat_value, reason=reason, **named)
+        self._write(
+            self._records.append_soon, room, FAILED, seat=seat_value, reason=reason, **named
+        )
+
+    @staticmethod
+    def _write(write: Callable[..., None], room: RoomId, *args: Any, **fields: Any) -> None:
+        """An event into the room's log; once the server is stopping there is none to
+        write to, and the worker's channel must not fail on it."""
+        try:
+            write(room, *args, **fields)
+        except Conflict as exc:
+            log.error("an event of %s was not written: %s", room, exc)
