@@ -165,6 +165,13 @@ class SeatEvent(Message, tag="event"):
     detail: Detail = msgspec.field(default_factory=dict)
 
 
+class RoomGone(Message, tag="room-gone"):
+    """The room emptied (everyone left or their grace ran out) and closed, its recording
+    sealed: a later join places it again."""
+
+    room: RoomRef
+
+
 class Answered(Message, tag="answered"):
     request: Request
     sdp: Sdp
@@ -246,6 +253,7 @@ ToControl = (
     Hello
     | Load
     | SeatEvent
+    | RoomGone
     | Answered
     | Done
     | Refused

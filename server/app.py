@@ -7,6 +7,8 @@ import base64
 import gc
 import logging
 import os
+import secrets
+import ssl
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from functools import partial
@@ -17,15 +19,12 @@ import aiohttp_session
 import jinja2
 from aiohttp import web
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
-from aiortc import RTCIceServer
 
 import web as web_assets
 from common.errors import NexusError
 from common.names import Agency, RoomId
 from common.secret import Secret
-from media.address_policy import AddressPolicy
-from media.rooms import Rooms
-from server.types import Clock, Role, utc_now
+from media import protocol as p
 from signalling.appkeys import LOBBY, ROOMS, SOCKETS
 from signalling.handler import close_sockets
 from signalling.lobby import Lobby
@@ -36,6 +35,7 @@ from .appkeys import (
     CATALOGS,
     CLOCK,
     LIVES,
+    MEDIA_CHANNEL,
     PASSWORD_CHECKS,
     RECORDS,
     SETTINGS,
@@ -45,6 +45,7 @@ from .appkeys import (
     STORE,
     THROTTLE,
     WITNESSING,
+    WORKER_PROCESSES,
 )
 from .auth import LoginThrottle, Passwords
 from .i18n import Catalogs
@@ -52,16 +53,21 @@ from .interview_actions import Seat
 from .interview_state import Phase
 from .live_stills import LiveStills
 from .lives import Change, Lives, need_of
+from .media_channel import LocalWorker, MediaChannel
+from .media_plane import LOAD_SECONDS, MediaPlane
 from .password_checks import PasswordChecks
+from .received_media import ReceivedMedia
 from .session_records import SessionRecords
 from .settings import Settings
 from .sign_in import StaffSignIn
 from .socket_sessions import SocketSessions
 from .store import Store
+from .types import Clock, Role, utc_now
 from .views.http import page_context
 from .views.routes import ROUTES, STATIC_PREFIX, Route
 from .views.stills import MAX_STILL_BYTES
 from .witnessing import Witnessing, cosigned_size, newest_checkpoint, parse_witnesses
+from .worker_processes import WorkerProcesses
 
 SESSION_COOKIE = "nexus_session"
 SWEEP_SECONDS = 30.0
@@ -140,12 +146,13 @@ def create_app(
     app[RECORDS] = records
     # Stills outlive a call's end: they go when the interview is over.
     app[STILLS] = LiveStills(settings.data_dir / "live-stills")
-    rooms = app[ROOMS] = Rooms(
+    rooms = app[ROOMS] = MediaPlane(
+        ReceivedMedia(records),
         on_event=lambda room_id, event: app[LIVES].room_event(room_id, event),
-        sink_for=records.sink,
-        grace_seconds=settings.reconnect_grace_seconds,
-        ice_servers=[RTCIceServer(urls=url) for url in settings.ice_servers],
-        address_policy=AddressPolicy(settings.media_peer_networks),
+        on_lost=lambda room_id, worker, since, listed: app[LIVES].media_lost(
+            room_id, worker, since, listed
+        ),
+        record=bool(records.recipients),
     )
     witnesses = parse_witnesses(settings.witnesses)
     witnessing = app[WITNESSING] = Witnessing(witnesses) if witnesses else None
@@ -154,6 +161,7 @@ def create_app(
         records,
         clock,
         end_call=lambda room_id, detail: rooms.end(room_id, **detail),
+        stop_recording=rooms.stop_recording,
         no_show_minutes=settings.no_show_minutes,
         outage_wait_seconds=settings.outage_wait_seconds,
         witness=(lambda room_id: witnessing.submit(records.directory / room_id))
@@ -165,6 +173,7 @@ def create_app(
     app[SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(close_sockets)
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_media_ctx)
     app.cleanup_ctx.append(_startup_heap_frozen)
     return app
 
@@ -233,7 +242,6 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(sweeping, return_exceptions=True)
     lives.close()
     await app[LOBBY].close()
-    await app[ROOMS].close()
     app[STILLS].close()
     await lives.drain()
     await app[RECORDS].close_all()
@@ -241,6 +249,55 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         await witnessing.close()  # what is not cosigned yet is taken again at the next start
     app[PASSWORD_CHECKS].close()
     await app[STORE].close()
+
+
+def media_welcome(settings: Settings, records: SessionRecords) -> p.Welcome:
+    """What every media worker is told when it joins: public recipients only."""
+    return p.Welcome(
+        recipients=[str(recipient) for recipient in records.recipients],
+        grace_seconds=float(settings.reconnect_grace_seconds),
+        ice_servers=list(settings.ice_servers),
+        peer_networks=[str(network) for network in settings.media_peer_networks],
+        load_seconds=LOAD_SECONDS,
+    )
+
+
+async def _media_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The media plane: a worker in this process (``media_workers`` 0, no worker secret),
+    or the workers' listener and this machine's worker processes. Closed before the store:
+    ending the calls writes their last events."""
+    settings, plane = app[SETTINGS], app[ROOMS]
+    welcome = media_welcome(settings, app[RECORDS])
+    remote = bool(settings.media_worker_secret.reveal())
+    local = LocalWorker(plane, welcome) if settings.media_workers == 0 and not remote else None
+    channel = processes = None
+    if settings.media_workers > 0 or remote:
+        secret = settings.media_worker_secret.reveal() or secrets.token_hex(32)
+        channel = app[MEDIA_CHANNEL] = MediaChannel(
+            plane, welcome, Secret(secret.encode()), _channel_tls(settings)
+        )
+        await channel.start(settings.media_plane_host, settings.media_plane_port)
+        if settings.media_workers > 0:
+            processes = app[WORKER_PROCESSES] = WorkerProcesses(
+                settings.media_workers, channel.url, Secret(secret), settings.event_loop
+            )
+            processes.start()
+    yield
+    await plane.close()
+    if processes is not None:
+        await processes.stop()
+    if channel is not None:
+        await channel.close()
+    if local is not None:
+        await local.close()
+
+
+def _channel_tls(settings: Settings) -> ssl.SSLContext | None:
+    if settings.media_plane_cert is None or settings.media_plane_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.media_plane_cert, settings.media_plane_key)
+    return context
 
 
 def _not_yet_witnessed(records: SessionRecords, witnessing: Witnessing) -> list[Path]:

@@ -10,6 +10,7 @@ from .auth import LoginThrottle, Principal
 from .i18n import Catalogs
 from .live_stills import LiveStills
 from .lives import Lives
+from .media_channel import MediaChannel
 from .password_checks import PasswordChecks
 from .session_records import SessionRecords
 from .settings import Settings
@@ -18,6 +19,7 @@ from .socket_sessions import SocketSessions
 from .store import Store
 from .types import Clock
 from .witnessing import Witnessing
+from .worker_processes import WorkerProcesses
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -30,6 +32,10 @@ LIVES = web.AppKey("lives", Lives)
 WITNESSING: web.AppKey[Witnessing | None] = web.AppKey("witnessing")
 RECORDS: web.AppKey[SessionRecords] = web.AppKey("records")
 CATALOGS = web.AppKey("catalogs", Catalogs)
+MEDIA_CHANNEL = web.AppKey("media_channel", MediaChannel)
+"""The listener media workers join (absent when the media stays in-process)."""
+WORKER_PROCESSES = web.AppKey("worker_processes", WorkerProcesses)
+"""This machine's media worker processes (absent when none run)."""
 STILLS = web.AppKey("stills", LiveStills)
 AUDIT = web.AppKey("audit", AuditConsole)
 TRAIL = web.AppKey("trail", AuditTrail)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -68,6 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     command("serve", _serve, "run the interview server")
+    sub = command(
+        "media-worker",
+        _media_worker,
+        "run a media worker that joins a running server (the secret in NEXUS_MEDIA_WORKER_SECRET)",
+    )
+    sub.add_argument(
+        "--control",
+        required=True,
+        help="the server's media-plane URL, e.g. wss://interviews.example:8090/media-plane",
+    )
+    sub.add_argument("--name", default=socket.gethostname(), help="this worker's name")
+    sub.add_argument("--ca-file", help="certificate authority that signed the server's TLS key")
     sub = command(
         "audit-console", _audit_console, "run the audit console (holds the audit identity)"
     )
@@ -191,6 +204,25 @@ async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]])
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     print(f"serving on {settings.public_url} (bound to {settings.host}:{settings.port})")
     serve(create_app(settings), settings.host, settings.port, settings.event_loop)
+    return 0
+
+
+def _media_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from media.worker_process import serve_worker
+
+    secret = settings.media_worker_secret.reveal()
+    if not secret:
+        raise BadRequest("set NEXUS_MEDIA_WORKER_SECRET to the secret the server was started with")
+    if not args.control.startswith(("ws://", "wss://")):
+        raise BadRequest("--control is a ws:// or wss:// URL, not {url}", url=args.control)
+    print(f"media worker {args.name} joining {args.control}", flush=True)
+    serve_worker(
+        args.control,
+        args.name,
+        secret.encode(),
+        ca_file=args.ca_file,
+        event_loop=settings.event_loop,
+    )
     return 0
 
 

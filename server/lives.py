@@ -50,6 +50,8 @@ Also = Callable[[aiosqlite.Connection], Awaitable[None]]
 """More SQL for the transaction that stores the new life (the decision row)."""
 EndCall = Callable[[RoomId, Mapping[str, Any]], Awaitable[None]]
 """Disconnects a call's participants, before its end is journaled (its media sealed)."""
+StopRecording = Callable[[RoomId], Awaitable[None]]
+"""Seals a call's open segments, before its final event is journaled."""
 
 WITNESSED_EVENTS = FINAL_EVENTS | {"end", "decision", "outage"}
 """After these, the record's checkpoint is taken to the witnesses at once: a rollback
@@ -87,6 +89,7 @@ class Lives:
         records: SessionRecords,
         clock: Clock,
         end_call: EndCall,
+        stop_recording: StopRecording | None = None,
         no_show_minutes: int = 15,
         outage_wait_seconds: float = 600.0,
         witness: Callable[[str], None] | None = None,
@@ -102,6 +105,7 @@ class Lives:
         self._records = records
         self._clock = clock
         self._end_call = end_call
+        self._stop_recording = stop_recording
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._listeners: list[Listener] = []
         self._pending: set[asyncio.Task[None]] = set()  # room reports being acted on
@@ -222,6 +226,8 @@ class Lives:
                 await self._records.close(room_id, **detail)
             else:
                 if event in FINAL_EVENTS:  # its media's last segments are listed before it
+                    if self._stop_recording is not None:
+                        await self._stop_recording(room_id)
                     self._records.stop_recording(room_id)
                 await self._records.append(room_id, event, **detail)
         if events[-1] in FINAL_EVENTS:
@@ -303,6 +309,22 @@ class Lives:
             "seconds": round(max((now - since).total_seconds(), 0.0), 3),
             "recovered_files": list(recovery.listed),
         }
+        await self._outage(interview_id, detail)
+
+    def media_lost(
+        self, room_id: RoomId, worker: str, since: datetime, recovered: list[str]
+    ) -> None:
+        """The media worker carrying the call was lost: an outage, as a restart is one
+        (the participants reconnect to a live worker, or the interview is interrupted)."""
+        detail = {
+            "cause": "media worker lost",
+            "worker": worker,
+            "since": since.isoformat(timespec="milliseconds"),
+            "recovered_files": recovered,
+        }
+        self.spawn(self._outage(room_id, detail))
+
+    async def _outage(self, interview_id: str, detail: dict[str, Any]) -> None:
         outcome = await self.act(interview_id, Outage(), detail=detail)
         if "outage" in outcome.events:
             loop = asyncio.get_running_loop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -104,6 +105,20 @@ def _stun_urls(raw: str) -> tuple[str, ...]:
         if not re.fullmatch(r"stuns?:[A-Za-z0-9.-]+(:\d{1,5})?", url):
             raise ValueError(f"{url!r} is not a STUN URL such as stun:stun.example.org:3478")
     return urls
+
+
+def _worker_count(raw: str) -> int:
+    """``auto``: one media worker per core of this machine."""
+    if raw.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    return _int_between(0, 256)(raw)
+
+
+def _worker_secret(raw: str) -> Secret[str]:
+    value = raw.strip()
+    if value and len(value) < 32:
+        raise ValueError("expected at least 32 characters (such as `openssl rand -hex 32`)")
+    return Secret(value)
 
 
 def _time_of_day(raw: str) -> time:
@@ -288,6 +303,40 @@ class Settings:
         "connections may send connectivity checks to besides public addresses; loopback, "
         "private, link-local and reserved addresses are refused unless listed.",
         parse_networks,
+    )
+    media_workers: int = _setting(
+        "auto",
+        "Media worker processes `serve` starts on this machine (auto: one per core); 0 "
+        "keeps the media in the server's own process.",
+        _worker_count,
+    )
+    media_plane_host: str = _setting(
+        "127.0.0.1",
+        "Address the server listens on for media workers (another machine's workers need "
+        "an address they can reach).",
+        _host,
+    )
+    media_plane_port: int = _setting(
+        "0",
+        "TCP port for media workers; 0 picks a free one (enough when every worker runs on "
+        "this machine).",
+        _int_between(0, 65535),
+    )
+    media_worker_secret: Secret[str] = _setting(
+        "",
+        "Shared secret media workers on other machines prove they hold (at least 32 "
+        "characters); empty: a new one at each start, known only to this machine's workers.",
+        _worker_secret,
+        secret=True,
+    )
+    media_plane_cert: Path | None = _setting(
+        "",
+        "Certificate (PEM) for the media workers' channel; with its key, workers connect "
+        "over TLS (wss://).",
+        _optional_path,
+    )
+    media_plane_key: Path | None = _setting(
+        "", "Private key (PEM) of `media_plane_cert`.", _optional_path
     )
     audit_port: int = _setting(
         "8081", "TCP port of the audit console (`audit-console`).", _int_between(1, 65535)

@@ -6,11 +6,11 @@ import weakref
 
 from aiohttp import web
 
-from media.rooms import Rooms
+from server.media_plane import MediaPlane
 
 from .lobby import Lobby
 
-ROOMS = web.AppKey("rooms", Rooms)
+ROOMS = web.AppKey("rooms", MediaPlane)
 LOBBY = web.AppKey("lobby", Lobby)
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
 """Open signalling sockets, closed with 1001 (going away) when the server shuts down; each

@@ -17,13 +17,20 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from common.errors import Conflict, Forbidden, NexusError
 from common.names import Agency, ParticipantId, RoomId, Seat
-from media.interview import InterviewEvent, InterviewRoom
-from media.rooms import RecordUpdate, RoomItem, Rooms, SeatMediaState
+from media.interview import InterviewEvent
 from server import interview_actions
 from server.appkeys import CATALOGS, LIVES, SETTINGS, SOCKET_SESSIONS, STORE
 from server.auth import Principal
 from server.interview_state import Life, Party, Phase
 from server.lives import Lives, need_of
+from server.media_plane import (
+    MediaMoved,
+    MediaPlane,
+    RecordUpdate,
+    RoomHandle,
+    RoomItem,
+    SeatMediaState,
+)
 from server.store import Store
 from server.store.sessions import session_hash
 from server.types import InterviewMode, Role
@@ -54,7 +61,7 @@ class Connection:
         self,
         principal: Principal,
         store: Store,
-        rooms: Rooms,
+        rooms: MediaPlane,
         lobby: Lobby,
         ws: web.WebSocketResponse,
         lives: Lives,
@@ -67,12 +74,13 @@ class Connection:
         self._store = store
         self._rooms = rooms
         self._ws = ws
-        self.room: InterviewRoom | None = None
+        self.room: RoomHandle | None = None
         self.seat: Seat | None = None
         self._participant: ParticipantId | None = None  # the connection this socket made
         self._stop_listening: list[Callable[[], None]] = []
         self._hearing: set[RoomId] = set()
-        self._outbox: asyncio.Queue[m.Message] = asyncio.Queue(256)
+        # None: close the socket, the page reconnects (the call's media moved)
+        self._outbox: asyncio.Queue[m.Message | None] = asyncio.Queue(256)
 
     async def handle(self, message: m.ClientMessage) -> None:
         match message:
@@ -81,19 +89,13 @@ class Connection:
             case m.Offer(sdp=sdp):
                 room, seat = self._seated()
                 await self._allowed(room.id, interview_actions.Join(Party(seat.value)))
-                try:
-                    answer = await room.join(seat, sdp, await self._seat_info())
-                except RuntimeError:  # the call ended while the offer was answered
-                    raise Conflict("this call has ended") from None
-                participant = room.participant(seat)
-                self._participant = participant.id if participant is not None else None
+                answer, self._participant = await room.join(seat, sdp, await self._seat_info())
                 await self.send(m.Answer(sdp=answer))
             case m.Candidate(candidate=candidate, sdp_mid=mid, sdp_mline_index=index):
                 room, seat = self._seated()
-                participant = room.participant(seat)
-                if participant is None:
+                if room.participant(seat) is None:
                     raise NotInRoom("send the offer before candidates")
-                await participant.add_candidate(candidate, mid, index)
+                await room.add_candidate(seat, candidate, mid, index)
             case m.MediaState(audio=audio, video=video):
                 room, seat = self._seated()
                 self._rooms.broadcast_state(room.id, SeatMediaState(seat, audio, video))
@@ -189,7 +191,7 @@ class Connection:
                 raise Forbidden(f"you are not the {agency} officer assigned to {interview.id}")
             seat = Seat.of(agency)
         await self._allowed(interview.id, interview_actions.Join(Party(seat.value)))
-        room = self._rooms.get(RoomId(interview.id))
+        room = await self._rooms.open(RoomId(interview.id))
         self._hear_room(room.id)
         self.room, self.seat = room, seat
         present = [other.value for other in room.present]
@@ -211,7 +213,7 @@ class Connection:
             "country": account.country,
         }
 
-    def _seated(self) -> tuple[InterviewRoom, Seat]:
+    def _seated(self) -> tuple[RoomHandle, Seat]:
         """The call this socket joined, if it is still on. A call that emptied is opened
         again by the next ``join``, never by other messages: nothing reopens an ended one."""
         if self.room is None or self.seat is None:
@@ -223,6 +225,10 @@ class Connection:
         return room, self.seat
 
     def _on_room(self, item: RoomItem) -> None:
+        if isinstance(item, MediaMoved):
+            if self.seat is not None:
+                self._close_soon()
+            return
         if isinstance(item, InterviewEvent) and item.kind == "end" and "by" in item.detail:
             self.queue(m.Ended(by=item.detail["by"], next=item.detail.get("next", "done")))
             return
@@ -247,10 +253,19 @@ class Connection:
         except asyncio.QueueFull:
             log.warning("dropping an update for a slow client")
 
+    def _close_soon(self) -> None:
+        """After what is queued, close the socket as a server restart would: the page
+        connects again and joins, and the call is placed on a live media worker."""
+        try:
+            self._outbox.put_nowait(None)
+        except asyncio.QueueFull:
+            log.warning("a slow client's socket could not be told its call moved")
+
     async def pump(self) -> None:
         """Send queued room updates as they come."""
-        while True:
-            await self.send(await self._outbox.get())
+        while (message := await self._outbox.get()) is not None:
+            await self.send(message)
+        await self._ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"call media moved")
 
     async def send(self, message: m.Message) -> None:
         if not self._ws.closed:

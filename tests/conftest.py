@@ -33,8 +33,14 @@ def clock() -> FakeClock:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Defaults, with a data directory of the test's own; the test peers (aiortc and
-    Chromium on this machine) have loopback, private or reserved addresses only."""
-    overrides = {"data_dir": str(tmp_path / "data"), "media_peer_networks": EVERY_NETWORK}
+    Chromium on this machine) have loopback, private or reserved addresses only. The media
+    stays in the server's process (through the same media-plane protocol): tests of worker
+    processes ask for them."""
+    overrides = {
+        "data_dir": str(tmp_path / "data"),
+        "media_peer_networks": EVERY_NETWORK,
+        "media_workers": "0",
+    }
     return load_settings({}, overrides)
 
 

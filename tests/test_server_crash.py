@@ -331,9 +331,13 @@ async def test_kill_9_of_the_server_loses_at_most_about_a_second_of_media(
     session = settings.data_dir / "records" / scene.interview_id
     result = await asyncio.to_thread(verify_session, session, [server_verifier(settings)])
     assert not result.ok and not result.complete
-    assert any("incomplete" in p and "has not closed" in p for p in result.problems), (
-        result.problems
-    )
+    # Cut off mid-session: not closed, its last events perhaps past the last checkpoint
+    # (the media's progress is written as it comes); never altered.
+    assert any(
+        "incomplete" in p and ("has not closed" in p or "without a final checkpoint" in p)
+        for p in result.problems
+    ), result.problems
+    assert not any("altered" in p for p in result.problems), result.problems
     exported = await asyncio.to_thread(
         export_session, session, read_identity_file(scene.keys["audit"]), session.parent / "out"
     )

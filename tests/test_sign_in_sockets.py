@@ -50,7 +50,8 @@ async def test_signing_out_in_another_tab_ends_the_officers_socket_and_call(
         csrf = await world.csrf(officer)
         await officer.post("/logout", data={"csrf_token": csrf}, allow_redirects=False)
         assert await _signed_out(seated[Seat.CBSA]) == handler.SIGNED_OUT_CLOSE_CODE
-        room = world.server.app[ROOMS].get(RoomId(interview_id))
+        room = world.server.app[ROOMS].current(RoomId(interview_id))
+        assert room is not None
         await wait_for(lambda: room.participant(Seat.CBSA) is None)
         assert room.participant(Seat.APPLICANT) is not None  # the others stay
     finally:
@@ -67,7 +68,8 @@ async def test_a_revocation_by_another_process_ends_the_applicants_call(
         # As `sessions revoke --interview` does it: in the store, telling no socket.
         assert await world.store.sessions.end_for_interview(interview_id)
         assert await _signed_out(seated[Seat.APPLICANT]) == handler.SIGNED_OUT_CLOSE_CODE
-        room = world.server.app[ROOMS].get(RoomId(interview_id))
+        room = world.server.app[ROOMS].current(RoomId(interview_id))
+        assert room is not None
         await wait_for(lambda: room.participant(Seat.APPLICANT) is None)
         again = await seated[Seat.APPLICANT].client.get("/api/applicant/interview")
         assert again.status == 401

@@ -332,7 +332,8 @@ async def test_an_officer_ends_the_interview_for_everyone_and_an_applicant_canno
         await setup.people[Seat.APPLICANT].ws.send_str(m.encode(m.End()))
         refused = await setup.people[Seat.APPLICANT].expect(m.Error)
         assert isinstance(refused, m.Error) and refused.code == "forbidden"
-        room = setup.world.server.app[ROOMS].get(RoomId(setup.interview_id))
+        room = setup.world.server.app[ROOMS].current(RoomId(setup.interview_id))
+        assert room is not None
         assert not room.closed
         await setup.people[Seat.CBP].ws.send_str(m.encode(m.End()))
         for seat in Seat:

@@ -53,7 +53,8 @@ async def test_an_empty_seat_and_a_closed_tab_show_as_not_connected_on_the_offic
     await cbsa.get_by_role("button", name="Take").click()
     await expect(cbsa.locator("#call-view")).to_be_visible()
     try:
-        room = world.server.app[ROOMS].get(RoomId(interview_id))
+        room = world.server.app[ROOMS].current(RoomId(interview_id))
+        assert room is not None
         await wait_for(lambda: Seat.CBSA in room.present)  # then CBP's answer comes next
         await join_and_call(await open_socket(world, cbp_client), interview_id, cbp)
         await videos_playing(cbsa, ["cbp"])  # the slots, the applicant's empty one too, are in

@@ -1,0 +1,200 @@
+"""A media worker process: joins a control plane over the media-plane protocol and runs
+the rooms it is given (`MediaWorker`).
+
+    python -m media.worker_process --control ws://127.0.0.1:8090/media-plane --name w1
+
+The shared secret comes from the environment (`SECRET_ENV`), never from the command
+line, which every user of the machine can read. A ``wss://`` control URL is TLS, checked
+against the system's certificate authorities or ``--ca-file``.
+
+A worker the control plane started itself (``--local``) exits when the channel closes:
+its control plane is gone, or has taken it for dead, and starts another. A worker on
+another machine joins again, with a growing pause, for as long as it runs; its rooms end
+when the channel closes, since the control plane places them again elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import ssl
+import sys
+import time
+
+import aiohttp
+
+from . import protocol as p
+from .worker import MediaWorker
+
+SECRET_ENV = "NEXUS_MEDIA_WORKER_SECRET"  # noqa: S105 - the variable's name, not a secret
+RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0)
+
+log = logging.getLogger(__name__)
+
+
+class HandshakeRefused(Exception):
+    """The control plane did not welcome us (a wrong secret, another protocol version)."""
+
+
+async def run_worker(
+    control: str,
+    name: str,
+    secret: bytes,
+    *,
+    local: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve the control plane at ``control`` until ``stop`` is set (or, ``local``, until
+    the channel closes)."""
+    stop = stop or asyncio.Event()
+    attempt = 0
+    async with aiohttp.ClientSession() as session:
+        while not stop.is_set():
+            try:
+                async with session.ws_connect(
+                    control,
+                    ssl=ssl_context if ssl_context is not None else True,
+                    max_msg_size=p.MAX_MESSAGE_BYTES,
+                    heartbeat=10,
+                ) as ws:
+                    attempt = 0
+                    await _serve(ws, name, secret, stop)
+            except HandshakeRefused as exc:
+                log.error("the control plane refused this worker: %s", exc)
+                if local:
+                    return
+            except (aiohttp.ClientError, OSError) as exc:
+                log.warning("cannot reach the control plane at %s: %s", control, exc)
+            if local or stop.is_set():
+                return
+            pause = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
+            attempt += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause)
+
+
+async def _serve(
+    ws: aiohttp.ClientWebSocketResponse, name: str, secret: bytes, stop: asyncio.Event
+) -> None:
+    challenge = p.decode_to_worker(await ws.receive_bytes(timeout=10))
+    if not isinstance(challenge, p.Challenge):
+        raise HandshakeRefused(f"expected a challenge, got {type(challenge).__name__}")
+    proof = p.proof(secret, challenge.nonce, name)
+    await ws.send_bytes(p.encode(p.Hello(worker=name, proof=proof, cores=os.cpu_count() or 1)))
+    message = await ws.receive()
+    if message.type is not aiohttp.WSMsgType.BINARY:
+        raise HandshakeRefused(str(message.extra or "the channel closed"))
+    welcome = p.decode_to_worker(message.data)
+    if not isinstance(welcome, p.Welcome):
+        raise HandshakeRefused(f"expected a welcome, got {type(welcome).__name__}")
+    outbox: asyncio.Queue[bytes] = asyncio.Queue()
+    worker = MediaWorker(welcome, lambda reply: outbox.put_nowait(p.encode(reply)))
+    log.info("joined the control plane as %s", name)
+    tasks = [
+        asyncio.ensure_future(_write(ws, outbox)),
+        asyncio.ensure_future(_report_load(worker, outbox, welcome.load_seconds)),
+        asyncio.ensure_future(_read(ws, worker)),
+        asyncio.ensure_future(stop.wait()),
+    ]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await worker.close()
+        await ws.close()
+
+
+async def _read(ws: aiohttp.ClientWebSocketResponse, worker: MediaWorker) -> None:
+    async for message in ws:
+        if message.type is not aiohttp.WSMsgType.BINARY:
+            break
+        try:
+            worker.receive(p.decode_to_worker(message.data))
+        except p.ProtocolError:
+            log.exception("the control plane sent a message this worker cannot read")
+            break
+
+
+async def _write(ws: aiohttp.ClientWebSocketResponse, outbox: asyncio.Queue[bytes]) -> None:
+    while True:
+        await ws.send_bytes(await outbox.get())
+
+
+async def _report_load(worker: MediaWorker, outbox: asyncio.Queue[bytes], every: float) -> None:
+    before_cpu, before = time.process_time(), time.monotonic()
+    while True:
+        load = p.Load(
+            rooms=worker.rooms,
+            participants=worker.participants,
+            cpu=0.0,
+            draining=worker.draining,
+            recording_failures=worker.recording_failures,
+        )
+        await asyncio.sleep(every)
+        cpu, now = time.process_time(), time.monotonic()
+        load.cpu = max(cpu - before_cpu, 0.0) / max(now - before, 1e-6)
+        load.rooms, load.participants = worker.rooms, worker.participants
+        before_cpu, before = cpu, now
+        outbox.put_nowait(p.encode(load))
+
+
+def serve_worker(
+    control: str,
+    name: str,
+    secret: bytes,
+    *,
+    local: bool = False,
+    ca_file: str | None = None,
+    event_loop: str = "uvloop",
+) -> None:
+    """Run a worker until SIGINT or SIGTERM (or, ``local``, until its channel closes)."""
+    loop_factory = None
+    if event_loop == "uvloop":
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        stop = asyncio.Event()
+        loop = runner.get_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        runner.run(run_worker(control, name, secret, local=local, ssl_context=context, stop=stop))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m media.worker_process")
+    parser.add_argument("--control", required=True, help="ws:// or wss:// URL of the control plane")
+    parser.add_argument("--name", default=socket.gethostname(), help="this worker's name")
+    parser.add_argument("--ca-file", help="certificate authority for a wss:// control plane")
+    parser.add_argument("--local", action="store_true", help="exit when the channel closes")
+    parser.add_argument("--event-loop", default="uvloop", choices=("uvloop", "asyncio"))
+    args = parser.parse_args(argv)
+    secret = os.environ.get(SECRET_ENV, "")
+    if not secret:
+        print(f"set {SECRET_ENV} to the control plane's media-worker secret", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    serve_worker(
+        args.control,
+        args.name,
+        secret.encode(),
+        local=args.local,
+        ca_file=args.ca_file,
+        event_loop=args.event_loop,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

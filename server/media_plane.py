@@ -1,0 +1,355 @@
+"""The control plane's view of the media plane: which worker carries each room, what
+happens in it, and who listens.
+
+A room is placed on the least-loaded live worker that is not draining (`open`); its seat
+events come back as the room's `InterviewEvent`s, for the lifecycle and the pages. A
+worker that falls silent for `DEAD_AFTER_SECONDS`, or whose channel closes, is lost: the
+files its rooms were writing are listed in their records as a crash leaves them
+(`ReceivedMedia.lost`), the interviews are told (``on_lost``: the lifecycle records the
+outage), and the pages in those rooms are told to reconnect (`MediaMoved`), which places
+each room again on a live worker within the reconnect grace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from common.names import ParticipantId, RoomId, Seat
+from media import protocol as p
+from media.interview import InterviewEvent
+
+from .received_media import ReceivedMedia
+from .worker_links import MediaUnavailable, WorkerLink
+
+log = logging.getLogger(__name__)
+
+LOAD_SECONDS = 2.0
+DEAD_AFTER_SECONDS = 5.0
+WORKER_WAIT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class SeatMediaState:
+    """A participant switched their microphone or camera."""
+
+    seat: Seat
+    audio: bool
+    video: bool
+
+
+@dataclass(frozen=True)
+class RecordUpdate:
+    """The interview's record changed outside the call (a decision, an ID still): the
+    officers' pages reload it. No seat: it concerns the interview."""
+
+    what: Literal["decision", "still"]
+    seat: None = None
+
+
+@dataclass(frozen=True)
+class MediaMoved:
+    """The worker carrying the room was lost: pages connect again, and the room is placed
+    on a live worker."""
+
+    seat: None = None
+
+
+RoomItem = InterviewEvent | SeatMediaState | RecordUpdate | MediaMoved
+Listener = Callable[[RoomItem], None]
+OnLost = Callable[[RoomId, str, datetime, list[str]], None]
+"""A room's worker was lost: (room, worker, when it was last heard from, files listed)."""
+
+
+class RoomHandle:
+    """A room as the control plane sees it: on which worker, who is seated, and the
+    requests that reach it there."""
+
+    def __init__(self, room_id: RoomId, link: WorkerLink) -> None:
+        self.id = room_id
+        self.link = link
+        self.closed = False
+        self._present: set[Seat] = set()
+        self._participants: dict[Seat, ParticipantId] = {}
+
+    @property
+    def present(self) -> list[Seat]:
+        """The seats whose participant is connected (not dropped)."""
+        return [seat for seat in Seat if seat in self._present]
+
+    def participant(self, seat: Seat) -> ParticipantId | None:
+        """The connection that holds ``seat`` (connected or within its grace)."""
+        return self._participants.get(seat)
+
+    async def join(self, seat: Seat, sdp: str, info: dict[str, Any]) -> tuple[str, ParticipantId]:
+        """Seat a participant; the SDP answer and the new connection's id."""
+        answered = await self.link.ask(
+            lambda n: p.Offer(request=n, room=self.id, seat=seat, sdp=sdp, info=info), p.Answered
+        )
+        participant = ParticipantId(answered.participant)
+        self._participants[seat] = participant
+        return answered.sdp, participant
+
+    async def add_candidate(
+        self, seat: Seat, candidate: str, sdp_mid: str | None, index: int | None
+    ) -> None:
+        await self.link.ask(
+            lambda n: p.Candidate(
+                request=n,
+                room=self.id,
+                seat=seat,
+                candidate=candidate,
+                sdp_mid=sdp_mid,
+                sdp_mline_index=index,
+            ),
+            p.Done,
+        )
+
+    async def leave(self, seat: Seat) -> None:
+        if not self.closed:
+            await self.link.ask(lambda n: p.Leave(request=n, room=self.id, seat=seat), p.Done)
+
+    def socket_closed(self, seat: Seat, participant: ParticipantId) -> None:
+        """The page that seated ``participant`` closed its socket without leaving."""
+        if not self.closed and self.link.alive:
+            self.link.tell(p.SocketClosed(room=self.id, seat=seat, participant=participant))
+
+    def seen(self, event: InterviewEvent) -> None:
+        if event.seat is None:
+            if event.kind == "end":
+                self.closed = True
+                self._present.clear()
+                self._participants.clear()
+            return
+        if event.kind in ("join", "rejoin"):
+            self._present.add(event.seat)
+        elif event.kind == "drop":
+            self._present.discard(event.seat)
+        elif event.kind in ("leave", "left"):
+            self._present.discard(event.seat)
+            self._participants.pop(event.seat, None)
+
+
+class MediaPlane:
+    def __init__(
+        self,
+        received: ReceivedMedia,
+        on_event: Callable[[RoomId, InterviewEvent], None],
+        on_lost: OnLost,
+        record: bool,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._received = received
+        self._on_event = on_event
+        self._on_lost = on_lost
+        self._record = record
+        self._clock = clock
+        self.workers: dict[str, WorkerLink] = {}
+        self._rooms: dict[RoomId, RoomHandle] = {}
+        self._listeners: dict[RoomId, set[Listener]] = {}
+        # Each seat's last microphone/camera switch, told to whoever joins later.
+        self._states: dict[RoomId, dict[Seat, SeatMediaState]] = {}
+        self.recording_failures = 0
+        self._watch: asyncio.Task[None] | None = None
+        self._joined = asyncio.Event()  # set when a worker joins
+
+    # --- workers ------------------------------------------------------------------------
+
+    def attach(self, link: WorkerLink) -> None:
+        """A worker joined (or came back under the same name, replacing its old self)."""
+        old = self.workers.get(link.name)
+        if old is not None:
+            self.lose(old)
+        self.workers[link.name] = link
+        self._joined.set()
+        log.info("media worker %s joined (%d cores)", link.name, link.cores)
+        if self._watch is None:
+            self._watch = asyncio.ensure_future(self._watch_workers())
+
+    def drain(self, name: str) -> None:
+        """Give ``name`` no new rooms; those on it finish (a deploy)."""
+        link = self.workers[name]
+        link.draining = True
+        if link.alive:
+            link.tell(p.Drain())
+
+    def live(self) -> list[WorkerLink]:
+        return [link for link in self.workers.values() if link.alive]
+
+    def handle(self, link: WorkerLink, message: p.ToControl) -> None:
+        """One message from ``link``'s worker, in the order it sent them."""
+        link.heard()
+        match message:
+            case p.Load():
+                link.load = message
+            case p.Answered() | p.Done() | p.Refused():
+                link.answered(message)
+            case p.SeatEvent(room=room):
+                self._seat_event(RoomId(room), message)
+            case p.RoomGone(room=room):
+                handle = self._rooms.get(RoomId(room))
+                if handle is not None and handle.link is link:
+                    self._forget(handle)
+            case p.SegmentBytes():
+                self._received.bytes(message)
+            case p.MediaProgress():
+                self._received.progress(message)
+            case p.SegmentSealed():
+                self._received.sealed(message)
+            case p.RecordingFailed():
+                self.recording_failures += 1
+                self._received.failed(message)
+            case _:
+                log.warning("ignored a %s from media worker %s", type(message).__name__, link.name)
+
+    def lose(self, link: WorkerLink) -> None:
+        """``link``'s worker is gone (its channel closed, or it fell silent): its rooms
+        are placed again when their participants come back."""
+        if not link.alive:
+            return
+        link.lost()
+        if self.workers.get(link.name) is link:
+            del self.workers[link.name]
+        log.error("media worker %s lost; its %d rooms move", link.name, len(link.rooms))
+        since = datetime.fromtimestamp(link.heard_wall, UTC)
+        for room_id in sorted(link.rooms):
+            handle = self._rooms.get(room_id)
+            if handle is not None:
+                self._forget(handle)
+            listed = self._received.lost(room_id)
+            self._on_lost(room_id, link.name, since, listed)
+            self._tell(room_id, MediaMoved())
+
+    async def _watch_workers(self) -> None:
+        while True:
+            await asyncio.sleep(LOAD_SECONDS / 2)
+            for link in list(self.workers.values()):
+                if link.silent_for() > DEAD_AFTER_SECONDS:
+                    self.lose(link)
+
+    # --- rooms --------------------------------------------------------------------------
+
+    def current(self, room_id: RoomId) -> RoomHandle | None:
+        """The room's call if one is on (never opens one)."""
+        handle = self._rooms.get(room_id)
+        return handle if handle is not None and not handle.closed else None
+
+    async def open(self, room_id: RoomId) -> RoomHandle:
+        """The room's call, placed on a worker if none is on: the caller has checked that
+        the interview's life allows a call now. With no worker to take it (the server is
+        starting, a worker is being replaced) it waits up to `WORKER_WAIT_SECONDS`."""
+        handle = self.current(room_id)
+        if handle is not None:
+            return handle
+        link = await self._least_loaded()
+        handle = self.current(room_id)  # placed by someone else meanwhile
+        if handle is not None:
+            return handle
+        next_segment = self._received.next_segment(room_id) if self._record else {}
+        link.tell(p.PlaceRoom(room=room_id, record=self._record, next_segment=next_segment))
+        handle = self._rooms[room_id] = RoomHandle(room_id, link)
+        link.rooms.add(room_id)
+        return handle
+
+    async def _least_loaded(self) -> WorkerLink:
+        try:
+            async with asyncio.timeout(WORKER_WAIT_SECONDS):
+                while not (candidates := [w for w in self.live() if not w.draining]):
+                    self._joined.clear()
+                    await self._joined.wait()
+        except TimeoutError:
+            raise MediaUnavailable(
+                "no media server is available right now; try again shortly"
+            ) from None
+        return min(candidates, key=lambda link: link.busy)
+
+    def _forget(self, handle: RoomHandle) -> None:
+        handle.closed = True
+        if self._rooms.get(handle.id) is handle:
+            del self._rooms[handle.id]
+        handle.link.rooms.discard(handle.id)
+
+    async def end(self, room_id: RoomId, **detail: Any) -> None:
+        """End the room's call for everyone (``detail``: who ended it, what comes next),
+        telling every listener even if nobody was connected; returns once its media is
+        sealed."""
+        handle = self._rooms.get(room_id)
+        if handle is None or handle.closed or not handle.link.alive:
+            self._states.pop(room_id, None)
+            self.tell_ended(room_id, **detail)
+            return
+        await handle.link.ask(lambda n: p.EndRoom(request=n, room=room_id, detail=detail), p.Done)
+        self._forget(handle)
+
+    async def stop_recording(self, room_id: RoomId) -> None:
+        """Seal the room's open segments now (their events come first) and record no more."""
+        handle = self._rooms.get(room_id)
+        if handle is not None and handle.link.alive:
+            try:
+                await handle.link.ask(lambda n: p.StopRecording(request=n, room=room_id), p.Done)
+            except MediaUnavailable:
+                log.warning("%s: its worker went before its recording was sealed", room_id)
+
+    def _seat_event(self, room_id: RoomId, message: p.SeatEvent) -> None:
+        event = InterviewEvent(message.kind, message.seat, message.at, dict(message.detail))
+        handle = self._rooms.get(room_id)
+        if handle is not None:
+            handle.seen(event)
+        self._on_event(room_id, event)
+        self._tell(room_id, event)
+        if event.seat is not None and event.kind in ("leave", "left"):
+            self._states.get(room_id, {}).pop(event.seat, None)
+        if event.kind == "end":
+            self._states.pop(room_id, None)
+
+    def tell_ended(self, room_id: RoomId, **detail: Any) -> None:
+        """Tell the room's listeners a step is over though no call was on (its officer
+        decided after ending it)."""
+        self._tell(room_id, InterviewEvent("end", None, time.time(), dict(detail)))
+
+    def listen(self, room_id: RoomId, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with the room's events; returns the function that stops it."""
+        listeners = self._listeners.setdefault(room_id, set())
+        listeners.add(listener)
+
+        def stop() -> None:
+            listeners.discard(listener)
+            if not listeners and self._listeners.get(room_id) is listeners:
+                del self._listeners[room_id]
+
+        return stop
+
+    def broadcast_state(self, room_id: RoomId, state: SeatMediaState) -> None:
+        self._states.setdefault(room_id, {})[state.seat] = state
+        self._tell(room_id, state)
+
+    def record_updated(self, room_id: RoomId, what: Literal["decision", "still"]) -> None:
+        self._tell(room_id, RecordUpdate(what))
+
+    def states(self, room_id: RoomId) -> list[SeatMediaState]:
+        """The last switch of each seat that made one (for a newcomer's page)."""
+        return list(self._states.get(room_id, {}).values())
+
+    def _tell(self, room_id: RoomId, item: RoomItem) -> None:
+        for listener in list(self._listeners.get(room_id, ())):
+            listener(item)
+
+    async def close(self) -> None:
+        """End every call (their media sealed) and stop watching; safe to call twice."""
+        for handle in list(self._rooms.values()):
+            try:
+                await self.end(handle.id)
+            except MediaUnavailable:
+                self._forget(handle)
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+            self._watch = None
+
+    def __len__(self) -> int:
+        return len(self._rooms)
