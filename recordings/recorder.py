@@ -28,6 +28,7 @@ recorder fills it with silent ones (see `opus`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -362,15 +363,20 @@ class Recorder:
             except FileExistsError:  # a reopened room carries on the numbering
                 index += 1
         self._next[seat] = index + 1
-        segment = SegmentWriter(
-            file,
-            segment_name(seat, index),
-            index,
-            self._recipients,
-            *size,
-            started=now,
-            started_at_ms=round(self._wall_clock() * 1000),
-        )
+        try:
+            segment = SegmentWriter(
+                file,
+                segment_name(seat, index),
+                index,
+                self._recipients,
+                *size,
+                started=now,
+                started_at_ms=round(self._wall_clock() * 1000),
+            )
+        except BaseException:  # its header could not be written: the file is not left open
+            with contextlib.suppress(Exception):
+                file.close()
+            raise
         self._open[seat] = segment
         return segment
 

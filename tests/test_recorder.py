@@ -11,6 +11,7 @@ import json
 import random
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -121,6 +122,31 @@ def test_vp8_dimensions_come_from_the_keyframe_header() -> None:
     )
     assert vp8_dimensions(header) == (WIDTH, HEIGHT)
     assert vp8_dimensions(b"\x01\x02\x03") is None
+
+
+def test_segments_are_numbered_on_from_next_segment_past_names_taken(tmp_path: Path) -> None:
+    """A room recorded again never overwrites what it recorded before: numbering starts
+    where it was told to, and skips a name its outputs already hold."""
+    outputs = FileOutputs(tmp_path / "record")
+    taken = outputs.directory / "applicant-00003.webm.age"
+    taken.write_bytes(b"recorded before")
+    recorder = Recorder(outputs, [Identity.generate().recipient], next_segment={Seat.APPLICANT: 3})
+    video = clip()
+    for seat in (Seat.APPLICANT, Seat.CBP):
+        recorder.on_frame(seat, Kind.VIDEO, EncodedFrame(video[0], 0, Fraction(1, 90000), True))
+    recorder.close()
+
+    assert [(s.seat, s.index, s.file) for s in recorder.segments] == [
+        (Seat.APPLICANT, 4, "applicant-00004.webm.age"),
+        (Seat.CBP, 1, "cbp-00001.webm.age"),
+    ]
+    assert taken.read_bytes() == b"recorded before"
+    for segment in recorder.segments:
+        path = outputs.directory / segment.file
+        assert path.stat().st_size == segment.size  # counted as written, and all on disk
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with pytest.raises(FileExistsError):
+        outputs.open("cbp-00001.webm.age")
 
 
 def test_after_kill_9_everything_but_about_the_last_second_decrypts_and_plays(
