@@ -225,11 +225,14 @@ def measure(
     record: bool = False,
     loadgen: Path = LOADGEN,
     profile: Path | None = None,
+    media_workers: int | None = None,
 ) -> Served:
     """``rooms`` interviews on a fresh server through the generator. ``record``: the
     server records every call (to recipients whose identities are thrown away), as a
-    deployment does; otherwise it only forwards. The server is then stopped as an
-    operator would (SIGTERM), and killed if it does not stop within `STOP_SECONDS`."""
+    deployment does; otherwise it only forwards. ``media_workers``: the server's media
+    worker processes (0: media in its own process; None: its default, one per core). The
+    server is then stopped as an operator would (SIGTERM), and killed if it does not stop
+    within `STOP_SECONDS`."""
     with tempfile.TemporaryDirectory(prefix="native-load-") as directory:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -242,6 +245,8 @@ def measure(
             "NEXUS_MEDIA_PEER_NETWORKS": EVERY_NETWORK,
             "NEXUS_LOG_LEVEL": "WARNING",
         }
+        if media_workers is not None:
+            env["NEXUS_MEDIA_WORKERS"] = str(media_workers)
         if record:
             for holder in ("CBSA", "CBP", "AUDIT"):
                 env[f"NEXUS_{holder}_RECIPIENT"] = str(Identity.generate().recipient)
