@@ -34,7 +34,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import BinaryIO, Protocol
 
 from common.frames import EncodedFrame
@@ -304,6 +304,8 @@ class Recorder:
     ) -> None:
         if not recipients:
             raise ValueError("a recording needs at least one recipient")
+        if isinstance(outputs, PurePath):  # a Path's own ``open`` would pass for ours
+            raise TypeError(f"segment outputs, not a path: give FileOutputs({str(outputs)!r})")
         self._outputs = outputs
         self._recipients = list(recipients)
         self._segment_seconds = segment_seconds
