@@ -70,7 +70,7 @@ from media.packers import use_packer
 from media.peer_connections import negotiate
 from media.receivers import idle_receiver
 from recordings.keys import Identity
-from recordings.recorder import Recorder
+from recordings.recorder import FileOutputs, Recorder
 
 WIDTH, HEIGHT, FPS, BITRATE, CLIP_FRAMES = 640, 480, 30, 800_000, 60
 CLIENT_PROCESSES = 2
@@ -236,7 +236,7 @@ def serve(kind: str, port: int, ready: Any, cpus: set[int] | None = None) -> Non
     def make_room(name: str) -> Any:
         if kind == "relay":
             return StockRoom()
-        sink = Recorder(recordings / name, [recipient]) if kind == "record" else None
+        sink = Recorder(FileOutputs(recordings / name), [recipient]) if kind == "record" else None
         return InterviewRoom(RoomId(name), sink=sink)
 
     async def main() -> None:

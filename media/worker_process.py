@@ -28,9 +28,12 @@ import time
 
 import aiohttp
 
+from common.logs import configure_logging
+
 from . import protocol as p
 from .worker import MediaWorker
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SECRET_ENV = "NEXUS_MEDIA_WORKER_SECRET"  # noqa: S105 - the variable's name, not a secret
 RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0)
 
@@ -177,14 +180,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ca-file", help="certificate authority for a wss:// control plane")
     parser.add_argument("--local", action="store_true", help="exit when the channel closes")
     parser.add_argument("--event-loop", default="uvloop", choices=("uvloop", "asyncio"))
+    parser.add_argument(
+        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
+    )
     args = parser.parse_args(argv)
     secret = os.environ.get(SECRET_ENV, "")
     if not secret:
         print(f"set {SECRET_ENV} to the control plane's media-worker secret", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level)
     serve_worker(
         args.control,
         args.name,

@@ -279,7 +279,11 @@ async def _media_ctx(app: web.Application) -> AsyncIterator[None]:
         await channel.start(settings.media_plane_host, settings.media_plane_port)
         if settings.media_workers > 0:
             processes = app[WORKER_PROCESSES] = WorkerProcesses(
-                settings.media_workers, channel.url, Secret(secret), settings.event_loop
+                settings.media_workers,
+                channel.url,
+                Secret(secret),
+                settings.event_loop,
+                settings.log_level,
             )
             processes.start()
     yield

@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from common.errors import BadRequest, NexusError
+from common.logs import configure_logging
 from common.names import Agency
 from common.secret import Secret
 from recordings.keys import read_identity_file
@@ -28,7 +29,6 @@ from server.types import InterviewMode, Role, utc_now
 from . import operator, records_cli
 from .app import create_app
 from .auth import Passwords
-from .logs import configure_logging
 from .progress import progress_bar
 from .serving import serve
 from .settings import SETTINGS, Settings, describe, load_settings

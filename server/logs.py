@@ -1,4 +1,4 @@
-"""What may reach the log: the process's logging set-up, and an access log that writes
+"""What may reach the log from the web: an access log that writes
 neither the applicant's invitation token nor any query string.
 
 A log is read by more people, and kept longer, than the database: a secret written there
@@ -13,33 +13,10 @@ import logging
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
-FORMAT = "%(levelname)s %(name)s: %(message)s"
-
-# Library loggers held at WARNING whatever the chosen level: what they write below it
-# carries secrets.
-QUIET_LIBRARIES = (
-    # Every statement with its parameters: argon2 hashes, TOTP secrets, decision notes.
-    "aiosqlite",
-    # Every session description, ICE password included.
-    "aiortc",
-    # Every STUN message, with its username and integrity check.
-    "aioice",
-)
-
 # Path prefixes whose remainder is a credential: the applicant's invitation link is the
 # only key to their interview.
 SECRET_PATH_PREFIXES = ("/i/",)
 REDACTED = "<redacted>"
-
-
-def configure_logging(level: str) -> None:
-    """Root at ``level`` (a handler on stderr unless one is there), quiet libraries at
-    WARNING or above."""
-    logging.basicConfig(format=FORMAT)
-    chosen = logging.getLevelNamesMapping()[level]
-    logging.getLogger().setLevel(chosen)
-    for name in QUIET_LIBRARIES:
-        logging.getLogger(name).setLevel(max(chosen, logging.WARNING))
 
 
 def loggable_path(request: BaseRequest) -> str:

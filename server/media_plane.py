@@ -254,6 +254,7 @@ class MediaPlane:
         link.tell(p.PlaceRoom(room=room_id, record=self._record, next_segment=next_segment))
         handle = self._rooms[room_id] = RoomHandle(room_id, link)
         link.rooms.add(room_id)
+        log.info("room %s placed on media worker %s", room_id, link.name)
         return handle
 
     async def _least_loaded(self) -> WorkerLink:

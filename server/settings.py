@@ -307,7 +307,8 @@ class Settings:
     media_workers: int = _setting(
         "auto",
         "Media worker processes `serve` starts on this machine (auto: one per core); 0 "
-        "keeps the media in the server's own process.",
+        "keeps the media in the server's own process, or, with a media worker secret set, "
+        "leaves it all to workers on other machines.",
         _worker_count,
     )
     media_plane_host: str = _setting(

@@ -28,12 +28,18 @@ STOP_SECONDS = 10.0
 
 class WorkerProcesses:
     def __init__(
-        self, count: int, control_url: str, secret: Secret[str], event_loop: str = "uvloop"
+        self,
+        count: int,
+        control_url: str,
+        secret: Secret[str],
+        event_loop: str = "uvloop",
+        log_level: str = "INFO",
     ) -> None:
         self._count = count
         self._url = control_url
         self._secret = secret
         self._event_loop = event_loop
+        self._log_level = log_level
         self._processes: dict[str, asyncio.subprocess.Process] = {}
         self._keepers: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -61,6 +67,8 @@ class WorkerProcesses:
                 "--local",
                 "--event-loop",
                 self._event_loop,
+                "--log-level",
+                self._log_level,
                 env={**os.environ, SECRET_ENV: self._secret.reveal()},
                 stdin=asyncio.subprocess.DEVNULL,
             )

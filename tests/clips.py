@@ -1,21 +1,12 @@
-"""Run by tests/test_recorder.py in its own process: records a synthetic seat until it
-is killed with SIGKILL. Prints "recording" once the first segment is open, then one
-line per second with the number of video frames recorded so far."""
+"""Encoded video for the recorder's tests: real VP8 from libvpx, at an interview's
+bitrate."""
 
 from __future__ import annotations
 
 import random
-import sys
-import time
 from fractions import Fraction
-from pathlib import Path
 
 import av
-
-from common.frames import EncodedFrame
-from common.names import Kind, Seat
-from recordings.keys import Recipient
-from recordings.recorder import Recorder
 
 
 def clip(frames: int = 30) -> list[bytes]:
@@ -33,26 +24,3 @@ def clip(frames: int = 30) -> list[bytes]:
         picture.pts = n
         packets += [bytes(p) for p in codec.encode(picture)]
     return packets + [bytes(p) for p in codec.encode(None)]
-
-
-def main() -> None:
-    directory, recipient = Path(sys.argv[1]), Recipient.parse(sys.argv[2])
-    video = clip()
-    recorder = Recorder(directory, [recipient], segment_seconds=3600)
-    started = time.monotonic()
-    n = 0
-    while True:
-        frame = EncodedFrame(
-            video[n % len(video)], n * 3000, Fraction(1, 90000), n % len(video) == 0
-        )
-        recorder.on_frame(Seat.APPLICANT, Kind.VIDEO, frame)
-        n += 1
-        if n == 1:
-            print("recording", flush=True)
-        if n % 30 == 0:
-            print(n, flush=True)
-        time.sleep(max(0.0, started + n / 30 - time.monotonic()))
-
-
-if __name__ == "__main__":
-    main()

@@ -21,7 +21,7 @@ from recordings.recorder import FileOutputs, Recorder
 from server.session_records import SessionRecords
 from server.settings import load_settings
 
-from .crash_recorder import clip
+from .clips import clip
 
 
 async def record(sink: RecordingSink) -> None:

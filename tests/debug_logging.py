@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from server.logs import QUIET_LIBRARIES, configure_logging
+from common.logs import QUIET_LIBRARIES, configure_logging
 
 
 @contextmanager

@@ -21,7 +21,7 @@ ALLOWED = {
 
 def _imported_packages(path: Path, package: str) -> set[str]:
     """Our top-level packages that ``path`` imports (relative imports are its own)."""
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found.update(alias.name.split(".")[0] for alias in node.names)

@@ -32,7 +32,7 @@ from server.session_records import SessionRecords
 from server.settings import Settings
 
 from .conftest import with_recipients
-from .crash_recorder import clip
+from .clips import clip
 
 ROOM = RoomId("iv_00112233445566aa")
 CONSENT = {"seat": "applicant", "text_version": "2026-11-01", "language": "en"}

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from common.logs import QUIET_LIBRARIES, configure_logging
 from common.names import Agency
-from server.logs import QUIET_LIBRARIES, configure_logging
 
 from .calls import applicant_in_call, taken_interview
 from .fakes import Client, World, error_message

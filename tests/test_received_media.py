@@ -32,7 +32,7 @@ from server.received_media import ReceivedMedia
 from server.session_records import SessionRecords
 from server.settings import Settings
 
-from .crash_recorder import clip
+from .clips import clip
 
 ROOM = RoomId("iv_00aa11bb22cc33dd")
 CONSENT = {"seat": "applicant", "text_version": "2026-11-01", "language": "en"}

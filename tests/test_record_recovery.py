@@ -36,7 +36,7 @@ from server.session_records import SessionRecords, checkpoint_signer
 from server.settings import Settings
 
 from .conftest import with_recipients
-from .crash_recorder import clip
+from .clips import clip
 
 ROOM = RoomId("iv_0123456789abcdef")
 CONSENT = {"seat": "applicant", "text_version": "2026-11-01", "language": "en"}

@@ -30,7 +30,7 @@ from recordings.keys import Identity, write_identity_file
 from recordings.recorder import KEYFRAME_SECONDS, FileOutputs, Recorder, vp8_dimensions
 from recordings.timestamps import MAX_SKEW_MS
 
-from .crash_recorder import clip
+from .clips import clip
 from .media import HEIGHT, WIDTH, SyntheticParticipant, wait_for
 
 

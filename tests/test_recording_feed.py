@@ -19,7 +19,7 @@ from media.recording_outputs import ChannelOutputs, recording
 from recordings.keys import Identity
 from recordings.recorder import Recorder, SegmentFile
 
-from .crash_recorder import clip
+from .clips import clip
 
 ROOM = "iv_feed"
 VIDEO = clip()

@@ -23,12 +23,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from common.logs import QUIET_LIBRARIES, configure_logging
 from common.names import Agency
 from common.secret import Secret
 from recordings.keys import Identity, write_identity_file
 from server import operator, serving
 from server.app import create_app
-from server.logs import QUIET_LIBRARIES, SECRET_PATH_PREFIXES, configure_logging
+from server.logs import SECRET_PATH_PREFIXES
 from server.middleware import SECURITY_HEADERS
 from server.session_records import checkpoint_signer
 from server.settings import Settings

@@ -54,7 +54,7 @@ def recording_with_lost_audio(tmp_path: Path) -> bytes:
     )
     feed.recorder.close()
     [segment] = feed.recorder.segments
-    with segment.path.open("rb") as sealed:
+    with (feed.directory / segment.file).open("rb") as sealed:
         return b"".join(AgeReader(sealed, [feed.identity]))
 
 

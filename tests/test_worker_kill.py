@@ -1,0 +1,227 @@
+"""`kill -9` of one media worker while two interviews run on two workers: the other
+interview's media never pauses; the killed interview's pages are told to reconnect, its
+call is placed on the live worker within the reconnect grace and goes on with the outage
+in its record; the dead worker is started again; both records verify at the end.
+
+A real `nexus-interview serve --media-workers 2` (recipients configured) with six aiortc
+participants over real HTTP and WebSocket on 127.0.0.1; nothing mocked."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+from pathlib import Path
+
+import aiohttp
+import pyotp
+import pytest
+from yarl import URL
+
+from common.names import Agency, Kind, Seat
+from recordings.keys import Identity, write_identity_file
+from recordings.session_record import verify_session
+from server import operator
+from server.settings import load_settings
+from server.store import Store
+from server.types import InterviewMode, utc_now
+from server.views.applicant import CONSENT_VERSION
+from signalling import messages as m
+
+from .fakes import add_applications, application, fast_passwords
+from .media import SyntheticParticipant, wait_for
+from .test_server_crash import (
+    FRAMES_PER_SECOND,
+    Browser,
+    Scene,
+    free_port,
+    journal,
+    password,
+    serve,
+    server_log,
+    server_verifier,
+    stop,
+    up,
+)
+
+GRACE_SECONDS = 30
+
+
+@pytest.fixture
+async def scenes(tmp_path: Path) -> list[Scene]:
+    """Two applications, each invited, with officers of their own (``one`` and ``two``)."""
+    recipients = {}
+    keys = {}
+    for holder in ("cbsa", "cbp", "audit"):
+        identity = Identity.generate()
+        keys[holder] = tmp_path / "agencies" / f"{holder}.txt"
+        write_identity_file(keys[holder], identity)
+        recipients[f"{holder}_recipient"] = str(identity.recipient)
+    port = free_port()
+    settings = load_settings(
+        {},
+        {
+            "data_dir": str(tmp_path / "data"),
+            "port": str(port),
+            "public_url": f"http://127.0.0.1:{port}",
+            **recipients,
+        },
+    )
+    store = await Store(settings.database_path).open()
+    made = []
+    try:
+        await add_applications(store, application("NX-0001"), application("NX-0002"))
+        for number, (application_id, team) in enumerate((("NX-0001", "one"), ("NX-0002", "two"))):
+            totp = {}
+            for agency in Agency:
+                enrolment = await operator.add_officer(
+                    store,
+                    fast_passwords(),
+                    f"{agency.lower()}.{team}",
+                    f"Officer {number}",
+                    agency,
+                    None,
+                    password(agency),
+                )
+                totp[agency] = enrolment.totp_secret.reveal()
+            invitation = await operator.invite(
+                store, settings, application_id, InterviewMode.JOINT, utc_now(), 2
+            )
+            token = invitation.link.reveal().rsplit("/", 1)[1]
+            made.append(Scene(settings, invitation.interview_id, token, keys, totp))
+    finally:
+        await store.close()
+    return made
+
+
+async def started(scene: Scene, team: str) -> dict[Seat, Browser]:
+    """Officers ``team`` took the interview; the applicant checked in and was paired."""
+    base = URL(scene.settings.public_url)
+    browsers: dict[Seat, Browser] = {}
+    for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
+        browser = browsers[seat] = Browser(base)
+        code = pyotp.TOTP(scene.totp[agency]).now()
+        fields = {"username": f"{agency.lower()}.{team}", "code": code}
+        assert await browser.form("/login", fields | {"password": password(agency).reveal()}) == 303
+        taken, body = await browser.post(f"/api/interviews/{scene.interview_id}/take", {})
+        assert taken == 200, body
+    applicant = browsers[Seat.APPLICANT] = Browser(base)
+    assert await applicant.form(f"/i/{scene.token}", {"date_of_birth": "1980-05-17"}) == 303
+    consent = {"text_version": CONSENT_VERSION, "language": "en"}
+    assert (await applicant.post("/api/applicant/consent", consent))[0] == 201
+    ws = await applicant.socket()
+    await ws.send_str(m.encode(m.Ready(interview_id=scene.interview_id)))
+    await applicant.expect(m.Paired)
+    return browsers
+
+
+async def in_call(
+    scene: Scene, browsers: dict[Seat, Browser], people: dict[Seat, SyntheticParticipant]
+) -> None:
+    for seat in Seat:
+        await browsers[seat].call(scene.interview_id, people[seat])
+    await wait_for(lambda: all_see_all(people, FRAMES_PER_SECOND), within=30)
+
+
+def all_see_all(people: dict[Seat, SyntheticParticipant], frames: int) -> bool:
+    return all(
+        people[seat].got(other, Kind.VIDEO).frames >= frames
+        for seat in Seat
+        for other in Seat
+        if other is not seat
+    )
+
+
+def placed_on(log: str, interview_id: str) -> str:
+    found: list[str] = re.findall(rf"room {interview_id} placed on media worker (\S+)", log)
+    assert found, log
+    return found[-1]
+
+
+def worker_pids(server_pid: int) -> dict[str, int]:
+    """The server's media worker processes, by their ``--name``."""
+    found = {}
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    for child in children:
+        argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        if b"media.worker_process" in argv:
+            found[argv[argv.index(b"--name") + 1].decode()] = int(child)
+    return found
+
+
+async def closed_with(browser: Browser) -> int | None:
+    """Read the socket until it closes; its close code."""
+    assert browser.ws is not None
+    while True:
+        message = await browser.ws.receive(timeout=15)
+        if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+            return browser.ws.close_code
+
+
+async def test_killing_one_worker_moves_its_call_and_leaves_the_other_untouched(
+    scenes: list[Scene],
+) -> None:
+    settings = scenes[0].settings
+    server = serve(settings, media_workers="2", reconnect_grace_seconds=str(GRACE_SECONDS))
+    browsers: list[dict[Seat, Browser]] = []
+    people = [{seat: SyntheticParticipant(seat) for seat in Seat} for _ in scenes]
+    again = {seat: SyntheticParticipant(seat) for seat in Seat}
+    try:
+        await up(settings, server)
+        await wait_for(lambda: len(worker_pids(server.pid)) == 2, within=20)
+        for scene, team in zip(scenes, ("one", "two"), strict=True):
+            browsers.append(await started(scene, team))
+        for scene, its_browsers, its_people in zip(scenes, browsers, people, strict=True):
+            await in_call(scene, its_browsers, its_people)
+        log = server_log(settings).read_text()
+        killed, untouched = (placed_on(log, scene.interview_id) for scene in scenes)
+        assert killed != untouched  # each interview on a worker of its own
+        pids = worker_pids(server.pid)
+
+        loop = asyncio.get_running_loop()
+        killed_at = loop.time()
+        os.kill(pids[killed], signal.SIGKILL)
+        codes = await asyncio.gather(*(closed_with(browsers[0][seat]) for seat in Seat))
+        assert codes == [1012] * 3  # told to reconnect, as after a server restart
+        # The pages come back (a new socket, a join, a new offer): the call goes on.
+        await in_call(scenes[0], browsers[0], again)
+        assert loop.time() - killed_at < GRACE_SECONDS
+        await asyncio.sleep(1)
+        # The other interview never noticed.
+        for seat in Seat:
+            for other in Seat:
+                if other is not seat:
+                    gap = people[1][seat].got(other, Kind.VIDEO).longest_gap(killed_at)
+                    assert gap < 1.0, (seat, other, gap)
+        # The dead worker is started again, under its name.
+        await wait_for(lambda: worker_pids(server.pid).get(killed) not in (None, pids[killed]))
+
+        for scene, its_browsers in zip(scenes, browsers, strict=True):
+            await its_browsers[Seat.CBSA].end()
+            verdict = {"verdict": "approve", "reason_codes": [], "notes": ""}
+            for seat in (Seat.CBSA, Seat.CBP):
+                status, body = await its_browsers[seat].post(
+                    f"/api/interviews/{scene.interview_id}/decision", verdict
+                )
+                assert status == 201, body
+    finally:
+        stop(server)
+        for person in [*again.values(), *(p for group in people for p in group.values())]:
+            await person.close()
+        for group in browsers:
+            for browser in group.values():
+                await browser.close()
+
+    log = server_log(settings).read_text()
+    assert "Traceback" not in log, log
+    for scene in scenes:
+        session = settings.data_dir / "records" / scene.interview_id
+        result = await asyncio.to_thread(verify_session, session, [server_verifier(settings)])
+        assert result.closed and not result.failed, (scene.interview_id, result.problems)
+    moved = journal(settings.data_dir / "records" / scenes[0].interview_id)
+    outages = [event for event in moved if event["kind"] == "outage"]
+    assert len(outages) == 1 and outages[0]["worker"] == killed, outages
+    assert outages[0]["recovered_files"], outages  # what the worker was writing, listed
+    stayed = journal(settings.data_dir / "records" / scenes[1].interview_id)
+    assert "outage" not in {event["kind"] for event in stayed}
