@@ -20,7 +20,8 @@ LOADGEN_GOPATH := build/loadgen/gopath
 
 # Quick suites first; then the heavy ones: Chromium walk-throughs, the attack run and a
 # one-room call played by the native load generator (built by `make loadgen`).
-HEAVY_TESTS := tests/e2e tests/test_attack.py tests/test_native_load.py tests/test_netns.py
+HEAVY_TESTS := tests/e2e tests/test_attack.py tests/test_native_load.py tests/test_netns.py \
+	tests/test_remote_workers.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +71,7 @@ bench: $(STAMP) system-tools loadgen
 	@$(call debian_packages,janus)
 	$(BIN)/pytest -p no:cacheprovider bench/test_janus_server.py
 	$(BIN)/python bench/capacity.py
+	$(BIN)/python bench/workers.py --workers 0 1 2
 	$(BIN)/python bench/import_applications.py
 	$(BIN)/python bench/pairing.py
 	$(BIN)/python bench/interviews.py --aiortc-buffer-rooms 12

@@ -39,7 +39,7 @@ from recordings.session_record import verify_session
 from server import operator
 from server.settings import Settings, load_settings
 from server.store import Store
-from server.types import ApplicationStatus, InterviewMode, utc_now
+from server.types import ApplicationStatus, InterviewMode, InterviewState, utc_now
 from server.views.applicant import CONSENT_VERSION
 from signalling import messages as m
 
@@ -65,6 +65,7 @@ PLANE_PORT = 8090
 COMMAND = str(Path(sys.executable).with_name("nexus-interview"))
 SERVICE_RESTART = 1012  # the close code of a page whose call's media moved
 DEAD_WITHIN_SECONDS = 8.0  # five seconds of silence, checked every second, plus slack
+STOP_WITHIN_SECONDS = 5.0
 NAMES = ("one", "two")  # the officers of the first and second interview
 
 
@@ -299,6 +300,14 @@ def record_verifies(site: Site, interview: Interview) -> list[dict[str, Any]]:
     return journal(session)
 
 
+async def state_of(site: Site, interview: Interview) -> InterviewState:
+    store = await Store(site.settings.database_path).open()
+    try:
+        return (await store.interviews.get(interview.scene.interview_id)).state
+    finally:
+        await store.close()
+
+
 def clean(log: str) -> None:
     assert "Traceback" not in log and "Warning:" not in log, log
 
@@ -331,6 +340,7 @@ def test_a_remote_worker_carries_the_interview_and_its_record_verifies(
     assert {e["seat"] for e in events if e["kind"] == "join"} == {seat.value for seat in Seat}
     assert {e["seat"] for e in events if e["kind"] == "segment"} == {seat.value for seat in Seat}
     clean(site.log())
+    assert asyncio.run(state_of(site, interview)) is InterviewState.COMPLETED
 
 
 def test_two_interviews_at_once_are_carried_by_different_workers(
@@ -407,6 +417,7 @@ def test_a_cut_off_worker_is_taken_for_dead_and_its_call_moves_to_the_other(
         stop(server)
 
     assert [code for code, _ in closings] == [SERVICE_RESTART] * len(Seat), closings
+    print("sockets closed", max(at for _, at in closings) - cut_at, "s after the cut")
     assert max(at for _, at in closings) - cut_at < DEAD_WITHIN_SECONDS, closings
     assert moved_to == {site.address(other)}, (moved_to, other)
     events = record_verifies(site, interview)
@@ -510,3 +521,26 @@ def test_over_tls_only_a_worker_trusting_the_ca_and_holding_the_secret_joins(
     assert "media worker worker-c joined" not in log, log
     assert carriers == {site.address("worker-a")}, carriers
     clean(log)
+
+
+def test_a_clean_stop_with_workers_joined_is_prompt(network: Network, tmp_path: Path) -> None:
+    """A service manager's SIGTERM stops the control plane in seconds, remote workers
+    joined or not: their channels are closed, not waited out."""
+    site = make_site(network, tmp_path)
+    server = site.serve()
+    site.up(server)
+    for name in ("worker-a", "worker-b"):
+        site.worker(name)
+        site.wait_in_log(f"media worker {name} joined")
+
+    asked = time.monotonic()
+    server.terminate()
+    try:
+        server.wait(timeout=STOP_WITHIN_SECONDS)
+    except subprocess.TimeoutExpired:
+        server.wait(timeout=60)
+    took = time.monotonic() - asked
+
+    assert server.returncode == 0, site.log()
+    assert took < STOP_WITHIN_SECONDS, f"the stop took {took:.1f} s"
+    clean(site.log())
