@@ -342,10 +342,13 @@ class MediaPlane:
 
     async def close(self) -> None:
         """End every call (their media sealed) and stop watching; safe to call twice."""
-        for handle in list(self._rooms.values()):
-            try:
-                await self.end(handle.id)
-            except MediaUnavailable:
+        handles = list(self._rooms.values())
+        ended = await asyncio.gather(
+            *(self.end(handle.id) for handle in handles), return_exceptions=True
+        )
+        for handle, result in zip(handles, ended, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("%s did not end cleanly at shutdown: %s", handle.id, result)
                 self._forget(handle)
         if self._watch is not None:
             self._watch.cancel()
