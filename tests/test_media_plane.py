@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from common.names import RoomId
+from common.names import RoomId, Seat
 from common.secret import Secret
 from media import protocol as p
 from recordings.keys import Identity
@@ -189,7 +189,7 @@ async def test_a_worker_silent_for_five_seconds_is_lost_and_its_rooms_move(
         plane.listen(room.id, heard.append)
         on = room.link
         other = talking if on is silent else silent
-        pending = asyncio.ensure_future(room.leave(next(iter(media_plane.Seat))))
+        pending = asyncio.ensure_future(room.leave(Seat.APPLICANT))
         await asyncio.sleep(0)
         clock.now += media_plane.DEAD_AFTER_SECONDS - 1
         plane.handle(other, p.Load(rooms=0, participants=0, cpu=0.0))
