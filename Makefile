@@ -21,6 +21,7 @@ LOADGEN_GOPATH := build/loadgen/gopath
 # Quick suites first; then the heavy ones: Chromium walk-throughs, the attack run and a
 # one-room call played by the native load generator (built by `make loadgen`).
 HEAVY_TESTS := tests/e2e tests/test_attack.py tests/test_native_load.py tests/test_netns.py \
+	tests/test_worker_kill.py \
 	tests/test_remote_workers.py
 
 $(STAMP): pyproject.toml

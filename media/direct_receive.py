@@ -274,6 +274,11 @@ class DirectReceive:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def close(self) -> None:
+        """Wait for the feedback (RTCP) still being sent: the receiver stopping awaits it."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
 
 class ConnectionIntake:
     """Sits in front of an ICE connection's protocols: an SRTP packet whose SSRC the
@@ -295,8 +300,8 @@ class ConnectionIntake:
         self._routes[receiver] = direct
         self._hook_protocols()
 
-    def remove(self, receiver: RTCRtpReceiver) -> None:
-        self._routes.pop(receiver, None)
+    def remove(self, receiver: RTCRtpReceiver) -> DirectReceive | None:
+        return self._routes.pop(receiver, None)
 
     def _hook_protocols(self) -> None:
         for protocol in self._connection._protocols:
@@ -368,9 +373,10 @@ def install(receiver: RTCRtpReceiver) -> None:
 
     async def stopped() -> None:
         intake = getattr(receiver.transport, "_direct_intake", None)
-        if intake is not None:
-            intake.remove(receiver)
+        direct = intake.remove(receiver) if intake is not None else None
         await stop()
+        if direct is not None:
+            await direct.close()
 
     # setattr: methods, not typed as assignable
     setattr(receiver, "receive", receive)  # noqa: B010

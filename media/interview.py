@@ -27,7 +27,7 @@ import asyncio
 import itertools
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -108,6 +108,7 @@ class InterviewRoom:
         self.events: list[InterviewEvent] = []
         self.closed = False
         self._watch: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._sink.set_keyframe_requester(self._request_keyframe)
 
     def _request_keyframe(self, seat: Seat) -> None:
@@ -234,7 +235,7 @@ class InterviewRoom:
         participant = state.participant
         kept = self._grace_seconds - (self._clock() - state.dropped_at)
         state.grace = asyncio.get_running_loop().call_later(
-            max(0.0, kept), lambda: asyncio.ensure_future(self._expire(participant))
+            max(0.0, kept), lambda: self._spawn(self._expire(participant))
         )
 
     def _came_back(self, state: SeatState, silence: float) -> None:
@@ -257,6 +258,11 @@ class InterviewRoom:
             del self._seats[participant.seat]
             self._record("left", participant.seat, after_drop=True)
             await self._release(state)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def leave(self, seat: Seat) -> None:
         async with self._lock:
@@ -286,6 +292,8 @@ class InterviewRoom:
             self._record("end", None, **detail)
             for state in states:
                 await self._release(state)
+        # A grace period that ran out as we closed: its task finds the room closed.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _record(self, kind: str, seat: Seat | None, **detail: Any) -> None:
         event = InterviewEvent(kind, seat, self._clock(), detail)

@@ -217,3 +217,4 @@ class Participant:
         await self.pc.close()
         for task in list(self._tasks):
             task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

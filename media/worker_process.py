@@ -52,10 +52,12 @@ async def run_worker(
     local: bool = False,
     ssl_context: ssl.SSLContext | None = None,
     stop: asyncio.Event | None = None,
+    force: asyncio.Event | None = None,
 ) -> None:
-    """Serve the control plane at ``control`` until ``stop`` is set (or, ``local``, until
-    the channel closes)."""
+    """Serve the control plane at ``control`` until ``stop`` is set and the rooms on this
+    worker have finished, or ``force`` is set (or, ``local``, until the channel closes)."""
     stop = stop or asyncio.Event()
+    force = force or asyncio.Event()
     attempt = 0
     async with aiohttp.ClientSession() as session:
         while not stop.is_set():
@@ -67,7 +69,7 @@ async def run_worker(
                     heartbeat=10,
                 ) as ws:
                     attempt = 0
-                    await _serve(ws, name, secret, stop)
+                    await _serve(ws, name, secret, stop, force)
             except HandshakeRefused as exc:
                 log.error("the control plane refused this worker: %s", exc)
                 if local:
@@ -83,7 +85,11 @@ async def run_worker(
 
 
 async def _serve(
-    ws: aiohttp.ClientWebSocketResponse, name: str, secret: bytes, stop: asyncio.Event
+    ws: aiohttp.ClientWebSocketResponse,
+    name: str,
+    secret: bytes,
+    stop: asyncio.Event,
+    force: asyncio.Event,
 ) -> None:
     challenge = p.decode_to_worker(await ws.receive_bytes(timeout=10))
     if not isinstance(challenge, p.Challenge):
@@ -103,7 +109,7 @@ async def _serve(
         asyncio.ensure_future(_write(ws, outbox)),
         asyncio.ensure_future(_report_load(worker, outbox, welcome.load_seconds)),
         asyncio.ensure_future(_read(ws, worker)),
-        asyncio.ensure_future(stop.wait()),
+        asyncio.ensure_future(_drain(worker, outbox, stop, force)),
     ]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -113,6 +119,31 @@ async def _serve(
         await asyncio.gather(*tasks, return_exceptions=True)
         await worker.close()
         await ws.close()
+
+
+async def _drain(
+    worker: MediaWorker, outbox: asyncio.Queue[bytes], stop: asyncio.Event, force: asyncio.Event
+) -> None:
+    """Once asked to stop: take no new rooms and let the rooms here finish (a deploy), or
+    stop at once when asked again."""
+    await stop.wait()
+    worker.draining = True
+    outbox.put_nowait(p.encode(_load(worker, 0.0)))
+    if worker.rooms:
+        log.info("draining: %d rooms to finish (stop again to end them now)", worker.rooms)
+    while worker.rooms and not force.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(force.wait(), 1.0)
+
+
+def _load(worker: MediaWorker, cpu: float) -> p.Load:
+    return p.Load(
+        rooms=worker.rooms,
+        participants=worker.participants,
+        cpu=cpu,
+        draining=worker.draining,
+        recording_failures=worker.recording_failures,
+    )
 
 
 async def _read(ws: aiohttp.ClientWebSocketResponse, worker: MediaWorker) -> None:
@@ -134,19 +165,11 @@ async def _write(ws: aiohttp.ClientWebSocketResponse, outbox: asyncio.Queue[byte
 async def _report_load(worker: MediaWorker, outbox: asyncio.Queue[bytes], every: float) -> None:
     before_cpu, before = time.process_time(), time.monotonic()
     while True:
-        load = p.Load(
-            rooms=worker.rooms,
-            participants=worker.participants,
-            cpu=0.0,
-            draining=worker.draining,
-            recording_failures=worker.recording_failures,
-        )
         await asyncio.sleep(every)
         cpu, now = time.process_time(), time.monotonic()
-        load.cpu = max(cpu - before_cpu, 0.0) / max(now - before, 1e-6)
-        load.rooms, load.participants = worker.rooms, worker.participants
+        used = max(cpu - before_cpu, 0.0) / max(now - before, 1e-6)
         before_cpu, before = cpu, now
-        outbox.put_nowait(p.encode(load))
+        outbox.put_nowait(p.encode(_load(worker, used)))
 
 
 def serve_worker(
@@ -158,19 +181,28 @@ def serve_worker(
     ca_file: str | None = None,
     event_loop: str = "uvloop",
 ) -> None:
-    """Run a worker until SIGINT or SIGTERM (or, ``local``, until its channel closes)."""
+    """Run a worker until SIGINT or SIGTERM and its rooms have finished (a second signal:
+    at once), or, ``local``, until its channel closes."""
     loop_factory = None
     if event_loop == "uvloop":
         import uvloop
 
         loop_factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        stop = asyncio.Event()
+        stop, force = asyncio.Event(), asyncio.Event()
         loop = runner.get_loop()
+
+        def signalled() -> None:
+            (force if stop.is_set() else stop).set()
+
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, signalled)
         context = ssl.create_default_context(cafile=ca_file) if ca_file else None
-        runner.run(run_worker(control, name, secret, local=local, ssl_context=context, stop=stop))
+        runner.run(
+            run_worker(
+                control, name, secret, local=local, ssl_context=context, stop=stop, force=force
+            )
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,7 @@ class MediaChannel:
         self._secret = secret
         self._ssl_context = ssl_context
         self._runner: web.AppRunner | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
         self.port = 0
 
     @property
@@ -63,6 +64,10 @@ class MediaChannel:
         log.info("media workers connect to port %d", self.port)
 
     async def close(self) -> None:
+        """Close the workers' channels, then the listener (whose clean-up would wait for
+        each channel's handler until its heartbeat gave up)."""
+        for ws in list(self._sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -70,9 +75,16 @@ class MediaChannel:
     async def _channel(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(max_msg_size=p.MAX_MESSAGE_BYTES, heartbeat=10)
         await ws.prepare(request)
+        self._sockets.add(ws)
+        try:
+            return await self._serve(ws, request.remote or "?")
+        finally:
+            self._sockets.discard(ws)
+
+    async def _serve(self, ws: web.WebSocketResponse, remote: str) -> web.WebSocketResponse:
         nonce = secrets.token_hex(32)
         await ws.send_bytes(p.encode(p.Challenge(nonce=nonce)))
-        hello = await self._hello(ws, nonce, request.remote or "?")
+        hello = await self._hello(ws, nonce, remote)
         if hello is None:
             return ws
         outbox: asyncio.Queue[bytes | None] = asyncio.Queue()

@@ -157,6 +157,7 @@ class MediaPlane:
         self.recording_failures = 0
         self._watch: asyncio.Task[None] | None = None
         self._joined = asyncio.Event()  # set when a worker joins
+        self._closed = False
 
     # --- workers ------------------------------------------------------------------------
 
@@ -215,7 +216,10 @@ class MediaPlane:
         link.lost()
         if self.workers.get(link.name) is link:
             del self.workers[link.name]
-        log.error("media worker %s lost; its %d rooms move", link.name, len(link.rooms))
+        if self._closed:
+            log.info("media worker %s left", link.name)
+        else:
+            log.error("media worker %s lost; its %d rooms move", link.name, len(link.rooms))
         since = datetime.fromtimestamp(link.heard_wall, UTC)
         for room_id in sorted(link.rooms):
             handle = self._rooms.get(room_id)
@@ -342,6 +346,7 @@ class MediaPlane:
 
     async def close(self) -> None:
         """End every call (their media sealed) and stop watching; safe to call twice."""
+        self._closed = True
         handles = list(self._rooms.values())
         ended = await asyncio.gather(
             *(self.end(handle.id) for handle in handles), return_exceptions=True

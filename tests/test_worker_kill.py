@@ -20,7 +20,8 @@ import pytest
 from yarl import URL
 
 from common.names import Agency, Kind, Seat
-from recordings.keys import Identity, write_identity_file
+from recordings.export import export_session
+from recordings.keys import Identity, read_identity_file, write_identity_file
 from recordings.session_record import verify_session
 from server import operator
 from server.settings import load_settings
@@ -46,6 +47,15 @@ from .test_server_crash import (
 )
 
 GRACE_SECONDS = 30
+LOST_AT_MOST = int(2.5 * FRAMES_PER_SECOND)  # "at most 2 s", with scheduling slack
+
+
+def delivered(people: dict[Seat, SyntheticParticipant]) -> dict[Seat, int]:
+    """The video frames of each seat that reached the others so far."""
+    return {
+        seat: max(people[other].got(seat, Kind.VIDEO).frames for other in Seat if other != seat)
+        for seat in Seat
+    }
 
 
 @pytest.fixture
@@ -182,6 +192,7 @@ async def test_killing_one_worker_moves_its_call_and_leaves_the_other_untouched(
         loop = asyncio.get_running_loop()
         killed_at = loop.time()
         os.kill(pids[killed], signal.SIGKILL)
+        before = delivered(people[0])
         codes = await asyncio.gather(*(closed_with(browsers[0][seat]) for seat in Seat))
         assert codes == [1012] * 3  # told to reconnect, as after a server restart
         # The pages come back (a new socket, a join, a new offer): the call goes on.
@@ -197,6 +208,7 @@ async def test_killing_one_worker_moves_its_call_and_leaves_the_other_untouched(
         # The dead worker is started again, under its name.
         await wait_for(lambda: worker_pids(server.pid).get(killed) not in (None, pids[killed]))
 
+        after = delivered(again)
         for scene, its_browsers in zip(scenes, browsers, strict=True):
             await its_browsers[Seat.CBSA].end()
             verdict = {"verdict": "approve", "reason_codes": [], "notes": ""}
@@ -225,3 +237,20 @@ async def test_killing_one_worker_moves_its_call_and_leaves_the_other_untouched(
     assert outages[0]["recovered_files"], outages  # what the worker was writing, listed
     stayed = journal(settings.data_dir / "records" / scenes[1].interview_id)
     assert "outage" not in {event["kind"] for event in stayed}
+
+    # What the lost worker had sent reached the record: at most about two seconds lost.
+    session = settings.data_dir / "records" / scenes[0].interview_id
+    exported = await asyncio.to_thread(
+        export_session,
+        session,
+        read_identity_file(scenes[0].keys["audit"]),
+        session.parent / "out",
+    )
+    recorded = {Seat(item.seat): item.video_frames for item in exported}
+    for seat in Seat:
+        assert recorded[seat] >= before[seat] + after[seat] - LOST_AT_MOST, (
+            seat,
+            recorded[seat],
+            before[seat],
+            after[seat],
+        )
