@@ -104,6 +104,15 @@ def tree_cpu_seconds(pid: int) -> dict[int, float]:
     return used
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of this machine has spent busy (neither idle nor waiting
+    for a disk), whoever used them."""
+    with open("/proc/stat") as stat:
+        fields = [int(f) for f in stat.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def tree_resident_bytes(pid: int) -> int:
     return sum(resident_bytes(member) for member in process_tree(pid))
 
@@ -127,6 +136,17 @@ class Measurement:
     resident: int  # the server's RSS at the window's end, bytes
     idle: int  # the server's RSS before the generator joined anyone, bytes
     processes: tuple[ProcessLoad, ...] = ()  # the server's processes, itself first
+    # Every process's on the machine over the window (server, generator and anyone else).
+    machine_cpu_per_second: float | None = None
+
+    @property
+    def others_cpu_per_second(self) -> float | None:
+        """The machine's CPU over the window neither the server nor the generator used."""
+        generator = self.report.get("cpu_per_second")
+        machine, server = self.machine_cpu_per_second, self.cpu_per_second
+        if machine is None or server is None or generator is None:
+            return None
+        return max(0.0, machine - server - float(generator))
 
     @property
     def video(self) -> list[dict[str, Any]]:
@@ -188,22 +208,25 @@ def run(
         generator.stdin.write(json.dumps(config))
         generator.stdin.close()
         window: list[tuple[float, dict[int, float]]] = []
+        busy: list[float] = []
         sockets: dict[int, int] = {}
         resident = idle
         for raw in generator.stdout:
             line = raw.rstrip()
             if line.startswith(("measuring", "measured")):
                 window.append((time.monotonic(), tree_cpu_seconds(server_pid)))
+                busy.append(machine_busy_seconds())
                 resident = tree_resident_bytes(server_pid)
                 if line.startswith("measured"):  # before the generator's peers leave
                     sockets = {pid: udp_sockets(pid) for pid in window[-1][1]}
             print(line, flush=True)
         status = generator.wait()
         report = json.loads(report_path.read_text()) if report_path.exists() else {}
-    cpu = None
+    cpu = machine = None
     processes: tuple[ProcessLoad, ...] = ()
     if len(window) == 2:
         (t0, c0), (t1, c1) = window
+        machine = (busy[1] - busy[0]) / (t1 - t0)
         # A process started within the window (a worker restarted) counts from its start.
         processes = tuple(
             ProcessLoad(
@@ -230,4 +253,5 @@ def run(
                 ),
                 flush=True,
             )
-    return Measurement(rooms, status, report, cpu, resident, idle, processes)
+        print(f"machine CPU: {machine:.3f} CPU-s/s (everyone's)", flush=True)
+    return Measurement(rooms, status, report, cpu, resident, idle, processes, machine)

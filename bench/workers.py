@@ -14,7 +14,9 @@ CPU is the server process and its worker processes together. Each step also show
 the rooms went: each worker's CPU and UDP sockets, and the rooms those sockets stand for.
 
 The generator runs on the same cores as the server and its CPU is printed beside the
-server's: compare the worker counts within one run. No step starts after ``--minutes``.
+server's, and so is what everyone else on the machine used over the same window (the
+machine is shared): compare the worker counts within one run. No step starts after
+``--minutes``.
 It prints one row per step, then per worker count the most rooms held, CPU per room
 there, the ratio of rooms held over one worker's, and the 2-core machines for 150 rooms.
 """
@@ -94,11 +96,13 @@ def row(step: Step) -> str:
         if p.name != "server"
     )
     control = next((p.cpu_per_second for p in m.processes if p.name == "server"), None)
+    others = m.others_cpu_per_second
     return (
         f"| {step.workers} | {m.rooms} | {'-' if cpu is None else f'{cpu:.3f}'} | "
         f"{'-' if m.cpu_per_room is None else f'{m.cpu_per_room:.4f}'} | "
         f"{'-' if control is None else f'{control:.3f}'} | "
-        f"{'-' if generator is None else f'{generator:.3f}'} | {m.min_fps:.1f} | "
+        f"{'-' if generator is None else f'{generator:.3f}'} | "
+        f"{'-' if others is None else f'{others:.2f}'} | {m.min_fps:.1f} | "
         f"{ms(m.delay_ms('p50'))}/{ms(m.delay_ms('p95'))} | {'yes' if m.held else 'no'} | "
         f"{workers or '-'}{'' if even(step.spread) else ' (uneven)'} |"
     )
@@ -106,8 +110,9 @@ def row(step: Step) -> str:
 
 HEADER = (
     "| workers | rooms | server CPU-s/s (incl. workers) | per room | server process "
-    "| generator CPU-s/s | min fps | delay p50/p95 ms | held | workers: CPU, rooms |\n"
-    "|---|---|---|---|---|---|---|---|---|---|"
+    "| generator CPU-s/s | others' CPU-s/s | min fps | delay p50/p95 ms | held "
+    "| workers: CPU, rooms |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
