@@ -25,8 +25,6 @@ from common.errors import NexusError
 from common.names import Agency, RoomId
 from common.secret import Secret
 from media import protocol as p
-from signalling.appkeys import LOBBY, ROOMS, SOCKETS
-from signalling.handler import close_sockets
 from signalling.lobby import Lobby
 from signalling.waiting_room import Pairing
 
@@ -35,12 +33,15 @@ from .appkeys import (
     CATALOGS,
     CLOCK,
     LIVES,
+    LOBBY,
     MEDIA_CHANNEL,
     PASSWORD_CHECKS,
     RECORDS,
+    ROOMS,
     SETTINGS,
     SIGN_IN,
     SOCKET_SESSIONS,
+    SOCKETS,
     STILLS,
     STORE,
     THROTTLE,
@@ -63,6 +64,7 @@ from .sign_in import StaffSignIn
 from .socket_sessions import SocketSessions
 from .store import Store
 from .types import Clock, Role, utc_now
+from .views.call_socket import close_sockets
 from .views.http import page_context
 from .views.routes import ROUTES, STATIC_PREFIX, Route
 from .views.stills import MAX_STILL_BYTES

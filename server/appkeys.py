@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import weakref
+
 from aiohttp import web
+
+from signalling.lobby import Lobby
 
 from .audit_console import AuditConsole
 from .audit_trail import AuditTrail
@@ -11,6 +15,7 @@ from .i18n import Catalogs
 from .live_stills import LiveStills
 from .lives import Lives
 from .media_channel import MediaChannel
+from .media_plane import MediaPlane
 from .password_checks import PasswordChecks
 from .session_records import SessionRecords
 from .settings import Settings
@@ -39,5 +44,12 @@ WORKER_PROCESSES = web.AppKey("worker_processes", WorkerProcesses)
 STILLS = web.AppKey("stills", LiveStills)
 AUDIT = web.AppKey("audit", AuditConsole)
 TRAIL = web.AppKey("trail", AuditTrail)
+ROOMS = web.AppKey("rooms", MediaPlane)
+LOBBY = web.AppKey("lobby", Lobby)
+SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
+"""Open signalling sockets, closed with 1001 (going away) when the server shuts down; each
+carries the label of the principal that opened it (`SOCKET_PRINCIPAL`), so that a sign-in's
+open sockets can be counted."""
+SOCKET_PRINCIPAL = web.ResponseKey("socket_principal", str)
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 """The caller, set by the access middleware on every routed request (None: anonymous)."""

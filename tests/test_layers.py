@@ -16,6 +16,7 @@ ALLOWED = {
     "common": set(),
     "recordings": {"common"},
     "media": {"common", "recordings"},
+    "signalling": {"common"},
 }
 
 

@@ -9,9 +9,9 @@ import pytest
 from aiohttp import WSMsgType
 
 from common.names import Kind, RoomId, Seat
-from signalling import handler
+from server.appkeys import ROOMS
+from server.views import call_socket as handler
 from signalling import messages as m
-from signalling.appkeys import ROOMS
 
 from .calls import Seated, join_and_call, seated_interview
 from .fakes import World

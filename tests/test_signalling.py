@@ -15,11 +15,10 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 
 from common.names import Agency, Kind, RoomId, Seat
 from media.participant import MAX_CANDIDATES
-from server.appkeys import LIVES
+from server.appkeys import LIVES, ROOMS
 from server.types import InterviewMode
+from server.views.call_socket import MAX_SOCKETS_PER_PRINCIPAL
 from signalling import messages as m
-from signalling.appkeys import ROOMS
-from signalling.handler import MAX_SOCKETS_PER_PRINCIPAL
 
 from .calls import (
     Seated,

@@ -254,3 +254,47 @@ async def test_killing_one_worker_moves_its_call_and_leaves_the_other_untouched(
             before[seat],
             after[seat],
         )
+
+
+async def test_a_worker_asked_to_stop_drains_its_calls_and_takes_no_new_ones(
+    scenes: list[Scene],
+) -> None:
+    """SIGTERM to a worker, as a deploy sends it: its call goes on to its end, the next
+    interview goes to the other worker, and the worker exits once its call is over."""
+    settings = scenes[0].settings
+    server = serve(settings, media_workers="2")
+    browsers: list[dict[Seat, Browser]] = []
+    people = [{seat: SyntheticParticipant(seat) for seat in Seat} for _ in scenes]
+    try:
+        await up(settings, server)
+        await wait_for(lambda: len(worker_pids(server.pid)) == 2, within=20)
+        browsers.append(await started(scenes[0], "one"))
+        await in_call(scenes[0], browsers[0], people[0])
+        draining = placed_on(server_log(settings).read_text(), scenes[0].interview_id)
+        pid = worker_pids(server.pid)[draining]
+        loop = asyncio.get_running_loop()
+        asked_at = loop.time()
+        os.kill(pid, signal.SIGTERM)
+        await asyncio.sleep(2.5)  # its next load report says it is draining
+
+        browsers.append(await started(scenes[1], "two"))
+        await in_call(scenes[1], browsers[1], people[1])
+        log = server_log(settings).read_text()
+        assert placed_on(log, scenes[1].interview_id) != draining
+        for seat in Seat:
+            for other in Seat:
+                if other is not seat:
+                    gap = people[0][seat].got(other, Kind.VIDEO).longest_gap(asked_at)
+                    assert gap < 1.0, (seat, other, gap)
+        assert worker_pids(server.pid).get(draining) == pid  # still serving its call
+
+        await browsers[0][Seat.CBSA].end()
+        await wait_for(lambda: worker_pids(server.pid).get(draining) != pid, within=15)
+    finally:
+        stop(server)
+        for person in (p for group in people for p in group.values()):
+            await person.close()
+        for group in browsers:
+            for browser in group.values():
+                await browser.close()
+    assert "Traceback" not in server_log(settings).read_text()

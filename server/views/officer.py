@@ -13,9 +13,8 @@ from aiohttp import web
 from common.errors import BadRequest, Conflict
 from common.names import Agency, RoomId
 from server.types import AccountId, ApplicationStatus, Role, Verdict
-from signalling.appkeys import LOBBY
 
-from ..appkeys import CLOCK, LIVES, RECORDS, SETTINGS, STILLS, STORE
+from ..appkeys import CLOCK, LIVES, LOBBY, RECORDS, SETTINGS, STILLS, STORE
 from ..auth import Principal
 from ..interview_actions import Decide, Reassign, Seat
 from ..interview_state import Party, Phase

@@ -11,9 +11,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from signalling import handler as signalling_handler
-
-from . import access, applicant, auditor, officer, public, stills
+from . import access, applicant, auditor, call_socket, officer, public, stills
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -67,7 +65,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET", "/api/interviews/{interview_id}/stills/{number}", stills.image, access.INTERVIEW_SEAT
     ),
-    Route("GET", "/ws", signalling_handler.websocket, access.PARTICIPANT),
+    Route("GET", "/ws", call_socket.websocket, access.PARTICIPANT),
     Route("GET", "/audit", auditor.console_page, access.AUDITOR),
     Route("GET", "/api/audit/interviews", auditor.interviews, access.AUDITOR),
     Route("GET", "/api/audit/access-log", auditor.access_log, access.AUDITOR),

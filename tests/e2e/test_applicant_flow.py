@@ -7,9 +7,8 @@ from __future__ import annotations
 from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from common.names import Agency, Kind, Seat
-from server.appkeys import LIVES
+from server.appkeys import LIVES, SOCKETS
 from server.i18n import Catalogs
-from signalling.appkeys import SOCKETS
 from web import LOCALE
 
 from ..calls import join_and_call, officer_who_took, open_socket

@@ -11,9 +11,8 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from common.names import Agency, RoomId, Seat
-from server.appkeys import LIVES
+from server.appkeys import LIVES, ROOMS
 from server.settings import Settings
-from signalling.appkeys import ROOMS
 
 from ..calls import join_and_call, open_socket
 from ..fakes import World, add_applications, application

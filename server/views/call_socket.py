@@ -1,8 +1,8 @@
-"""The WebSocket endpoint: one `Connection` per socket, speaking `messages` to rooms.
+"""The browsers' WebSocket endpoint: one `Connection` per socket, speaking the signalling
+protocol (`signalling.messages`) to the media plane and the waiting room.
 
-The only signalling module that knows aiohttp. Who may sit where is decided here, from
-the HTTP session: an applicant only in their own interview, an officer only in the seat of
-their agency in an interview assigned to them.
+Who may sit where is decided here, from the HTTP session: an applicant only in their own
+interview, an officer only in the seat of their agency in an interview assigned to them.
 """
 
 from __future__ import annotations
@@ -18,12 +18,27 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from common.errors import Conflict, Forbidden, NexusError
 from common.names import Agency, ParticipantId, RoomId, Seat
 from media.interview import InterviewEvent
-from server import interview_actions
-from server.appkeys import CATALOGS, LIVES, SETTINGS, SOCKET_SESSIONS, STORE
-from server.auth import Principal
-from server.interview_state import Life, Party, Phase
-from server.lives import Lives, need_of
-from server.media_plane import (
+from signalling import messages as m
+from signalling.errors import NotInRoom, TooManySockets
+from signalling.lobby import Lobby
+from signalling.waiting_room import RECENT_INTERVIEWS, WaitingApplicant
+
+from .. import interview_actions
+from ..appkeys import (
+    CATALOGS,
+    LIVES,
+    LOBBY,
+    ROOMS,
+    SETTINGS,
+    SOCKET_PRINCIPAL,
+    SOCKET_SESSIONS,
+    SOCKETS,
+    STORE,
+)
+from ..auth import Principal
+from ..interview_state import Life, Party, Phase
+from ..lives import Lives, need_of
+from ..media_plane import (
     MediaMoved,
     MediaPlane,
     RecordUpdate,
@@ -31,16 +46,10 @@ from server.media_plane import (
     RoomItem,
     SeatMediaState,
 )
-from server.store import Store
-from server.store.sessions import session_hash
-from server.types import InterviewMode, Role
-from server.views.http import current, session_id_of, session_of, translator_of
-
-from . import messages as m
-from .appkeys import LOBBY, ROOMS, SOCKET_PRINCIPAL, SOCKETS
-from .errors import NotInRoom, TooManySockets
-from .lobby import Lobby
-from .waiting_room import RECENT_INTERVIEWS, WaitingApplicant
+from ..store import Store
+from ..store.sessions import session_hash
+from ..types import InterviewMode, Role
+from .http import current, session_id_of, session_of, translator_of
 
 log = logging.getLogger(__name__)
 
