@@ -39,6 +39,7 @@ from media.types import NullSink, RecordingSink
 
 from .address_policy import ANY_UNICAST, AddressPolicy
 from .participant import Participant
+from .protocol import RoomEventKind
 
 DEFAULT_GRACE_SECONDS = 30.0
 MEDIA_SILENCE_SECONDS = 3.0
@@ -59,7 +60,7 @@ class DropCause(StrEnum):
 class InterviewEvent:
     """Something that happened in the room; ``detail`` never holds personal data."""
 
-    kind: str  # join | drop | rejoin | leave | left | end
+    kind: RoomEventKind
     seat: Seat | None
     at: float
     detail: dict[str, Any] = field(default_factory=dict)
@@ -295,7 +296,7 @@ class InterviewRoom:
         # A grace period that ran out as we closed: its task finds the room closed.
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _record(self, kind: str, seat: Seat | None, **detail: Any) -> None:
+    def _record(self, kind: RoomEventKind, seat: Seat | None, **detail: Any) -> None:
         event = InterviewEvent(kind, seat, self._clock(), detail)
         self.events.append(event)
         if self._on_event is not None:

@@ -34,6 +34,7 @@ RoomRef = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A
 FileName = Annotated[str, msgspec.Meta(pattern=r"^[a-z]+-[0-9]{5,}\.webm\.age$")]
 Request = Annotated[int, msgspec.Meta(ge=0)]
 Detail = dict[str, Any]
+RoomEventKind = Literal["join", "drop", "rejoin", "leave", "left", "end"]
 
 
 class ProtocolError(Exception):
@@ -159,7 +160,7 @@ class SeatEvent(Message, tag="event"):
     """Something that happened in a room (join, drop, rejoin, leave, left, end)."""
 
     room: RoomRef
-    kind: Literal["join", "drop", "rejoin", "leave", "left", "end"]
+    kind: RoomEventKind
     seat: Seat | None
     at: float
     detail: Detail = msgspec.field(default_factory=dict)

@@ -18,7 +18,7 @@ from typing import Any
 from aiortc import RTCIceServer
 
 from common.errors import NexusError
-from common.names import RoomId, Seat
+from common.names import ParticipantId, RoomId, Seat
 from recordings.keys import Recipient
 
 from . import protocol as p
@@ -36,6 +36,8 @@ Send = Callable[[p.Message], None]
 
 
 class MediaWorker:
+    """The rooms on one worker, and what the control plane is told of them."""
+
     def __init__(self, welcome: p.Welcome, send: Send) -> None:
         self._send = send
         self._recipients = [Recipient.parse(text) for text in welcome.recipients]
@@ -78,7 +80,7 @@ class MediaWorker:
             case p.SocketClosed(room=room, seat=seat, participant=participant):
                 on = self._rooms.current(RoomId(room))
                 if on is not None:
-                    on.socket_closed(seat, participant)  # type: ignore[arg-type]
+                    on.socket_closed(seat, ParticipantId(participant))
             case p.StopRecording(request=request, room=room):
                 self._spawn(request, self._stop_recording(RoomId(room)))
             case p.EndRoom(request=request, room=room, detail=detail):
@@ -157,7 +159,7 @@ class MediaWorker:
         self._send(
             p.SeatEvent(
                 room=room_id,
-                kind=event.kind,  # type: ignore[arg-type]
+                kind=event.kind,
                 seat=event.seat,
                 at=event.at,
                 detail=event.detail,

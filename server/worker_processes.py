@@ -71,6 +71,9 @@ class WorkerProcesses:
                 self._log_level,
                 env={**os.environ, SECRET_ENV: self._secret.reveal()},
                 stdin=asyncio.subprocess.DEVNULL,
+                # Out of the terminal's process group: a Ctrl-C reaches the server alone,
+                # which ends the calls and then stops its workers in order.
+                start_new_session=True,
             )
             self._processes[name] = process
             started = asyncio.get_running_loop().time()
