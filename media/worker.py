@@ -168,6 +168,8 @@ class MediaWorker:
 
     def _room_gone(self, room_id: RoomId) -> None:
         """The room emptied and closed: its recording ends; a later join is placed anew."""
+        if self._rooms.current(room_id) is not None:
+            return  # joined again while it closed: the new call goes on, recorded as before
         feed = self._feeds.pop(room_id, None)
         if feed is not None:
             self._track(feed.close())
