@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import os
+import shlex
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -104,6 +105,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--listen", default="127.0.0.1:8450", help="HOST:PORT to listen on")
     command("demo", _demo, "seed ./demo-data, print the sign-ins and links, and serve")
     command("settings", _settings, "print every setting with its value and help")
+    sub = command(
+        "turn-config",
+        _turn_config,
+        "print a coturn configuration that relays only to the media workers, for the "
+        "credentials joins get (the secret in NEXUS_TURN_SECRET)",
+    )
+    sub.add_argument("--realm", required=True, help="the TURN realm, e.g. turn.example.org")
+    sub.add_argument(
+        "--media-peers",
+        required=True,
+        help="comma-separated addresses (or networks) of the media workers, the only peers "
+        "the relay may send to",
+    )
+    sub.add_argument("--listening-ip", help="the address coturn listens on (default: all)")
+    sub.add_argument("--external-ip", help="PUBLIC[/PRIVATE] address when coturn is behind NAT")
+    sub.add_argument("--cert", help="TLS certificate (PEM): TURN over TLS on port 443")
+    sub.add_argument("--pkey", help="private key (PEM) of --cert")
 
     applications = group("applications", "application records")
     sub = applications.add_parser("import", help="import a CSV or JSON Lines file", parents=[flags])
@@ -275,6 +293,37 @@ def _settings(args: argparse.Namespace, settings: Settings) -> int:
     for row in describe(settings):
         table.add_row(*row)
     Console(width=160).print(table)
+    return 0
+
+
+def _turn_config(args: argparse.Namespace, settings: Settings) -> int:
+    from .turn import coturn_config, parse_media_peers
+
+    if not settings.turn_secret:
+        raise BadRequest(
+            "set NEXUS_TURN_SECRET (such as `openssl rand -hex 32`): coturn checks the "
+            "participants' credentials with it"
+        )
+    # The header shows how to make the file again; the secret comes from the environment.
+    command = ["nexus-interview", "turn-config", "--realm", args.realm]
+    command += ["--media-peers", args.media_peers]
+    for flag in ("listening_ip", "external_ip", "cert", "pkey"):
+        if getattr(args, flag) is not None:
+            command += ["--" + flag.replace("_", "-"), getattr(args, flag)]
+    try:
+        text = coturn_config(
+            settings.turn_secret,
+            args.realm,
+            parse_media_peers(args.media_peers),
+            listening_ip=args.listening_ip,
+            external_ip=args.external_ip,
+            cert=args.cert,
+            pkey=args.pkey,
+            command=shlex.join(command),
+        )
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    sys.stdout.write(text)
     return 0
 
 

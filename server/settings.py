@@ -107,6 +107,37 @@ def _stun_urls(raw: str) -> tuple[str, ...]:
     return urls
 
 
+# RFC 7065: turn:host[:port][?transport=udp|tcp], turns:host[:port][?transport=tcp]
+# (browsers do not speak TURN over DTLS, so turns: is TCP only).
+_TURN_URL = re.compile(
+    r"(?P<scheme>turns?):(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:(?P<port>\d{1,5}))?"
+    r"(\?transport=(?P<transport>udp|tcp))?"
+)
+
+
+def _turn_urls(raw: str) -> tuple[str, ...]:
+    urls = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for url in urls:
+        match = _TURN_URL.fullmatch(url)
+        if match is None:
+            raise ValueError(
+                f"{url!r} is not a TURN URL such as turn:turn.example.org:3478?transport=udp "
+                "or turns:turn.example.org:443?transport=tcp"
+            )
+        if match["port"] is not None and not 1 <= int(match["port"]) <= 65535:
+            raise ValueError(f"{url!r}: a port is between 1 and 65535")
+        if match["scheme"] == "turns" and match["transport"] == "udp":
+            raise ValueError(f"{url!r}: browsers speak turns: over TCP only (transport=tcp)")
+    return urls
+
+
+def _turn_secret(raw: str) -> Secret[str]:
+    value = raw.strip()
+    if value and len(value) < 32:
+        raise ValueError("expected at least 32 characters (such as `openssl rand -hex 32`)")
+    return Secret(value)
+
+
 def _worker_count(raw: str) -> int:
     """``auto``: one media worker per core of this machine."""
     if raw.strip().lower() == "auto":
@@ -297,6 +328,26 @@ class Settings:
         "host candidates only (an unreachable STUN server costs each join up to 5 s).",
         _stun_urls,
     )
+    turn_urls: tuple[str, ...] = _setting(
+        "",
+        "Comma-separated TURN server URLs the browsers may relay through (such as "
+        "turns:turn.example.org:443?transport=tcp, for networks that allow only TCP 443); "
+        "empty: no relay. Needs the TURN secret.",
+        _turn_urls,
+    )
+    turn_secret: Secret[str] = _setting(
+        "",
+        "The TURN server's static-auth-secret (at least 32 characters): each join gets "
+        "credentials made with it (`nexus-interview turn-config` writes coturn's side).",
+        _turn_secret,
+        secret=True,
+    )
+    turn_credential_seconds: int = _setting(
+        "600",
+        "Seconds a participant's TURN credentials may open a relay (a relay opened in "
+        "time lasts the whole call).",
+        _int_between(60, 86400),
+    )
     media_peer_networks: tuple[Network, ...] = _setting(
         "",
         "Comma-separated networks (such as 10.0.0.0/8 or 127.0.0.1) the server's media "
@@ -354,6 +405,14 @@ class Settings:
         "asyncio (the standard library's).",
         _event_loop,
     )
+
+    def __post_init__(self) -> None:
+        # Without the secret, TURN URLs would quietly give browsers no relay at all.
+        if self.turn_urls and not self.turn_secret:
+            raise SettingError(
+                "NEXUS_TURN_URLS needs NEXUS_TURN_SECRET, the TURN server's "
+                "static-auth-secret, to give participants credentials"
+            )
 
     @property
     def database_path(self) -> Path:

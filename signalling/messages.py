@@ -94,10 +94,25 @@ ClientMessage = Join | Offer | Candidate | MediaState | Ready | Available | Leav
 # --- server to client ---------------------------------------------------------------
 
 
+class IceServer(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A TURN server with this participant's own credentials, in the form the browser's
+    ``RTCPeerConnection({iceServers})`` takes."""
+
+    urls: list[str]
+    username: str
+    credential: str
+
+    def __repr__(self) -> str:
+        # The credential opens a relay: it is for the browser, never for a log.
+        return f"IceServer(urls={self.urls!r}, username={self.username!r}, credential='***')"
+
+
 class Joined(Message, tag="joined"):
     interview_id: str
     seat: str
     present: list[str]
+    ice_servers: list[IceServer] = []
+    """The relays this participant's peer connection may use; none without TURN."""
 
 
 class Answer(Message, tag="answer"):

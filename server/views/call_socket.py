@@ -23,7 +23,7 @@ from signalling.errors import NotInRoom, TooManySockets
 from signalling.lobby import Lobby
 from signalling.waiting_room import RECENT_INTERVIEWS, WaitingApplicant
 
-from .. import interview_actions
+from .. import interview_actions, turn
 from ..appkeys import (
     CATALOGS,
     LIVES,
@@ -46,9 +46,10 @@ from ..media_plane import (
     RoomItem,
     SeatMediaState,
 )
+from ..settings import Settings
 from ..store import Store
 from ..store.sessions import session_hash
-from ..types import InterviewMode, Role
+from ..types import InterviewMode, Role, utc_now
 from .http import current, session_id_of, session_of, translator_of
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,10 @@ class Connection:
         lobby: Lobby,
         ws: web.WebSocketResponse,
         lives: Lives,
+        settings: Settings,
     ) -> None:
         self.principal = principal
+        self._settings = settings  # for the TURN credentials each join gets
         self._lives = lives
         self._lobby = lobby
         self._applicant_in_lobby: str | None = None
@@ -204,7 +207,16 @@ class Connection:
         self._hear_room(room.id)
         self.room, self.seat = room, seat
         present = [other.value for other in room.present]
-        await self.send(m.Joined(interview_id=interview.id, seat=seat, present=present))
+        # Fresh credentials at every join and rejoin: each is good for opening a relay
+        # for a few minutes only, and names the interview and seat in the relay's logs.
+        relays = turn.ice_servers(self._settings, f"{interview.id}-{seat.value}", utc_now())
+        ice_servers = [
+            m.IceServer(urls=r["urls"], username=r["username"], credential=r["credential"])
+            for r in relays
+        ]
+        await self.send(
+            m.Joined(interview_id=interview.id, seat=seat, present=present, ice_servers=ice_servers)
+        )
         for state in self._rooms.states(room.id):
             if state.seat is not seat:
                 await self.send(m.PeerState(seat=state.seat, audio=state.audio, video=state.video))
@@ -353,6 +365,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         request.app[LOBBY],
         ws,
         request.app[LIVES],
+        request.app[SETTINGS],
     )
     catalogs = request.app[CATALOGS]
 

@@ -69,7 +69,7 @@ export class Call {
     switch (message.type) {
       case "joined":
         this.on.message?.(message); // who is there already (see showPeer)
-        await this.negotiate();
+        await this.negotiate(message.ice_servers ?? []);
         break;
       case "answer":
         await this.pc?.setRemoteDescription({ type: "answer", sdp: message.sdp });
@@ -79,9 +79,10 @@ export class Call {
     }
   }
 
-  async negotiate() {
+  /** @param {RTCIceServer[]} iceServers TURN relays with this join's own credentials */
+  async negotiate(iceServers) {
     this.pc?.close();
-    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers });
     this.pc = pc;
     for (const track of this.stream.getTracks()) pc.addTransceiver(track, { direction: "sendonly" });
     for (let i = 0; i < SEATS.length - 1; i++) {
