@@ -11,7 +11,8 @@ forwarded track arriving, every video track at >= 28 fps, a server-added delay p
 50 ms: bench/generator_run.py `Measurement.held`). The worker counts take turns at each
 room count, so a noisy minute on the shared machine falls on all of them alike. Server
 CPU is the server process and its worker processes together. Each step also shows where
-the rooms went: each worker's CPU and UDP sockets, and the rooms those sockets stand for.
+the rooms went: each worker's CPU, the rooms its share of the CPU stands for, and its
+UDP sockets.
 
 The generator runs on the same cores as the server and its CPU is printed beside the
 server's, and so is what everyone else on the machine used over the same window (the
@@ -57,14 +58,15 @@ def fleet(workers: int, cpu_per_room: float | None, rooms: int = PILOT_ROOMS) ->
 
 
 def placement(processes: tuple[ProcessLoad, ...], rooms: int) -> dict[str, float]:
-    """The rooms each media worker holds, from its share of the server's UDP sockets
-    (every participant's media connection has the same number); empty when the media
-    is in the server's own process."""
+    """The rooms each media worker holds, from its share of the workers' CPU (every room
+    carries the same load); empty when the media is in the server's own process. Not
+    from UDP sockets: a media connection keeps one or two, varying with the machine's
+    load while it connected, so their counts are shown beside this but not used."""
     workers = [p for p in processes if p.name != "server"]
-    total = sum(p.udp_sockets for p in workers)
-    if not workers or total == 0:
+    total = sum(p.cpu_per_second for p in workers)
+    if not workers or total <= 0:
         return {}
-    return {p.name: rooms * p.udp_sockets / total for p in workers}
+    return {p.name: rooms * p.cpu_per_second / total for p in workers}
 
 
 def even(spread: dict[str, float]) -> bool:
@@ -91,7 +93,8 @@ def row(step: Step) -> str:
     cpu = m.cpu_per_second
     generator = m.report.get("cpu_per_second")
     workers = ", ".join(
-        f"{p.name} {p.cpu_per_second:.2f} CPU-s/s ~{step.spread.get(p.name, 0):.0f} rooms"
+        f"{p.name} {p.cpu_per_second:.2f} CPU-s/s ~{step.spread.get(p.name, 0):.0f} rooms "
+        f"{p.udp_sockets} UDP sockets"
         for p in m.processes
         if p.name != "server"
     )
