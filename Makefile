@@ -22,7 +22,11 @@ LOADGEN_GOPATH := build/loadgen/gopath
 # one-room call played by the native load generator (built by `make loadgen`).
 HEAVY_TESTS := tests/e2e tests/test_attack.py tests/test_native_load.py tests/test_netns.py \
 	tests/test_worker_kill.py \
-	tests/test_remote_workers.py
+	tests/test_remote_workers.py \
+	tests/test_coturn.py
+# Debian packages only the heavy tests drive: coturn, the TURN relay tests/test_coturn.py
+# runs with the configuration `nexus-interview turn-config` writes.
+HEAVY_DEBIAN := coturn
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +67,7 @@ unit: $(STAMP) system-tools
 	$(BIN)/pytest $(addprefix --ignore=,$(HEAVY_TESTS))
 
 heavy: $(STAMP) system-tools loadgen
+	@$(call debian_packages,$(HEAVY_DEBIAN))
 	$(BIN)/pytest $(HEAVY_TESTS)
 
 test: lint typecheck unit heavy
