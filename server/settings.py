@@ -332,7 +332,8 @@ class Settings:
         "",
         "Comma-separated TURN server URLs the browsers may relay through (such as "
         "turns:turn.example.org:443?transport=tcp, for networks that allow only TCP 443); "
-        "empty: no relay. Needs the TURN secret.",
+        "empty: no relay. Needs the TURN secret; a relay on a private address must also be "
+        "in the media peer networks.",
         _turn_urls,
     )
     turn_secret: Secret[str] = _setting(
