@@ -36,6 +36,8 @@ def test_placement_shares_the_rooms_by_cpu_and_ignores_the_control_process() -> 
     assert spread == pytest.approx({"local-1": 5.0, "local-2": 3.0})
     assert not even(spread)
     assert even({"local-1": 4.0, "local-2": 4.0})
+    assert even({"local-1": 15.0, "local-2": 13.0})  # within a tenth of 28
+    assert not even({"local-1": 18.0, "local-2": 10.0})
 
 
 def test_placement_is_empty_when_the_media_is_in_the_server() -> None:
