@@ -41,15 +41,15 @@ from generator_run import LOADGEN, Measurement
 PILOT_ROOMS = 150  # recorded rooms at once that the pilot's backlog needs
 MACHINE_CORES = 2
 TARGET_UTILISATION = 0.7  # of each core, leaving room for bursts and the control work
-# Cores one server process can use: this server runs everything on one event loop
-# (media workers on every core are the next step); Janus and the relay use threads.
-CORES_USED = {"interview": 1, "janus": 2, "relay": 1}
+# Cores a server can use: this one runs a media worker process per core, Janus threads
+# (event_loops = 2), the stock relay one event loop.
+CORES_USED = {"interview": MACHINE_CORES, "janus": 2, "relay": 1}
 
 Target = Callable[[int, float, bool], Measurement]
 
 
 def interview(rooms: int, seconds: float, record: bool) -> Measurement:
-    return native_load.measure(rooms, seconds, record)
+    return native_load.measure(rooms, seconds, record, media_workers=MACHINE_CORES)
 
 
 def janus(rooms: int, seconds: float, record: bool) -> Measurement:
