@@ -31,8 +31,8 @@ from recordings.tlog import NoteVerifier
 from server.session_records import SessionRecords
 from server.settings import Settings
 
-from .conftest import with_recipients
 from .clips import clip
+from .conftest import with_recipients
 
 ROOM = RoomId("iv_00112233445566aa")
 CONSENT = {"seat": "applicant", "text_version": "2026-11-01", "language": "en"}

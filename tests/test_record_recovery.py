@@ -35,8 +35,8 @@ from recordings.tlog import NoteVerifier
 from server.session_records import SessionRecords, checkpoint_signer
 from server.settings import Settings
 
-from .conftest import with_recipients
 from .clips import clip
+from .conftest import with_recipients
 
 ROOM = RoomId("iv_0123456789abcdef")
 CONSENT = {"seat": "applicant", "text_version": "2026-11-01", "language": "en"}
