@@ -63,6 +63,15 @@ class MediaState(Message, tag="state"):
     video: bool
 
 
+class ConnectionPath(Message, tag="path"):
+    """How the sender's media reaches the server: ``direct`` (its selected ICE candidate
+    pair is the browser's own or its NAT's address) or ``relayed`` (through TURN, over
+    ``udp``, ``tcp`` or ``tls``), shown to the officers beside the sender's tile."""
+
+    path: Literal["direct", "relayed"]
+    protocol: Literal["udp", "tcp", "tls"] | None = None
+
+
 class Ready(Message, tag="ready"):
     """An applicant who finished check-in enters the waiting room."""
 
@@ -89,7 +98,18 @@ class Language(Message, tag="language"):
     language: Literal["en", "fr"]
 
 
-ClientMessage = Join | Offer | Candidate | MediaState | Ready | Available | Leave | End | Language
+ClientMessage = (
+    Join
+    | Offer
+    | Candidate
+    | MediaState
+    | ConnectionPath
+    | Ready
+    | Available
+    | Leave
+    | End
+    | Language
+)
 
 # --- server to client ---------------------------------------------------------------
 
@@ -132,6 +152,14 @@ class PeerState(Message, tag="peer_state"):
     video: bool
 
 
+class PeerPath(Message, tag="peer_path"):
+    """Another seat's `ConnectionPath`."""
+
+    seat: str
+    path: Literal["direct", "relayed"]
+    protocol: Literal["udp", "tcp", "tls"] | None = None
+
+
 class Waiting(Message, tag="waiting"):
     position: int
     estimated_wait_seconds: int | None
@@ -162,7 +190,9 @@ class Error(Message, tag="error"):
     message: str
 
 
-ServerMessage = Joined | Answer | Peer | PeerState | Waiting | Paired | Ended | Updated | Error
+ServerMessage = (
+    Joined | Answer | Peer | PeerState | PeerPath | Waiting | Paired | Ended | Updated | Error
+)
 
 _client_decoder = msgspec.json.Decoder(ClientMessage)
 _encoder = msgspec.json.Encoder()

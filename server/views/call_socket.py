@@ -76,8 +76,14 @@ class Connection:
         ws: web.WebSocketResponse,
         lives: Lives,
         settings: Settings,
+        sockets: weakref.WeakSet[web.WebSocketResponse] | None = None,
     ) -> None:
         self.principal = principal
+        # The app's open sockets, to find the others in this call (see `_tell_path`).
+        self._sockets: weakref.WeakSet[web.WebSocketResponse] = (
+            sockets if sockets is not None else weakref.WeakSet()
+        )
+        self.path: m.ConnectionPath | None = None  # as this page last reported it
         self._settings = settings  # for the TURN credentials each join gets
         self._lives = lives
         self._lobby = lobby
@@ -111,6 +117,12 @@ class Connection:
             case m.MediaState(audio=audio, video=video):
                 room, seat = self._seated()
                 self._rooms.broadcast_state(room.id, SeatMediaState(seat, audio, video))
+            case m.ConnectionPath():
+                room, seat = self._seated()
+                self.path = message
+                path = m.PeerPath(seat=seat, path=message.path, protocol=message.protocol)
+                for other in self._others_in(room.id):
+                    other.queue(path)
             case m.Leave():
                 if self.room is None:
                     raise NotInRoom("join an interview first")
@@ -127,6 +139,24 @@ class Connection:
                 self._officer_in_lobby = (account_id, agency)
                 await self._learn_interview_lengths()
                 await self._lobby.officer_available(account_id, agency, available, self.queue)
+
+    def _others_in(self, room_id: RoomId) -> list[Connection]:
+        """The other seats' connections in this call. A page's path is no room event (the
+        media plane never sees it), so it goes from socket to socket: a scan, as paths
+        change once or twice a call."""
+        others = []
+        for ws in self._sockets:
+            other = ws.get(SOCKET_CONNECTION)
+            if (
+                other is not None
+                and other is not self
+                and other.room is not None
+                and other.room.id == room_id
+                and other.seat is not None
+                and other.seat is not self.seat
+            ):
+                others.append(other)
+        return others
 
     async def _allowed(self, interview_id: str, action: interview_actions.Action) -> Life:
         """The interview's life, if ``action`` may happen now; else a 409 that says why."""
@@ -220,6 +250,11 @@ class Connection:
         for state in self._rooms.states(room.id):
             if state.seat is not seat:
                 await self.send(m.PeerState(seat=state.seat, audio=state.audio, video=state.video))
+        for other in self._others_in(room.id):
+            if other.path is not None and other.seat is not None:
+                await self.send(
+                    m.PeerPath(seat=other.seat, path=other.path.path, protocol=other.path.protocol)
+                )
 
     async def _seat_info(self) -> dict[str, object]:
         """What the join event records: officers' agency and working country."""
@@ -309,6 +344,10 @@ class Connection:
             await self._lobby.officer_gone(*self._officer_in_lobby)
 
 
+SOCKET_CONNECTION = web.ResponseKey("socket_connection", Connection)
+"""The `Connection` speaking on a socket, so that one seat's path reaches the others."""
+
+
 async def close_sockets(app: web.Application) -> None:
     """on_shutdown: tell every client the server is going away."""
     sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
@@ -366,7 +405,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         ws,
         request.app[LIVES],
         request.app[SETTINGS],
+        sockets,
     )
+    ws[SOCKET_CONNECTION] = connection
     catalogs = request.app[CATALOGS]
 
     async def sign_in_ended() -> None:

@@ -84,6 +84,7 @@ export class Call {
     this.pc?.close();
     const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers });
     this.pc = pc;
+    this.path = null; // a new connection reports its path again
     for (const track of this.stream.getTracks()) pc.addTransceiver(track, { direction: "sendonly" });
     for (let i = 0; i < SEATS.length - 1; i++) {
       pc.addTransceiver("audio", { direction: "recvonly" });
@@ -169,10 +170,12 @@ export class Call {
     this.send({ type: "state", audio, video });
   }
 
-  /** "good", "fair" or "poor" from round-trip time and packet loss since the last call. */
+  /** "good", "fair" or "poor" from round-trip time and packet loss since the last call;
+   * tells the server our path (docs/signalling.md, `path`) when it changed. */
   async quality() {
     if (!this.pc || this.pc.connectionState !== "connected") return null;
     const stats = await this.pc.getStats();
+    this.reportPath(stats);
     let rtt = 0;
     let lost = 0;
     let received = 0;
@@ -192,6 +195,24 @@ export class Call {
     if (rtt < 0.15 && loss < 0.02) return "good";
     if (rtt < 0.4 && loss < 0.08) return "fair";
     return "poor";
+  }
+
+  /** Send `path` ("direct" or "relayed", and the relay's protocol) if the selected
+   * candidate pair's local candidate changed kind. */
+  reportPath(stats) {
+    let pairId = null;
+    stats.forEach((report) => {
+      if (report.type === "transport" && report.selectedCandidatePairId) pairId = report.selectedCandidatePairId;
+    });
+    const local = stats.get(stats.get(pairId)?.localCandidateId);
+    if (!local) return;
+    const relayed = local.candidateType === "relay";
+    const path = { type: "path", path: relayed ? "relayed" : "direct" };
+    if (relayed && ["udp", "tcp", "tls"].includes(local.relayProtocol)) path.protocol = local.relayProtocol;
+    const key = `${path.path}/${path.protocol ?? ""}`;
+    if (key === this.path) return;
+    this.path = key;
+    this.send(path);
   }
 
   /** Out of this interview (it ended), keeping the socket for the next one. */

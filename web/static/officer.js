@@ -355,6 +355,7 @@ function openInterview(interviewId, over) {
 
 function startInterview(interviewId) {
   for (const tile of document.querySelectorAll(".tile[data-seat]")) presence(tile.dataset.seat, "absent");
+  for (const label of document.querySelectorAll(".tile [data-path]")) label.remove(); // the last call's
   showSeats(["applicant"]); // the other officer's tile once the interview says they are in this call
   openInterview(interviewId, false);
   call.join(interviewId);
@@ -452,6 +453,23 @@ $("next").addEventListener("click", async () => {
   refreshQueue();
 });
 
+/** Label a seat's tile with its connection path: "direct", or "relayed" through TURN (a
+ * relayed participant's media takes a detour, which explains a lag or a drop). */
+function showPath({ seat, path, protocol }) {
+  const caption = document.querySelector(`.tile[data-seat="${seat}"] figcaption`);
+  if (!caption) return;
+  let label = caption.querySelector("[data-path]");
+  if (!label) {
+    label = document.createElement("span");
+    label.classList.add("flag", "path");
+    caption.append(label);
+  }
+  label.dataset.path = path;
+  if (path !== "relayed") say(label, "direct connection");
+  else if (protocol) say(label, "relayed connection ({protocol})", { protocol });
+  else say(label, "relayed connection");
+}
+
 call = new Call(null, {
   message(message) {
     if (showPeer(message)) return;
@@ -461,6 +479,9 @@ call = new Call(null, {
         break;
       case "ended":
         ended();
+        break;
+      case "peer_path":
+        showPath(message);
         break;
       case "updated": // a decision or an ID still: reload the record (instead of polling)
         refreshInterview();
