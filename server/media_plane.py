@@ -188,6 +188,9 @@ class MediaPlane:
         match message:
             case p.Load():
                 link.load = message
+                if message.draining and not link.draining:
+                    log.info("media worker %s is draining: it takes no new rooms", link.name)
+                    link.draining = True
             case p.Answered() | p.Done() | p.Refused():
                 link.answered(message)
             case p.SeatEvent(room=room):

@@ -206,3 +206,18 @@ async def test_a_worker_silent_for_five_seconds_is_lost_and_its_rooms_move(
         assert (await plane.open(room.id)).link is other  # placed again, on the live one
     finally:
         await plane.close()
+
+
+async def test_a_worker_that_reports_draining_takes_no_new_rooms(settings: Settings) -> None:
+    """A worker asked to stop (SIGTERM, a deploy) says so in its load report."""
+    plane = plane_of(settings)
+    stopping, _ = worker("stopping", cores=4, plane=plane)
+    staying, _ = worker("staying", plane=plane)
+    plane.attach(stopping)
+    plane.attach(staying)
+    try:
+        plane.handle(stopping, p.Load(rooms=0, participants=0, cpu=0.0, draining=True))
+        placed = {(await plane.open(RoomId(f"iv_{n}"))).link.name for n in range(3)}
+        assert placed == {"staying"}
+    finally:
+        await plane.close()

@@ -280,6 +280,7 @@ async def test_a_worker_asked_to_stop_drains_its_calls_and_takes_no_new_ones(
         browsers.append(await started(scenes[1], "two"))
         await in_call(scenes[1], browsers[1], people[1])
         log = server_log(settings).read_text()
+        assert f"media worker {draining} is draining" in log
         assert placed_on(log, scenes[1].interview_id) != draining
         for seat in Seat:
             for other in Seat:
