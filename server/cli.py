@@ -31,7 +31,7 @@ from . import operator, records_cli
 from .app import create_app
 from .auth import Passwords
 from .progress import progress_bar
-from .serving import serve
+from .serving import serve, settings_tls
 from .settings import SETTINGS, Settings, describe, load_settings
 from .store import Store
 
@@ -220,8 +220,10 @@ async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]])
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    print(f"serving on {settings.public_url} (bound to {settings.host}:{settings.port})")
-    serve(create_app(settings), settings.host, settings.port, settings.event_loop)
+    tls = settings_tls(settings)  # before anything starts: a bad certificate stops here
+    scheme = "https" if tls else "http"
+    print(f"serving on {settings.public_url} (bound to {scheme}://{settings.host}:{settings.port})")
+    serve(create_app(settings), settings.host, settings.port, settings.event_loop, tls)
     return 0
 
 
@@ -252,9 +254,11 @@ def _audit_console(args: argparse.Namespace, settings: Settings) -> int:
         witnesses = records_cli.witness_keys(args.witnesses)
     except LogError as exc:
         raise BadRequest(exc.message) from None
+    tls = settings_tls(settings)
     app = create_audit_app(settings, read_identity_file(args.identity), server_keys, witnesses)
-    print(f"audit console on http://{settings.host}:{settings.audit_port}")
-    serve(app, settings.host, settings.audit_port, settings.event_loop)
+    scheme = "https" if tls else "http"
+    print(f"audit console on {scheme}://{settings.host}:{settings.audit_port}")
+    serve(app, settings.host, settings.audit_port, settings.event_loop, tls)
     return 0
 
 

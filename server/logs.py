@@ -13,6 +13,8 @@ import logging
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
+from .client_address import client_address
+
 # Path prefixes whose remainder is a credential: the applicant's invitation link is the
 # only key to their interview.
 SECRET_PATH_PREFIXES = ("/i/",)
@@ -44,7 +46,7 @@ class AccessLog(AbstractAccessLogger):
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         self.logger.info(
             '%s "%s %s" %d %dB %.3fs',
-            request.remote or "-",
+            client_address(request),
             request.method,
             loggable_path(request),
             response.status,

@@ -8,22 +8,34 @@ body, and with a traceback at ERROR. It offers no hook for that answer, so the c
 class is ours: a `web.RequestHandler` whose `handle_error` answers plainly, made by a
 `web.Server` that the runner builds in place of aiohttp's. tests/test_serving.py pins
 what this relies on.
+
+With a certificate (the ``tls_cert`` and ``tls_key`` settings) the apps answer HTTPS
+themselves: browsers open the camera only to a secure page. Behind a reverse proxy that
+terminates TLS (deploy/nginx.conf) they speak plain HTTP to it instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
+import ssl
 from collections.abc import Callable
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod
 
+from common.errors import SettingError
+
 from .logs import AccessLog
 from .middleware import SECURITY_HEADERS
+from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 MALFORMED = "Bad request: this is not a valid HTTP request.\n"
 # A client that stays idle this long is closed (`web.run_app`'s value).
@@ -110,15 +122,59 @@ def runner(app: web.Application, **kwargs: Any) -> web.AppRunner:
     return _AppRunner(app, **(defaults | kwargs))
 
 
+def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """A server's TLS context with ``cert`` (PEM, the chain) and its ``key``: TLS 1.2 at
+    least, Python's default ciphers. SettingError, saying which file and why, if they
+    cannot be used."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except OSError as exc:
+        missing = exc.filename or f"{cert} or {key}"
+        raise SettingError(
+            f"cannot read the TLS certificate or key {missing}: {exc.strerror}"
+        ) from None
+    except ssl.SSLError as exc:
+        raise SettingError(
+            f"the TLS certificate {cert} and key {key} are not a PEM certificate chain and "
+            f"its private key ({exc.reason or exc})"
+        ) from None
+    return context
+
+
+def settings_tls(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context the ``tls_cert`` and ``tls_key`` settings name (None: plain
+    HTTP); warns of a setting that contradicts it, as a start is the moment to fix it."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    context = tls_context(settings.tls_cert, settings.tls_key)
+    if not settings.public_url.startswith("https://"):
+        log.warning(
+            "serving HTTPS, but NEXUS_PUBLIC_URL is %s: applicant links and the socket's "
+            "origin check expect an https:// address",
+            settings.public_url,
+        )
+    if not settings.cookie_secure:
+        log.warning("serving HTTPS with NEXUS_COOKIE_SECURE off: sessions could leak over HTTP")
+    return context
+
+
 async def start(
-    app: web.Application, host: str, port: int, *, handle_signals: bool = False
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    handle_signals: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> web.AppRunner:
     """``app`` started and listening on ``host``:``port`` (0 picks a free port: see
-    ``runner.addresses``). The caller owns the runner and calls ``cleanup()``."""
+    ``runner.addresses``), over TLS with ``ssl_context``. The caller owns the runner and
+    calls ``cleanup()``."""
     started = runner(app, handle_signals=handle_signals)
     await started.setup()
     try:
-        await web.TCPSite(started, host, port).start()
+        await web.TCPSite(started, host, port, ssl_context=ssl_context).start()
     except BaseException:
         await started.cleanup()
         raise
@@ -134,8 +190,15 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
     return asyncio.new_event_loop
 
 
-def serve(app: web.Application, host: str, port: int, event_loop: str = "asyncio") -> None:
-    """Serve ``app`` on ``event_loop`` (see `loop_factory`) until SIGINT or SIGTERM, then
+def serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    event_loop: str = "asyncio",
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
+    """Serve ``app`` (over TLS with ``ssl_context``) on ``event_loop`` (see
+    `loop_factory`) until SIGINT or SIGTERM, then
     shut it down while everything it runs is still alive: an interview's step under way
     (journaled, not yet stored) completes before the store closes, rather than being
     cancelled with every other task."""
@@ -143,11 +206,13 @@ def serve(app: web.Application, host: str, port: int, event_loop: str = "asyncio
         contextlib.suppress(KeyboardInterrupt),
         asyncio.Runner(loop_factory=loop_factory(event_loop)) as loop,
     ):
-        loop.run(_serve_until_stopped(app, host, port))
+        loop.run(_serve_until_stopped(app, host, port, ssl_context))
 
 
-async def _serve_until_stopped(app: web.Application, host: str, port: int) -> None:
-    started = await start(app, host, port)
+async def _serve_until_stopped(
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None
+) -> None:
+    started = await start(app, host, port, ssl_context=ssl_context)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

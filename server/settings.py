@@ -240,6 +240,21 @@ class Settings:
         "Mark session cookies Secure (browsers still accept them on http://localhost).",
         _bool,
     )
+    tls_cert: Path | None = _setting(
+        "",
+        "Certificate chain (PEM) that `serve` and `audit-console` answer HTTPS with, given "
+        "with its key; empty: plain HTTP (for a reverse proxy that terminates TLS, such as "
+        "deploy/nginx.conf).",
+        _optional_path,
+    )
+    tls_key: Path | None = _setting("", "Private key (PEM) of `tls_cert`.", _optional_path)
+    trusted_proxies: tuple[Network, ...] = _setting(
+        "",
+        "Comma-separated networks of the reverse proxies in front of the server (such as "
+        "127.0.0.1 or 10.0.0.5): only a request from one of them has its X-Forwarded-For "
+        "believed, for the client's address (sign-in throttle, logs); empty: nobody's.",
+        parse_networks,
+    )
     session_max_age: int = _setting(
         "28800",
         "Seconds a sign-in lasts before it must be repeated.",
@@ -413,6 +428,13 @@ class Settings:
             raise SettingError(
                 "NEXUS_TURN_URLS needs NEXUS_TURN_SECRET, the TURN server's "
                 "static-auth-secret, to give participants credentials"
+            )
+
+        # One without the other would quietly serve plain HTTP, or fail deep in OpenSSL.
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise SettingError(
+                "NEXUS_TLS_CERT and NEXUS_TLS_KEY go together: give both (HTTPS) or neither "
+                "(plain HTTP)"
             )
 
     @property

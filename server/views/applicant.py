@@ -15,11 +15,12 @@ from server.types import InterviewMode, InterviewState, Role
 
 from ..appkeys import CLOCK, LIVES, SETTINGS, STORE
 from ..auth import Principal, token_hash
+from ..client_address import client_address
 from ..interview_actions import CheckIn, Consent
 from ..interview_state import Life, Phase
 from ..settings import Settings
 from ..store.interviews import Interview
-from .http import client_address, current, json_ok, read_form, read_json, sign_in, translator_of
+from .http import current, json_ok, read_form, read_json, sign_in, translator_of
 from .seats import seated_officers
 
 TOKEN_LENGTH = 43  # 32 random bytes, base64url without padding

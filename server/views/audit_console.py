@@ -16,10 +16,11 @@ from common.secret import Secret
 
 from ..appkeys import AUDIT, SIGN_IN, STORE, THROTTLE, TRAIL
 from ..auth import Principal
+from ..client_address import client_address
 from ..people import People
 from ..sign_in import WRONG_CREDENTIALS, Outcome
 from ..types import Role
-from .http import client_address, current, json_ok, read_form, sign_in, sign_out
+from .http import current, json_ok, read_form, sign_in, sign_out
 from .public import LOGIN_FIELDS, refused_login
 from .whole_numbers import whole_number
 

@@ -13,6 +13,7 @@ from common.errors import BadRequest, PayloadTooLarge, Unauthorized
 
 from ..appkeys import CATALOGS, PRINCIPAL, SETTINGS, STORE
 from ..auth import Principal
+from ..client_address import client_address
 from ..i18n import LANGUAGES, SESSION_LANGUAGE, Translator, preferred_language
 from ..people import signed_in_as
 
@@ -116,10 +117,6 @@ async def sign_out(request: web.Request) -> list[bytes]:
     if session_id is None:
         return []
     return await request.app[STORE].sessions.end(session_id)
-
-
-def client_address(request: web.Request) -> str:
-    return request.remote or "unknown"
 
 
 async def read_body(request: web.Request, limit: int | None = None) -> bytes:

@@ -12,11 +12,11 @@ from common.secret import Secret
 
 from ..appkeys import CATALOGS, SIGN_IN, SOCKET_SESSIONS, STORE, THROTTLE
 from ..auth import Principal
+from ..client_address import client_address
 from ..i18n import LANGUAGES, SESSION_LANGUAGE
 from ..sign_in import WRONG_CREDENTIALS
 from ..types import Role
 from .http import (
-    client_address,
     csrf_token,
     json_ok,
     principal_of,
