@@ -1,0 +1,430 @@
+"""An applicant whose network lets out only TCP 443 completes an interview through TURN
+over TLS, in real Chromium.
+
+Four machines on one switch (tests/netns.py): ``server`` runs `nexus-interview serve`
+(media in its process) with TURN settings naming the ``turn`` machine; ``turn`` runs
+coturn as `nexus-interview turn-config` configures it, TLS on 443 with a test
+certificate, relaying to the server alone; ``officers`` holds both officers (aiortc
+participants over the socket protocol) with ordinary access; ``applicant`` runs Chromium
+behind a firewall (nftables, in its namespace) that drops all UDP and all TCP except to
+the relay's 443 and to the server's page port. The pages are let through on their own
+port because the issue concerns the media: in production they come over 443 through a
+reverse proxy, which these tests do not stand up.
+
+Chromium trusts the relay's certificate through ``--ignore-certificate-errors-spki-list``
+with the hash of that one key: it needs no NSS tools and trusts nothing else, where an NSS
+database in the profile would have to be built before every launch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import ipaddress
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pyotp
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from playwright.async_api import Page, async_playwright, expect
+from yarl import URL
+
+from common.names import Agency, Kind, Seat
+from recordings.keys import Identity
+from server import operator
+from server.settings import load_settings
+from server.store import Store
+from server.types import InterviewMode, utc_now
+from signalling import messages as m
+
+from ..fakes import add_applications, application, fast_passwords
+from ..media import SyntheticParticipant, wait_for
+from ..netns import Machine, Network, in_namespace
+from ..test_server_crash import Browser, password
+from .conftest import CHROMIUM_FLAGS
+from .pages import videos_playing
+
+SECRET = "relay-only-test-secret-" + os.urandom(16).hex()
+PORT = 8080
+REALM = "turn.nexus.test"
+FRAMES = 30
+
+# Wraps the page's RTCPeerConnection: keeps each one for the test to read its stats, and
+# (when asked) forces relay-only ICE, as a browser policy or extension might.
+RECORD_PEER_CONNECTIONS = """
+(() => {
+  const Original = window.RTCPeerConnection;
+  const forceRelay = %s;
+  window.__pcs = [];
+  window.RTCPeerConnection = function (config = {}, ...rest) {
+    const chosen = forceRelay ? { ...config, iceTransportPolicy: "relay" } : config;
+    const pc = new Original(chosen, ...rest);
+    window.__pcs.push(pc);
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Original.prototype;
+})();
+"""
+
+SELECTED_PAIR = """
+async () => {
+  const pc = window.__pcs[window.__pcs.length - 1];
+  const stats = await pc.getStats();
+  const config = pc.getConfiguration();
+  let pairId = null;
+  stats.forEach((r) => {
+    if (r.type === "transport" && r.selectedCandidatePairId) pairId = r.selectedCandidatePairId;
+  });
+  const pair = pairId && stats.get(pairId);
+  const local = pair && stats.get(pair.localCandidateId);
+  return {
+    policy: config.iceTransportPolicy,
+    type: local ? local.candidateType : null,
+    protocol: local ? local.relayProtocol : null,
+    url: local ? local.url : null,
+  };
+}
+"""
+
+
+@dataclass
+class Site:
+    network: Network
+    server: Machine
+    turn: Machine
+    officers: Machine
+    applicant: Machine
+    spki: str
+    invitations: list[tuple[str, str]]  # (interview id, link token), one per test
+    totp: dict[Agency, str]
+
+    @property
+    def base(self) -> str:
+        return f"http://server:{PORT}"
+
+
+def _certificate(directory: Path, address: str) -> tuple[Path, Path, str]:
+    """The relay's certificate (for the name ``turn`` and its address), its key, and the
+    base64 SHA-256 of its public key, which is all Chromium is told to trust."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "turn")])
+    now = dt.datetime.now(dt.UTC)
+    san = [x509.DNSName("turn"), x509.IPAddress(ipaddress.ip_address(address))]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "turn.crt", directory / "turn.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return cert_path, key_path, base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def _command(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def _only_tcp_443_to(applicant: Machine, turn: Machine, server: Machine) -> None:
+    """The applicant's firewall: out only to the relay's 443 (and the server's page port),
+    in only what answers that; no UDP at all."""
+    rules = f"""
+table inet applicant {{
+  chain output {{
+    type filter hook output priority 0; policy drop;
+    oif "lo" accept
+    ct state established,related accept
+    ip daddr {turn.address} tcp dport 443 accept
+    ip daddr {server.address} tcp dport {PORT} accept
+  }}
+  chain input {{
+    type filter hook input priority 0; policy drop;
+    iif "lo" accept
+    ct state established,related accept
+  }}
+}}
+"""
+    result = applicant.run(["nft", "-f", "-"], input=rules)
+    assert result.returncode == 0, result.stderr
+
+
+async def _prepare(
+    data: Path, invitations: int
+) -> tuple[dict[str, str], list[tuple[str, str]], dict[Agency, str]]:
+    """The data directory: applications, two officers and invitations; the recipients."""
+    recipients = {
+        f"{holder}_recipient": str(Identity.generate().recipient)
+        for holder in ("cbsa", "cbp", "audit")
+    }
+    settings = load_settings({}, {"data_dir": str(data), **recipients})
+    store = await Store(settings.database_path).open()
+    try:
+        apps = [application(f"NX-000{n + 1}") for n in range(invitations)]
+        await add_applications(store, *apps)
+        totp = {}
+        for agency in Agency:
+            enrolment = await operator.add_officer(
+                store, fast_passwords(), f"{agency.lower()}.one", "Officer", agency, None,
+                password(agency),
+            )  # fmt: skip
+            totp[agency] = enrolment.totp_secret.reveal()
+        links = []
+        for app in apps:
+            invitation = await operator.invite(
+                store, settings, app.id, InterviewMode.JOINT, utc_now(), 2
+            )
+            token = invitation.link.reveal().rsplit("/", 1)[1]
+            links.append((str(invitation.interview_id), token))
+    finally:
+        await store.close()
+    return recipients, links, totp
+
+
+async def _up(url: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            try:
+                async with http.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{url} did not answer")
+
+
+async def _refused(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+    except (OSError, TimeoutError):
+        return True
+    writer.close()
+    return False
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    for tool in ("turnserver", "nft", "chromium"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"these tests need {tool}: install Debian's coturn, nftables, chromium")
+    directory = tmp_path_factory.mktemp("relay-only")
+    recipients, invitations, totp = asyncio.run(_prepare(directory / "data", 2))
+    with Network() as network:
+        server, turn = network.machine("server"), network.machine("turn")
+        officers, applicant = network.machine("officers"), network.machine("applicant")
+        cert, key, spki = _certificate(directory, turn.address)
+        config = subprocess.run(
+            [
+                _command("nexus-interview"), "turn-config",
+                "--realm", REALM,
+                "--media-peers", server.address,
+                "--listening-ip", turn.address,
+                "--cert", str(cert),
+                "--pkey", str(key),
+            ],
+            env={**os.environ, "NEXUS_TURN_SECRET": SECRET},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert config.returncode == 0, config.stderr
+        (directory / "turnserver.conf").write_text(config.stdout)
+        with open(directory / "coturn.log", "wb") as log:
+            turn.popen(
+                [
+                    "turnserver", "-c", str(directory / "turnserver.conf"),
+                    "--pidfile", str(directory / "turnserver.pid"),
+                    "--db", str(directory / "turndb"),
+                ],
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        env = {
+            **os.environ,
+            "NEXUS_DATA_DIR": str(directory / "data"),
+            "NEXUS_HOST": server.address,
+            "NEXUS_PORT": str(PORT),
+            "NEXUS_PUBLIC_URL": f"http://server:{PORT}",
+            "NEXUS_MEDIA_WORKERS": "0",
+            # Pages over plain HTTP here (production serves them over HTTPS): the session
+            # cookie must then go without Secure, or Chromium keeps it off the socket.
+            "NEXUS_COOKIE_SECURE": "false",
+            # The relay's address is private here: the media must accept it as a peer.
+            "NEXUS_MEDIA_PEER_NETWORKS": str(network.subnet),
+            "NEXUS_TURN_URLS": "turn:turn:3478?transport=udp,turns:turn:443?transport=tcp",
+            "NEXUS_TURN_SECRET": SECRET,
+            **{f"NEXUS_{name.upper()}": value for name, value in recipients.items()},
+        }
+        with open(directory / "server.log", "ab") as log:
+            server.popen([_command("nexus-interview"), "serve"], env=env, stderr=log)
+        in_namespace(officers, _up, f"http://server:{PORT}/healthz")
+        _only_tcp_443_to(applicant, turn, server)
+        # The firewall holds: the relay's plain port is out of reach, its TLS port is not.
+        assert in_namespace(applicant, _refused, turn.address, 3478)
+        assert not in_namespace(applicant, _refused, turn.address, 443)
+        yield Site(network, server, turn, officers, applicant, spki, invitations, totp)
+
+
+async def _officers_take(site: Site, interview_id: str) -> dict[Seat, Browser]:
+    browsers = {}
+    for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
+        browser = browsers[seat] = Browser(URL(site.base))
+        signed_in = await browser.form(
+            "/login",
+            {
+                "username": f"{agency.lower()}.one",
+                "password": password(agency).reveal(),
+                "code": pyotp.TOTP(site.totp[agency]).now(),
+            },
+        )
+        assert signed_in == 303
+        taken, body = await browser.post(f"/api/interviews/{interview_id}/take", {})
+        assert taken == 200, body
+    return browsers
+
+
+async def _officers_join(
+    interview_id: str, browsers: dict[Seat, Browser], people: dict[Seat, SyntheticParticipant]
+) -> m.PeerPath:
+    """Both officers join; returns once each receives the applicant's video, with the
+    path the applicant's page reported to the CBSA officer."""
+    for seat, browser in browsers.items():
+        await browser.call(interview_id, people[seat])
+    await wait_for(
+        lambda: all(p.got(Seat.APPLICANT, Kind.VIDEO).frames >= FRAMES for p in people.values()),
+        within=60,
+    )
+    path = await browsers[Seat.CBSA].expect(m.PeerPath)
+    assert isinstance(path, m.PeerPath)
+    return path
+
+
+async def _applicant_checks_in(page: Page, site: Site, token: str) -> None:
+    """Invitation link, English, the device check, date of birth, consent: the call."""
+    await page.goto(f"{site.base}/i/{token}")
+    await page.locator("#step-language button[data-language='en']").click()
+    await expect(page.locator("#devices-continue")).to_be_enabled(timeout=20_000)
+    await page.locator("#devices-continue").click()
+    await page.locator("#date_of_birth").fill("1980-05-17")
+    await page.locator("#step-identity button[type=submit]").click()
+    await page.wait_for_load_state()
+    await expect(page.locator("#step-consent")).to_be_visible()
+    await page.locator("#consent-check").check()
+    await page.locator("#consent-give").click()
+    await expect(page.locator("#step-call")).to_be_visible(timeout=20_000)
+
+
+class Applicant:
+    """Chromium on the applicant's machine: started from its namespace thread, so the
+    browser and every process it starts use the applicant's network alone."""
+
+    def __init__(self, site: Site, force_relay: bool) -> None:
+        self.site = site
+        self.force_relay = force_relay
+        self.errors: list[str] = []
+
+    async def open(self, token: str) -> None:
+        self._playwright = await async_playwright().start()
+        flags = [
+            *CHROMIUM_FLAGS,
+            f"--unsafely-treat-insecure-origin-as-secure={self.site.base}",
+            f"--ignore-certificate-errors-spki-list={self.site.spki}",
+        ]
+        self._browser = await self._playwright.chromium.launch(
+            executable_path=shutil.which("chromium"), args=flags
+        )
+        self.page = await self._browser.new_page()
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        script = RECORD_PEER_CONNECTIONS % ("true" if self.force_relay else "false")
+        await self.page.add_init_script(script)
+        await _applicant_checks_in(self.page, self.site, token)
+
+    async def in_call(self) -> dict[str, Any]:
+        """Once both officers' videos play: the selected candidate pair's local side."""
+        await videos_playing(self.page, ["cbsa", "cbp"], within=60)
+        selected: dict[str, Any] = await self.page.evaluate(SELECTED_PAIR)
+        return selected
+
+    async def close(self) -> None:
+        await self._browser.close()
+        await self._playwright.stop()
+
+
+def _interview_over_relay(
+    site: Site, number: int, force_relay: bool
+) -> tuple[dict[str, Any], m.PeerPath]:
+    interview_id, token = site.invitations[number]
+    officers_thread = site.officers.thread()
+    applicant_thread = site.applicant.thread()
+    browsers = officers_thread.submit(_officers_take(site, interview_id)).result(timeout=60)
+    people = {seat: SyntheticParticipant(seat) for seat in (Seat.CBSA, Seat.CBP)}
+    applicant = Applicant(site, force_relay)
+    try:
+        applicant_thread.submit(applicant.open(token)).result(timeout=120)
+        officers_path = officers_thread.submit(_officers_join(interview_id, browsers, people))
+        selected = applicant_thread.submit(applicant.in_call()).result(timeout=120)
+        path = officers_path.result(timeout=120)
+        officers_thread.submit(browsers[Seat.CBSA].end()).result(timeout=30)
+        assert applicant.errors == []
+        return selected, path
+    finally:
+
+        async def close_officers() -> None:
+            for person in people.values():
+                await person.close()
+            for browser in browsers.values():
+                await browser.close()
+
+        officers_thread.submit(close_officers()).result(timeout=30)
+        applicant_thread.submit(applicant.close()).result(timeout=30)
+        officers_thread.close()
+        applicant_thread.close()
+
+
+def test_an_applicant_allowed_only_tcp_443_completes_an_interview_over_turn_tls(
+    site: Site,
+) -> None:
+    selected, path = _interview_over_relay(site, 0, force_relay=False)
+
+    # the browser was free to choose, and the only way that worked was the relay over TLS
+    assert selected["policy"] == "all"
+    assert selected["type"] == "relay", selected
+    assert selected["protocol"] == "tls", selected
+    # the officers' consoles were told so
+    assert path == m.PeerPath(seat="applicant", path="relayed", protocol="tls")
+
+
+def test_an_applicant_forced_to_relay_only_completes_an_interview_over_turn_tls(
+    site: Site,
+) -> None:
+    selected, path = _interview_over_relay(site, 1, force_relay=True)
+
+    assert selected["policy"] == "relay"
+    assert selected["type"] == "relay", selected
+    assert selected["protocol"] == "tls", selected
+    assert path == m.PeerPath(seat="applicant", path="relayed", protocol="tls")
