@@ -130,15 +130,15 @@ def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:  # an OSError too, so caught first
+        raise SettingError(
+            f"the TLS certificate {cert} and key {key} are not a PEM certificate chain and "
+            f"its private key ({exc.reason or exc})"
+        ) from None
     except OSError as exc:
         missing = exc.filename or f"{cert} or {key}"
         raise SettingError(
             f"cannot read the TLS certificate or key {missing}: {exc.strerror}"
-        ) from None
-    except ssl.SSLError as exc:
-        raise SettingError(
-            f"the TLS certificate {cert} and key {key} are not a PEM certificate chain and "
-            f"its private key ({exc.reason or exc})"
         ) from None
     return context
 
