@@ -66,6 +66,7 @@ EXPECTED: dict[str, dict[str, int]] = {
     "GET /api/session": EVERYONE_200,
     "GET /i/{token}": EVERYONE_200,
     "POST /i/{token}": by_role(303, 303, (303, 303, 303), 303),
+    "GET /api/invitations/{token}/relays": EVERYONE_200,
     "GET /interview": by_role(401, 200, (403, 403, 403), 403),
     "GET /api/applicant/interview": by_role(401, 200, (403, 403, 403), 403),
     "POST /api/applicant/consent": by_role(401, 201, (403, 403, 403), 403),

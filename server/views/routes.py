@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from . import access, applicant, auditor, call_socket, officer, public, stills
+from . import access, applicant, auditor, call_socket, device_check, officer, public, stills
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -39,6 +39,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/session", public.session_info, access.PUBLIC),
     Route("GET", "/i/{token}", applicant.invitation_page, access.PUBLIC),
     Route("POST", "/i/{token}", applicant.confirm_identity, access.PUBLIC),
+    # The link is the key, as for the two above: the check runs before the date of birth.
+    Route("GET", "/api/invitations/{token}/relays", device_check.relays, access.PUBLIC),
     Route("GET", "/interview", applicant.interview_page, access.APPLICANT),
     Route("GET", "/api/applicant/interview", applicant.interview_info, access.APPLICANT),
     Route("POST", "/api/applicant/consent", applicant.consent, access.APPLICANT),

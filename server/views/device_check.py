@@ -1,0 +1,64 @@
+"""The device check's relays: TURN credentials for an invitation link, before the date of
+birth is confirmed, so the applicant learns whether their network can reach a call.
+
+Anyone holding the link may ask, so what it gives is bounded without keeping count: the
+credential is the same for every request in a slot of `SLOT_SECONDS`, so one link yields
+at most ``3600 / SLOT_SECONDS`` credentials an hour however often it asks, each good for
+opening a relay for a few minutes (and the relay reaches only the media workers). Being
+a pure function of the link and the time, it holds across server processes and restarts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from aiohttp import web
+
+from common.errors import Gone
+
+from .. import turn
+from ..appkeys import CLOCK, SETTINGS
+from ..settings import Settings
+from .applicant import _invited_interview, _may_still_open, _over_for_applicant
+from .http import json_ok
+
+SLOT_SECONDS = 360
+"""One credential per link per slot: at most ten an hour."""
+GRACE_SECONDS = 120
+"""A credential outlives its slot by this much, so one handed out at a slot's end still
+has time for the check (which takes seconds)."""
+
+
+def slot_start(now: datetime) -> datetime:
+    """The start of the slot ``now`` falls in (slots are aligned to the epoch)."""
+    seconds = int(now.timestamp())
+    return now - timedelta(seconds=seconds % SLOT_SECONDS, microseconds=now.microsecond)
+
+
+def check_ice_servers(settings: Settings, who: str, now: datetime) -> list[turn.IceServer]:
+    """The relays for the device check of ``who``, with the credential of ``now``'s slot;
+    none when TURN is not configured."""
+    if not settings.turn_urls or not settings.turn_secret:
+        return []
+    credential = turn.mint(settings.turn_secret, who, slot_start(now), SLOT_SECONDS + GRACE_SECONDS)
+    return [
+        turn.IceServer(
+            urls=list(settings.turn_urls),
+            username=credential.username,
+            credential=credential.password.reveal(),
+        )
+    ]
+
+
+async def relays(request: web.Request) -> web.StreamResponse:
+    """``{"ice_servers": [...]}`` for the link's device check (``[]`` without TURN)."""
+    interview = await _invited_interview(request)
+    if _over_for_applicant(interview):
+        raise Gone("this interview is over; there is nothing left to check")
+    _may_still_open(request, interview)
+    servers = check_ice_servers(
+        request.app[SETTINGS], f"{interview.id}-check", request.app[CLOCK]()
+    )
+    response = json_ok({"ice_servers": servers})
+    response.headers["Cache-Control"] = "no-store"  # credentials: never from a cache
+    return response
