@@ -23,10 +23,12 @@ LOADGEN_GOPATH := build/loadgen/gopath
 HEAVY_TESTS := tests/e2e tests/test_attack.py tests/test_native_load.py tests/test_netns.py \
 	tests/test_worker_kill.py \
 	tests/test_remote_workers.py \
-	tests/test_coturn.py
+	tests/test_coturn.py \
+	tests/test_nginx_proxy.py
 # Debian packages only the heavy tests drive: coturn, the TURN relay tests/test_coturn.py
-# runs with the configuration `nexus-interview turn-config` writes.
-HEAVY_DEBIAN := coturn
+# runs with the configuration `nexus-interview turn-config` writes; nginx with its stream
+# module and envsubst, for deploy/nginx.conf in tests/test_nginx_proxy.py.
+HEAVY_DEBIAN := coturn nginx libnginx-mod-stream gettext-base
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
