@@ -107,6 +107,7 @@ class Site:
     turn: Machine
     officers: Machine
     applicant: Machine
+    cut_off: Machine
     spki: str
     invitations: list[tuple[str, str]]  # (interview id, link token), one per test
     totp: dict[Agency, str]
@@ -153,16 +154,17 @@ def _command(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def _only_tcp_443_to(applicant: Machine, turn: Machine, server: Machine) -> None:
-    """The applicant's firewall: out only to the relay's 443 (and the server's page port),
-    in only what answers that; no UDP at all."""
+def _only_tcp_443_to(applicant: Machine, turn: Machine | None, server: Machine) -> None:
+    """The applicant's firewall: out only to the relay's 443 (none: not even that) and the
+    server's page port, in only what answers that; no UDP at all."""
+    relay = f"ip daddr {turn.address} tcp dport 443 accept" if turn is not None else ""
     rules = f"""
 table inet applicant {{
   chain output {{
     type filter hook output priority 0; policy drop;
     oif "lo" accept
     ct state established,related accept
-    ip daddr {turn.address} tcp dport 443 accept
+    {relay}
     ip daddr {server.address} tcp dport {PORT} accept
   }}
   chain input {{
@@ -236,10 +238,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         if shutil.which(tool) is None:
             pytest.fail(f"these tests need {tool}: install Debian's coturn, nftables, chromium")
     directory = tmp_path_factory.mktemp("relay-only")
-    recipients, invitations, totp = asyncio.run(_prepare(directory / "data", 2))
+    recipients, invitations, totp = asyncio.run(_prepare(directory / "data", 3))
     with Network() as network:
         server, turn = network.machine("server"), network.machine("turn")
         officers, applicant = network.machine("officers"), network.machine("applicant")
+        cut_off = network.machine("cut-off")  # an applicant whose network lets no call out
         cert, key, spki = _certificate(directory, turn.address)
         config = subprocess.run(
             [
@@ -284,10 +287,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             server.popen([_command("nexus-interview"), "serve"], env=env, stderr=log)
         in_namespace(officers, _up, f"http://server:{PORT}/healthz")
         _only_tcp_443_to(applicant, turn, server)
+        _only_tcp_443_to(cut_off, None, server)
         # The firewall holds: the relay's plain port is out of reach, its TLS port is not.
         assert in_namespace(applicant, _refused, turn.address, 3478)
         assert not in_namespace(applicant, _refused, turn.address, 443)
-        yield Site(network, server, turn, officers, applicant, spki, invitations, totp)
+        yield Site(network, server, turn, officers, applicant, cut_off, spki, invitations, totp)
 
 
 async def _officers_take(site: Site, interview_id: str) -> dict[Seat, Browser]:
@@ -329,6 +333,11 @@ async def _applicant_checks_in(page: Page, site: Site, token: str) -> None:
     await page.goto(f"{site.base}/i/{token}")
     await page.locator("#step-language button[data-language='en']").click()
     await expect(page.locator("#devices-continue")).to_be_enabled(timeout=20_000)
+    # the device check finds the one way out: the relay over TLS
+    for way, ok in (("udp", "false"), ("relay-udp", "false"), ("relay-tls", "true")):
+        line = page.locator(f"[data-check='{way}']")
+        await expect(line).to_have_attribute("data-ok", ok, timeout=20_000)
+    await expect(page.locator("#path-help")).to_be_hidden()
     await page.locator("#devices-continue").click()
     await page.locator("#date_of_birth").fill("1980-05-17")
     await page.locator("#step-identity button[type=submit]").click()
@@ -343,12 +352,12 @@ class Applicant:
     """Chromium on the applicant's machine: started from its namespace thread, so the
     browser and every process it starts use the applicant's network alone."""
 
-    def __init__(self, site: Site, force_relay: bool) -> None:
+    def __init__(self, site: Site, force_relay: bool = False) -> None:
         self.site = site
         self.force_relay = force_relay
         self.errors: list[str] = []
 
-    async def open(self, token: str) -> None:
+    async def start(self) -> None:
         self._playwright = await async_playwright().start()
         flags = [
             *CHROMIUM_FLAGS,
@@ -362,7 +371,22 @@ class Applicant:
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
         script = RECORD_PEER_CONNECTIONS % ("true" if self.force_relay else "false")
         await self.page.add_init_script(script)
+
+    async def open(self, token: str) -> None:
+        await self.start()
         await _applicant_checks_in(self.page, self.site, token)
+
+    async def device_check(self, token: str, language: str) -> tuple[dict[str, str | None], str]:
+        """The device check's connection lines (way: data-ok) and the help it shows."""
+        await self.start()
+        await self.page.goto(f"{self.site.base}/i/{token}")
+        await self.page.locator(f"#step-language button[data-language='{language}']").click()
+        help = self.page.locator("#path-help")
+        await expect(help).to_be_visible(timeout=20_000)
+        ways: dict[str, str | None] = {}
+        for way in ("udp", "relay-udp", "relay-tls"):
+            ways[way] = await self.page.locator(f"[data-check='{way}']").get_attribute("data-ok")
+        return ways, await help.inner_text()
 
     async def in_call(self) -> dict[str, Any]:
         """Once both officers' videos play: the selected candidate pair's local side."""
@@ -428,3 +452,21 @@ def test_an_applicant_forced_to_relay_only_completes_an_interview_over_turn_tls(
     assert selected["type"] == "relay", selected
     assert selected["protocol"] == "tls", selected
     assert path == m.PeerPath(seat="applicant", path="relayed", protocol="tls")
+
+
+def test_the_device_check_tells_an_applicant_whose_network_lets_no_call_out_what_to_do(
+    site: Site,
+) -> None:
+    _, token = site.invitations[2]
+    thread = site.cut_off.thread()
+    applicant = Applicant(site)
+    try:
+        ways, help = thread.submit(applicant.device_check(token, "fr")).result(timeout=60)
+    finally:
+        thread.submit(applicant.close()).result(timeout=30)
+        thread.close()
+
+    assert ways == {"udp": "false", "relay-udp": "false", "relay-tls": "false"}
+    assert "Votre réseau bloque les appels vidéo" in help
+    assert "autoriser les connexions vers turn sur le port 443" in help
+    assert applicant.errors == []

@@ -1,5 +1,7 @@
 // The device check: browser support, camera preview, microphone level and connection,
-// with help tailored to what went wrong (permission denied, no device, device busy).
+// with help tailored to what went wrong (permission denied, no device, device busy); and
+// which ways to our media the network allows (direct UDP, the relay over UDP, the relay
+// over TLS on port 443), with what to do when none does.
 import { say } from "./i18n.js";
 
 const HELP = {
@@ -92,10 +94,100 @@ function mark(root, check, message, fields, ok) {
   item.dataset.ok = String(ok);
 }
 
+// Each way to our media: what it is tried with, and its lines when it works or not.
+const PATHS = {
+  udp: ["Direct connection (UDP): works", "Direct connection (UDP): blocked"],
+  "relay-udp": ["Relay over UDP: works", "Relay over UDP: blocked"],
+  "relay-tls": ["Relay over TLS (port 443): works", "Relay over TLS (port 443): blocked"],
+};
+const GATHER_MS = 6000;
+
+/** The relay's URLs by way: `turn:` over UDP, `turns:` (TLS); and a `stun:` URL on the
+ * relay's UDP port, for the direct check. */
+function ways(iceServers) {
+  const found = { udp: [], "relay-udp": [], "relay-tls": [] };
+  for (const server of iceServers) {
+    for (const url of [server.urls].flat()) {
+      const relay = { urls: url, username: server.username, credential: server.credential };
+      if (url.startsWith("turns:")) found["relay-tls"].push(relay);
+      else if (url.startsWith("turn:") && !url.includes("transport=tcp")) {
+        found["relay-udp"].push(relay);
+        found.udp.push({ urls: url.replace(/^turn:/, "stun:").replace(/\?.*$/, "") });
+      }
+    }
+  }
+  return found;
+}
+
+/** Gather candidates with `iceServers` alone; resolves true if the way works: a relay
+ * candidate for a relay; for the direct check a server-reflexive one, or host candidates
+ * and a gathering that ended without the STUN server failing to answer (no NAT between
+ * us, so no reflexive candidate; a browser made to relay everything gives no host ones). */
+function tryWay(iceServers, relay) {
+  return new Promise((resolve) => {
+    const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: relay ? "relay" : "all" });
+    let failed = false;
+    let host = false;
+    const done = (ok) => {
+      clearTimeout(timer);
+      pc.close();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), GATHER_MS);
+    pc.onicecandidateerror = () => {
+      failed = true;
+    };
+    pc.onicecandidate = ({ candidate }) => {
+      if (candidate?.type === (relay ? "relay" : "srflx")) done(true);
+      else if (candidate?.type === "host") host = true;
+      else if (!candidate) done(!relay && host && !failed);
+    };
+    pc.createDataChannel("check");
+    pc.createOffer().then((offer) => pc.setLocalDescription(offer)).catch(() => done(false));
+  });
+}
+
+let pathRun = 0;
+
+/** Try each way to our media the server offers and show which work; when none does, say
+ * what the applicant can do. Never blocks the check: a call may still get through. */
+export async function checkPaths(root, relaysUrl) {
+  const run = ++pathRun;
+  const help = root.querySelector("#path-help");
+  help.hidden = true;
+  let iceServers = [];
+  try {
+    const response = await fetch(relaysUrl, { cache: "no-store" });
+    if (response.ok) iceServers = (await response.json()).ice_servers;
+  } catch {
+    // no relays to try: the lines stay hidden
+  }
+  const offered = Object.entries(ways(iceServers)).filter(([, servers]) => servers.length);
+  const results = await Promise.all(
+    offered.map(([way, servers]) => {
+      const item = root.querySelector(`[data-check="${way}"]`);
+      item.hidden = false;
+      return tryWay(servers, way !== "udp");
+    }),
+  );
+  if (run !== pathRun) return; // a newer check runs
+  offered.forEach(([way], i) => mark(root, way, PATHS[way][results[i] ? 0 : 1], {}, results[i]));
+  if (offered.length && !results.some(Boolean)) {
+    const host = new URL(offered[0][1][0].urls.replace(/^(turns?|stun):/, "https://")).hostname;
+    say(help.querySelector("h3"), "Your network blocks video calls");
+    say(
+      help.querySelector("p"),
+      "Try another network (a home connection, or your phone's mobile data instead of Wi-Fi), or ask your network administrator to allow connections to {host} on port 443.",
+      { host },
+    );
+    help.hidden = false;
+  }
+}
+
 /** Run every check in `root` (the device_check.html block); resolves to the stream and a
  * stop function, or rejects after showing the help. */
 export async function checkDevices(root) {
-  const help = root.querySelector(".help");
+  const help = root.querySelector("#device-help");
   help.hidden = true;
   if (!browserSupported()) {
     mark(root, "browser", "Browser: cannot make video calls", {}, false);
@@ -128,6 +220,8 @@ export async function checkDevices(root) {
   } catch {
     mark(root, "connection", "Connection: our server cannot be reached", {}, false);
   }
+  const token = location.pathname.match(/^\/i\/([^/]+)$/)?.[1];
+  if (token) checkPaths(root, `/api/invitations/${token}/relays`);
   const stop = () => {
     stopMeter();
     for (const track of stream.getTracks()) track.stop();
