@@ -110,7 +110,7 @@ class Site:
     cut_off: Machine
     spki: str
     invitations: list[tuple[str, str]]  # (interview id, link token), one per test
-    totp: dict[Agency, str]
+    totp: dict[str, str]  # by officer's username
 
     @property
     def base(self) -> str:
@@ -180,7 +180,7 @@ table inet applicant {{
 
 async def _prepare(
     data: Path, invitations: int
-) -> tuple[dict[str, str], list[tuple[str, str]], dict[Agency, str]]:
+) -> tuple[dict[str, str], list[tuple[str, str]], dict[str, str]]:
     """The data directory: applications, two officers and invitations; the recipients."""
     recipients = {
         f"{holder}_recipient": str(Identity.generate().recipient)
@@ -192,12 +192,13 @@ async def _prepare(
         apps = [application(f"NX-000{n + 1}") for n in range(invitations)]
         await add_applications(store, *apps)
         totp = {}
-        for agency in Agency:
-            enrolment = await operator.add_officer(
-                store, fast_passwords(), f"{agency.lower()}.one", "Officer", agency, None,
-                password(agency),
-            )  # fmt: skip
-            totp[agency] = enrolment.totp_secret.reveal()
+        for n in range(invitations):  # each test its officers: a one-time code is used once
+            for agency in Agency:
+                enrolment = await operator.add_officer(
+                    store, fast_passwords(), f"{agency.lower()}.{n}", "Officer", agency, None,
+                    password(agency),
+                )  # fmt: skip
+                totp[f"{agency.lower()}.{n}"] = enrolment.totp_secret.reveal()
         links = []
         for app in apps:
             invitation = await operator.invite(
@@ -294,16 +295,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         yield Site(network, server, turn, officers, applicant, cut_off, spki, invitations, totp)
 
 
-async def _officers_take(site: Site, interview_id: str) -> dict[Seat, Browser]:
+async def _officers_take(site: Site, interview_id: str, n: int) -> dict[Seat, Browser]:
     browsers = {}
     for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
         browser = browsers[seat] = Browser(URL(site.base))
         signed_in = await browser.form(
             "/login",
             {
-                "username": f"{agency.lower()}.one",
+                "username": f"{agency.lower()}.{n}",
                 "password": password(agency).reveal(),
-                "code": pyotp.TOTP(site.totp[agency]).now(),
+                "code": pyotp.TOTP(site.totp[f"{agency.lower()}.{n}"]).now(),
             },
         )
         assert signed_in == 303
@@ -394,9 +395,65 @@ class Applicant:
         selected: dict[str, Any] = await self.page.evaluate(SELECTED_PAIR)
         return selected
 
+    async def done(self) -> None:
+        await expect(self.page.locator("#step-done")).to_be_visible(timeout=20_000)
+
     async def close(self) -> None:
-        await self._browser.close()
-        await self._playwright.stop()
+        if hasattr(self, "_browser"):
+            await self._browser.close()
+            await self._playwright.stop()
+
+
+class OfficerDesks:
+    """Both officers' consoles, in Chromium on the officers' machine (ordinary access)."""
+
+    def __init__(self, site: Site, n: int) -> None:
+        self.site = site
+        self.n = n
+        self.errors: list[str] = []
+        self.pages: dict[Seat, Page] = {}
+
+    async def available(self) -> None:
+        """Both sign in and say they are free: the waiting room pairs them with the
+        applicant as soon as she is ready."""
+        base = self.site.base
+        self._playwright = await async_playwright().start()
+        flags = [*CHROMIUM_FLAGS, f"--unsafely-treat-insecure-origin-as-secure={base}"]
+        self._browser = await self._playwright.chromium.launch(
+            executable_path=shutil.which("chromium"), args=flags
+        )
+        for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
+            username = f"{agency.lower()}.{self.n}"
+            page = self.pages[seat] = await (await self._browser.new_context()).new_page()
+            page.on("pageerror", lambda error: self.errors.append(str(error)))
+            await page.goto(f"{base}/login")
+            await page.get_by_label("Username").fill(username)
+            await page.get_by_label("Password").fill(password(agency).reveal())
+            await page.get_by_label("One-time code").fill(
+                pyotp.TOTP(self.site.totp[username]).now()
+            )
+            await page.get_by_role("button", name="Sign in").click()
+            await expect(page).to_have_url(f"{base}/officer")
+            await expect(page.locator("#queue-status")).not_to_have_text("Loading the queue…")
+            await page.locator("#availability").click()
+            await expect(page.locator("#availability")).to_have_attribute("aria-pressed", "true")
+
+    async def in_call(self) -> tuple[str | None, str]:
+        """Once each console plays the applicant and the other officer: the applicant's
+        tile's path label (its data-path, its text) on the CBSA console."""
+        await videos_playing(self.pages[Seat.CBSA], ["applicant", "cbp"], within=60)
+        await videos_playing(self.pages[Seat.CBP], ["applicant", "cbsa"], within=60)
+        label = self.pages[Seat.CBSA].locator('.tile[data-seat="applicant"] [data-path]')
+        await expect(label).to_have_count(1, timeout=20_000)
+        return await label.get_attribute("data-path"), await label.inner_text()
+
+    async def end(self) -> None:
+        await self.pages[Seat.CBSA].locator("#end").click()
+
+    async def close(self) -> None:
+        if hasattr(self, "_browser"):
+            await self._browser.close()
+            await self._playwright.stop()
 
 
 def _interview_over_relay(
@@ -405,7 +462,7 @@ def _interview_over_relay(
     interview_id, token = site.invitations[number]
     officers_thread = site.officers.thread()
     applicant_thread = site.applicant.thread()
-    browsers = officers_thread.submit(_officers_take(site, interview_id)).result(timeout=60)
+    browsers = officers_thread.submit(_officers_take(site, interview_id, number)).result(timeout=60)
     people = {seat: SyntheticParticipant(seat) for seat in (Seat.CBSA, Seat.CBP)}
     applicant = Applicant(site, force_relay)
     try:
@@ -433,14 +490,30 @@ def _interview_over_relay(
 def test_an_applicant_allowed_only_tcp_443_completes_an_interview_over_turn_tls(
     site: Site,
 ) -> None:
-    selected, path = _interview_over_relay(site, 0, force_relay=False)
+    _, token = site.invitations[0]
+    officers_thread, applicant_thread = site.officers.thread(), site.applicant.thread()
+    desks, applicant = OfficerDesks(site, 0), Applicant(site)
+    try:
+        officers_thread.submit(desks.available()).result(timeout=120)
+        applicant_thread.submit(applicant.open(token)).result(timeout=120)
+        label = officers_thread.submit(desks.in_call())
+        selected = applicant_thread.submit(applicant.in_call()).result(timeout=120)
+        path, text = label.result(timeout=120)
+        officers_thread.submit(desks.end()).result(timeout=30)
+        applicant_thread.submit(applicant.done()).result(timeout=30)
+    finally:
+        officers_thread.submit(desks.close()).result(timeout=30)
+        applicant_thread.submit(applicant.close()).result(timeout=30)
+        officers_thread.close()
+        applicant_thread.close()
 
     # the browser was free to choose, and the only way that worked was the relay over TLS
     assert selected["policy"] == "all"
     assert selected["type"] == "relay", selected
     assert selected["protocol"] == "tls", selected
-    # the officers' consoles were told so
-    assert path == m.PeerPath(seat="applicant", path="relayed", protocol="tls")
+    # the officers' consoles say so on the applicant's tile
+    assert (path, text) == ("relayed", "relayed connection (tls)")
+    assert applicant.errors == [] and desks.errors == []
 
 
 def test_an_applicant_forced_to_relay_only_completes_an_interview_over_turn_tls(
