@@ -103,7 +103,8 @@ const PATHS = {
 const GATHER_MS = 6000;
 
 /** The relay's URLs by way: `turn:` over UDP, `turns:` (TLS); and a `stun:` URL on the
- * relay's UDP port, for the direct check. */
+ * relay's UDP port for the direct check (UDP reaching our relay stands for UDP reaching
+ * our media servers, which answer no STUN of their own). */
 function ways(iceServers) {
   const found = { udp: [], "relay-udp": [], "relay-tls": [] };
   for (const server of iceServers) {
@@ -147,12 +148,11 @@ function tryWay(iceServers, relay) {
   });
 }
 
-let pathRun = 0;
-
 /** Try each way to our media the server offers and show which work; when none does, say
  * what the applicant can do. Never blocks the check: a call may still get through. */
 export async function checkPaths(root, relaysUrl) {
-  const run = ++pathRun;
+  const run = String(Number(root.dataset.pathRun ?? 0) + 1);
+  root.dataset.pathRun = run; // "Try again" starts another run: only the newest shows
   const help = root.querySelector("#path-help");
   help.hidden = true;
   let iceServers = [];
@@ -170,7 +170,7 @@ export async function checkPaths(root, relaysUrl) {
       return tryWay(servers, way !== "udp");
     }),
   );
-  if (run !== pathRun) return; // a newer check runs
+  if (root.dataset.pathRun !== run) return;
   offered.forEach(([way], i) => mark(root, way, PATHS[way][results[i] ? 0 : 1], {}, results[i]));
   if (offered.length && !results.some(Boolean)) {
     const host = new URL(offered[0][1][0].urls.replace(/^(turns?|stun):/, "https://")).hostname;
