@@ -118,10 +118,13 @@ class Connection:
                 room, seat = self._seated()
                 self._rooms.broadcast_state(room.id, SeatMediaState(seat, audio, video))
             case m.ConnectionPath():
-                room, seat = self._seated()
+                if self.room is None or self.seat is None:
+                    raise NotInRoom("join an interview first")
+                # A report racing the call's end is no error: the page measured it in good
+                # faith, and the seats still in the room (none, once it ended) hear of it.
                 self.path = message
-                path = m.PeerPath(seat=seat, path=message.path, protocol=message.protocol)
-                for other in self._others_in(room.id):
+                path = m.PeerPath(seat=self.seat, path=message.path, protocol=message.protocol)
+                for other in self._others_in(self.room.id):
                     other.queue(path)
             case m.Leave():
                 if self.room is None:
