@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -29,7 +30,9 @@ BATCH = 64
 class FeedRecorder(Protocol):
     """What the feed drives: `recordings.recorder.Recorder`."""
 
-    def on_frame(self, seat: Seat, kind: Kind, frame: EncodedFrame) -> None: ...
+    def on_frame(
+        self, seat: Seat, kind: Kind, frame: EncodedFrame, arrived: float | None = None
+    ) -> None: ...
 
     def on_publisher_change(self, seat: Seat, kind: Kind, present: bool) -> None: ...
 
@@ -38,7 +41,8 @@ class FeedRecorder(Protocol):
     def close(self) -> None: ...
 
 
-_Item = tuple[Seat, Kind, EncodedFrame | bool]  # a frame, or whether the publisher is there
+# a frame and when it arrived, or whether the publisher is there
+_Item = tuple[Seat, Kind, tuple[EncodedFrame, float] | bool]
 
 
 class RecordingFeed:
@@ -50,8 +54,11 @@ class RecordingFeed:
         self,
         recorder: FeedRecorder,
         on_failure: Callable[[Seat | None, str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock``: the recorder's, which dates each frame's arrival."""
         self._recorder: FeedRecorder | None = recorder
+        self._clock = clock
         self._on_failure = on_failure
         self._queue: deque[_Item] = deque()
         self._scheduled: asyncio.Handle | None = None
@@ -65,7 +72,8 @@ class RecordingFeed:
         return self._recorder is not None
 
     def on_frame(self, seat: Seat, kind: Kind, frame: EncodedFrame) -> None:
-        self._enqueue((seat, kind, frame))
+        # The recorder's timing follows arrival, and it runs a moment later.
+        self._enqueue((seat, kind, (frame, self._clock())))
 
     def on_publisher_change(self, seat: Seat, kind: Kind, present: bool) -> None:
         self._enqueue((seat, kind, present))
@@ -110,7 +118,7 @@ class RecordingFeed:
                 if isinstance(item, bool):
                     self._recorder.on_publisher_change(seat, kind, item)
                 else:
-                    self._recorder.on_frame(seat, kind, item)
+                    self._recorder.on_frame(seat, kind, *item)
             except Exception as exc:
                 self._fail(seat, exc)
 

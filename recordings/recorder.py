@@ -322,8 +322,12 @@ class Recorder:
     def set_keyframe_requester(self, request: Callable[[Seat], None]) -> None:
         self._request_keyframe = request
 
-    def on_frame(self, seat: Seat, kind: Kind, frame: EncodedFrame) -> None:
-        now = self._clock()
+    def on_frame(
+        self, seat: Seat, kind: Kind, frame: EncodedFrame, arrived: float | None = None
+    ) -> None:
+        """``arrived``: when the frame arrived (the recorder's clock), if it is handed
+        over later: a recording's timing follows arrival, not when it is written."""
+        now = self._clock() if arrived is None else arrived
         segment = self._open.get(seat)
         if kind is Kind.VIDEO and frame.keyframe:
             if segment is not None and now - segment.started >= self._segment_seconds:
@@ -373,7 +377,7 @@ class Recorder:
                 self._recipients,
                 *size,
                 started=now,
-                started_at_ms=round(self._wall_clock() * 1000),
+                started_at_ms=round((self._wall_clock() - (self._clock() - now)) * 1000),
             )
         except BaseException:  # its header could not be written: the file is not left open
             with contextlib.suppress(Exception):

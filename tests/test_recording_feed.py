@@ -134,3 +134,23 @@ async def test_the_room_asks_the_recorder_for_keyframes_through_the_feed() -> No
 
     assert asked == [Seat.CBSA]
     await feed.close()
+
+
+async def test_a_frame_is_timed_when_it_arrived_not_when_the_recorder_gets_to_it() -> None:
+    """The recorder runs a moment after the forwarding; a segment's start (and every
+    frame's place in it) still follows arrival."""
+    now = [100.0]
+    sent: list[protocol.Message] = []
+    recorder = Recorder(
+        ChannelOutputs(ROOM, sent.append),
+        [Identity.generate().recipient],
+        clock=lambda: now[0],
+        wall_clock=lambda: 1_000_000.0 + now[0],
+    )
+    feed = RecordingFeed(recorder, clock=lambda: now[0])
+    feed.on_frame(Seat.CBSA, Kind.VIDEO, frame(0))  # arrives at 100.0
+    now[0] += 5.0  # the recorder gets to it 5 s later
+    await turns()
+    feed.stop()
+    [segment] = recorder.segments
+    assert segment.started_at_ms == 1_000_100_000  # arrival, not 1_000_105_000
