@@ -4,7 +4,8 @@ Layout: ``demo-data/server`` is the server's data directory; ``demo-data/identit
 the agencies' and audit body's private identities, outside it, as in a real deployment;
 ``demo-data/demo-credentials.json`` keeps the demo accounts' passwords and TOTP secrets so
 that every run can print them. Applicant links are new on every run (only their hashes are
-stored, so old ones cannot be printed again).
+stored, so old ones cannot be printed again): every seeded application gets one, the first
+few are printed and all are written to ``demo-data/applicant-links.txt``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import json
 import os
 import random
 import secrets
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -45,7 +48,14 @@ from .settings import SETTINGS, Settings
 from .store import Store
 
 ROOT = Path("demo-data")
-LINKS_SHOWN = 5
+# Printed in the terminal; every link is in LINKS_FILE.
+LINKS_SHOWN = 3
+LINKS_FILE = "applicant-links.txt"
+# Every TWO_STEP_EVERY-th application is interviewed in two steps (CBSA, then CBP).
+TWO_STEP_EVERY = 5
+# How the demo's commands are run from the repository after `make`: the venv's script,
+# since `make` puts nothing on the PATH.
+COMMAND = ".venv/bin/nexus-interview"
 WITNESS_START_SECONDS = 30.0
 _SURNAMES = [
     "Tremblay",
@@ -216,19 +226,34 @@ async def prepare(
     settings: Settings, saved: list[DemoAccount] | None
 ) -> tuple[list[DemoAccount], list[tuple[ApplicationRow, InterviewMode, Secret[str]]]]:
     """Seed a new database (or reuse the saved accounts) and issue fresh applicant links."""
-    store = await Store(settings.database_path).open()
+    store = Store(settings.database_path)
     try:
+        await store.open()
         accounts = saved if saved is not None else await seed(store)
-        applications = demo_applications()[:LINKS_SHOWN]
         links = []
-        for n, row in enumerate(applications):
-            mode = InterviewMode.TWO_STEP if n == LINKS_SHOWN - 1 else InterviewMode.JOINT
+        for n, row in enumerate(demo_applications()):
+            two_step = n % TWO_STEP_EVERY == TWO_STEP_EVERY - 1
+            mode = InterviewMode.TWO_STEP if two_step else InterviewMode.JOINT
             start = utc_now() - timedelta(minutes=5)
             invitation = await operator.invite(store, settings, row.id, mode, start, 12)
             links.append((row, mode, invitation.link))
     finally:
         await store.close()
     return accounts, links
+
+
+def _applicant(row: ApplicationRow, mode: InterviewMode) -> str:
+    return f"{row.id}  {row.given_names} {row.surname}, born {row.date_of_birth}, {mode}"
+
+
+def write_links(
+    path: Path, links: Sequence[tuple[ApplicationRow, InterviewMode, Secret[str]]]
+) -> None:
+    """Every applicant's link, readable by this user only (a link is a credential)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        for row, mode, link in links:
+            handle.write(f"{_applicant(row, mode)}\n    {link.reveal()}\n")
 
 
 def show(
@@ -262,12 +287,10 @@ def show(
         highlight=False,
     )
     out("[bold]Applicant links[/] (new on every run; the applicant confirms the date of birth):")
-    for row, mode, link in links:
-        out(
-            f"  {row.id}  {row.given_names} {row.surname}, born {row.date_of_birth}, {mode}",
-            highlight=False,
-        )
+    for row, mode, link in links[:LINKS_SHOWN]:
+        out(f"  {_applicant(row, mode)}", highlight=False)
         out(f"    {link.reveal()}", highlight=False, soft_wrap=True)
+    out(f"  All {len(links)} applicants' links: {root / LINKS_FILE}", highlight=False)
     out(
         f"Private identities of CBSA, CBP and the audit body: {root / 'identities'}",
         highlight=False,
@@ -276,14 +299,14 @@ def show(
     records = settings.data_dir / "records"
     out(f"Session records are written to {records}; verify one with:", highlight=False)
     out(
-        f"  nexus-interview records verify {records}/<interview> --key '{verifier}'{witnessed}",
+        f"  {COMMAND} records verify {records}/<interview> --key '{verifier}'{witnessed}",
         highlight=False,
         soft_wrap=True,
     )
     out("Replay them in the audit console (auditor1 signs in there), in another terminal:")
     identity = root / "identities" / "audit-identity.txt"
     out(
-        f"  nexus-interview --data-dir {settings.data_dir} --audit-dir {root / 'audit-console'}"
+        f"  {COMMAND} --data-dir {settings.data_dir} --audit-dir {root / 'audit-console'}"
         f" audit-console --identity {identity} --key '{verifier}'{witnessed}",
         highlight=False,
         soft_wrap=True,
@@ -291,14 +314,19 @@ def show(
 
 
 def run_demo(settings: Settings, console: Console, root: Path = ROOT) -> int:
-    settings = demo_settings(settings, root)
-    credentials = root / "demo-credentials.json"
-    saved = load_credentials(credentials)
-    accounts, links = asyncio.run(prepare(settings, saved))
-    if saved is None:
-        save_credentials(credentials, accounts)
-    witnesses, processes = start_witnesses(settings, root)
+    """Seed, print, serve until Ctrl-C. A Ctrl-C at any moment, setting up included, is
+    the way a person stops the demo: it ends it cleanly (the witnesses stopped) with 0."""
+    processes: list[subprocess.Popen[bytes]] = []
     try:
+        settings = demo_settings(settings, root)
+        credentials = root / "demo-credentials.json"
+        saved = load_credentials(credentials)
+        with _ctrl_c_deferred():
+            accounts, links = asyncio.run(prepare(settings, saved))
+            if saved is None:
+                save_credentials(credentials, accounts)
+        write_links(root / LINKS_FILE, links)
+        witnesses = start_witnesses(settings, root, processes)
         witness_keys = [entry.split("=", 2)[2] for entry in witnesses.split(",")]
         show(settings, root, accounts, links, console, witness_keys)
         for entry in witnesses.split(","):
@@ -311,22 +339,56 @@ def run_demo(settings: Settings, console: Console, root: Path = ROOT) -> int:
             settings.port,
             settings.event_loop,
         )
+    except KeyboardInterrupt:
+        console.print("Stopped before the demo was serving.")
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=10)
+        _stop(processes)
     return 0
 
 
-def start_witnesses(settings: Settings, root: Path) -> tuple[str, list[subprocess.Popen[bytes]]]:
+@contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """Seeding runs to its end and its accounts are saved before a Ctrl-C takes effect:
+    cut short, it would leave staff accounts whose passwords no file holds (the next run
+    could not sign in nor seed again) and a database connection whose thread keeps the
+    process alive."""
+    pressed: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt
+
+
+def _stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    """The witnesses, once the server has shut down (its last checkpoints cosigned)."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def start_witnesses(
+    settings: Settings, root: Path, processes: list[subprocess.Popen[bytes]]
+) -> str:
     """CBSA's and CBP's witnesses, each its own process with its own key (on the agency's
     own host in production), trusting this server's checkpoint key for its logs (each
-    interview's and the log of closed sessions);
-    returns the server's `witnesses` setting and the processes."""
+    interview's and the log of closed sessions); each process is added to ``processes``
+    as it starts, so that the caller stops every one even if this is interrupted.
+    Returns the server's `witnesses` setting.
+
+    Each runs in a session of its own, like the media workers: a Ctrl-C in the terminal
+    reaches the demo alone, whose server still submits its last checkpoints to them while
+    it shuts down; the demo stops them after."""
     server_key = checkpoint_signer(settings.data_dir / "checkpoint-signing.pem").verifier_key
     prefix = witness_prefix(urlsplit(settings.public_url).netloc)  # interviews, closed sessions
-    entries, processes = [], []
+    entries = []
     for agency in Agency:
         name = agency.value.lower()
         key = root / "witnesses" / f"{name}.key"
@@ -350,10 +412,12 @@ def start_witnesses(settings: Settings, root: Path) -> tuple[str, list[subproces
             f"{settings.host}:{port}",
         ]
         # our own interpreter and arguments, no shell
-        processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))  # noqa: S603
+        processes.append(
+            subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)  # noqa: S603
+        )
         entries.append(f"{agency.value}=http://{settings.host}:{port}={cosigner.verifier_key}")
         _wait_until_listening(settings.host, port, processes[-1])
-    return ",".join(entries), processes
+    return ",".join(entries)
 
 
 def _wait_until_listening(host: str, port: int, process: subprocess.Popen[bytes]) -> None:

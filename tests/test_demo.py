@@ -233,3 +233,26 @@ def test_the_demo_prints_verify_and_console_commands_with_both_witnesses_keys(
     assert len(commands) == 2
     for command in commands:
         assert re.findall(r"--witness '([^']+)'", command) == keys
+
+
+async def test_every_seeded_application_gets_a_working_link_listed_in_a_private_file(
+    demo: Demo, tmp_path: Path
+) -> None:
+    listed = tmp_path / "demo-data" / "applicant-links.txt"
+    assert "All 20 applicants' links: demo-data/applicant-links.txt" in demo.output
+    assert listed.stat().st_mode & 0o777 == 0o600  # each link lets its applicant in
+    every = links(listed.read_text("utf-8"))
+    assert len(every) == 20
+    assert set(links(demo.output)) <= set(every)
+    async with client(demo.url) as session:
+        for _, link in every:
+            assert (await session.get(URL(link).path)).status == 200, link
+
+
+def test_the_demo_prints_commands_as_they_run_from_the_repository(demo: Demo) -> None:
+    """`make` puts nothing on the PATH: a printed command names the venv's script."""
+    commands = [line.strip() for line in demo.output.splitlines() if "nexus-interview" in line]
+    assert len(commands) == 2
+    for command in commands:
+        assert command.startswith(".venv/bin/nexus-interview "), command
+    assert (Path(__file__).parents[1] / ".venv" / "bin" / "nexus-interview").exists()
