@@ -459,6 +459,13 @@ async def _invite(args: argparse.Namespace, settings: Settings) -> int:
         f"interview {invitation.interview_id}, open {invitation.window_start:%Y-%m-%d %H:%M %Z}"
         f" to {invitation.window_end:%Y-%m-%d %H:%M %Z}"
     )
+    if invitation.started_in_the_past(utc_now()):
+        Console(stderr=True).print(
+            "[bold yellow]warning:[/] this window started in the past; the applicant has"
+            f" until {invitation.window_end:%Y-%m-%d %H:%M %Z} to come",
+            highlight=False,
+            soft_wrap=True,
+        )
     print("Send this link to the applicant (it is shown once and cannot be recovered):")
     print(invitation.link.reveal())
     return 0

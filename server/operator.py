@@ -15,7 +15,7 @@ from pathlib import Path
 from common.errors import BadRequest, NotFound
 from common.names import Agency
 from common.secret import Secret
-from server.types import AccountId, InterviewId, InterviewMode, Role
+from server.types import AccountId, InterviewId, InterviewMode, Role, utc_now
 
 from .auth import Passwords, new_invitation_token, new_totp_secret, token_hash, totp_uri
 from .importer import read_applications
@@ -45,6 +45,11 @@ class Invitation:
     link: Secret[str]
     window_start: datetime
     window_end: datetime
+
+    def started_in_the_past(self, now: datetime) -> bool:
+        """The window is open but began before ``now`` (minutes of slack aside: `invite`
+        without --starts begins now)."""
+        return self.window_start < now - timedelta(minutes=1)
 
 
 async def import_applications(
@@ -117,10 +122,18 @@ async def invite(
     starts: datetime,
     hours: int | None = None,
 ) -> Invitation:
-    """Schedule an interview and make its link; only the token's hash is stored."""
+    """Schedule an interview and make its link; only the token's hash is stored. A window
+    that has already ended is refused (its link could never be used); one that started in
+    the past but is still open is accepted (see `Invitation.started_in_the_past`)."""
     if starts.tzinfo is None:
         raise BadRequest("give the start time with its time zone, e.g. 2026-12-01T14:00Z")
     ends = starts + timedelta(hours=hours or settings.invite_window_hours)
+    now = utc_now()
+    if ends <= now:
+        raise BadRequest(
+            f"that window ended at {ends:%Y-%m-%d %H:%M %Z}, before now"
+            f" ({now:%Y-%m-%d %H:%M %Z}): give a later --starts, or leave it out to start now"
+        )
     await store.applications.get(application_id)  # a clear 'no application' first
     token = new_invitation_token()
     interview_id = await store.interviews.schedule(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,31 @@ def test_invite_prints_a_link_with_a_256_bit_token(tmp_path: Path) -> None:
     assert unknown.returncode == 1 and "no application with id 'NX-9999'" in unknown.stderr
     naive = run(tmp_path / "d", "invite", "NX-0001", "--starts", "2030-01-01T14:00")
     assert naive.returncode == 2 and "needs a time zone" in naive.stderr
+
+
+def test_invite_refuses_a_window_that_has_already_ended(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "apps.csv", [GOOD])
+    run(tmp_path / "d", "applications", "import", str(path))
+    starts = (datetime.now(UTC) - timedelta(hours=5)).isoformat(timespec="minutes")
+    done = run(tmp_path / "d", "invite", "NX-0001", "--starts", starts, "--hours", "4")
+    assert done.returncode == 1
+    assert "that window ended at" in done.stderr
+    assert "give a later --starts" in done.stderr
+    assert "http" not in done.stdout  # no link was made
+
+
+def test_invite_warns_of_a_window_that_started_in_the_past_but_is_still_open(
+    tmp_path: Path,
+) -> None:
+    path = write_csv(tmp_path / "apps.csv", [GOOD])
+    run(tmp_path / "d", "applications", "import", str(path))
+    starts = (datetime.now(UTC) - timedelta(hours=2)).isoformat(timespec="minutes")
+    done = run(tmp_path / "d", "invite", "NX-0001", "--starts", starts, "--hours", "4")
+    assert done.returncode == 0, done.stderr
+    assert "warning: this window started in the past" in done.stderr
+    assert re.search(r"/i/[A-Za-z0-9_-]{43}$", done.stdout, re.M)
+    now = run(tmp_path / "d", "invite", "NX-0001")  # from now: nothing to warn of
+    assert now.returncode == 0 and "warning" not in now.stderr, now.stderr
 
 
 @pytest.mark.parametrize("holder", ["cbsa", "audit"])
