@@ -28,7 +28,7 @@ HEAVY_TESTS := tests/e2e tests/test_attack.py tests/test_native_load.py tests/te
 # Debian packages only the heavy tests drive: coturn, the TURN relay tests/test_coturn.py
 # runs with the configuration `nexus-interview turn-config` writes; nginx with its stream
 # module and envsubst, for deploy/nginx.conf in tests/test_nginx_proxy.py.
-HEAVY_DEBIAN := coturn nginx libnginx-mod-stream gettext-base
+HEAVY_DEBIAN := coturn nginx libnginx-mod-stream gettext-base nftables
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

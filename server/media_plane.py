@@ -198,6 +198,7 @@ class MediaPlane:
             case p.RoomGone(room=room):
                 handle = self._rooms.get(RoomId(room))
                 if handle is not None and handle.link is link:
+                    log.info("room %s emptied and closed on media worker %s", room, link.name)
                     self._forget(handle)
             case p.SegmentBytes():
                 self._received.bytes(message)

@@ -27,7 +27,7 @@ TOKEN_LENGTH = 43  # 32 random bytes, base64url without padding
 CONSENT_VERSION = "2026-11-01"  # of the consent text in interview.html; logged with consent
 
 
-async def _invited_interview(request: web.Request) -> Interview:
+async def invited_interview(request: web.Request) -> Interview:
     """The interview the link's token names; NotFound for no link or a replaced one."""
     token = request.match_info["token"]
     interview = None
@@ -40,7 +40,7 @@ async def _invited_interview(request: web.Request) -> Interview:
     return interview
 
 
-def _may_still_open(request: web.Request, interview: Interview) -> None:
+def may_still_open(request: web.Request, interview: Interview) -> None:
     """A link whose interview is not over opens within its window, until it is locked."""
     if interview.state is InterviewState.NO_SHOW:
         raise Gone(
@@ -56,7 +56,7 @@ def _may_still_open(request: web.Request, interview: Interview) -> None:
         raise _link_locked()
 
 
-def _over_for_applicant(interview: Interview) -> bool:
+def over_for_applicant(interview: Interview) -> bool:
     """The applicant's part is over: their link says so whenever it is opened again (the
     back button, the invitation), whatever the officers have or have not decided."""
     life = interview.life
@@ -107,10 +107,10 @@ def _come_back_later(
 
 
 async def invitation_page(request: web.Request) -> web.StreamResponse:
-    interview = await _invited_interview(request)
-    if _over_for_applicant(interview):
+    interview = await invited_interview(request)
+    if over_for_applicant(interview):
         return _complete_page(request)
-    _may_still_open(request, interview)
+    may_still_open(request, interview)
     early = _come_back_later(request, interview)
     if early is not None:
         return early
@@ -122,10 +122,10 @@ async def invitation_page(request: web.Request) -> web.StreamResponse:
 
 
 async def confirm_identity(request: web.Request) -> web.StreamResponse:
-    interview = await _invited_interview(request)
-    if _over_for_applicant(interview):
+    interview = await invited_interview(request)
+    if over_for_applicant(interview):
         return _complete_page(request)
-    _may_still_open(request, interview)
+    may_still_open(request, interview)
     # Too early: nothing is checked or counted; the page says when to come back.
     early = _come_back_later(request, interview, status=Conflict.status)
     if early is not None:
@@ -192,7 +192,7 @@ async def _own_interview(request: web.Request) -> Interview:
 
 async def interview_page(request: web.Request) -> web.StreamResponse:
     interview = await _own_interview(request)
-    if _over_for_applicant(interview):
+    if over_for_applicant(interview):
         return _complete_page(request)
     return aiohttp_jinja2.render_template(
         "interview.html",

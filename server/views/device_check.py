@@ -19,7 +19,7 @@ from common.errors import Gone
 from .. import turn
 from ..appkeys import CLOCK, SETTINGS
 from ..settings import Settings
-from .applicant import _invited_interview, _may_still_open, _over_for_applicant
+from .applicant import invited_interview, may_still_open, over_for_applicant
 from .http import json_ok
 
 SLOT_SECONDS = 360
@@ -52,10 +52,10 @@ def check_ice_servers(settings: Settings, who: str, now: datetime) -> list[turn.
 
 async def relays(request: web.Request) -> web.StreamResponse:
     """``{"ice_servers": [...]}`` for the link's device check (``[]`` without TURN)."""
-    interview = await _invited_interview(request)
-    if _over_for_applicant(interview):
+    interview = await invited_interview(request)
+    if over_for_applicant(interview):
         raise Gone("this interview is over; there is nothing left to check")
-    _may_still_open(request, interview)
+    may_still_open(request, interview)
     servers = check_ice_servers(
         request.app[SETTINGS], f"{interview.id}-check", request.app[CLOCK]()
     )
