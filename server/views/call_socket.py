@@ -327,8 +327,14 @@ class Connection:
         await self._ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"call media moved")
 
     async def send(self, message: m.Message) -> None:
-        if not self._ws.closed:
+        if self._ws.closed:
+            return
+        try:
             await self._ws.send_str(m.encode(message))
+        except ConnectionResetError:
+            # The page went as we answered it: its socket's close is handled where it
+            # is read.
+            log.debug("a message to a closing socket was dropped")
 
     async def leave_call(self) -> None:
         """Give up the seat and its peer connection at once, as an ended sign-in must."""
