@@ -15,9 +15,9 @@ from aiohttp.web import BaseRequest, StreamResponse
 
 from .client_address import client_address
 
-# Path prefixes whose remainder is a credential: the applicant's invitation link is the
-# only key to their interview.
-SECRET_PATH_PREFIXES = ("/i/",)
+# Path prefixes whose remainder is a credential: the applicant's invitation token, the only
+# key to their interview, in their link and in the device check's request for relays.
+SECRET_PATH_PREFIXES = ("/i/", "/api/invitations/")
 REDACTED = "<redacted>"
 
 

@@ -420,3 +420,14 @@ def test_serve_runs_on_the_event_loop_the_setting_names(name: str) -> None:
     with pytest.raises(_Started):
         serving.serve(app, "127.0.0.1", 0, name)
     assert seen == ["uvloop" if name == "uvloop" else "asyncio.unix_events"]
+
+
+async def test_the_device_checks_relay_request_never_logs_its_token(
+    port: int, debug_log: Capture
+) -> None:
+    """The device check asks for relay credentials with the invitation's token in the path."""
+    assert (await exchange(port, get(f"/api/invitations/{TOKEN}/relays"))).status in (404, 410)
+
+    assert TOKEN not in debug_log.text
+    access = [r.getMessage() for r in debug_log.records if r.name == "aiohttp.access"]
+    assert access and all('"GET /api/invitations/<redacted>"' in line for line in access), access
