@@ -44,6 +44,20 @@ class SeatMediaState:
 
 
 @dataclass(frozen=True)
+class SeatPath:
+    """How a participant's media reaches the media worker, as their page measured it:
+    ``direct`` or ``relayed`` (through TURN, over ``protocol``)."""
+
+    seat: Seat
+    path: Literal["direct", "relayed"]
+    protocol: Literal["udp", "tcp", "tls"] | None = None
+
+
+SeatReport = SeatMediaState | SeatPath
+"""What a seat's page says of itself, told to the others and to whoever joins later."""
+
+
+@dataclass(frozen=True)
 class RecordUpdate:
     """The interview's record changed outside the call (a decision, an ID still): the
     officers' pages reload it. No seat: it concerns the interview."""
@@ -60,7 +74,7 @@ class MediaMoved:
     seat: None = None
 
 
-RoomItem = InterviewEvent | SeatMediaState | RecordUpdate | MediaMoved
+RoomItem = InterviewEvent | SeatReport | RecordUpdate | MediaMoved
 Listener = Callable[[RoomItem], None]
 OnLost = Callable[[RoomId, str, datetime, list[str]], None]
 """A room's worker was lost: (room, worker, when it was last heard from, files listed)."""
@@ -152,8 +166,8 @@ class MediaPlane:
         self.workers: dict[str, WorkerLink] = {}
         self._rooms: dict[RoomId, RoomHandle] = {}
         self._listeners: dict[RoomId, set[Listener]] = {}
-        # Each seat's last microphone/camera switch, told to whoever joins later.
-        self._states: dict[RoomId, dict[Seat, SeatMediaState]] = {}
+        # Each seat's latest report of each kind (switches, path), for whoever joins later.
+        self._states: dict[RoomId, dict[tuple[Seat, type], SeatReport]] = {}
         self.recording_failures = 0
         self._watch: asyncio.Task[None] | None = None
         self._joined = asyncio.Event()  # set when a worker joins
@@ -312,7 +326,9 @@ class MediaPlane:
         self._on_event(room_id, event)
         self._tell(room_id, event)
         if event.seat is not None and event.kind in ("leave", "left"):
-            self._states.get(room_id, {}).pop(event.seat, None)
+            reports = self._states.get(room_id, {})
+            for key in [key for key in reports if key[0] is event.seat]:
+                del reports[key]
         if event.kind == "end":
             self._states.pop(room_id, None)
 
@@ -333,15 +349,15 @@ class MediaPlane:
 
         return stop
 
-    def broadcast_state(self, room_id: RoomId, state: SeatMediaState) -> None:
-        self._states.setdefault(room_id, {})[state.seat] = state
+    def broadcast_state(self, room_id: RoomId, state: SeatReport) -> None:
+        self._states.setdefault(room_id, {})[(state.seat, type(state))] = state
         self._tell(room_id, state)
 
     def record_updated(self, room_id: RoomId, what: Literal["decision", "still"]) -> None:
         self._tell(room_id, RecordUpdate(what))
 
-    def states(self, room_id: RoomId) -> list[SeatMediaState]:
-        """The last switch of each seat that made one (for a newcomer's page)."""
+    def states(self, room_id: RoomId) -> list[SeatReport]:
+        """Each seat's latest reports, switches and path (for a newcomer's page)."""
         return list(self._states.get(room_id, {}).values())
 
     def _tell(self, room_id: RoomId, item: RoomItem) -> None:

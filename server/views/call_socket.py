@@ -45,6 +45,8 @@ from ..media_plane import (
     RoomHandle,
     RoomItem,
     SeatMediaState,
+    SeatPath,
+    SeatReport,
 )
 from ..settings import Settings
 from ..store import Store
@@ -76,14 +78,8 @@ class Connection:
         ws: web.WebSocketResponse,
         lives: Lives,
         settings: Settings,
-        sockets: weakref.WeakSet[web.WebSocketResponse] | None = None,
     ) -> None:
         self.principal = principal
-        # The app's open sockets, to find the others in this call (see `_tell_path`).
-        self._sockets: weakref.WeakSet[web.WebSocketResponse] = (
-            sockets if sockets is not None else weakref.WeakSet()
-        )
-        self.path: m.ConnectionPath | None = None  # as this page last reported it
         self._settings = settings  # for the TURN credentials each join gets
         self._lives = lives
         self._lobby = lobby
@@ -117,15 +113,12 @@ class Connection:
             case m.MediaState(audio=audio, video=video):
                 room, seat = self._seated()
                 self._rooms.broadcast_state(room.id, SeatMediaState(seat, audio, video))
-            case m.ConnectionPath():
+            case m.ConnectionPath(path=path, protocol=protocol):
                 if self.room is None or self.seat is None:
                     raise NotInRoom("join an interview first")
                 # A report racing the call's end is no error: the page measured it in good
                 # faith, and the seats still in the room (none, once it ended) hear of it.
-                self.path = message
-                path = m.PeerPath(seat=self.seat, path=message.path, protocol=message.protocol)
-                for other in self._others_in(self.room.id):
-                    other.queue(path)
+                self._rooms.broadcast_state(self.room.id, SeatPath(self.seat, path, protocol))
             case m.Leave():
                 if self.room is None:
                     raise NotInRoom("join an interview first")
@@ -142,24 +135,6 @@ class Connection:
                 self._officer_in_lobby = (account_id, agency)
                 await self._learn_interview_lengths()
                 await self._lobby.officer_available(account_id, agency, available, self.queue)
-
-    def _others_in(self, room_id: RoomId) -> list[Connection]:
-        """The other seats' connections in this call. A page's path is no room event (the
-        media plane never sees it), so it goes from socket to socket: a scan, as paths
-        change once or twice a call."""
-        others = []
-        for ws in self._sockets:
-            other = ws.get(SOCKET_CONNECTION)
-            if (
-                other is not None
-                and other is not self
-                and other.room is not None
-                and other.room.id == room_id
-                and other.seat is not None
-                and other.seat is not self.seat
-            ):
-                others.append(other)
-        return others
 
     async def _allowed(self, interview_id: str, action: interview_actions.Action) -> Life:
         """The interview's life, if ``action`` may happen now; else a 409 that says why."""
@@ -252,12 +227,7 @@ class Connection:
         )
         for state in self._rooms.states(room.id):
             if state.seat is not seat:
-                await self.send(m.PeerState(seat=state.seat, audio=state.audio, video=state.video))
-        for other in self._others_in(room.id):
-            if other.path is not None and other.seat is not None:
-                await self.send(
-                    m.PeerPath(seat=other.seat, path=other.path.path, protocol=other.path.protocol)
-                )
+                await self.send(_told(state))
 
     async def _seat_info(self) -> dict[str, object]:
         """What the join event records: officers' agency and working country."""
@@ -299,11 +269,10 @@ class Connection:
             return
         if item.seat is None or item.seat is self.seat:
             return
-        if isinstance(item, SeatMediaState):
-            message: m.Message = m.PeerState(seat=item.seat, audio=item.audio, video=item.video)
+        if isinstance(item, SeatMediaState | SeatPath):
+            self.queue(_told(item))
         else:
-            message = m.Peer(seat=item.seat, event=item.kind)
-        self.queue(message)
+            self.queue(m.Peer(seat=item.seat, event=item.kind))
 
     def queue(self, message: m.Message) -> None:
         """Send soon, without waiting (room and lobby updates)."""
@@ -353,8 +322,11 @@ class Connection:
             await self._lobby.officer_gone(*self._officer_in_lobby)
 
 
-SOCKET_CONNECTION = web.ResponseKey("socket_connection", Connection)
-"""The `Connection` speaking on a socket, so that one seat's path reaches the others."""
+def _told(report: SeatReport) -> m.Message:
+    """What the other seats' pages are told of a seat's own report."""
+    if isinstance(report, SeatPath):
+        return m.PeerPath(seat=report.seat, path=report.path, protocol=report.protocol)
+    return m.PeerState(seat=report.seat, audio=report.audio, video=report.video)
 
 
 async def close_sockets(app: web.Application) -> None:
@@ -414,9 +386,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         ws,
         request.app[LIVES],
         request.app[SETTINGS],
-        sockets,
     )
-    ws[SOCKET_CONNECTION] = connection
     catalogs = request.app[CATALOGS]
 
     async def sign_in_ended() -> None:
