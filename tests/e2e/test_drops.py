@@ -52,7 +52,10 @@ async def test_an_empty_seat_and_a_closed_tab_show_as_not_connected_on_the_offic
     await cbsa.get_by_role("button", name="Take").click()
     await expect(cbsa.locator("#call-view")).to_be_visible()
     try:
-        room = world.server.app[ROOMS].current(RoomId(interview_id))
+        rooms = world.server.app[ROOMS]
+        # the console's socket joins (which places the call) soon after its view shows
+        await wait_for(lambda: rooms.current(RoomId(interview_id)) is not None)
+        room = rooms.current(RoomId(interview_id))
         assert room is not None
         await wait_for(lambda: Seat.CBSA in room.present)  # then CBP's answer comes next
         await join_and_call(await open_socket(world, cbp_client), interview_id, cbp)
