@@ -69,17 +69,7 @@ class ChannelOutputs:
 
 
 def sealed_message(room: str, info: SegmentInfo) -> protocol.SegmentSealed:
-    return protocol.SegmentSealed(
-        room=room,
-        seat=info.seat,
-        file=info.file,
-        sha256=info.sha256,
-        size=info.size,
-        video_frames=info.video_frames,
-        audio_frames=info.audio_frames,
-        duration_ms=info.duration_ms,
-        started_at_ms=info.started_at_ms,
-    )
+    return protocol.SegmentSealed(room=room, **info.listed() | {"seat": info.seat})
 
 
 def progress_message(room: str, progress: MediaProgress) -> protocol.MediaProgress:

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from common.frames import EncodedFrame
 from common.names import Kind, Seat
@@ -152,6 +152,20 @@ class SegmentInfo:
     started_at_ms: (
         int  # wall clock (Unix ms) of pts 0: places the segment on the session's timeline
     )
+
+    def listed(self) -> dict[str, Any]:
+        """What the session record's ``segment`` event says of it (the media-plane
+        protocol's `SegmentSealed` carries the same)."""
+        return {
+            "seat": self.seat.value,
+            "file": self.file,
+            "sha256": self.sha256,
+            "size": self.size,
+            "video_frames": self.video_frames,
+            "audio_frames": self.audio_frames,
+            "duration_ms": self.duration_ms,
+            "started_at_ms": self.started_at_ms,
+        }
 
 
 @dataclass(frozen=True)

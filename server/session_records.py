@@ -259,17 +259,7 @@ class SessionRecords:
 
     @staticmethod
     def _sealed(commits: GroupCommit, info: SegmentInfo) -> None:
-        commits.append(
-            "segment",
-            seat=info.seat.value,
-            file=info.file,
-            sha256=info.sha256,
-            size=info.size,
-            video_frames=info.video_frames,
-            audio_frames=info.audio_frames,
-            duration_ms=info.duration_ms,
-            started_at_ms=info.started_at_ms,
-        )
+        commits.append("segment", **info.listed())
 
     @staticmethod
     def _progress(commits: GroupCommit, progress: MediaProgress) -> None:
