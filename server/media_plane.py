@@ -232,17 +232,17 @@ class MediaPlane:
         if not link.alive:
             return
         link.lost()
+        rooms = self._on(link)
         if self.workers.get(link.name) is link:
             del self.workers[link.name]
         if self._closed:
             log.info("media worker %s left", link.name)
         else:
-            log.error("media worker %s lost; its %d rooms move", link.name, len(link.rooms))
+            log.error("media worker %s lost; its %d rooms move", link.name, len(rooms))
         since = datetime.fromtimestamp(link.heard_wall, UTC)
-        for room_id in sorted(link.rooms):
-            handle = self._rooms.get(room_id)
-            if handle is not None:
-                self._forget(handle)
+        for handle in rooms:
+            room_id = handle.id
+            self._forget(handle)
             listed = self._received.lost(room_id)
             self._on_lost(room_id, link.name, since, listed)
             self._tell(room_id, MediaMoved())
@@ -275,7 +275,6 @@ class MediaPlane:
         next_segment = self._received.next_segment(room_id) if self._record else {}
         link.tell(p.PlaceRoom(room=room_id, record=self._record, next_segment=next_segment))
         handle = self._rooms[room_id] = RoomHandle(room_id, link)
-        link.rooms.add(room_id)
         log.info("room %s placed on media worker %s", room_id, link.name)
         return handle
 
@@ -289,13 +288,21 @@ class MediaPlane:
             raise MediaUnavailable(
                 "no media server is available right now; try again shortly"
             ) from None
-        return min(candidates, key=lambda link: link.busy)
+        return min(candidates, key=self._busy)
+
+    def _on(self, link: WorkerLink) -> list[RoomHandle]:
+        """The rooms placed on ``link``'s worker, in order of their ids."""
+        return sorted((h for h in self._rooms.values() if h.link is link), key=lambda h: h.id)
+
+    def _busy(self, link: WorkerLink) -> tuple[float, float]:
+        """How loaded a worker is, for placement: rooms per core, then measured CPU."""
+        cpu = link.load.cpu if link.load is not None else 0.0
+        return len(self._on(link)) / link.cores, cpu
 
     def _forget(self, handle: RoomHandle) -> None:
         handle.closed = True
         if self._rooms.get(handle.id) is handle:
             del self._rooms[handle.id]
-        handle.link.rooms.discard(handle.id)
 
     async def end(self, room_id: RoomId, **detail: Any) -> None:
         """End the room's call for everyone (``detail``: who ended it, what comes next),

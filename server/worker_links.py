@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from common.errors import NexusError
-from common.names import RoomId
 from media import protocol as p
 
 REQUEST_SECONDS = 30.0
@@ -57,7 +56,6 @@ class WorkerLink:
         self.heard_at = clock()
         self.heard_wall = time.time()
         self.load: p.Load | None = None
-        self.rooms: set[RoomId] = set()
         self.draining = False
         self.alive = True
         self._numbers = itertools.count(1)
@@ -68,11 +66,6 @@ class WorkerLink:
 
     def silent_for(self) -> float:
         return 0.0 if self.local else self._clock() - self.heard_at
-
-    @property
-    def busy(self) -> tuple[float, float]:
-        """How loaded the worker is, for placement: rooms per core, then measured CPU."""
-        return len(self.rooms) / self.cores, self.load.cpu if self.load is not None else 0.0
 
     def tell(self, message: p.Message) -> None:
         if not self.alive:
