@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pytest
-from aiortc import rtcrtpreceiver, rtcrtpsender
+from aiortc import RTCPeerConnection, rtcrtpreceiver, rtcrtpsender
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.rtp import RtpPacket
 
@@ -355,3 +355,38 @@ async def test_an_empty_room_is_closed_and_forgotten() -> None:
     finally:
         await person.close()
         await rooms.close()
+
+
+async def test_a_room_closing_as_a_grace_period_runs_out_awaits_the_release() -> None:
+    """A dropped seat's grace ends in a task of the room's: closing the room then waits
+    for it, so nothing the room started is still running once `close` returns."""
+    room = InterviewRoom(RoomId("iv_closing"), grace_seconds=0.0)
+    gone = RTCPeerConnection()  # a page that goes before its connection is made
+    for direction, count in (("sendonly", 1), ("recvonly", 2)):
+        for _ in range(count):
+            gone.addTransceiver("audio", direction=direction)
+            gone.addTransceiver("video", direction=direction)
+    try:
+        await gone.setLocalDescription(await gone.createOffer())
+        await room.join(Seat.APPLICANT, gone.localDescription.sdp)
+        participant = room.participant(Seat.APPLICANT)
+        assert participant is not None
+        room.socket_closed(Seat.APPLICANT, participant.id)  # no media ever: dropped at once
+
+        def expiring() -> list[asyncio.Task[Any]]:
+            return [
+                task
+                for task in asyncio.all_tasks()
+                if getattr(task.get_coro(), "__qualname__", "").endswith("._expire")
+            ]
+
+        for _ in range(100):
+            if expiring():
+                break
+            await asyncio.sleep(0)
+        [expiry] = expiring()
+        await room.close()
+        assert expiry.done()
+    finally:
+        await gone.close()
+        await room.close()
