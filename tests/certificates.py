@@ -6,7 +6,10 @@ checked the server's certificate and its name, as a browser would."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import datetime as dt
+import hashlib
 import ipaddress
 import ssl
 from dataclasses import dataclass
@@ -29,6 +32,15 @@ class Issued:
     cert: Path
     key: Path
     der: bytes  # the certificate, as a client sees it on the wire
+
+    def spki_pin(self) -> str:
+        """The base64 SHA-256 of the certificate's public key, as Chromium's
+        ``--ignore-certificate-errors-spki-list`` takes it: trust in this one key."""
+        key = x509.load_der_x509_certificate(self.der).public_key()
+        spki = key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
 @dataclass(frozen=True)
@@ -106,3 +118,15 @@ class TestCA:
     def client_context(self) -> ssl.SSLContext:
         """A client's TLS context that trusts this CA and nothing else."""
         return ssl.create_default_context(cafile=str(self.cert))
+
+
+async def presented_certificate(name: str, port: int, context: ssl.SSLContext) -> bytes:
+    """The certificate the server at ``name:port`` presents to a client asking for
+    ``name`` (checked against ``context``'s CA and the name on the way)."""
+    _, writer = await asyncio.open_connection(name, port, ssl=context, server_hostname=name)
+    try:
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    finally:
+        writer.close()
+    assert isinstance(der, bytes)
+    return der

@@ -11,32 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import ipaddress
 import os
 import shutil
-import ssl
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import pytest
 from aioice import stun
 from aioice.turn import TurnClientUdpProtocol, create_turn_endpoint
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from common.secret import Secret
 from server.turn import TurnCredential, mint
+from tests.certificates import TestCA
+from tests.coturn import ECHO_PORT, Inbox, echo, listening, start_coturn
 from tests.netns import Machine, Network, in_namespace
 
 SECRET = "coturn-test-secret-" + os.urandom(16).hex()
-ECHO_PORT = 9999
 REALM = "turn.nexus.test"
 
 
@@ -46,75 +37,8 @@ class Relay:
     media: Machine
     stranger: Machine
     browser: Machine
-    cert: Path
+    ca: TestCA  # the browser side trusts it alone
     log: Path
-
-
-def _certificate(directory: Path, address: str) -> tuple[Path, Path]:
-    """A self-signed certificate for the relay's address: the browser side trusts it alone."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, REALM)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "turn.crt", directory / "turn.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-class Echo(asyncio.DatagramProtocol):
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.transport.sendto(b"echo:" + data, addr)
-
-
-async def _echo(address: str) -> None:
-    loop = asyncio.get_running_loop()
-    await loop.create_datagram_endpoint(Echo, local_addr=(address, ECHO_PORT))
-
-
-def _turn_config(*args: str) -> str:
-    """The config as the operator makes it: the command, the secret in its environment."""
-    env = {**os.environ, "NEXUS_TURN_SECRET": SECRET}
-    command = [str(Path(sys.executable).parent / "nexus-interview"), "turn-config", *args]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-async def _listening(host: str, port: int, within: float = 10) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            _, writer = await asyncio.open_connection(host, port)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
-        else:
-            writer.close()
-            return
 
 
 @pytest.fixture(scope="module")
@@ -125,30 +49,14 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
     with Network() as network:
         turn, media = network.machine("turn"), network.machine("media")
         stranger, browser = network.machine("stranger"), network.machine("browser")
-        cert, key = _certificate(directory, turn.address)
-        args = [
-            "--realm", REALM,
-            "--media-peers", media.address,
-            "--listening-ip", turn.address,
-            "--cert", str(cert),
-            "--pkey", str(key),
-        ]  # fmt: skip
-        config = directory / "turnserver.conf"
-        config.write_text(_turn_config(*args))
-        # Line-buffered, so the log test reads what coturn has written so far.
-        coturn = [
-            "stdbuf", "-oL", "turnserver", "-c", str(config),
-            "--pidfile", str(directory / "turnserver.pid"),
-            "--db", str(directory / "turndb"),
-        ]  # fmt: skip
-        log = directory / "coturn.log"
-        with open(log, "wb") as out:
-            turn.popen(coturn, stdout=out, stderr=subprocess.STDOUT)
+        ca = TestCA.create(directory / "ca")
+        cert = ca.issue("turn", turn.address)
+        log = start_coturn(turn, directory, SECRET, REALM, media.address, cert)
         for machine in (media, stranger):
-            machine.thread().submit(_echo(machine.address)).result(timeout=10)
-        in_namespace(browser, _listening, turn.address, 443)
-        in_namespace(browser, _listening, turn.address, 3478)
-        yield Relay(turn, media, stranger, browser, cert, log)
+            machine.thread().submit(echo(machine.address)).result(timeout=10)
+        in_namespace(browser, listening, turn.address, 443, 10)
+        in_namespace(browser, listening, turn.address, 3478, 10)
+        yield Relay(turn, media, stranger, browser, ca, log)
 
 
 def _now() -> dt.datetime:
@@ -159,14 +67,6 @@ def _credential(who: str = "iv_0123456789abcdef-applicant") -> TurnCredential:
     return mint(Secret(SECRET), who, _now(), 600)
 
 
-class Inbox(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.received: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.received.put_nowait((data, addr))
-
-
 async def _relay_to_media(
     relay: Relay, credential: TurnCredential, transport: str, port: int
 ) -> tuple[tuple[str, int], bytes, tuple[str, int]]:
@@ -174,7 +74,7 @@ async def _relay_to_media(
     address, echo, where the echo came from)."""
     context = None
     if transport == "tcp":
-        context = ssl.create_default_context(cafile=str(relay.cert))
+        context = relay.ca.client_context()
     endpoint, inbox = await create_turn_endpoint(
         Inbox,
         (relay.turn.address, port),
@@ -193,24 +93,22 @@ async def _relay_to_media(
         await asyncio.sleep(0.1)  # the allocation's deletion goes out
 
 
-def test_a_minted_credential_opens_a_relay_to_a_media_worker_over_udp(relay: Relay) -> None:
+def _assert_a_minted_credential_relays_to_media(relay: Relay, transport: str, port: int) -> None:
     relayed, data, source = in_namespace(
-        relay.browser, _relay_to_media, relay, _credential(), "udp", 3478
+        relay.browser, _relay_to_media, relay, _credential(), transport, port
     )
 
     assert relayed[0] == relay.turn.address
     assert data == b"echo:hello"
     assert source == (relay.media.address, ECHO_PORT)
+
+
+def test_a_minted_credential_opens_a_relay_to_a_media_worker_over_udp(relay: Relay) -> None:
+    _assert_a_minted_credential_relays_to_media(relay, "udp", 3478)
 
 
 def test_a_minted_credential_opens_a_relay_over_tls_on_443(relay: Relay) -> None:
-    relayed, data, source = in_namespace(
-        relay.browser, _relay_to_media, relay, _credential(), "tcp", 443
-    )
-
-    assert relayed[0] == relay.turn.address
-    assert data == b"echo:hello"
-    assert source == (relay.media.address, ECHO_PORT)
+    _assert_a_minted_credential_relays_to_media(relay, "tcp", 443)
 
 
 async def _allocate(relay: Relay, username: str, password: str) -> TurnClientUdpProtocol:

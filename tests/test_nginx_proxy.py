@@ -21,11 +21,9 @@ import shutil
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -35,13 +33,13 @@ from aioice.turn import create_turn_endpoint
 
 from common.secret import Secret
 from server.turn import mint
-from tests.certificates import Issued, TestCA
+from tests.certificates import Issued, TestCA, presented_certificate
+from tests.coturn import ECHO_PORT, Inbox, echo, listening, start_coturn
 from tests.netns import ETC_NETNS, Machine, Network, in_namespace
 
 PAGES_NAME = "interviews.nexus.test"
 TURN_NAME = "turn.nexus.test"
 APP_PORT = 8080
-ECHO_PORT = 9999
 ATTEMPTS_PER_MINUTE = 4
 SECRET = "nginx-test-turn-secret-" + os.urandom(16).hex()
 CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "nginx.conf"
@@ -110,52 +108,6 @@ def _add_officer(data_dir: Path) -> tuple[str, str, str]:
     return "olivia", password, parse_qs(urlsplit(uri.group(0)).query)["secret"][0]
 
 
-async def _listening(host: str, port: int, within: float = 20) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            _, writer = await asyncio.open_connection(host, port)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
-        else:
-            writer.close()
-            return
-
-
-class Echo(asyncio.DatagramProtocol):
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.transport.sendto(b"echo:" + data, addr)
-
-
-async def _echo(address: str) -> None:
-    loop = asyncio.get_running_loop()
-    await loop.create_datagram_endpoint(Echo, local_addr=(address, ECHO_PORT))
-
-
-def _start_coturn(turn: Machine, app: Machine, cert: Issued, directory: Path) -> None:
-    args = ["--realm", TURN_NAME, "--media-peers", app.address, "--listening-ip", turn.address]
-    args += ["--cert", str(cert.cert), "--pkey", str(cert.key)]
-    made = subprocess.run(
-        [str(EXE), "turn-config", *args],
-        env=_clean_env(turn_secret=SECRET),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert made.returncode == 0, made.stderr
-    config = directory / "turnserver.conf"
-    config.write_text(made.stdout)
-    coturn = ["turnserver", "-c", str(config), "--pidfile", str(directory / "turnserver.pid")]
-    coturn += ["--db", str(directory / "turndb")]
-    with open(directory / "coturn.log", "wb") as out:
-        turn.popen(coturn, stdout=out, stderr=subprocess.STDOUT)
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     for command, package in (("nginx", "nginx"), ("turnserver", "coturn"), ("envsubst", "")):
@@ -184,8 +136,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         app_log = directory / "app.log"
         with open(app_log, "wb") as out:
             app.popen([str(EXE), "serve"], env=_clean_env(**settings), stdout=out, stderr=out)
-        app.thread().submit(_echo(app.address)).result(timeout=10)
-        _start_coturn(turn, app, turn_cert, directory)
+        app.thread().submit(echo(app.address)).result(timeout=10)
+        start_coturn(turn, directory, SECRET, TURN_NAME, app.address, turn_cert)
 
         rendered = _render(
             directory,
@@ -203,22 +155,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         with open(directory / "nginx.log", "wb") as out:
             proxy.popen(nginx, stdout=out, stderr=subprocess.STDOUT)
 
-        in_namespace(proxy, _listening, app.address, APP_PORT, 60)
-        in_namespace(proxy, _listening, turn.address, 443)
-        in_namespace(client, _listening, proxy.address, 443)
+        in_namespace(proxy, listening, app.address, APP_PORT, 60)
+        in_namespace(proxy, listening, turn.address, 443, 20)
+        in_namespace(client, listening, proxy.address, 443, 20)
         yield Site(proxy, app, turn, client, neighbour, ca, pages, turn_cert, officer, app_log)
-
-
-async def _certificate_for(name: str, context: ssl.SSLContext) -> bytes:
-    """The certificate presented on 443 to a client asking for ``name`` (checked against
-    the CA and the name on the way)."""
-    _, writer = await asyncio.open_connection(name, 443, ssl=context, server_hostname=name)
-    try:
-        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-    finally:
-        writer.close()
-    assert isinstance(der, bytes)
-    return der
 
 
 async def _get(url: str, context: ssl.SSLContext) -> tuple[int, str, dict[str, str]]:
@@ -230,7 +170,7 @@ def test_a_page_is_served_by_name_on_443_with_the_pages_certificate(site: Site) 
     context = site.ca.client_context()
 
     status, body, headers = in_namespace(site.client, _get, f"https://{PAGES_NAME}/login", context)
-    der = in_namespace(site.client, _certificate_for, PAGES_NAME, context)
+    der = in_namespace(site.client, presented_certificate, PAGES_NAME, 443, context)
 
     assert status == 200 and "<form" in body
     assert "Strict-Transport-Security" in headers  # the interview server's own answer
@@ -290,18 +230,10 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class Inbox(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.received: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.received.put_nowait((data, addr))
-
-
 def test_turn_over_tls_by_name_passes_through_to_coturn(site: Site) -> None:
     context = site.ca.client_context()
 
-    der = in_namespace(site.client, _certificate_for, TURN_NAME, context)
+    der = in_namespace(site.client, presented_certificate, TURN_NAME, 443, context)
     relayed, data, source = in_namespace(site.client, _relay_through_443, site, context)
 
     assert der == site.turn_cert.der  # coturn's own certificate: nginx decrypted nothing

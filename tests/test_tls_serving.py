@@ -31,7 +31,7 @@ from server.app import create_app
 from server.appkeys import STORE
 from server.settings import Settings, load_settings
 
-from .certificates import Issued, TestCA
+from .certificates import Issued, TestCA, presented_certificate
 from .fakes import FakeClock, fast_passwords
 from .test_server_crash import free_port
 
@@ -47,17 +47,6 @@ def ca(tmp_path: Path) -> TestCA:
 @pytest.fixture
 def issued(ca: TestCA) -> Issued:
     return ca.issue("server", NAME, "127.0.0.1")
-
-
-async def _served_certificate(port: int, context: ssl.SSLContext) -> bytes:
-    """The certificate the server on ``port`` presents to a client asking for NAME."""
-    _, writer = await asyncio.open_connection(NAME, port, ssl=context, server_hostname=NAME)
-    try:
-        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-    finally:
-        writer.close()
-    assert isinstance(der, bytes)
-    return der
 
 
 async def _served_command(
@@ -92,7 +81,7 @@ async def test_serve_answers_https_with_the_configured_certificate(
     process = await _served_command(settings, issued, port)
     try:
         await _listening(port)
-        assert await _served_certificate(port, ca.client_context()) == issued.der
+        assert await presented_certificate(NAME, port, ca.client_context()) == issued.der
         async with aiohttp.ClientSession() as session:
             async with session.get(
                 f"https://{NAME}:{port}/login", ssl=ca.client_context()

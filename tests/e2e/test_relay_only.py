@@ -19,13 +19,8 @@ database in the profile would have to be built before every launch.
 from __future__ import annotations
 
 import asyncio
-import base64
-import datetime as dt
-import hashlib
-import ipaddress
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,10 +30,6 @@ from typing import Any
 import aiohttp
 import pyotp
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from playwright.async_api import Page, async_playwright, expect
 from yarl import URL
 
@@ -50,6 +41,8 @@ from server.store import Store
 from server.types import InterviewMode, utc_now
 from signalling import messages as m
 
+from ..certificates import TestCA
+from ..coturn import start_coturn
 from ..fakes import add_applications, application, fast_passwords
 from ..media import SyntheticParticipant, wait_for
 from ..netns import Machine, Network, in_namespace
@@ -115,39 +108,6 @@ class Site:
     @property
     def base(self) -> str:
         return f"http://server:{PORT}"
-
-
-def _certificate(directory: Path, address: str) -> tuple[Path, Path, str]:
-    """The relay's certificate (for the name ``turn`` and its address), its key, and the
-    base64 SHA-256 of its public key, which is all Chromium is told to trust."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "turn")])
-    now = dt.datetime.now(dt.UTC)
-    san = [x509.DNSName("turn"), x509.IPAddress(ipaddress.ip_address(address))]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(san), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "turn.crt", directory / "turn.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    spki = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return cert_path, key_path, base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
 def _command(name: str) -> str:
@@ -244,30 +204,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         server, turn = network.machine("server"), network.machine("turn")
         officers, applicant = network.machine("officers"), network.machine("applicant")
         cut_off = network.machine("cut-off")  # an applicant whose network lets no call out
-        cert, key, spki = _certificate(directory, turn.address)
-        config = subprocess.run(
-            [
-                _command("nexus-interview"), "turn-config",
-                "--realm", REALM,
-                "--media-peers", server.address,
-                "--listening-ip", turn.address,
-                "--cert", str(cert),
-                "--pkey", str(key),
-            ],
-            env={**os.environ, "NEXUS_TURN_SECRET": SECRET},
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert config.returncode == 0, config.stderr
-        (directory / "turnserver.conf").write_text(config.stdout)
-        with open(directory / "coturn.log", "wb") as log:
-            turn.popen(
-                [
-                    "turnserver", "-c", str(directory / "turnserver.conf"),
-                    "--pidfile", str(directory / "turnserver.pid"),
-                    "--db", str(directory / "turndb"),
-                ],
-                stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+        # The relay's certificate, for the name ``turn`` and its address; Chromium is told
+        # to trust its key alone (the pin), not the CA that signed it.
+        cert = TestCA.create(directory / "ca").issue("turn", "turn", turn.address)
+        spki = cert.spki_pin()
+        start_coturn(turn, directory, SECRET, REALM, server.address, cert)
         env = {
             **os.environ,
             "NEXUS_DATA_DIR": str(directory / "data"),
