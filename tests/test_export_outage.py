@@ -23,11 +23,10 @@ from recordings.keys import read_identity_file
 from recordings.session_record import verify_session
 from server.session_records import checkpoint_signer
 
-from . import test_server_crash
+from . import served
 from .fakes import nexus_interview
 from .media import SyntheticParticipant, wait_for
-from .test_recorder import ffprobe_json, tool
-from .test_server_crash import (
+from .served import (
     FRAMES_PER_SECOND,
     Browser,
     Scene,
@@ -40,8 +39,9 @@ from .test_server_crash import (
     stop,
     up,
 )
+from .test_recorder import ffprobe_json, tool
 
-scene = test_server_crash.scene  # the fixture: a data directory, officers, an invitation
+scene = served.scene  # the fixture: a data directory, officers, an invitation
 
 DOWN_SECONDS = 2.0  # the server stays down at least this long
 TOLERANCE_MS = 150  # a few frames: timestamps are rounded to ms, frames are 33 ms apart

@@ -13,7 +13,6 @@ live on "clients"."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
 import secrets
 import subprocess
@@ -25,33 +24,26 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-import pyotp
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from yarl import URL
 
-from common.names import Agency, Seat
-from recordings.keys import Identity, write_identity_file
+from common.names import Seat
 from recordings.session_record import verify_session
-from server import operator
-from server.settings import Settings, load_settings
+from server.settings import Settings
 from server.store import Store
-from server.types import ApplicationStatus, InterviewMode, InterviewState, utc_now
-from server.views.applicant import CONSENT_VERSION
-from signalling import messages as m
+from server.types import ApplicationStatus, InterviewState
 
-from .fakes import add_applications, application, fast_passwords
+from .certificates import TestCA
 from .media import SyntheticParticipant
 from .netns import Machine, NamespaceThread, Network
-from .test_server_crash import (
+from .served import (
+    TEAMS,
     Browser,
     Scene,
+    call_started,
     everyone_in_call,
     journal,
-    password,
+    make_scenes,
     server_log,
     server_verifier,
     stop,
@@ -66,7 +58,6 @@ COMMAND = str(Path(sys.executable).with_name("nexus-interview"))
 SERVICE_RESTART = 1012  # the close code of a page whose call's media moved
 DEAD_WITHIN_SECONDS = 8.0  # five seconds of silence, checked every second, plus slack
 STOP_WITHIN_SECONDS = 5.0
-NAMES = ("one", "two")  # the officers of the first and second interview
 
 
 @dataclass
@@ -143,6 +134,12 @@ class Site:
             machine.popen(argv, env=env, stdout=log, stderr=log)
         return log_path
 
+    def workers_joined(self) -> None:
+        """``media-worker`` on worker-a and worker-b, each joined once this returns."""
+        for name in ("worker-a", "worker-b"):
+            self.worker(name)
+            self.wait_in_log(f"media worker {name} joined")
+
     def log(self) -> str:
         return server_log(self.settings).read_text()
 
@@ -160,50 +157,8 @@ class Site:
 async def prepare(tmp_path: Path, control: Machine, count: int) -> list[Interview]:
     """A data directory with ``count`` applications, two officers for each and an
     invitation each, and the agencies' identity files outside it."""
-    keys = {}
-    recipients = {}
-    for holder in ("cbsa", "cbp", "audit"):
-        identity = Identity.generate()
-        keys[holder] = tmp_path / "agencies" / f"{holder}.txt"
-        write_identity_file(keys[holder], identity)
-        recipients[f"{holder}_recipient"] = str(identity.recipient)
-    settings = load_settings(
-        {},
-        {
-            "data_dir": str(tmp_path / "data"),
-            "port": str(PORT),
-            "host": control.address,
-            "public_url": f"http://{control.name}:{PORT}",
-            **recipients,
-        },
-    )
-    store = await Store(settings.database_path).open()
-    interviews = []
-    try:
-        ids = [f"NX-000{n + 1}" for n in range(count)]
-        await add_applications(store, *(application(app_id) for app_id in ids))
-        for app_id, officers in zip(ids, NAMES, strict=False):
-            totp = {}
-            for agency in Agency:
-                enrolment = await operator.add_officer(
-                    store,
-                    fast_passwords(),
-                    f"{agency.lower()}.{officers}",
-                    "Officer",
-                    agency,
-                    None,
-                    password(agency),
-                )
-                totp[agency] = enrolment.totp_secret.reveal()
-            invitation = await operator.invite(
-                store, settings, app_id, InterviewMode.JOINT, utc_now(), 2
-            )
-            token = invitation.link.reveal().rsplit("/", 1)[1]
-            scene = Scene(settings, invitation.interview_id, token, keys, totp)
-            interviews.append(Interview(scene, officers))
-    finally:
-        await store.close()
-    return interviews
+    scenes = await make_scenes(tmp_path, count, control.address, PORT, control.name)
+    return [Interview(scene, team) for scene, team in zip(scenes, TEAMS, strict=False)]
 
 
 @pytest.fixture
@@ -222,39 +177,10 @@ def make_site(network: Network, tmp_path: Path, count: int = 1) -> Site:
     )
 
 
-async def call_started(interview: Interview, base: URL) -> dict[Seat, Browser]:
-    """As the crash test's: both officers took the interview and the applicant came to
-    the waiting room, which starts the call; nobody has joined it yet."""
-    scene = interview.scene
-    browsers: dict[Seat, Browser] = {}
-    for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
-        browser = browsers[seat] = Browser(base)
-        signed_in = await browser.form(
-            "/login",
-            {
-                "username": f"{agency.lower()}.{interview.officers}",
-                "password": password(agency).reveal(),
-                "code": pyotp.TOTP(scene.totp[agency]).now(),
-            },
-        )
-        assert signed_in == 303
-        taken, body = await browser.post(f"/api/interviews/{scene.interview_id}/take", {})
-        assert taken == 200, body
-    applicant = browsers[Seat.APPLICANT] = Browser(base)
-    assert await applicant.form(f"/i/{scene.token}", {"date_of_birth": "1980-05-17"}) == 303
-    consent = {"text_version": CONSENT_VERSION, "language": "en"}
-    consented, body = await applicant.post("/api/applicant/consent", consent)
-    assert consented == 201, body
-    ws = await applicant.socket()
-    await ws.send_str(m.encode(m.Ready(interview_id=scene.interview_id)))
-    await applicant.expect(m.Paired)
-    return browsers
-
-
 async def in_call(
     interview: Interview, base: URL, people: dict[Seat, SyntheticParticipant]
 ) -> dict[Seat, Browser]:
-    browsers = await call_started(interview, base)
+    browsers = await call_started(interview.scene, base, interview.officers)
     await everyone_in_call(interview.scene, browsers, people)
     return browsers
 
@@ -322,9 +248,7 @@ def test_a_remote_worker_carries_the_interview_and_its_record_verifies(
     browsers: dict[Seat, Browser] = {}
     try:
         site.up(server)
-        for name in ("worker-a", "worker-b"):
-            site.worker(name)
-            site.wait_in_log(f"media worker {name} joined")
+        site.workers_joined()
         browsers = site.on_clients(in_call(interview, site.base, people))
         carriers = media_addresses(people)
         decided = site.on_clients(end_and_decide(interview, browsers))
@@ -352,9 +276,7 @@ def test_two_interviews_at_once_are_carried_by_different_workers(
     browsers: list[dict[Seat, Browser]] = []
     try:
         site.up(server)
-        for name in ("worker-a", "worker-b"):
-            site.worker(name)
-            site.wait_in_log(f"media worker {name} joined")
+        site.workers_joined()
         for interview, persons in zip(site.interviews, people, strict=True):
             browsers.append(site.on_clients(in_call(interview, site.base, persons)))
         carriers = [media_addresses(persons) for persons in people]
@@ -390,9 +312,7 @@ def test_a_cut_off_worker_is_taken_for_dead_and_its_call_moves_to_the_other(
     browsers: dict[Seat, Browser] = {}
     try:
         site.up(server)
-        for name in ("worker-a", "worker-b"):
-            site.worker(name)
-            site.wait_in_log(f"media worker {name} joined")
+        site.workers_joined()
         browsers = site.on_clients(in_call(interview, site.base, before))
         (first,) = media_addresses(before)
         cut, other = (
@@ -428,76 +348,14 @@ def test_a_cut_off_worker_is_taken_for_dead_and_its_call_moves_to_the_other(
     clean(site.log())
 
 
-def certificate_authority(directory: Path, host: str) -> tuple[Path, Path, Path]:
-    """A test CA and a certificate it signed for ``host``: (CA, certificate, key) PEMs."""
-    now = dt.datetime.now(dt.UTC)
-
-    def name(common: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name("NEXUS test CA"))
-        .issuer_name(name("NEXUS test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name(host))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = directory / "ca.pem", directory / "control.pem", directory / "control-key.pem"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return paths
-
-
 def test_over_tls_only_a_worker_trusting_the_ca_and_holding_the_secret_joins(
     network: Network, tmp_path: Path
 ) -> None:
     site = make_site(network, tmp_path)
     (interview,) = site.interviews
-    ca, certificate, key = certificate_authority(tmp_path, "control")
-    server = site.serve(media_plane_cert=str(certificate), media_plane_key=str(key))
+    authority = TestCA.create(tmp_path / "ca")
+    ca, issued = authority.cert, authority.issue("control", "control")
+    server = site.serve(media_plane_cert=str(issued.cert), media_plane_key=str(issued.key))
     people = {seat: SyntheticParticipant(seat) for seat in Seat}
     browsers: dict[Seat, Browser] = {}
     wss = f"wss://control:{PLANE_PORT}/media-plane"
@@ -529,9 +387,7 @@ def test_a_clean_stop_with_workers_joined_is_prompt(network: Network, tmp_path: 
     site = make_site(network, tmp_path)
     server = site.serve()
     site.up(server)
-    for name in ("worker-a", "worker-b"):
-        site.worker(name)
-        site.wait_in_log(f"media worker {name} joined")
+    site.workers_joined()
 
     asked = time.monotonic()
     server.terminate()

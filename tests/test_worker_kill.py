@@ -15,30 +15,24 @@ import signal
 from pathlib import Path
 
 import aiohttp
-import pyotp
 import pytest
 from yarl import URL
 
-from common.names import Agency, Kind, Seat
+from common.names import Kind, Seat
 from recordings.export import export_session
-from recordings.keys import Identity, read_identity_file, write_identity_file
+from recordings.keys import read_identity_file
 from recordings.session_record import verify_session
-from server import operator
-from server.settings import load_settings
-from server.store import Store
-from server.types import InterviewMode, utc_now
-from server.views.applicant import CONSENT_VERSION
-from signalling import messages as m
 
-from .fakes import add_applications, application, fast_passwords
 from .media import SyntheticParticipant, wait_for
-from .test_server_crash import (
+from .served import (
     FRAMES_PER_SECOND,
+    TEAMS,
     Browser,
     Scene,
-    free_port,
+    call_started,
+    everyone_in_call,
     journal,
-    password,
+    make_scenes,
     serve,
     server_log,
     server_verifier,
@@ -61,86 +55,7 @@ def delivered(people: dict[Seat, SyntheticParticipant]) -> dict[Seat, int]:
 @pytest.fixture
 async def scenes(tmp_path: Path) -> list[Scene]:
     """Two applications, each invited, with officers of their own (``one`` and ``two``)."""
-    recipients = {}
-    keys = {}
-    for holder in ("cbsa", "cbp", "audit"):
-        identity = Identity.generate()
-        keys[holder] = tmp_path / "agencies" / f"{holder}.txt"
-        write_identity_file(keys[holder], identity)
-        recipients[f"{holder}_recipient"] = str(identity.recipient)
-    port = free_port()
-    settings = load_settings(
-        {},
-        {
-            "data_dir": str(tmp_path / "data"),
-            "port": str(port),
-            "public_url": f"http://127.0.0.1:{port}",
-            **recipients,
-        },
-    )
-    store = await Store(settings.database_path).open()
-    made = []
-    try:
-        await add_applications(store, application("NX-0001"), application("NX-0002"))
-        for number, (application_id, team) in enumerate((("NX-0001", "one"), ("NX-0002", "two"))):
-            totp = {}
-            for agency in Agency:
-                enrolment = await operator.add_officer(
-                    store,
-                    fast_passwords(),
-                    f"{agency.lower()}.{team}",
-                    f"Officer {number}",
-                    agency,
-                    None,
-                    password(agency),
-                )
-                totp[agency] = enrolment.totp_secret.reveal()
-            invitation = await operator.invite(
-                store, settings, application_id, InterviewMode.JOINT, utc_now(), 2
-            )
-            token = invitation.link.reveal().rsplit("/", 1)[1]
-            made.append(Scene(settings, invitation.interview_id, token, keys, totp))
-    finally:
-        await store.close()
-    return made
-
-
-async def started(scene: Scene, team: str) -> dict[Seat, Browser]:
-    """Officers ``team`` took the interview; the applicant checked in and was paired."""
-    base = URL(scene.settings.public_url)
-    browsers: dict[Seat, Browser] = {}
-    for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
-        browser = browsers[seat] = Browser(base)
-        code = pyotp.TOTP(scene.totp[agency]).now()
-        fields = {"username": f"{agency.lower()}.{team}", "code": code}
-        assert await browser.form("/login", fields | {"password": password(agency).reveal()}) == 303
-        taken, body = await browser.post(f"/api/interviews/{scene.interview_id}/take", {})
-        assert taken == 200, body
-    applicant = browsers[Seat.APPLICANT] = Browser(base)
-    assert await applicant.form(f"/i/{scene.token}", {"date_of_birth": "1980-05-17"}) == 303
-    consent = {"text_version": CONSENT_VERSION, "language": "en"}
-    assert (await applicant.post("/api/applicant/consent", consent))[0] == 201
-    ws = await applicant.socket()
-    await ws.send_str(m.encode(m.Ready(interview_id=scene.interview_id)))
-    await applicant.expect(m.Paired)
-    return browsers
-
-
-async def in_call(
-    scene: Scene, browsers: dict[Seat, Browser], people: dict[Seat, SyntheticParticipant]
-) -> None:
-    for seat in Seat:
-        await browsers[seat].call(scene.interview_id, people[seat])
-    await wait_for(lambda: all_see_all(people, FRAMES_PER_SECOND), within=30)
-
-
-def all_see_all(people: dict[Seat, SyntheticParticipant], frames: int) -> bool:
-    return all(
-        people[seat].got(other, Kind.VIDEO).frames >= frames
-        for seat in Seat
-        for other in Seat
-        if other is not seat
-    )
+    return await make_scenes(tmp_path, 2)
 
 
 def placed_on(log: str, interview_id: str) -> str:
@@ -173,6 +88,7 @@ async def test_killing_one_worker_moves_its_call_and_leaves_the_other_untouched(
     scenes: list[Scene],
 ) -> None:
     settings = scenes[0].settings
+    base = URL(settings.public_url)
     server = serve(settings, media_workers="2", reconnect_grace_seconds=str(GRACE_SECONDS))
     browsers: list[dict[Seat, Browser]] = []
     people = [{seat: SyntheticParticipant(seat) for seat in Seat} for _ in scenes]
@@ -180,10 +96,10 @@ async def test_killing_one_worker_moves_its_call_and_leaves_the_other_untouched(
     try:
         await up(settings, server)
         await wait_for(lambda: len(worker_pids(server.pid)) == 2, within=20)
-        for scene, team in zip(scenes, ("one", "two"), strict=True):
-            browsers.append(await started(scene, team))
+        for scene, team in zip(scenes, TEAMS, strict=False):
+            browsers.append(await call_started(scene, base, team))
         for scene, its_browsers, its_people in zip(scenes, browsers, people, strict=True):
-            await in_call(scene, its_browsers, its_people)
+            await everyone_in_call(scene, its_browsers, its_people)
         log = server_log(settings).read_text()
         killed, untouched = (placed_on(log, scene.interview_id) for scene in scenes)
         assert killed != untouched  # each interview on a worker of its own
@@ -196,7 +112,7 @@ async def test_killing_one_worker_moves_its_call_and_leaves_the_other_untouched(
         codes = await asyncio.gather(*(closed_with(browsers[0][seat]) for seat in Seat))
         assert codes == [1012] * 3  # told to reconnect, as after a server restart
         # The pages come back (a new socket, a join, a new offer): the call goes on.
-        await in_call(scenes[0], browsers[0], again)
+        await everyone_in_call(scenes[0], browsers[0], again)
         assert loop.time() - killed_at < GRACE_SECONDS
         await asyncio.sleep(1)
         # The other interview never noticed.
@@ -262,14 +178,15 @@ async def test_a_worker_asked_to_stop_drains_its_calls_and_takes_no_new_ones(
     """SIGTERM to a worker, as a deploy sends it: its call goes on to its end, the next
     interview goes to the other worker, and the worker exits once its call is over."""
     settings = scenes[0].settings
+    base = URL(settings.public_url)
     server = serve(settings, media_workers="2")
     browsers: list[dict[Seat, Browser]] = []
     people = [{seat: SyntheticParticipant(seat) for seat in Seat} for _ in scenes]
     try:
         await up(settings, server)
         await wait_for(lambda: len(worker_pids(server.pid)) == 2, within=20)
-        browsers.append(await started(scenes[0], "one"))
-        await in_call(scenes[0], browsers[0], people[0])
+        browsers.append(await call_started(scenes[0], base))
+        await everyone_in_call(scenes[0], browsers[0], people[0])
         draining = placed_on(server_log(settings).read_text(), scenes[0].interview_id)
         pid = worker_pids(server.pid)[draining]
         loop = asyncio.get_running_loop()
@@ -277,8 +194,8 @@ async def test_a_worker_asked_to_stop_drains_its_calls_and_takes_no_new_ones(
         os.kill(pid, signal.SIGTERM)
         await asyncio.sleep(2.5)  # its next load report says it is draining
 
-        browsers.append(await started(scenes[1], "two"))
-        await in_call(scenes[1], browsers[1], people[1])
+        browsers.append(await call_started(scenes[1], base, "two"))
+        await everyone_in_call(scenes[1], browsers[1], people[1])
         log = server_log(settings).read_text()
         assert f"media worker {draining} is draining" in log
         assert placed_on(log, scenes[1].interview_id) != draining

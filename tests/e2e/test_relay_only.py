@@ -46,7 +46,7 @@ from ..coturn import start_coturn
 from ..fakes import add_applications, application, fast_passwords
 from ..media import SyntheticParticipant, wait_for
 from ..netns import Machine, Network, in_namespace
-from ..test_server_crash import Browser, password
+from ..served import Browser, password
 from .conftest import CHROMIUM_FLAGS
 from .pages import videos_playing
 
