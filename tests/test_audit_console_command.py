@@ -17,7 +17,7 @@ from server.settings import Settings
 from server.store import Store
 
 from .fakes import nexus_interview
-from .test_server_crash import free_port
+from .served import free_port
 
 
 def start(command: list[str]) -> subprocess.Popen[bytes]:

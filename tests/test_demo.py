@@ -21,14 +21,9 @@ from recordings.session_record import SessionLog
 from recordings.witness import read_cosigner
 from server.session_records import checkpoint_signer
 
+from .served import free_port
+
 EXE = Path(sys.executable).with_name("nexus-interview")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Demo:

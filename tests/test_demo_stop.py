@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .test_demo import EXE, free_port
+from .served import free_port
+from .test_demo import EXE
 
 DEADLINE_SECONDS = 30
 

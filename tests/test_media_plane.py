@@ -4,7 +4,6 @@ are placed, and what a worker's loss does to its rooms."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +22,8 @@ from server.received_media import ReceivedMedia
 from server.session_records import SessionRecords
 from server.settings import Settings
 from server.worker_links import MediaUnavailable, WorkerLink
+
+from .served import free_port
 
 SECRET = b"s" * 40
 
@@ -68,13 +69,6 @@ def worker(
 
     link = WorkerLink(name, receive, cores, clock=clock or Clock())
     return link, sent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def handshake(url: str, secret: bytes, name: str = "w1") -> tuple[Any, int | None]:

@@ -39,7 +39,6 @@ from .served import (
     stop,
     up,
 )
-from .served import free_port as free_port  # test_serving and others import it from here
 
 scene = served.scene  # the fixture: a data directory, officers, an invitation
 

@@ -41,7 +41,7 @@ from .audit_scene import NOTES, audit_scene, sign_in
 from .conftest import with_recipients
 from .debug_logging import logging_at_debug
 from .fakes import Account, FakeClock, World, add_applications, application, fast_passwords
-from .test_server_crash import free_port
+from .served import free_port
 
 MARKER = "Echo7Marker"
 TOKEN = "tok" + "x" * 40  # the shape of an invitation token: 43 URL-safe characters

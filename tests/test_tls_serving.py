@@ -33,7 +33,7 @@ from server.settings import Settings, load_settings
 
 from .certificates import Issued, TestCA, presented_certificate
 from .fakes import FakeClock, fast_passwords
-from .test_server_crash import free_port
+from .served import free_port
 
 EXE = Path(sys.executable).parent / "nexus-interview"
 NAME = "localhost"
