@@ -32,6 +32,7 @@ from . import middleware
 from .appkeys import (
     CATALOGS,
     CLOCK,
+    DEVICE_CHECKS,
     LIVES,
     LOBBY,
     MEDIA_CHANNEL,
@@ -57,6 +58,7 @@ from .lives import Change, Lives, need_of
 from .media_channel import LocalWorker, MediaChannel
 from .media_plane import LOAD_SECONDS, MediaPlane
 from .password_checks import PasswordChecks
+from .rate_limits import SlidingWindow
 from .received_media import ReceivedMedia
 from .session_records import SessionRecords
 from .settings import Settings
@@ -64,6 +66,7 @@ from .sign_in import StaffSignIn
 from .socket_sessions import SocketSessions
 from .store import Store
 from .types import Clock, Role, utc_now
+from .views import device_check
 from .views.call_socket import close_sockets
 from .views.http import page_context
 from .views.routes import ROUTES, STATIC_PREFIX, Route
@@ -141,6 +144,7 @@ def create_app(
     app[SIGN_IN] = StaffSignIn(store, checks, clock, staff)
     app[SOCKET_SESSIONS] = SocketSessions()
     app[THROTTLE] = LoginThrottle(settings.login_attempts_per_minute, clock)
+    app[DEVICE_CHECKS] = SlidingWindow(device_check.CHECKS_PER_HOUR, 3600, clock)
     app[CATALOGS] = Catalogs(web_assets.LOCALE)
 
     serve_pages(app, settings, ROUTES, SESSION_COOKIE, settings.session_key_path)

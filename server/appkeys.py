@@ -17,6 +17,7 @@ from .lives import Lives
 from .media_channel import MediaChannel
 from .media_plane import MediaPlane
 from .password_checks import PasswordChecks
+from .rate_limits import SlidingWindow
 from .session_records import SessionRecords
 from .settings import Settings
 from .sign_in import StaffSignIn
@@ -29,6 +30,8 @@ from .worker_processes import WorkerProcesses
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 THROTTLE = web.AppKey("throttle", LoginThrottle)
+DEVICE_CHECKS = web.AppKey("device_checks", SlidingWindow)
+"""The device check's requests for relays, counted per invitation."""
 PASSWORD_CHECKS = web.AppKey("password_checks", PasswordChecks)
 SIGN_IN = web.AppKey("sign_in", StaffSignIn)
 SOCKET_SESSIONS = web.AppKey("socket_sessions", SocketSessions)

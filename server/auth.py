@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,6 +14,7 @@ import pyotp
 from common.errors import BadRequest, Forbidden, TooManyRequests
 from common.names import Agency
 from common.secret import Secret
+from server.rate_limits import SlidingWindow
 from server.types import AccountId, Clock, InterviewId, Role
 
 MIN_PASSWORD_LENGTH = 12
@@ -122,27 +122,12 @@ class Principal:
 class LoginThrottle:
     """At most ``per_minute`` sign-in attempts per client address in any 60 seconds."""
 
-    MAX_CLIENTS = 100_000
-
     def __init__(self, per_minute: int, clock: Clock) -> None:
-        self._per_minute = per_minute
-        self._clock = clock
-        self._attempts: dict[str, deque[float]] = {}
+        self._attempts = SlidingWindow(per_minute, 60, clock)
 
     def check(self, client: str) -> None:
-        now = self._clock().timestamp()
-        attempts = self._attempts.setdefault(client, deque())
-        while attempts and attempts[0] <= now - 60:
-            attempts.popleft()
-        if len(attempts) >= self._per_minute:
-            retry = int(attempts[0] + 60 - now) + 1
+        retry = self._attempts.take(client)
+        if retry is not None:
             raise TooManyRequests(
                 f"too many sign-in attempts from this address; try again in {retry} s", retry
             )
-        attempts.append(now)
-        if len(self._attempts) > self.MAX_CLIENTS:
-            self._forget_idle(now)
-
-    def _forget_idle(self, now: float) -> None:
-        for client in [c for c, a in self._attempts.items() if not a or a[-1] <= now - 60]:
-            del self._attempts[client]

@@ -158,6 +158,17 @@ export async function checkPaths(root, relaysUrl) {
   let iceServers = [];
   try {
     const response = await fetch(relaysUrl, { cache: "no-store" });
+    if (response.status === 429) {
+      const minutes = Math.ceil(Number(response.headers.get("Retry-After") || 60) / 60);
+      say(help.querySelector("h3"), "The connection check is paused");
+      say(
+        help.querySelector("p"),
+        "The connection check has run many times for this invitation. Try again in {minutes} min; you can still go on to your interview.",
+        { minutes },
+      );
+      help.hidden = false;
+      return;
+    }
     if (response.ok) iceServers = (await response.json()).ice_servers;
   } catch {
     // no relays to try: the lines stay hidden
