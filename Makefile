@@ -28,7 +28,14 @@ HEAVY_TESTS := tests/e2e tests/test_attack.py tests/test_native_load.py tests/te
 # Debian packages only the heavy tests drive: coturn, the TURN relay tests/test_coturn.py
 # runs with the configuration `nexus-interview turn-config` writes; nginx with its stream
 # module and envsubst, for deploy/nginx.conf in tests/test_nginx_proxy.py.
-HEAVY_DEBIAN := coturn nginx libnginx-mod-stream gettext-base nftables
+# firefox-esr with its French language pack, and NSS's certutil (a test CA in its profile),
+# for tests/e2e/test_firefox.py.
+HEAVY_DEBIAN := coturn nginx libnginx-mod-stream gettext-base nftables \
+	firefox-esr firefox-esr-l10n-fr libnss3-tools
+# The Firefox tests' driver: puppeteer-core at the version tests/firefox/package-lock.json
+# pins, run by node (Debian's nodejs when there is none); it drives the firefox-esr above
+# over WebDriver BiDi and never downloads a browser.
+FIREFOX_DRIVER := tests/firefox/node_modules/.installed-stamp
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,7 +75,14 @@ typecheck: $(STAMP)
 unit: $(STAMP) system-tools
 	$(BIN)/pytest $(addprefix --ignore=,$(HEAVY_TESTS))
 
-heavy: $(STAMP) system-tools loadgen
+$(FIREFOX_DRIVER): tests/firefox/package.json tests/firefox/package-lock.json
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  $(call debian_packages,nodejs npm); \
+	fi
+	npm ci --prefix tests/firefox --no-audit --no-fund
+	touch $@
+
+heavy: $(STAMP) system-tools loadgen $(FIREFOX_DRIVER)
 	@$(call debian_packages,$(HEAVY_DEBIAN))
 	$(BIN)/pytest $(HEAVY_TESTS)
 
