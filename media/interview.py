@@ -131,8 +131,16 @@ class InterviewRoom:
         """The seats held: connected, or dropped and within the grace period."""
         return [seat for seat in Seat if seat in self._seats]
 
-    async def join(self, seat: Seat, offer_sdp: str, info: dict[str, Any] | None = None) -> str:
-        """Seat a participant (replacing that seat's previous connection) and answer."""
+    async def join(
+        self,
+        seat: Seat,
+        offer_sdp: str,
+        info: dict[str, Any] | None = None,
+        relays: list[RTCIceServer] | None = None,
+    ) -> str:
+        """Seat a participant (replacing that seat's previous connection) and answer.
+        ``relays``: TURN servers with credentials for this connection alone, besides the
+        room's own ``ice_servers``."""
         async with self._lock:
             if self.closed:
                 raise RuntimeError(f"interview room {self.id} is closed")
@@ -142,7 +150,7 @@ class InterviewRoom:
                 seat,
                 self._sink,
                 on_failed=self._dropped,
-                ice_servers=self._ice_servers,
+                ice_servers=[*(self._ice_servers or []), *(relays or [])],
                 address_policy=self._address_policy,
             )
             others = [other for other in Seat if other is not seat]

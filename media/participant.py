@@ -101,9 +101,10 @@ class Participant:
         self._sink = sink
         self._on_failed = on_failed
         self._clock = clock
-        self.pc = RTCPeerConnection(
-            RTCConfiguration(iceServers=ice_servers or [], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        self.configuration = RTCConfiguration(
+            iceServers=ice_servers or [], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
         )
+        self.pc = RTCPeerConnection(self.configuration)
         self.publications: dict[Kind, Publication] = {}
         self.slots: dict[tuple[Seat, Kind], ForwardedTrack] = {}
         self.taps: list[EncodedFrameTap] = []

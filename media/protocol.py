@@ -87,6 +87,19 @@ class PlaceRoom(Message, tag="place"):
     next_segment: dict[Seat, int] = msgspec.field(default_factory=dict)
 
 
+class Relay(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A TURN server the worker's connection may gather relay candidates on, with
+    credentials minted for that one connection (the worker never holds the TURN secret)."""
+
+    urls: Annotated[list[Annotated[str, msgspec.Meta(max_length=512)]], msgspec.Meta(max_length=8)]
+    username: Annotated[str, msgspec.Meta(max_length=256)]
+    credential: Annotated[str, msgspec.Meta(max_length=256)]
+
+    def __repr__(self) -> str:
+        # The credential opens a relay: it is for the connection, never for a log.
+        return f"Relay(urls={self.urls!r}, username={self.username!r}, credential='***')"
+
+
 class Offer(Message, tag="offer"):
     """Seat a participant (replacing the seat's previous connection); answered by
     `Answered` with the SDP answer and the new connection's id."""
@@ -96,6 +109,10 @@ class Offer(Message, tag="offer"):
     seat: Seat
     sdp: Sdp
     info: Detail = msgspec.field(default_factory=dict)
+    relays: list[Relay] | msgspec.UnsetType = msgspec.UNSET
+    """TURN relays for this connection (`NEXUS_MEDIA_TURN`); unset: host candidates and
+    the `Welcome`'s STUN servers only. Unset is left out of the message, so an offer
+    without relays is the same bytes a worker that predates them reads."""
 
 
 class Candidate(Message, tag="candidate"):

@@ -95,8 +95,12 @@ class MediaWorker:
         if room_id not in self._placed:
             raise RoomClosed("this call is not on; join the interview again")
         room = self._rooms.get(room_id)
+        relays = [
+            RTCIceServer(urls=relay.urls, username=relay.username, credential=relay.credential)
+            for relay in (offer.relays or [])
+        ]
         try:
-            answer = await room.join(offer.seat, offer.sdp, offer.info)
+            answer = await room.join(offer.seat, offer.sdp, offer.info, relays)
         except RuntimeError:  # the call ended while the offer was answered
             raise RoomClosed("this call has ended") from None
         participant = room.participant(offer.seat)

@@ -108,20 +108,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command(
         "turn-config",
         _turn_config,
-        "print a coturn configuration that relays only to the media workers, for the "
-        "credentials joins get (the secret in NEXUS_TURN_SECRET)",
+        "print a coturn configuration that relays only to the media workers (with "
+        "--public-peers, to public addresses too), for the credentials joins get (the "
+        "secret in NEXUS_TURN_SECRET)",
     )
     sub.add_argument("--realm", required=True, help="the TURN realm, e.g. turn.example.org")
     sub.add_argument(
         "--media-peers",
         required=True,
-        help="comma-separated addresses (or networks) of the media workers, the only peers "
-        "the relay may send to",
+        help="comma-separated addresses (or networks) of the media workers, the peers the "
+        "relay may always send to (the only ones, without --public-peers)",
     )
     sub.add_argument("--listening-ip", help="the address coturn listens on (default: all)")
     sub.add_argument("--external-ip", help="PUBLIC[/PRIVATE] address when coturn is behind NAT")
     sub.add_argument("--cert", help="TLS certificate (PEM): TURN over TLS on port 443")
     sub.add_argument("--pkey", help="private key (PEM) of --cert")
+    sub.add_argument(
+        "--public-peers",
+        action="store_true",
+        help="also relay to any public address (the browsers'), never to private, "
+        "loopback, link-local or reserved ones: needed by NEXUS_MEDIA_TURN, where the media "
+        "workers relay too",
+    )
 
     applications = group("applications", "application records")
     sub = applications.add_parser("import", help="import a CSV or JSON Lines file", parents=[flags])
@@ -314,6 +322,8 @@ def _turn_config(args: argparse.Namespace, settings: Settings) -> int:
     for flag in ("listening_ip", "external_ip", "cert", "pkey"):
         if getattr(args, flag) is not None:
             command += ["--" + flag.replace("_", "-"), getattr(args, flag)]
+    if args.public_peers:
+        command.append("--public-peers")
     try:
         text = coturn_config(
             settings.turn_secret,
@@ -324,6 +334,7 @@ def _turn_config(args: argparse.Namespace, settings: Settings) -> int:
             cert=args.cert,
             pkey=args.pkey,
             command=shlex.join(command),
+            public_peers=args.public_peers,
         )
     except ValueError as exc:
         raise BadRequest(str(exc)) from None

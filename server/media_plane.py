@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+import msgspec
 
 from common.names import ParticipantId, RoomId, Seat
 from media import protocol as p
@@ -100,10 +102,15 @@ class RoomHandle:
         """The connection that holds ``seat`` (connected or within its grace)."""
         return self._participants.get(seat)
 
-    async def join(self, seat: Seat, sdp: str, info: dict[str, Any]) -> tuple[str, ParticipantId]:
-        """Seat a participant; the SDP answer and the new connection's id."""
+    async def join(
+        self, seat: Seat, sdp: str, info: dict[str, Any], relays: Sequence[p.Relay] = ()
+    ) -> tuple[str, ParticipantId]:
+        """Seat a participant; the SDP answer and the new connection's id. ``relays``: the
+        TURN servers the worker's end of the connection may use (`turn.media_relays`)."""
+        given = list(relays) or msgspec.UNSET
         answered = await self.link.ask(
-            lambda n: p.Offer(request=n, room=self.id, seat=seat, sdp=sdp, info=info), p.Answered
+            lambda n: p.Offer(request=n, room=self.id, seat=seat, sdp=sdp, info=info, relays=given),
+            p.Answered,
         )
         participant = ParticipantId(answered.participant)
         self._participants[seat] = participant

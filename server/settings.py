@@ -364,6 +364,15 @@ class Settings:
         "time lasts the whole call).",
         _int_between(60, 86400),
     )
+    media_turn: bool = _setting(
+        "false",
+        "The media workers' own connections also gather relay candidates on the TURN "
+        "relay, with credentials of their own for each participant: for media workers "
+        "that browsers cannot reach directly (behind NAT, or a firewall that only the relay "
+        "crosses). Needs the TURN URLs and secret, and a relay that may send to the "
+        "browsers (`nexus-interview turn-config --public-peers`).",
+        _bool,
+    )
     media_peer_networks: tuple[Network, ...] = _setting(
         "",
         "Comma-separated networks (such as 10.0.0.0/8 or 127.0.0.1) the server's media "
@@ -428,6 +437,13 @@ class Settings:
             raise SettingError(
                 "NEXUS_TURN_URLS needs NEXUS_TURN_SECRET, the TURN server's "
                 "static-auth-secret, to give participants credentials"
+            )
+
+        # Without URLs and secret the media workers would quietly gather no relay.
+        if self.media_turn and not (self.turn_urls and self.turn_secret):
+            raise SettingError(
+                "NEXUS_MEDIA_TURN needs NEXUS_TURN_URLS and NEXUS_TURN_SECRET: the media "
+                "workers relay through the same TURN server as the browsers"
             )
 
         # One without the other would quietly serve plain HTTP, or fail deep in OpenSSL.

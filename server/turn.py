@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypedDict
 
 from common.secret import Secret
+from media import protocol
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -83,10 +84,68 @@ def ice_servers(settings: Settings, participant_id: str, now: datetime) -> list[
     ]
 
 
+def media_relays(settings: Settings, participant_id: str, now: datetime) -> list[protocol.Relay]:
+    """The TURN servers for the media worker's end of one participant's connection, with
+    credentials of its own (``participant_id`` names it in the relay's logs); none unless
+    `Settings.media_turn`. The worker gets credentials, never the secret.
+
+    aiortc relays through the first TURN URL it can use and ignores the rest, so UDP comes
+    first: the worker's network is the operator's, where UDP to the relay is the rule, and
+    TCP or TLS would hold every packet up behind a lost one."""
+    if not settings.media_turn:
+        return []
+    return [
+        protocol.Relay(
+            urls=sorted(server["urls"], key=_transport_rank),
+            username=server["username"],
+            credential=server["credential"],
+        )
+        for server in ice_servers(settings, participant_id, now)
+    ]
+
+
+def _transport_rank(url: str) -> int:
+    if url.startswith("turns:"):
+        return 2
+    return 1 if url.endswith("?transport=tcp") else 0
+
+
 # --- the coturn configuration -------------------------------------------------------
 
 _ALL_IPV4 = "0.0.0.0-255.255.255.255"
 _ALL_IPV6 = "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+
+# What a relay that may send to the public Internet must still never reach: addresses that
+# lead into the relay's own networks or machine (a TURN server is otherwise an open door
+# to them), and addresses no browser has (IANA's special-purpose registries).
+_NOT_PUBLIC = (
+    "0.0.0.0/8",  # "this network"
+    "10.0.0.0/8",  # private (RFC 1918)
+    "100.64.0.0/10",  # carrier-grade NAT, the provider's side
+    "127.0.0.0/8",  # loopback
+    "169.254.0.0/16",  # link-local, with the clouds' metadata service at 169.254.169.254
+    "172.16.0.0/12",  # private (RFC 1918)
+    "192.0.0.0/24",  # IETF protocol assignments
+    "192.0.2.0/24",  # documentation
+    "192.88.99.0/24",  # 6to4 relays
+    "192.168.0.0/16",  # private (RFC 1918)
+    "198.18.0.0/15",  # benchmarking
+    "198.51.100.0/24",  # documentation
+    "203.0.113.0/24",  # documentation
+    "224.0.0.0/4",  # multicast
+    "240.0.0.0/4",  # reserved, and the broadcast address
+    "::/127",  # unspecified and loopback
+    "::ffff:0:0/96",  # IPv4-mapped: the IPv4 rules above, not to be gone round
+    "64:ff9b::/96",  # NAT64, which could lead to any IPv4 address
+    "64:ff9b:1::/48",  # local NAT64
+    "100::/64",  # discard
+    "2001::/23",  # IETF protocol assignments
+    "2001:db8::/32",  # documentation
+    "2002::/16",  # 6to4, which embeds IPv4 addresses
+    "fc00::/7",  # unique local (the private addresses of IPv6)
+    "fe80::/10",  # link-local
+    "ff00::/8",  # multicast
+)
 
 
 def parse_media_peers(raw: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -133,9 +192,12 @@ def coturn_config(
     cert: str | None = None,
     pkey: str | None = None,
     command: str = "",
+    public_peers: bool = False,
 ) -> str:
     """A coturn (4.6) configuration that relays only to ``media_peers``, for credentials
-    minted with ``secret``. ``command`` is the command line that made it, for the header."""
+    minted with ``secret``; with ``public_peers``, to any public address as well (the
+    browsers', when the media workers relay too: `Settings.media_turn`). ``command`` is the
+    command line that made it, for the header."""
     if not secret:
         raise ValueError("set NEXUS_TURN_SECRET: coturn checks the credentials with it")
     if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", realm):
@@ -151,6 +213,11 @@ def coturn_config(
         "# (the interview server mints each participant's credentials with the same secret).",
         "# Relay ports: UDP 49152-65535 (coturn's default) must reach the media workers, and",
         "# they take the relay's address only if public or in NEXUS_MEDIA_PEER_NETWORKS.",
+        *(
+            ["# With the media workers relaying too, those ports must also reach the browsers."]
+            if public_peers
+            else []
+        ),
         "",
         "# Credentials: '<expiry>:<participant>' / base64(HMAC-SHA1(secret, username)).",
         "use-auth-secret",
@@ -198,13 +265,7 @@ def coturn_config(
         "no-stun-backward-compatibility",
         "response-origin-only-with-rfc5780",
         "",
-        "# Peers: the relay sends only to the media workers. coturn refuses loopback peers",
-        "# (allow-loopback-peers is not set) and multicast ones, then checks allowed-peer-ip",
-        "# before denied-peer-ip: so everything is denied except the media workers.",
-        "no-multicast-peers",
-        "no-tcp-relay",
-        f"denied-peer-ip={_ALL_IPV4}",
-        f"denied-peer-ip={_ALL_IPV6}",
+        *(_public_peers() if public_peers else _media_peers_only()),
     ]
     lines += [f"allowed-peer-ip={_peer_range(peer)}" for peer in media_peers]
     lines += [
@@ -215,3 +276,30 @@ def coturn_config(
         "simple-log",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _media_peers_only() -> list[str]:
+    return [
+        "# Peers: the relay sends only to the media workers. coturn refuses loopback peers",
+        "# (allow-loopback-peers is not set) and multicast ones, then checks allowed-peer-ip",
+        "# before denied-peer-ip: so everything is denied except the media workers.",
+        "no-multicast-peers",
+        "no-tcp-relay",
+        f"denied-peer-ip={_ALL_IPV4}",
+        f"denied-peer-ip={_ALL_IPV6}",
+    ]
+
+
+def _public_peers() -> list[str]:
+    return [
+        "# Peers: the media workers relay too (NEXUS_MEDIA_TURN), so the browsers they call",
+        "# are peers of the workers' allocations: the relay sends to public addresses. It",
+        "# never sends into private, carrier-grade NAT, loopback, link-local (the clouds'",
+        "# metadata service), multicast or reserved ranges, IPv4 and IPv6, which would open",
+        "# the relay's own networks to anyone holding a credential. coturn refuses loopback",
+        "# and multicast peers, then checks allowed-peer-ip before denied-peer-ip: so the",
+        "# media workers, allowed below, are reached even on a private address.",
+        "no-multicast-peers",
+        "no-tcp-relay",
+        *(f"denied-peer-ip={_peer_range(ipaddress.ip_network(n))}" for n in _NOT_PUBLIC),
+    ]

@@ -80,7 +80,7 @@ class Connection:
         settings: Settings,
     ) -> None:
         self.principal = principal
-        self._settings = settings  # for the TURN credentials each join gets
+        self._settings = settings  # for the TURN credentials each join and offer gets
         self._lives = lives
         self._lobby = lobby
         self._applicant_in_lobby: str | None = None
@@ -103,7 +103,13 @@ class Connection:
             case m.Offer(sdp=sdp):
                 room, seat = self._seated()
                 await self._allowed(room.id, interview_actions.Join(Party(seat.value)))
-                answer, self._participant = await room.join(seat, sdp, await self._seat_info())
+                # The worker's end gets credentials of its own, fresh for each connection,
+                # named apart from the page's in the relay's logs.
+                relays = turn.media_relays(
+                    self._settings, f"{room.id}-{seat.value}-media", utc_now()
+                )
+                info = await self._seat_info()
+                answer, self._participant = await room.join(seat, sdp, info, relays)
                 await self.send(m.Answer(sdp=answer))
             case m.Candidate(candidate=candidate, sdp_mid=mid, sdp_mline_index=index):
                 room, seat = self._seated()
