@@ -168,6 +168,7 @@ class Machine:
         self.namespace = namespace
         self.address = address
         self.port = port  # the switch's end of this machine's veth pair
+        self.names: dict[str, str] = {}  # more names this machine resolves: name -> address
         self._processes: list[subprocess.Popen[Any]] = []
 
     def __repr__(self) -> str:
@@ -194,6 +195,11 @@ class Machine:
         return subprocess.run(
             ["ip", "netns", "exec", self.namespace, *argv], timeout=timeout, **kwargs
         )
+
+    def resolve(self, name: str, address: str) -> None:
+        """On this machine, ``name`` resolves to ``address``, as its DNS would answer."""
+        self.names[name] = address
+        self.network._write_hosts()
 
     def cut(self) -> None:
         """Unplug this machine from the switch: it keeps running but nothing reaches it
@@ -298,10 +304,12 @@ class Network:
         return machine
 
     def _write_hosts(self) -> None:
-        lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost"]
-        lines += [f"{m.address} {m.name}" for m in self.machines.values()]
-        text = "\n".join(lines) + "\n"
+        local = ["127.0.0.1 localhost", "::1 localhost ip6-localhost"]
+        everyone = [f"{m.address} {m.name}" for m in self.machines.values()]
         for machine in self.machines.values():
+            # The machine's own names first: the first line naming a host wins.
+            own = [f"{address} {name}" for name, address in machine.names.items()]
+            text = "\n".join(local + own + everyone) + "\n"
             directory = ETC_NETNS / machine.namespace
             directory.mkdir(parents=True, exist_ok=True)
             # Rewritten in place, not replaced: a running process sees this file through

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -52,10 +53,12 @@ def free_port() -> int:
 class Browser:
     """A cookie-keeping HTTP client with the session's CSRF token, and its socket."""
 
-    def __init__(self, base: URL) -> None:
+    def __init__(self, base: URL, tls: ssl.SSLContext | None = None) -> None:
+        """``tls``: how an https ``base`` is trusted (a test CA's client context)."""
         self.base = base
         jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=[str(base)])
-        self.http = aiohttp.ClientSession(base_url=base, cookie_jar=jar)
+        connector = aiohttp.TCPConnector(ssl=tls) if tls is not None else None
+        self.http = aiohttp.ClientSession(base_url=base, cookie_jar=jar, connector=connector)
         self.ws: aiohttp.ClientWebSocketResponse | None = None
 
     async def csrf(self) -> dict[str, str]:

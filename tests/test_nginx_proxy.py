@@ -35,18 +35,15 @@ from common.secret import Secret
 from server.turn import mint
 from tests.certificates import Issued, TestCA, presented_certificate
 from tests.coturn import ECHO_PORT, Inbox, echo, listening, start_coturn
-from tests.netns import ETC_NETNS, Machine, Network, in_namespace
+from tests.netns import Machine, Network, in_namespace
+from tests.nginx import start_nginx
 
 PAGES_NAME = "interviews.nexus.test"
 TURN_NAME = "turn.nexus.test"
 APP_PORT = 8080
 ATTEMPTS_PER_MINUTE = 4
 SECRET = "nginx-test-turn-secret-" + os.urandom(16).hex()
-CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "nginx.conf"
 EXE = Path(sys.executable).parent / "nexus-interview"
-PLACEHOLDERS = (
-    "PAGES_NAME", "TURN_NAME", "PAGES_CERT", "PAGES_KEY", "INTERVIEW_SERVER", "TURN_TLS_SERVER",
-)  # fmt: skip
 OFFICER = ["--username", "olivia", "--name", "Olivia", "--agency", "CBSA"]
 
 
@@ -67,29 +64,6 @@ class Site:
 def _clean_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUS_")}
     return env | {f"NEXUS_{name.upper()}": value for name, value in settings.items()}
-
-
-def _render(directory: Path, values: dict[str, str]) -> Path:
-    """deploy/nginx.conf with its placeholders filled by envsubst, as an operator does."""
-    names = " ".join(f"${{{name}}}" for name in PLACEHOLDERS)
-    result = subprocess.run(
-        ["envsubst", names],
-        input=CONFIG.read_text("utf-8"),
-        env=os.environ | values,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "${" not in result.stdout, "a placeholder the header does not name"
-    rendered = directory / "nginx.conf"
-    rendered.write_text(result.stdout)
-    return rendered
-
-
-def _alias(machine: Machine, address: str, *names: str) -> None:
-    """Make ``names`` resolve to ``address`` on ``machine`` (its /etc/hosts, in place)."""
-    with open(ETC_NETNS / machine.namespace / "hosts", "a") as hosts:
-        hosts.write(f"{address} {' '.join(names)}\n")
 
 
 def _add_officer(data_dir: Path) -> tuple[str, str, str]:
@@ -122,7 +96,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         proxy, app, turn = network.machine("proxy"), network.machine("app"), network.machine("turn")
         client, neighbour = network.machine("client"), network.machine("neighbour")
         for browser in (client, neighbour):
-            _alias(browser, proxy.address, PAGES_NAME, TURN_NAME)
+            browser.resolve(PAGES_NAME, proxy.address)
+            browser.resolve(TURN_NAME, proxy.address)
 
         settings = {
             "host": app.address,
@@ -139,7 +114,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         app.thread().submit(echo(app.address)).result(timeout=10)
         start_coturn(turn, directory, SECRET, TURN_NAME, app.address, turn_cert)
 
-        rendered = _render(
+        start_nginx(
+            proxy,
             directory,
             {
                 "PAGES_NAME": PAGES_NAME,
@@ -150,10 +126,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 "TURN_TLS_SERVER": f"{turn.address}:443",
             },
         )
-        nginx = ["nginx", "-c", str(rendered), "-e", "stderr"]
-        nginx += ["-g", f"daemon off; pid {directory / 'nginx.pid'};"]
-        with open(directory / "nginx.log", "wb") as out:
-            proxy.popen(nginx, stdout=out, stderr=subprocess.STDOUT)
 
         in_namespace(proxy, listening, app.address, APP_PORT, 60)
         in_namespace(proxy, listening, turn.address, 443, 20)

@@ -1,19 +1,23 @@
 """An applicant whose network lets out only TCP 443 completes an interview through TURN
 over TLS, in real Chromium.
 
-Four machines on one switch (tests/netns.py): ``server`` runs `nexus-interview serve`
-(media in its process) with TURN settings naming the ``turn`` machine; ``turn`` runs
-coturn as `nexus-interview turn-config` configures it, TLS on 443 with a test
-certificate, relaying to the server alone; ``officers`` holds both officers (aiortc
-participants over the socket protocol) with ordinary access; ``applicant`` runs Chromium
-behind a firewall (nftables, in its namespace) that drops all UDP and all TCP except to
-the relay's 443 and to the server's page port. The pages are let through on their own
-port because the issue concerns the media: in production they come over 443 through a
-reverse proxy, which these tests do not stand up.
+Machines on one switch (tests/netns.py), laid out as docs/deploy.md lays out production:
+- ``proxy`` runs nginx with deploy/nginx.conf (tests/nginx.py): its 443 carries the
+  pages, the call's WebSocket and, told apart by name (SNI), TURN over TLS;
+- ``server`` runs `nexus-interview serve` (media in its process) behind it, with TURN
+  settings naming the relay;
+- ``turn`` runs coturn as `nexus-interview turn-config` configures it, TLS on 443 with
+  the relay name's certificate, relaying to the server alone;
+- ``officers`` holds both officers with ordinary access;
+- ``applicant`` runs Chromium behind a firewall (nftables, in its namespace) that drops
+  all UDP and every TCP connection but one to the proxy's 443: the pages and the call
+  both come that way;
+- ``cut-off`` has the same firewall, but its DNS sends the relay's name to the relay's
+  own address, which the firewall blocks: the pages load, no call gets out.
 
-Chromium trusts the relay's certificate through ``--ignore-certificate-errors-spki-list``
-with the hash of that one key: it needs no NSS tools and trusts nothing else, where an NSS
-database in the profile would have to be built before every launch.
+Both names resolve to the proxy on the browsers' machines. Chromium trusts the two
+certificates through ``--ignore-certificate-errors-spki-list`` with their keys' hashes:
+it needs no NSS tools and trusts nothing else.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import ssl
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +44,7 @@ from server import operator
 from server.settings import load_settings
 from server.store import Store
 from server.types import InterviewMode, utc_now
+from server.views.device_check import CHECKS_PER_HOUR
 from signalling import messages as m
 
 from ..certificates import TestCA
@@ -46,13 +52,15 @@ from ..coturn import start_coturn
 from ..fakes import add_applications, application, fast_passwords
 from ..media import SyntheticParticipant, wait_for
 from ..netns import Machine, Network, in_namespace
+from ..nginx import start_nginx
 from ..served import Browser, password
 from .conftest import CHROMIUM_FLAGS
 from .pages import videos_playing
 
 SECRET = "relay-only-test-secret-" + os.urandom(16).hex()
 PORT = 8080
-REALM = "turn.nexus.test"
+PAGES_NAME = "interviews.nexus.test"
+TURN_NAME = "turn.nexus.test"
 FRAMES = 30
 
 # Wraps the page's RTCPeerConnection: keeps each one for the test to read its stats, and
@@ -101,31 +109,27 @@ class Site:
     officers: Machine
     applicant: Machine
     cut_off: Machine
-    spki: str
+    ca: TestCA
+    spki: str  # the pages' and the relay's keys, for Chromium to trust
     invitations: list[tuple[str, str]]  # (interview id, link token), one per test
     totp: dict[str, str]  # by officer's username
-
-    @property
-    def base(self) -> str:
-        return f"http://server:{PORT}"
+    base: str = f"https://{PAGES_NAME}"
 
 
 def _command(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def _only_tcp_443_to(applicant: Machine, turn: Machine | None, server: Machine) -> None:
-    """The applicant's firewall: out only to the relay's 443 (none: not even that) and the
-    server's page port, in only what answers that; no UDP at all."""
-    relay = f"ip daddr {turn.address} tcp dport 443 accept" if turn is not None else ""
+def _only_tcp_443_to(applicant: Machine, proxy: Machine) -> None:
+    """The applicant's firewall: out only to the proxy's TCP 443, in only what answers
+    that; no UDP at all."""
     rules = f"""
 table inet applicant {{
   chain output {{
     type filter hook output priority 0; policy drop;
     oif "lo" accept
     ct state established,related accept
-    {relay}
-    ip daddr {server.address} tcp dport {PORT} accept
+    ip daddr {proxy.address} tcp dport 443 accept
   }}
   chain input {{
     type filter hook input priority 0; policy drop;
@@ -171,11 +175,11 @@ async def _prepare(
     return recipients, links, totp
 
 
-async def _up(url: str) -> None:
+async def _up(url: str, tls: ssl.SSLContext) -> None:
     async with aiohttp.ClientSession() as http:
         for _ in range(300):
             try:
-                async with http.get(url) as response:
+                async with http.get(url, ssl=tls) as response:
                     if response.status == 200:
                         return
             except aiohttp.ClientError:
@@ -195,51 +199,69 @@ async def _refused(host: str, port: int) -> bool:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    for tool in ("turnserver", "nft", "chromium"):
+    for tool in ("turnserver", "nginx", "nft", "chromium"):
         if shutil.which(tool) is None:
-            pytest.fail(f"these tests need {tool}: install Debian's coturn, nftables, chromium")
+            pytest.fail(f"these tests need {tool}: `make heavy` installs it from Debian")
     directory = tmp_path_factory.mktemp("relay-only")
-    recipients, invitations, totp = asyncio.run(_prepare(directory / "data", 3))
+    recipients, invitations, totp = asyncio.run(_prepare(directory / "data", 4))
+    ca = TestCA.create(directory / "ca")
+    pages, relay = ca.issue("pages", PAGES_NAME), ca.issue("turn", TURN_NAME)
     with Network() as network:
         server, turn = network.machine("server"), network.machine("turn")
-        officers, applicant = network.machine("officers"), network.machine("applicant")
-        cut_off = network.machine("cut-off")  # an applicant whose network lets no call out
-        # The relay's certificate, for the name ``turn`` and its address; Chromium is told
-        # to trust its key alone (the pin), not the CA that signed it.
-        cert = TestCA.create(directory / "ca").issue("turn", "turn", turn.address)
-        spki = cert.spki_pin()
-        start_coturn(turn, directory, SECRET, REALM, server.address, cert)
+        proxy, officers = network.machine("proxy"), network.machine("officers")
+        applicant, cut_off = network.machine("applicant"), network.machine("cut-off")
+        for browser in (officers, applicant, cut_off):
+            browser.resolve(PAGES_NAME, proxy.address)
+            browser.resolve(TURN_NAME, proxy.address)
+        # cut-off's network sends the relay's name elsewhere (to the relay's own address,
+        # which its firewall blocks), as a network that filters by destination does
+        cut_off.resolve(TURN_NAME, turn.address)
+        start_coturn(turn, directory, SECRET, TURN_NAME, server.address, relay)
         env = {
             **os.environ,
             "NEXUS_DATA_DIR": str(directory / "data"),
             "NEXUS_HOST": server.address,
             "NEXUS_PORT": str(PORT),
-            "NEXUS_PUBLIC_URL": f"http://server:{PORT}",
+            "NEXUS_PUBLIC_URL": f"https://{PAGES_NAME}",
+            "NEXUS_TRUSTED_PROXIES": proxy.address,
             "NEXUS_MEDIA_WORKERS": "0",
-            # Pages over plain HTTP here (production serves them over HTTPS): the session
-            # cookie must then go without Secure, or Chromium keeps it off the socket.
-            "NEXUS_COOKIE_SECURE": "false",
             # The relay's address is private here: the media must accept it as a peer.
             "NEXUS_MEDIA_PEER_NETWORKS": str(network.subnet),
-            "NEXUS_TURN_URLS": "turn:turn:3478?transport=udp,turns:turn:443?transport=tcp",
+            "NEXUS_TURN_URLS": (
+                f"turn:{TURN_NAME}:3478?transport=udp,turns:{TURN_NAME}:443?transport=tcp"
+            ),
             "NEXUS_TURN_SECRET": SECRET,
             **{f"NEXUS_{name.upper()}": value for name, value in recipients.items()},
         }
         with open(directory / "server.log", "ab") as log:
             server.popen([_command("nexus-interview"), "serve"], env=env, stderr=log)
-        in_namespace(officers, _up, f"http://server:{PORT}/healthz")
-        _only_tcp_443_to(applicant, turn, server)
-        _only_tcp_443_to(cut_off, None, server)
-        # The firewall holds: the relay's plain port is out of reach, its TLS port is not.
-        assert in_namespace(applicant, _refused, turn.address, 3478)
-        assert not in_namespace(applicant, _refused, turn.address, 443)
-        yield Site(network, server, turn, officers, applicant, cut_off, spki, invitations, totp)
+        start_nginx(
+            proxy,
+            directory,
+            {
+                "PAGES_NAME": PAGES_NAME,
+                "TURN_NAME": TURN_NAME,
+                "PAGES_CERT": str(pages.cert),
+                "PAGES_KEY": str(pages.key),
+                "INTERVIEW_SERVER": f"{server.address}:{PORT}",
+                "TURN_TLS_SERVER": f"{turn.address}:443",
+            },
+        )
+        in_namespace(officers, _up, f"https://{PAGES_NAME}/healthz", ca.client_context())
+        _only_tcp_443_to(applicant, proxy)
+        _only_tcp_443_to(cut_off, proxy)
+        # The firewall holds: the proxy's 443 is the one way out.
+        assert not in_namespace(applicant, _refused, proxy.address, 443)
+        for address, port in ((server.address, PORT), (turn.address, 443), (turn.address, 3478)):
+            assert in_namespace(applicant, _refused, address, port)
+        spki = f"{pages.spki_pin()},{relay.spki_pin()}"
+        yield Site(network, server, turn, officers, applicant, cut_off, ca, spki, invitations, totp)
 
 
 async def _officers_take(site: Site, interview_id: str, n: int) -> dict[Seat, Browser]:
     browsers = {}
     for seat, agency in ((Seat.CBSA, Agency.CBSA), (Seat.CBP, Agency.CBP)):
-        browser = browsers[seat] = Browser(URL(site.base))
+        browser = browsers[seat] = Browser(URL(site.base), site.ca.client_context())
         signed_in = await browser.form(
             "/login",
             {
@@ -301,11 +323,7 @@ class Applicant:
 
     async def start(self) -> None:
         self._playwright = await async_playwright().start()
-        flags = [
-            *CHROMIUM_FLAGS,
-            f"--unsafely-treat-insecure-origin-as-secure={self.site.base}",
-            f"--ignore-certificate-errors-spki-list={self.site.spki}",
-        ]
+        flags = [*CHROMIUM_FLAGS, f"--ignore-certificate-errors-spki-list={self.site.spki}"]
         self._browser = await self._playwright.chromium.launch(
             executable_path=shutil.which("chromium"), args=flags
         )
@@ -359,7 +377,7 @@ class OfficerDesks:
         applicant as soon as she is ready."""
         base = self.site.base
         self._playwright = await async_playwright().start()
-        flags = [*CHROMIUM_FLAGS, f"--unsafely-treat-insecure-origin-as-secure={base}"]
+        flags = [*CHROMIUM_FLAGS, f"--ignore-certificate-errors-spki-list={self.site.spki}"]
         self._browser = await self._playwright.chromium.launch(
             executable_path=shutil.which("chromium"), args=flags
         )
@@ -482,5 +500,36 @@ def test_the_device_check_tells_an_applicant_whose_network_lets_no_call_out_what
 
     assert ways == {"udp": "false", "relay-udp": "false", "relay-tls": "false"}
     assert "Votre réseau bloque les appels vidéo" in help
-    assert "autoriser les connexions vers turn sur le port 443" in help
+    assert f"autoriser les connexions vers {TURN_NAME} sur le port 443" in help
+    assert applicant.errors == []
+
+
+async def _check_until_refused(site: Site, token: str) -> int:
+    """Ask for the link's relays as its device check does, until refused: how many
+    were answered."""
+    url = f"{site.base}/api/invitations/{token}/relays"
+    async with aiohttp.ClientSession() as http:
+        for answered in range(CHECKS_PER_HOUR + 1):
+            async with http.get(url, ssl=site.ca.client_context()) as response:
+                if response.status == 429:
+                    return answered
+                assert response.status == 200, await response.text()
+    raise AssertionError(f"{CHECKS_PER_HOUR + 1} device checks in a row were all answered")
+
+
+def test_a_link_that_checked_too_often_is_told_on_the_page_to_wait(site: Site) -> None:
+    _, token = site.invitations[3]
+    thread = site.applicant.thread()
+    applicant = Applicant(site)
+    try:
+        answered = thread.submit(_check_until_refused(site, token)).result(timeout=60)
+        ways, help = thread.submit(applicant.device_check(token, "fr")).result(timeout=60)
+    finally:
+        thread.submit(applicant.close()).result(timeout=30)
+        thread.close()
+
+    assert answered == CHECKS_PER_HOUR
+    assert ways == {"udp": None, "relay-udp": None, "relay-tls": None}  # nothing tried
+    assert "La vérification de la connexion est en pause" in help
+    assert "Réessayez dans 60 min" in help
     assert applicant.errors == []
