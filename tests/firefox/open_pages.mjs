@@ -23,7 +23,10 @@ await run(options, async ({ page }, progress) => {
     try {
       response = await page.goto(url, { timeout: options.timeouts.step });
     } catch (error) {
-      emit({ step: "refused", url, reason: error.message, document: page.url() });
+      // the navigation's error names Firefox's own code: a certificate's (SEC_ERROR_…,
+      // MOZILLA_PKIX_ERROR_…, SSL_ERROR_…), else the network's (NS_ERROR_…)
+      const code = error.message.match(/\b(SEC|MOZILLA_PKIX|SSL)_ERROR_\w+/) ?? error.message.match(/\bNS_ERROR_\w+/);
+      emit({ step: "refused", url, reason: code ? code[0] : error.message, document: page.url() });
       continue;
     }
     const document = await page.evaluate(() => document.documentURI);
