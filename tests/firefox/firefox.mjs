@@ -92,10 +92,24 @@ export class Firefox {
     return { pageErrors: this.pageErrors, consoleErrors: this.consoleErrors };
   }
 
+  /** Close Firefox and remove its profile, once no process of it can write there. */
   async close() {
+    const firefox = this.browser.process();
     try {
-      await this.browser.close();
+      await this.browser.close(); // which says nothing if Firefox would not close
     } finally {
+      if (firefox && firefox.exitCode === null && firefox.signalCode === null) {
+        const exited = new Promise((resolve) => firefox.once("exit", resolve));
+        const late = setTimeout(() => {
+          try {
+            process.kill(-firefox.pid, "SIGKILL"); // its group: puppeteer starts it detached
+          } catch {
+            // gone meanwhile
+          }
+        }, 10_000);
+        await exited;
+        clearTimeout(late);
+      }
       rmSync(this.directory, { recursive: true, force: true });
     }
   }
