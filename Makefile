@@ -24,6 +24,7 @@ HEAVY_TESTS := tests/e2e tests/test_attack.py tests/test_native_load.py tests/te
 	tests/test_worker_kill.py \
 	tests/test_remote_workers.py \
 	tests/test_coturn.py \
+	tests/test_media_relay.py \
 	tests/test_nginx_proxy.py
 # Debian packages only the heavy tests drive: coturn, the TURN relay tests/test_coturn.py
 # runs with the configuration `nexus-interview turn-config` writes; nginx with its stream
