@@ -134,7 +134,9 @@ _NOT_PUBLIC = (
     "203.0.113.0/24",  # documentation
     "224.0.0.0/4",  # multicast
     "240.0.0.0/4",  # reserved, and the broadcast address
-    "::/127",  # unspecified and loopback
+    # Not "::/127": coturn 4.6 takes a range from "::" as starting anywhere, so it would
+    # hold every IPv4 address too. It refuses the unspecified address on its own.
+    "::1/128",  # loopback
     "::ffff:0:0/96",  # IPv4-mapped: the IPv4 rules above, not to be gone round
     "64:ff9b::/96",  # NAT64, which could lead to any IPv4 address
     "64:ff9b:1::/48",  # local NAT64

@@ -8,7 +8,8 @@ out only to and from ``turn``; ``turn`` runs coturn as `nexus-interview turn-con
 the socket protocol with no TURN of their own (they ignore the `iceServers` they are
 sent). The only way their media can take is from their host candidates to the relay
 candidate the server's connection gathered on ``turn``. With the setting off, the same
-firewall lets no media through: the relay is what carried it.
+firewall lets no media through: the relay is what carried it. And the relay so
+configured reaches public addresses, but none of the private or reserved ones it denies.
 
 The test network is private, which `--public-peers` denies; the ``clients`` machine
 stands in for the public Internet, so it is allowed as the media workers are (a browser's
@@ -27,13 +28,18 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from aioice import stun
+from aioice.turn import TurnClientUdpProtocol
 from aiortc.sdp import SessionDescription
 from yarl import URL
 
 from common.names import Kind, Seat
+from common.secret import Secret
+from server.turn import mint
 from signalling import messages as m
 
 from .coturn import listening, turn_config
@@ -259,3 +265,61 @@ def test_without_media_turn_the_same_firewall_lets_no_media_through(site: Site) 
     assert all(_relay_candidates(sdp) == [] for sdp in outcome.answers.values())
     assert outcome.frames == dict.fromkeys(Seat, 0)
     assert f"{scene.interview_id}-applicant-media" not in site.coturn_log.read_text("utf-8")
+
+
+async def _permissions(turn: Machine, peers: list[str]) -> dict[str, int | None]:
+    """Per peer address, the error code of a CreatePermission (None: granted), on one
+    allocation made with credentials minted as the server mints a media worker's."""
+    credential = mint(Secret(SECRET), "iv_0123456789abcdef-cbsa-media", datetime.now(UTC), 600)
+    server = (turn.address, 3478)
+    _, protocol = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: TurnClientUdpProtocol(
+            server,
+            username=credential.username,
+            password=credential.password.reveal(),
+            lifetime=600,
+            channel_refresh_time=500,
+        ),
+        remote_addr=server,
+    )
+    await protocol.connect()
+    codes: dict[str, int | None] = {}
+    try:
+        for peer in peers:
+            request = stun.Message(
+                message_method=stun.Method.CREATE_PERMISSION, message_class=stun.Class.REQUEST
+            )
+            request.attributes["XOR-PEER-ADDRESS"] = (peer, 9)
+            try:
+                await protocol.request_with_retry(request)
+                codes[peer] = None
+            except stun.TransactionFailed as refused:
+                codes[peer] = refused.response.error_code
+    finally:
+        await protocol.delete()
+    return codes
+
+
+def test_public_peers_reach_public_addresses_and_the_listed_ones_but_no_private_one(
+    site: Site,
+) -> None:
+    # The relay has an IPv4 address only: its allocations reach IPv4 peers alone.
+    allowed = [site.network.machines["clients"].address, "8.8.8.8", "1.1.1.1"]
+    never = [
+        site.server.address,  # private and not listed
+        "127.0.0.1",
+        "0.0.0.0",
+        "10.0.0.1",
+        "172.16.0.1",
+        "192.168.1.1",
+        "100.64.0.1",
+        "169.254.169.254",
+        "198.18.0.1",
+        "224.0.0.1",
+        "240.0.0.1",
+    ]
+
+    codes = site.clients.submit(_permissions(site.turn, allowed + never)).result(timeout=60)
+
+    assert {peer: codes[peer] for peer in allowed} == dict.fromkeys(allowed)
+    assert {peer: codes[peer] for peer in never} == dict.fromkeys(never, 403)
