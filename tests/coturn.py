@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
@@ -30,10 +31,17 @@ def turn_config(secret: str, *args: str) -> str:
 
 
 def start_coturn(
-    turn: Machine, directory: Path, secret: str, realm: str, media_peer: str, cert: Issued
+    turn: Machine,
+    directory: Path,
+    secret: str,
+    realm: str,
+    media_peer: str,
+    cert: Issued,
+    options: Sequence[str] = (),
 ) -> Path:
     """Start coturn on ``turn``'s address (3478, and TLS on 443 with ``cert``), relaying
-    to ``media_peer`` alone; returns its log. The caller waits for the ports it needs."""
+    to ``media_peer`` alone, with more command-line ``options``; returns its log. The
+    caller waits for the ports it needs."""
     args = ["--realm", realm, "--media-peers", media_peer, "--listening-ip", turn.address]
     args += ["--cert", str(cert.cert), "--pkey", str(cert.key)]
     config = directory / "turnserver.conf"
@@ -41,6 +49,7 @@ def start_coturn(
     # Line-buffered, so a test reads what coturn has written so far.
     coturn = ["stdbuf", "-oL", "turnserver", "-c", str(config)]
     coturn += ["--pidfile", str(directory / "turnserver.pid"), "--db", str(directory / "turndb")]
+    coturn += options
     log = directory / "coturn.log"
     with open(log, "wb") as out:
         turn.popen(coturn, stdout=out, stderr=subprocess.STDOUT)

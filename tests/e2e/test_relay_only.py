@@ -23,11 +23,13 @@ it needs no NSS tools and trusts nothing else.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import shutil
 import ssl
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,7 @@ from signalling import messages as m
 from ..certificates import TestCA
 from ..coturn import start_coturn
 from ..fakes import add_applications, application, fast_passwords
+from ..firefox_driver import firefox
 from ..media import SyntheticParticipant, wait_for
 from ..netns import Machine, Network, in_namespace
 from ..nginx import start_nginx
@@ -118,6 +121,10 @@ class Site:
 
 def _command(name: str) -> str:
     return str(Path(sys.executable).parent / name)
+
+
+def _frames_from_applicant(people: dict[Seat, SyntheticParticipant]) -> dict[Seat, int]:
+    return {seat: p.got(Seat.APPLICANT, Kind.VIDEO).frames for seat, p in people.items()}
 
 
 def _only_tcp_443_to(applicant: Machine, proxy: Machine) -> None:
@@ -203,7 +210,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         if shutil.which(tool) is None:
             pytest.fail(f"these tests need {tool}: `make heavy` installs it from Debian")
     directory = tmp_path_factory.mktemp("relay-only")
-    recipients, invitations, totp = asyncio.run(_prepare(directory / "data", 4))
+    recipients, invitations, totp = asyncio.run(_prepare(directory / "data", 5))
     ca = TestCA.create(directory / "ca")
     pages, relay = ca.issue("pages", PAGES_NAME), ca.issue("turn", TURN_NAME)
     with Network() as network:
@@ -484,6 +491,78 @@ def test_an_applicant_forced_to_relay_only_completes_an_interview_over_turn_tls(
     assert selected["type"] == "relay", selected
     assert selected["protocol"] == "tls", selected
     assert path == m.PeerPath(seat="applicant", path="relayed", protocol="tls")
+
+
+async def _firefox_applicant(
+    site: Site, token: str, officers_join: Callable[[], concurrent.futures.Future[m.PeerPath]]
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """Firefox checks in as the applicant, forced to relays; once its call page is up the
+    officers join. Its device check, its selected pair in the call, and all its events."""
+    parameters = {
+        "base": site.base,
+        "token": token,
+        "language": "en",
+        "typed": "05171980",
+        "dateOfBirth": "1980-05-17",
+        "caFile": str(site.ca.cert),
+        "forceRelay": True,
+        "checks": ["browser", "camera", "microphone", "connection", "udp", "relay-tls"],
+    }
+    async with firefox("applicant.mjs", **parameters) as driver:
+        devices = await driver.until("devices")
+        await driver.until("call")
+        officers_join()
+        in_call = await driver.until("in-call")
+        return devices, in_call, await driver.finish()
+
+
+def test_an_applicant_in_firefox_allowed_only_tcp_443_completes_an_interview_over_turn_tls(
+    site: Site,
+) -> None:
+    interview_id, token = site.invitations[4]
+    officers_thread = site.officers.thread()
+    applicant_thread = site.applicant.thread()
+    browsers = officers_thread.submit(_officers_take(site, interview_id, 4)).result(timeout=60)
+    people = {seat: SyntheticParticipant(seat) for seat in (Seat.CBSA, Seat.CBP)}
+    joined: list[concurrent.futures.Future[m.PeerPath]] = []
+
+    def officers_join() -> concurrent.futures.Future[m.PeerPath]:
+        joined.append(officers_thread.submit(_officers_join(interview_id, browsers, people)))
+        return joined[-1]
+
+    try:
+        flow = applicant_thread.submit(_firefox_applicant(site, token, officers_join))
+        while not joined:  # Firefox is in its call page: the officers join
+            time.sleep(0.2)
+            assert not flow.done() or flow.exception() is None, flow.exception()
+        path = joined[0].result(timeout=180)
+        before = _frames_from_applicant(people)
+        time.sleep(3)
+        after = _frames_from_applicant(people)
+        officers_thread.submit(browsers[Seat.CBSA].end()).result(timeout=30)
+        devices, in_call, events = flow.result(timeout=180)
+    finally:
+
+        async def close_officers() -> None:
+            for person in people.values():
+                await person.close()
+            for browser in browsers.values():
+                await browser.close()
+
+        officers_thread.submit(close_officers()).result(timeout=30)
+        officers_thread.close()
+        applicant_thread.close()
+
+    # the device check found the one way out
+    assert devices["checks"]["udp"] == "false" and devices["checks"]["relay-tls"] == "true"
+    # media both ways: Firefox played both officers (its "in-call"), and they got its video
+    assert all(after[seat] > before[seat] for seat in people), (before, after)
+    assert in_call["selected"]["type"] == "relay", in_call
+    assert in_call["selected"]["policy"] == "relay", in_call
+    assert path == m.PeerPath(seat="applicant", path="relayed", protocol="tls")
+    done = events[-1]
+    assert done["step"] == "done"
+    assert done["pageErrors"] == [] and done["consoleErrors"] == []
 
 
 def test_the_device_check_tells_an_applicant_whose_network_lets_no_call_out_what_to_do(
