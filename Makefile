@@ -96,6 +96,7 @@ bench: $(STAMP) system-tools loadgen
 	$(BIN)/python bench/capacity.py
 	$(BIN)/python bench/workers.py --workers 0 1 2
 	$(BIN)/python bench/import_applications.py
+	$(BIN)/python bench/operator_console.py
 	$(BIN)/python bench/pairing.py
 	$(BIN)/python bench/interviews.py --aiortc-buffer-rooms 12
 	$(BIN)/python bench/browser_join.py

@@ -171,6 +171,27 @@ class Load(Message, tag="load"):
     """CPU-seconds per second the worker process used since its last report."""
     draining: bool = False
     recording_failures: Annotated[int, msgspec.Meta(ge=0)] = 0
+    traffic: Traffic | None = None
+    """What the worker's rooms have carried since it started (None: a worker that
+    predates the counters)."""
+
+
+class Traffic(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A worker's running totals since it started, read from counters the forwarding
+    keeps anyway (never from ``getStats``); each only grows."""
+
+    packets_forwarded: Annotated[int, msgspec.Meta(ge=0)] = 0
+    bytes_forwarded: Annotated[int, msgspec.Meta(ge=0)] = 0
+    packets_received: Annotated[int, msgspec.Meta(ge=0)] = 0
+    packets_lost: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """Packets the publishers sent that never arrived (RTP sequence gaps)."""
+    nacks: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """Retransmissions subscribers asked for (RTCP NACK) and the worker resent."""
+    plis: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """Keyframe requests (RTCP PLI) the worker sent to publishers."""
+    recording_bytes: Annotated[int, msgspec.Meta(ge=0)] = 0
+    rtt_seconds: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    """The mean round-trip time its connections measured now (None: none measured)."""
 
 
 class SeatEvent(Message, tag="event"):

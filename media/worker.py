@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import astuple, dataclass
 from typing import Any
 
 from aiortc import RTCIceServer
 
 from common.errors import NexusError
+from common.logs import interview_context
 from common.names import ParticipantId, RoomId, Seat
 from recordings.keys import Recipient
 
@@ -25,6 +27,7 @@ from . import protocol as p
 from .address_policy import AddressPolicy, parse_networks
 from .errors import RoomClosed
 from .interview import InterviewEvent
+from .participant import Participant
 from .recording_feed import RecordingFeed
 from .recording_outputs import recording
 from .rooms import Rooms
@@ -55,6 +58,12 @@ class MediaWorker:
         self.draining = False
         self.recording_failures = 0
         self._closed = False
+        # Running totals: each connection's counters as last read, and what connections
+        # that have gone had carried by then (`traffic`).
+        self._seen: dict[int, _Counts] = {}
+        self._gone = _Counts()
+        self._nacks = 0
+        self._recording_bytes = 0
 
     @property
     def rooms(self) -> int:
@@ -65,9 +74,18 @@ class MediaWorker:
         return self._rooms.participants
 
     def receive(self, message: p.ToWorker) -> None:
-        """Act on one message from the control plane (never blocks: requests run as tasks)."""
+        """Act on one message from the control plane (never blocks: requests run as tasks,
+        whose log lines carry the room's interview id)."""
         if self._closed:
             return
+        room = getattr(message, "room", None)
+        if room is None:
+            self._act(message)
+            return
+        with interview_context(room):
+            self._act(message)
+
+    def _act(self, message: p.ToWorker) -> None:
         match message:
             case p.PlaceRoom(room=room):
                 self._placed[RoomId(room)] = message
@@ -106,6 +124,7 @@ class MediaWorker:
         participant = room.participant(offer.seat)
         if participant is None:
             raise RoomClosed("this call has ended")
+        self._count_retransmissions(participant)
         return p.Answered(request=offer.request, sdp=answer, participant=participant.id)
 
     async def _candidate(self, candidate: p.Candidate) -> None:
@@ -187,10 +206,60 @@ class MediaWorker:
         feed = self._feeds.get(room_id)
         if feed is None:
             feed = self._feeds[room_id] = RecordingFeed(
-                recording(room_id, self._send, self._recipients, placed.next_segment),
+                recording(room_id, self._send_sealed, self._recipients, placed.next_segment),
                 on_failure=lambda seat, reason: self._recording_failed(room_id, seat, reason),
             )
         return feed
+
+    def _send_sealed(self, message: p.Message) -> None:
+        if isinstance(message, p.SegmentBytes):
+            self._recording_bytes += len(message.data)
+        self._send(message)
+
+    def _count_retransmissions(self, participant: Participant) -> None:
+        """Count the packets a subscriber asks again for (RTCP NACK), as aiortc's sender
+        resends them: aiortc counts none of it."""
+        for track in participant.slots.values():
+            sender: Any = track.wire._sender if track.wire is not None else None
+            resend = getattr(sender, "_retransmit", None)
+            if resend is None or getattr(resend, "counted", False):
+                continue
+
+            async def counted(sequence: int, resend: Any = resend) -> None:
+                self._nacks += 1
+                await resend(sequence)
+
+            counted.counted = True  # type: ignore[attr-defined]
+            sender._retransmit = counted
+
+    def traffic(self) -> p.Traffic:
+        """The totals since this worker started, read from the counters forwarding keeps
+        (a pass over the connections, no ``getStats``): cheap enough for every `Load`."""
+        now: dict[int, _Counts] = {}
+        rtts: list[float] = []
+        for room_id in self._placed:
+            room = self._rooms.current(room_id)
+            if room is None:
+                continue
+            for seat in Seat:
+                participant = room.participant(seat)
+                if participant is not None:
+                    now[id(participant)] = _counts_of(participant, rtts)
+        for key, counts in self._seen.items():
+            if key not in now:
+                self._gone = self._gone + counts
+        self._seen = now
+        total = sum(now.values(), self._gone)
+        return p.Traffic(
+            packets_forwarded=total.forwarded,
+            bytes_forwarded=total.forwarded_bytes,
+            packets_received=total.received,
+            packets_lost=total.lost,
+            nacks=self._nacks,
+            plis=total.plis,
+            recording_bytes=self._recording_bytes,
+            rtt_seconds=sum(rtts) / len(rtts) if rtts else None,
+        )
 
     def _recording_failed(self, room_id: RoomId, seat: Seat | None, reason: str) -> None:
         self.recording_failures += 1
@@ -216,3 +285,35 @@ class MediaWorker:
 
 def _plain(value: object) -> bool:
     return isinstance(value, str | int | float | bool) or value is None
+
+
+@dataclass(frozen=True)
+class _Counts:
+    forwarded: int = 0
+    forwarded_bytes: int = 0
+    received: int = 0
+    lost: int = 0
+    plis: int = 0
+
+    def __add__(self, other: _Counts) -> _Counts:
+        return _Counts(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+
+def _counts_of(participant: Participant, rtts: list[float]) -> _Counts:
+    """One connection's counters (aiortc's private ones read as `slot_sender` does);
+    its senders' round-trip times go into ``rtts``."""
+    forwarded = forwarded_bytes = received = lost = 0
+    for track in participant.slots.values():
+        forwarded += track.forwarded
+        sender: Any = track.wire._sender if track.wire is not None else None
+        forwarded_bytes += getattr(sender, "_RTCRtpSender__octet_count", 0)
+        rtt = getattr(sender, "_RTCRtpSender__rtt", None)
+        if rtt is not None and rtt >= 0:
+            rtts.append(rtt)
+    for receiver in participant.pc.getReceivers():
+        streams = getattr(receiver, "_RTCRtpReceiver__remote_streams", {})
+        for stream in streams.values():
+            received += stream.packets_received
+            lost += max(stream.packets_lost, 0)
+    plis = sum(publication.keyframe_requests for publication in participant.publications.values())
+    return _Counts(forwarded, forwarded_bytes, received, lost, plis)

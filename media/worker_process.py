@@ -28,7 +28,7 @@ import time
 
 import aiohttp
 
-from common.logs import configure_logging
+from common.logs import FORMATS, configure_logging
 
 from . import protocol as p
 from .worker import MediaWorker
@@ -37,7 +37,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SECRET_ENV = "NEXUS_MEDIA_WORKER_SECRET"  # noqa: S105 - the variable's name, not a secret
 RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0)
 
-log = logging.getLogger(__name__)
+# By its module's name even when run as ``python -m`` (where ``__name__`` is __main__).
+log = logging.getLogger("media.worker_process")
 
 
 class HandshakeRefused(Exception):
@@ -143,6 +144,7 @@ def _load(worker: MediaWorker, cpu: float) -> p.Load:
         cpu=cpu,
         draining=worker.draining,
         recording_failures=worker.recording_failures,
+        traffic=worker.traffic(),
     )
 
 
@@ -215,12 +217,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
     )
+    parser.add_argument("--log-format", default="text", choices=FORMATS)
     args = parser.parse_args(argv)
     secret = os.environ.get(SECRET_ENV, "")
     if not secret:
         print(f"set {SECRET_ENV} to the control plane's media-worker secret", file=sys.stderr)
         return 2
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     serve_worker(
         args.control,
         args.name,

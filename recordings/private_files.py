@@ -41,10 +41,10 @@ def private_opener(path: str, flags: int) -> int:
     return os.open(path, flags, FILE_MODE)
 
 
-def replace_privately(path: Path, data: bytes) -> None:
-    """Put ``data`` at ``path`` whole or not at all, and durably: written to a private
-    temporary file beside it, fsynced, renamed over ``path``, and the rename fsynced."""
-    descriptor, temporary = tempfile.mkstemp(  # mkstemp makes it 0600
+def _written_beside(path: Path, data: bytes) -> str:
+    """A private (0600, as mkstemp makes it) temporary file beside ``path`` holding
+    ``data``, fsynced; its name."""
+    descriptor, temporary = tempfile.mkstemp(
         prefix=f"{path.name}.", suffix=".partial", dir=path.parent
     )
     try:
@@ -52,6 +52,18 @@ def replace_privately(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    return temporary
+
+
+def replace_privately(path: Path, data: bytes) -> None:
+    """Put ``data`` at ``path`` whole or not at all, and durably: written to a private
+    temporary file beside it, fsynced, renamed over ``path``, and the rename fsynced."""
+    temporary = _written_beside(path, data)
+    try:
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -62,3 +74,21 @@ def replace_privately(path: Path, data: bytes) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def create_once(path: Path, data: bytes) -> bytes:
+    """Put ``data`` at ``path`` unless something is there already, and return what
+    ``path`` holds: ours, or what another process put there first. Whole or not at all:
+    written to a private temporary file, fsynced, then linked into place (a link never
+    replaces), so nobody ever reads a half-written file."""
+    private_directory(path.parent)
+    temporary = _written_beside(path, data)
+    try:
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return path.read_bytes()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+    return data

@@ -10,9 +10,10 @@ import os
 import secrets
 import ssl
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 import aiohttp_session
@@ -28,14 +29,18 @@ from media import protocol as p
 from signalling.lobby import Lobby
 from signalling.waiting_room import Pairing
 
-from . import middleware
+from . import appointments, middleware
 from .appkeys import (
+    BOOKING_JOBS,
     CATALOGS,
     CLOCK,
     DEVICE_CHECKS,
     LIVES,
     LOBBY,
     MEDIA_CHANNEL,
+    METRICS,
+    OPERATIONS,
+    OUTBOX,
     PASSWORD_CHECKS,
     RECORDS,
     ROOMS,
@@ -50,16 +55,25 @@ from .appkeys import (
     WORKER_PROCESSES,
 )
 from .auth import LoginThrottle, Passwords
+from .booking_jobs import BookingJobs
+from .health import operations_listener
 from .i18n import Catalogs
 from .interview_actions import Seat
 from .interview_state import Phase
+from .invitations import Outbox, email_enabled, postman_for
+from .letters import Letters
 from .live_stills import LiveStills
 from .lives import Change, Lives, need_of
 from .media_channel import LocalWorker, MediaChannel
 from .media_plane import LOAD_SECONDS, MediaPlane
+from .metrics import Metrics
+from .operations_log import OperationsLog
+from .operations_witnessing import witness_operations
 from .password_checks import PasswordChecks
 from .rate_limits import SlidingWindow
 from .received_media import ReceivedMedia
+from .record_checks import record_checks
+from .retention import retention_sweeps
 from .session_records import SessionRecords
 from .settings import Settings
 from .sign_in import StaffSignIn
@@ -132,7 +146,12 @@ def create_app(
 ) -> web.Application:
     app = web.Application(
         client_max_size=max(settings.max_body_bytes, MAX_STILL_BYTES),
-        middlewares=[middleware.errors, middleware.csrf, middleware.access_middleware(ROUTES)],
+        middlewares=[
+            middleware.request_ids,
+            middleware.errors,
+            middleware.csrf,
+            middleware.access_middleware(ROUTES),
+        ],
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
@@ -140,7 +159,7 @@ def create_app(
     checks = app[PASSWORD_CHECKS] = PasswordChecks(
         passwords or Passwords(), settings.password_checks_pending
     )
-    staff = frozenset({Role.OFFICER, Role.AUDITOR})
+    staff = frozenset({Role.OFFICER, Role.AUDITOR, Role.OPERATOR})
     app[SIGN_IN] = StaffSignIn(store, checks, clock, staff)
     app[SOCKET_SESSIONS] = SocketSessions()
     app[THROTTLE] = LoginThrottle(settings.login_attempts_per_minute, clock)
@@ -150,6 +169,19 @@ def create_app(
     serve_pages(app, settings, ROUTES, SESSION_COOKIE, settings.session_key_path)
     records = SessionRecords(settings)
     app[RECORDS] = records
+    operations = app[OPERATIONS] = OperationsLog(
+        settings.data_dir, urlsplit(settings.public_url).netloc
+    )
+    app[BOOKING_JOBS] = BookingJobs(store, settings, operations, clock)
+    operations.note_keys(
+        {
+            "cbsa_recipient": settings.cbsa_recipient,
+            "cbp_recipient": settings.cbp_recipient,
+            "audit_recipient": settings.audit_recipient,
+            "checkpoint_key": records.signer.verifier_key,
+            "witnesses": settings.witnesses,
+        }
+    )
     # Stills outlive a call's end: they go when the interview is over.
     app[STILLS] = LiveStills(settings.data_dir / "live-stills")
     rooms = app[ROOMS] = MediaPlane(
@@ -175,11 +207,18 @@ def create_app(
         else None,
     )
     app[LOBBY] = Lobby(partial(_seat_officers, lives), clock=lambda: clock().timestamp())
+    app[METRICS] = Metrics(rooms, app[SIGN_IN], app[LOBBY], store)
     lives.listen(partial(_tell_about, app))
     app[SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(close_sockets)
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(witness_operations)  # inside the witnessing's life
+    app.cleanup_ctx.append(_booking_jobs_ctx)
+    app.cleanup_ctx.append(_outbox_ctx)
+    app.cleanup_ctx.append(retention_sweeps)
+    app.cleanup_ctx.append(record_checks)
     app.cleanup_ctx.append(_media_ctx)
+    app.cleanup_ctx.append(operations_listener)
     app.cleanup_ctx.append(_startup_heap_frozen)
     return app
 
@@ -242,7 +281,8 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             witnessing.submit(directory)
     lives = app[LIVES]
     await lives.resume()
-    sweeping = asyncio.ensure_future(_keep_sweeping(lives))
+    no_shows = partial(appointments.follow_up_no_shows, app[STORE], app[SETTINGS])
+    sweeping = asyncio.ensure_future(_keep_sweeping(lives, lambda: no_shows(app[CLOCK]())))
     yield
     sweeping.cancel()
     await asyncio.gather(sweeping, return_exceptions=True)
@@ -255,6 +295,27 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         await witnessing.close()  # what is not cosigned yet is taken again at the next start
     app[PASSWORD_CHECKS].close()
     await app[STORE].close()
+
+
+async def _booking_jobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    """A booking run under way when the server stops is cancelled (the booking it was
+    writing rolls back) and logged as interrupted, before the store closes."""
+    yield
+    await app[BOOKING_JOBS].close()
+
+
+async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The invitation e-mails' sender, when a sender address is set: after the store
+    opens, closed before it (a message being sent is let finish and marked)."""
+    settings = app[SETTINGS]
+    if not email_enabled(settings):
+        yield
+        return
+    letters = Letters(app[CATALOGS], settings)
+    outbox = app[OUTBOX] = Outbox(app[STORE], settings, letters, postman_for(settings), app[CLOCK])
+    await outbox.start()
+    yield
+    await outbox.close()
 
 
 def media_welcome(settings: Settings, records: SessionRecords) -> p.Welcome:
@@ -290,6 +351,7 @@ async def _media_ctx(app: web.Application) -> AsyncIterator[None]:
                 Secret(secret),
                 settings.event_loop,
                 settings.log_level,
+                settings.log_format,
             )
             processes.start()
     yield
@@ -326,10 +388,12 @@ def _not_yet_witnessed(records: SessionRecords, witnessing: Witnessing) -> list[
     return waiting
 
 
-async def _keep_sweeping(lives: Lives) -> None:
+async def _keep_sweeping(lives: Lives, no_shows: Callable[[], Awaitable[object]]) -> None:
+    """Time's transitions, then the operator's rule for the no-shows they made."""
     while True:
         await asyncio.sleep(SWEEP_SECONDS)
         try:
             await lives.sweep()
+            await no_shows()
         except Exception:
             log.exception("the interviews' sweep failed")

@@ -29,6 +29,14 @@ def status_after_invite(current: ApplicationStatus) -> ApplicationStatus:
     return ApplicationStatus.SCHEDULED
 
 
+def status_after_booking(current: ApplicationStatus) -> ApplicationStatus:
+    """A booking from the queue takes a pending application only: one that is scheduled
+    was booked meanwhile (another run, the console and the CLI at once)."""
+    if current is not ApplicationStatus.PENDING:
+        raise Conflict(f"the application is {current}, not pending: it was booked meanwhile")
+    return ApplicationStatus.SCHEDULED
+
+
 def status_after_decisions(
     current: ApplicationStatus, cbsa: Verdict | None, cbp: Verdict | None
 ) -> ApplicationStatus:

@@ -4,36 +4,43 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import os
 import shlex
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-import segno
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from common.errors import BadRequest, NexusError
 from common.logs import configure_logging
-from common.names import Agency
-from common.secret import Secret
 from recordings.keys import read_identity_file
 from recordings.tlog import LogError, NoteVerifier
-from server.types import InterviewMode, Role, utc_now
+from server.types import InterviewMode, utc_now
 
-from . import operator, records_cli
+from . import (
+    health,
+    invitations_cli,
+    operations_cli,
+    operator,
+    records_cli,
+    schedule_cli,
+    staff_cli,
+)
 from .app import create_app
-from .auth import Passwords
+from .appkeys import OPERATIONS, RECORDS
+from .operations_log import OPERATOR_COMMANDS, OperationsLog, cli_actor, target_of
 from .progress import progress_bar
 from .serving import serve, settings_tls
 from .settings import SETTINGS, Settings, describe, load_settings
-from .store import Store
+from .store import with_store
 
 T = TypeVar("T")
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int] | int]
@@ -93,7 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--new-key", metavar="NAME", help="create the key file first, with this key name"
     )
     sub.add_argument(
-        "--log-key", action="append", required=True, help="the server's checkpoint key; repeatable"
+        "--log-key",
+        action="append",
+        required=True,
+        help="the server's checkpoint key and its operators' log key; repeatable",
     )
     sub.add_argument(
         "--origin-prefix",
@@ -136,40 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("file", type=Path)
     sub.set_defaults(run=_import)
 
-    for role in ("officers", "auditors"):
-        actions = group(role, f"{role} accounts")
-        sub = actions.add_parser("add", help=f"add one of the {role}", parents=[flags])
-        sub.add_argument("--username", required=True)
-        sub.add_argument("--name", required=True, help="display name")
-        if role == "officers":
-            sub.add_argument("--agency", required=True, type=str.upper, choices=list(Agency))
-            sub.add_argument("--country", help="ISO code of the country they work from")
-            sub.set_defaults(run=_add_officer)
-        else:
-            sub.add_argument("--organisation", default="Joint audit body")
-            sub.set_defaults(run=_add_auditor)
-        _password_stdin_flag(sub)
-        for action, run, help in (
-            ("unlock", _unlock, "lift a sign-in lock before it expires"),
-            ("reset-password", _reset_password, "set a new password; ends every session"),
-            ("reset-totp", _reset_totp, "enrol a new one-time-code app; ends every session"),
-            ("disable", _disable, "refuse every sign-in; ends every session"),
-            ("enable", _enable, "allow a disabled account to sign in again"),
-        ):
-            sub = actions.add_parser(action, help=help, parents=[flags])
-            sub.add_argument("username")
-            sub.set_defaults(run=run, role=Role.OFFICER if role == "officers" else Role.AUDITOR)
-            if action == "reset-password":
-                _password_stdin_flag(sub)
-
-    sub = group("sessions", "sign-in sessions").add_parser(
-        "revoke", help="end sessions at once, open calls included", parents=[flags]
-    )
-    chosen = sub.add_mutually_exclusive_group(required=True)
-    chosen.add_argument("--user", help="every session of this staff account")
-    chosen.add_argument("--interview", help="every session of this interview's applicant")
-    chosen.add_argument("--all", action="store_true", help="every session")
-    sub.set_defaults(run=_revoke_sessions)
+    staff_cli.add_commands(group, flags)
 
     sub = command("invite", _invite, "schedule an interview and print the applicant's link")
     sub.add_argument("application_id")
@@ -178,15 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--hours", type=int, help="window length in hours")
 
     records_cli.add_commands(group, flags)
+    schedule_cli.add_commands(group, command, flags)
+    invitations_cli.add_commands(group, flags)
+    operations_cli.add_commands(group, flags)
     return parser
-
-
-def _password_stdin_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--password-stdin",
-        action="store_true",
-        help="read the password from standard input instead of a prompt",
-    )
 
 
 def _aware_datetime(raw: str) -> datetime:
@@ -209,7 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(stderr=True)
     try:
         settings = load_settings(os.environ, overrides)
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, settings.log_format)
+        if command_name(args) in OPERATOR_COMMANDS:
+            return _logged(args, settings)
         result = args.run(args, settings)
         return asyncio.run(result) if asyncio.iscoroutine(result) else int(result)
     except NexusError as exc:
@@ -219,19 +193,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
-    store = await Store(settings.database_path, settings=settings).open()
+def command_name(args: argparse.Namespace) -> str:
+    """``invite``, ``officers add``: the command and its action, as typed."""
+    return " ".join(part for part in (args.command, getattr(args, "action", None)) if part)
+
+
+def _logged(args: argparse.Namespace, settings: Settings) -> int:
+    """Run an operator's command and append it, done, refused or failed, to the operators'
+    log (a failure's type only: its message may carry what the log must not)."""
+    log = OperationsLog(settings.data_dir, urlsplit(settings.public_url).netloc)
+    name, target = command_name(args), target_of(vars(args))
     try:
-        return await work(store)
-    finally:
-        await store.close()
+        result = args.run(args, settings)
+        code = asyncio.run(result) if asyncio.iscoroutine(result) else int(result)
+    except NexusError as exc:
+        log.record(cli_actor(), name, target, outcome="refused", reason=exc.message)
+        raise
+    except BaseException as exc:  # a crash or Ctrl-C part-way: the log says it was tried
+        log.record(cli_actor(), name, target, outcome="failed", reason=type(exc).__name__)
+        raise
+    log.record(cli_actor(), name, target, outcome="done" if code == 0 else f"exit {code}")
+    return code
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     tls = settings_tls(settings)  # before anything starts: a bad certificate stops here
     scheme = "https" if tls else "http"
     print(f"serving on {settings.public_url} (bound to {scheme}://{settings.host}:{settings.port})")
-    serve(create_app(settings), settings.host, settings.port, settings.event_loop, tls)
+    app = create_app(settings)
+    # Public keys, for the agencies' witnesses (`witness --log-key`, one of each) and verifiers.
+    print(f"checkpoint key: {app[RECORDS].signer.verifier_key}")
+    print(f"operators' log key: {app[OPERATIONS].verifier_key}", flush=True)
+    drain = partial(health.drain, app, settings.drain_seconds)
+    serve(app, settings.host, settings.port, settings.event_loop, tls, drain=drain)
     return 0
 
 
@@ -348,7 +342,7 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
         def progress(stored: int, total: int) -> None:
             update(total=total, advance=stored)
 
-        counts = await _with_store(
+        counts = await with_store(
             settings, lambda store: operator.import_applications(store, args.file, progress)
         )
     print(
@@ -358,104 +352,8 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _read_password(args: argparse.Namespace) -> Secret[str]:
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    elif sys.stdin.isatty():
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Repeat the password: ") != password:
-            raise BadRequest("the two passwords differ")
-    else:
-        raise BadRequest("no terminal to ask for the password: use --password-stdin")
-    return Secret(password)
-
-
-def print_enrolment(enrolment: operator.Enrolment, console: Console, done: str = "added") -> None:
-    console.print(f"{done} {enrolment.username} (account {enrolment.account_id})")
-    console.print("Enrol the one-time-code app by scanning this code, or enter the URI:")
-    console.print(enrolment.otpauth_uri, soft_wrap=True, highlight=False)
-    segno.make(enrolment.otpauth_uri, error="m").terminal(compact=True)
-
-
-async def _add_officer(args: argparse.Namespace, settings: Settings) -> int:
-    password = _read_password(args)
-    enrolment = await _with_store(
-        settings,
-        lambda store: operator.add_officer(
-            store,
-            Passwords(),
-            args.username,
-            args.name,
-            Agency(args.agency),
-            args.country,
-            password,
-        ),
-    )
-    print_enrolment(enrolment, Console())
-    return 0
-
-
-async def _add_auditor(args: argparse.Namespace, settings: Settings) -> int:
-    password = _read_password(args)
-    enrolment = await _with_store(
-        settings,
-        lambda store: operator.add_auditor(
-            store, Passwords(), args.username, args.name, args.organisation, password
-        ),
-    )
-    print_enrolment(enrolment, Console())
-    return 0
-
-
-async def _unlock(args: argparse.Namespace, settings: Settings) -> int:
-    was = await _with_store(settings, lambda s: operator.unlock(s, args.username, args.role))
-    print(f"unlocked {args.username}" if was else f"{args.username} was not locked")
-    return 0
-
-
-async def _reset_password(args: argparse.Namespace, settings: Settings) -> int:
-    password = _read_password(args)
-    ended = await _with_store(
-        settings,
-        lambda s: operator.reset_password(s, Passwords(), args.username, args.role, password),
-    )
-    print(f"new password set for {args.username}; {ended} session(s) ended")
-    return 0
-
-
-async def _reset_totp(args: argparse.Namespace, settings: Settings) -> int:
-    enrolment = await _with_store(
-        settings, lambda s: operator.reset_totp(s, args.username, args.role)
-    )
-    print_enrolment(enrolment, Console(), done="new one-time-code secret for")
-    return 0
-
-
-async def _disable(args: argparse.Namespace, settings: Settings) -> int:
-    ended = await _with_store(
-        settings, lambda s: operator.set_disabled(s, args.username, args.role, True)
-    )
-    print(f"disabled {args.username}; {ended} session(s) ended")
-    return 0
-
-
-async def _enable(args: argparse.Namespace, settings: Settings) -> int:
-    await _with_store(settings, lambda s: operator.set_disabled(s, args.username, args.role, False))
-    print(f"enabled {args.username}")
-    return 0
-
-
-async def _revoke_sessions(args: argparse.Namespace, settings: Settings) -> int:
-    ended = await _with_store(
-        settings,
-        lambda s: operator.revoke_sessions(s, args.user, args.interview, args.all),
-    )
-    print(f"{ended} session(s) ended")
-    return 0
-
-
 async def _invite(args: argparse.Namespace, settings: Settings) -> int:
-    invitation = await _with_store(
+    invitation = await with_store(
         settings,
         lambda store: operator.invite(
             store,
@@ -477,6 +375,8 @@ async def _invite(args: argparse.Namespace, settings: Settings) -> int:
             highlight=False,
             soft_wrap=True,
         )
+    if invitation.emailed:
+        print("invitation e-mail queued (`nexus-interview invitations list` shows it)")
     print("Send this link to the applicant (it is shown once and cannot be recovered):")
     print(invitation.link.reveal())
     return 0

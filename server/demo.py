@@ -42,6 +42,7 @@ from . import operator
 from .app import create_app
 from .auth import Passwords
 from .importer import ApplicationRow
+from .operations_log import OperationsLog
 from .serving import serve
 from .session_records import checkpoint_signer
 from .settings import SETTINGS, Settings
@@ -57,6 +58,7 @@ TWO_STEP_EVERY = 5
 # since `make` puts nothing on the PATH.
 COMMAND = ".venv/bin/nexus-interview"
 WITNESS_START_SECONDS = 30.0
+DEMO_SENDER = "nexus-demo@example.org"
 _SURNAMES = [
     "Tremblay",
     "Smith",
@@ -108,6 +110,7 @@ STAFF = (
     ("cbp.officer2", "Thomas Reed", Agency.CBP),
 )
 AUDITOR = ("auditor1", "Priya Natarajan")
+OPERATOR = ("operator1", "Morgan Leclerc")
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,7 @@ def demo_applications(count: int = 20) -> list[ApplicationRow]:
                 citizenship="CAN" if n % 2 else "USA",
                 email=f"applicant{n + 1}@example.org",
                 applied_on=applied,
+                language="fr" if n % 3 == 1 else "en",
                 card_expiry=applied + timedelta(days=400)
                 if kind is ApplicationType.RENEWAL
                 else None,
@@ -150,7 +154,8 @@ def demo_settings(settings: Settings, root: Path = ROOT) -> Settings:
     """The demo's data directory and recipients; an explicit public URL and media peer
     networks are kept. The demo's browsers run on this machine, whose addresses are
     private or reserved ones a deployment refuses: unless told otherwise, it checks
-    connectivity to any address."""
+    connectivity to any address. Invitation e-mails go to a Maildir in the data directory,
+    whatever SMTP server the environment names: nothing leaves the machine."""
     recipients = {
         f"{holder}_recipient": str(_identity(root, holder).recipient) for holder in HOLDERS
     }
@@ -163,6 +168,8 @@ def demo_settings(settings: Settings, root: Path = ROOT) -> Settings:
         data_dir=root / "server",
         public_url=public_url,
         media_peer_networks=networks,
+        mail_from=settings.mail_from or DEMO_SENDER,
+        smtp_host="",
         **recipients,
     )
 
@@ -192,6 +199,9 @@ async def seed(store: Store) -> list[DemoAccount]:
         store, passwords, AUDITOR[0], AUDITOR[1], "Joint audit body", password
     )
     accounts.append(DemoAccount(AUDITOR[0], "auditor", password, enrolment.totp_secret))
+    password = Secret(secrets.token_urlsafe(12))
+    enrolment = await operator.add_operator(store, passwords, *OPERATOR, password)
+    accounts.append(DemoAccount(OPERATOR[0], "operator", password, enrolment.totp_secret))
     return accounts
 
 
@@ -292,6 +302,14 @@ def show(
         out(f"    {link.reveal()}", highlight=False, soft_wrap=True)
     out(f"  All {len(links)} applicants' links: {root / LINKS_FILE}", highlight=False)
     out(
+        f"Invitation e-mails (English or French, with a calendar entry and a link of their "
+        f"own) are delivered to the Maildir {settings.data_dir / 'mail'}, never sent out;"
+        f" read them with `mutt -f {settings.data_dir / 'mail'}` or list them with"
+        f" `{COMMAND} invitations list --data-dir {settings.data_dir}`.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    out(
         f"Private identities of CBSA, CBP and the audit body: {root / 'identities'}",
         highlight=False,
     )
@@ -379,15 +397,18 @@ def start_witnesses(
 ) -> str:
     """CBSA's and CBP's witnesses, each its own process with its own key (on the agency's
     own host in production), trusting this server's checkpoint key for its logs (each
-    interview's and the log of closed sessions); each process is added to ``processes``
-    as it starts, so that the caller stops every one even if this is interrupted.
+    interview's and the log of closed sessions) and its operators' log key; each process
+    is added to ``processes`` as it starts, so that the caller stops every one even if
+    this is interrupted.
     Returns the server's `witnesses` setting.
 
     Each runs in a session of its own, like the media workers: a Ctrl-C in the terminal
     reaches the demo alone, whose server still submits its last checkpoints to them while
     it shuts down; the demo stops them after."""
     server_key = checkpoint_signer(settings.data_dir / "checkpoint-signing.pem").verifier_key
-    prefix = witness_prefix(urlsplit(settings.public_url).netloc)  # interviews, closed sessions
+    log_name = urlsplit(settings.public_url).netloc
+    operations_key = OperationsLog(settings.data_dir, log_name).verifier_key
+    prefix = witness_prefix(log_name)  # interviews, closed sessions, the operators' log
     entries = []
     for agency in Agency:
         name = agency.value.lower()
@@ -404,6 +425,8 @@ def start_witnesses(
             str(key),
             "--log-key",
             server_key,
+            "--log-key",
+            operations_key,
             "--origin-prefix",
             prefix,
             "--state",

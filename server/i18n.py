@@ -83,3 +83,14 @@ def preferred_language(accept_language: str | None) -> str:
         if primary in LANGUAGES and weight > 0:
             ranked.append((-weight, index, primary))
     return min(ranked)[2] if ranked else DEFAULT_LANGUAGE
+
+
+def page_language(chosen: object, known: str | None, accept_language: str | None) -> str:
+    """A page's language: the one chosen on a page this session (``chosen``), else the one
+    known for the person the page is for (an applicant's application), else the browser's
+    preference."""
+    if isinstance(chosen, str) and chosen in LANGUAGES:
+        return chosen
+    if known is not None and known in LANGUAGES:
+        return known
+    return preferred_language(accept_language)

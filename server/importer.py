@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import re
+import zoneinfo
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -17,7 +18,7 @@ import msgspec
 
 from common.errors import BadRequest, ImportRejected
 
-from .store.applications import PERSONAL_FIELDS, PersonalValues
+from .store.applications import LANGUAGES, PERSONAL_FIELDS, PersonalValues
 from .types import ApplicationType, Program
 
 _NAME = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")]
@@ -34,8 +35,18 @@ class ApplicationRow(msgspec.Struct, forbid_unknown_fields=True):
     email: Annotated[str, msgspec.Meta(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
     applied_on: date
     card_expiry: date | None = None
+    language: Annotated[str, msgspec.Meta(max_length=20)] | None = None
+    """Empty: not known (the applicant's messages are then in English and French)."""
+    time_zone: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    """Empty: the operator's default (`Settings.applicant_time_zone`) applies."""
 
     def __post_init__(self) -> None:
+        self.language = _language_code(self.language)
+        if self.time_zone is not None and not _is_time_zone(self.time_zone):
+            raise ValueError(
+                f"time_zone {self.time_zone!r} is not an IANA time zone name such as"
+                " America/Toronto or America/Vancouver"
+            )
         if self.application_type is ApplicationType.RENEWAL and self.card_expiry is None:
             raise ValueError("a renewal needs card_expiry (the current card's expiry date)")
         if self.application_type is ApplicationType.NEW and self.card_expiry is not None:
@@ -57,10 +68,45 @@ class ApplicationRow(msgspec.Struct, forbid_unknown_fields=True):
             self.email,
             self.applied_on.isoformat(),
             expiry,
+            self.language,
+            self.time_zone,
         )
 
 
+_LANGUAGE_NAMES = {
+    "english": "en",
+    "anglais": "en",
+    "french": "fr",
+    "français": "fr",
+    "francais": "fr",
+    **{code: code for code in LANGUAGES},
+}
+
+
+def _language_code(given: str | None) -> str | None:
+    """A language as the file gives it (``FR ``, ``French``) as its code; None for an empty
+    one (not known)."""
+    text = (given or "").strip()
+    if not text:
+        return None
+    code = _LANGUAGE_NAMES.get(text.casefold())
+    if code is None:
+        raise ValueError(
+            f"language must be en or fr (English, French), or empty when not known; not {given!r}"
+        )
+    return code
+
+
+def _is_time_zone(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 COLUMNS = ("id", *PERSONAL_FIELDS)
+OPTIONAL_COLUMNS = ("card_expiry", "language", "time_zone")
 _AT_FIELD = re.compile(r"^(?P<what>.*) - at `\$\.(?P<field>\w+)`$")
 
 
@@ -92,7 +138,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, ApplicationRow | str]]:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
         unknown = [name for name in header if name not in COLUMNS]
-        missing = [name for name in COLUMNS if name not in header and name != "card_expiry"]
+        missing = [name for name in COLUMNS if name not in header and name not in OPTIONAL_COLUMNS]
         if unknown or missing:
             problems = [f"unknown column(s): {', '.join(unknown)}"] if unknown else []
             problems += [f"missing column(s): {', '.join(missing)}"] if missing else []

@@ -143,6 +143,24 @@ class LocalWorker:
         self.link = WorkerLink("in-process", self._later(self._to_worker), local=True)
         self.worker = MediaWorker(welcome, self._later(self._to_control))
         plane.attach(self.link)
+        # Its load and traffic reach the plane as a worker process's do (for the metrics).
+        self._reporting = asyncio.ensure_future(self._report(welcome.load_seconds))
+
+    async def _report(self, every: float) -> None:
+        send = self._later(self._to_control)
+        while True:
+            worker = self.worker
+            send(
+                p.Load(
+                    rooms=worker.rooms,
+                    participants=worker.participants,
+                    cpu=0.0,
+                    draining=worker.draining,
+                    recording_failures=worker.recording_failures,
+                    traffic=worker.traffic(),
+                )
+            )
+            await asyncio.sleep(every)
 
     @staticmethod
     def _later(deliver: Callable[[bytes], None]) -> Callable[[p.Message], None]:
@@ -160,4 +178,6 @@ class LocalWorker:
         self._plane.handle(self.link, p.decode_to_control(raw))
 
     async def close(self) -> None:
+        self._reporting.cancel()
+        await asyncio.gather(self._reporting, return_exceptions=True)
         await self.worker.close()

@@ -15,18 +15,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import msgspec
-
-from common.names import ParticipantId, RoomId, Seat
+from common.logs import interview_context
+from common.names import RoomId, Seat
 from media import protocol as p
 from media.interview import InterviewEvent
 
 from .received_media import ReceivedMedia
+from .room_handles import RoomHandle as RoomHandle  # re-exported: the views name it from here
+from .room_handles import ignore
 from .worker_links import MediaUnavailable, WorkerLink
 
 log = logging.getLogger(__name__)
@@ -82,80 +83,6 @@ OnLost = Callable[[RoomId, str, datetime, list[str]], None]
 """A room's worker was lost: (room, worker, when it was last heard from, files listed)."""
 
 
-class RoomHandle:
-    """A room as the control plane sees it: on which worker, who is seated, and the
-    requests that reach it there."""
-
-    def __init__(self, room_id: RoomId, link: WorkerLink) -> None:
-        self.id = room_id
-        self.link = link
-        self.closed = False
-        self._present: set[Seat] = set()
-        self._participants: dict[Seat, ParticipantId] = {}
-
-    @property
-    def present(self) -> list[Seat]:
-        """The seats whose participant is connected (not dropped)."""
-        return [seat for seat in Seat if seat in self._present]
-
-    def participant(self, seat: Seat) -> ParticipantId | None:
-        """The connection that holds ``seat`` (connected or within its grace)."""
-        return self._participants.get(seat)
-
-    async def join(
-        self, seat: Seat, sdp: str, info: dict[str, Any], relays: Sequence[p.Relay] = ()
-    ) -> tuple[str, ParticipantId]:
-        """Seat a participant; the SDP answer and the new connection's id. ``relays``: the
-        TURN servers the worker's end of the connection may use (`turn.media_relays`)."""
-        given = list(relays) or msgspec.UNSET
-        answered = await self.link.ask(
-            lambda n: p.Offer(request=n, room=self.id, seat=seat, sdp=sdp, info=info, relays=given),
-            p.Answered,
-        )
-        participant = ParticipantId(answered.participant)
-        self._participants[seat] = participant
-        return answered.sdp, participant
-
-    async def add_candidate(
-        self, seat: Seat, candidate: str, sdp_mid: str | None, index: int | None
-    ) -> None:
-        await self.link.ask(
-            lambda n: p.Candidate(
-                request=n,
-                room=self.id,
-                seat=seat,
-                candidate=candidate,
-                sdp_mid=sdp_mid,
-                sdp_mline_index=index,
-            ),
-            p.Done,
-        )
-
-    async def leave(self, seat: Seat) -> None:
-        if not self.closed:
-            await self.link.ask(lambda n: p.Leave(request=n, room=self.id, seat=seat), p.Done)
-
-    def socket_closed(self, seat: Seat, participant: ParticipantId) -> None:
-        """The page that seated ``participant`` closed its socket without leaving."""
-        if not self.closed and self.link.alive:
-            self.link.tell(p.SocketClosed(room=self.id, seat=seat, participant=participant))
-
-    def seen(self, event: InterviewEvent) -> None:
-        if event.seat is None:
-            if event.kind == "end":
-                self.closed = True
-                self._present.clear()
-                self._participants.clear()
-            return
-        if event.kind in ("join", "rejoin"):
-            self._present.add(event.seat)
-        elif event.kind == "drop":
-            self._present.discard(event.seat)
-        elif event.kind in ("leave", "left"):
-            self._present.discard(event.seat)
-            self._participants.pop(event.seat, None)
-
-
 class MediaPlane:
     def __init__(
         self,
@@ -176,6 +103,12 @@ class MediaPlane:
         # Each seat's latest report of each kind (switches, path), for whoever joins later.
         self._states: dict[RoomId, dict[tuple[Seat, type], SeatReport]] = {}
         self.recording_failures = 0
+        self.draining = False
+        """Drain mode (a deploy): no new rooms; those on now finish."""
+        self.on_joined: Callable[[float], None] = ignore
+        """Seconds from a seat's offer to its answer (`server.metrics`)."""
+        self.on_sealed: Callable[[float], None] = ignore
+        """Seconds from a segment's last media to its seal's arrival here."""
         self._watch: asyncio.Task[None] | None = None
         self._joined = asyncio.Event()  # set when a worker joins
         self._closed = False
@@ -204,8 +137,17 @@ class MediaPlane:
         return [link for link in self.workers.values() if link.alive]
 
     def handle(self, link: WorkerLink, message: p.ToControl) -> None:
-        """One message from ``link``'s worker, in the order it sent them."""
+        """One message from ``link``'s worker, in the order it sent them (what it logs
+        carries the room's interview id)."""
         link.heard()
+        room = getattr(message, "room", None)
+        if room is None:
+            self._handle(link, message)
+            return
+        with interview_context(room):
+            self._handle(link, message)
+
+    def _handle(self, link: WorkerLink, message: p.ToControl) -> None:
         match message:
             case p.Load():
                 link.load = message
@@ -227,6 +169,8 @@ class MediaPlane:
                 self._received.progress(message)
             case p.SegmentSealed():
                 self._received.sealed(message)
+                ended_ms = message.started_at_ms + message.duration_ms
+                self.on_sealed(max(time.time() - ended_ms / 1000, 0.0))
             case p.RecordingFailed():
                 self.recording_failures += 1
                 self._received.failed(message)
@@ -275,14 +219,20 @@ class MediaPlane:
         handle = self.current(room_id)
         if handle is not None:
             return handle
+        if self.draining:
+            raise MediaUnavailable(
+                "this server is being restarted and starts no new calls; join again in a "
+                "few minutes"
+            )
         link = await self._least_loaded()
         handle = self.current(room_id)  # placed by someone else meanwhile
         if handle is not None:
             return handle
         next_segment = self._received.next_segment(room_id) if self._record else {}
         link.tell(p.PlaceRoom(room=room_id, record=self._record, next_segment=next_segment))
-        handle = self._rooms[room_id] = RoomHandle(room_id, link)
-        log.info("room %s placed on media worker %s", room_id, link.name)
+        handle = self._rooms[room_id] = RoomHandle(room_id, link, self.on_joined)
+        with interview_context(room_id):
+            log.info("room %s placed on media worker %s", room_id, link.name)
         return handle
 
     async def _least_loaded(self) -> WorkerLink:
@@ -296,6 +246,10 @@ class MediaPlane:
                 "no media server is available right now; try again shortly"
             ) from None
         return min(candidates, key=self._busy)
+
+    def rooms(self) -> list[RoomHandle]:
+        """Every open room, in order of their ids (each knows its worker: `link`)."""
+        return sorted(self._rooms.values(), key=lambda h: h.id)
 
     def _on(self, link: WorkerLink) -> list[RoomHandle]:
         """The rooms placed on ``link``'s worker, in order of their ids."""

@@ -1,6 +1,6 @@
 """Request middlewares and response headers: errors, access, CSRF, security headers.
 
-Order (outermost first): errors -> csrf -> access -> handler. Errors of every kind,
+Order (outermost first): request ids -> errors -> csrf -> access -> handler. Errors of every kind,
 including aiohttp's own 404/405/413, come out as a clear JSON message for the API and a
 page for browsers; an unexpected exception is logged and answered with a plain 500 that
 reveals nothing. A client that left before its request was read is not an error of ours.
@@ -16,15 +16,24 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from common.errors import BadRequest, CsrfRejected, NexusError
+from common.logs import INTERVIEW_ID, REQUEST_ID
 
 from .appkeys import PRINCIPAL, SETTINGS
-from .logs import loggable_path
+from .logs import (
+    INTERVIEW_ID_KEY,
+    REQUEST_ID_HEADER,
+    REQUEST_ID_KEY,
+    loggable_interview_id,
+    loggable_path,
+    request_id,
+)
 from .views.http import (
     CSRF_FIELD,
     CSRF_HEADER,
     page_context,
     read_body,
     session_of,
+    share_known_language,
     translator_of,
     wants_json,
 )
@@ -80,7 +89,26 @@ HTTP_ERROR_MESSAGES = {
 
 
 @web.middleware
+async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Each request's id (the caller's if it is safe, `logs.request_id`) on every line
+    logged for it and in its answer's X-Request-Id; the interview's id too when its
+    address names one."""
+    given = request[REQUEST_ID_KEY] = request_id(request.headers.get(REQUEST_ID_HEADER))
+    known = request[INTERVIEW_ID_KEY] = loggable_interview_id(
+        request.match_info.get("interview_id")
+    )
+    ids = REQUEST_ID.set(given)
+    interview = INTERVIEW_ID.set(known)
+    try:
+        return await handler(request)
+    finally:
+        INTERVIEW_ID.reset(interview)
+        REQUEST_ID.reset(ids)
+
+
+@web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    share_known_language(request)
     try:
         return await handler(request)
     except NexusError as exc:
@@ -184,5 +212,7 @@ async def _with_form_read(request: web.Request) -> web.Request:
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    if REQUEST_ID_KEY in request:
+        response.headers[REQUEST_ID_HEADER] = request[REQUEST_ID_KEY]
     if not request.path.startswith("/static/"):
         response.headers.setdefault("Cache-Control", "no-store")

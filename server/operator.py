@@ -19,6 +19,7 @@ from server.types import AccountId, InterviewId, InterviewMode, Role, utc_now
 
 from .auth import Passwords, new_invitation_token, new_totp_secret, token_hash, totp_uri
 from .importer import read_applications
+from .invitations import queue_invitation
 from .settings import Settings
 from .store import Store
 from .store.accounts import Account
@@ -45,6 +46,8 @@ class Invitation:
     link: Secret[str]
     window_start: datetime
     window_end: datetime
+    emailed: bool = False
+    """An invitation e-mail was queued (with a link of its own); `serve` sends it."""
 
     def started_in_the_past(self, now: datetime) -> bool:
         """The window is open but began before ``now`` (minutes of slack aside: `invite`
@@ -114,6 +117,17 @@ async def add_auditor(
     return Enrolment(account_id, username, secret)
 
 
+async def add_operator(
+    store: Store, passwords: Passwords, username: str, display_name: str, password: Secret[str]
+) -> Enrolment:
+    username, display_name = _check_staff(username, display_name)
+    secret = new_totp_secret()
+    account_id = await store.accounts.add_operator(
+        username, display_name, passwords.hash(password), secret
+    )
+    return Enrolment(account_id, username, secret)
+
+
 async def invite(
     store: Store,
     settings: Settings,
@@ -124,7 +138,8 @@ async def invite(
 ) -> Invitation:
     """Schedule an interview and make its link; only the token's hash is stored. A window
     that has already ended is refused (its link could never be used); one that started in
-    the past but is still open is accepted (see `Invitation.started_in_the_past`)."""
+    the past but is still open is accepted (see `Invitation.started_in_the_past`). When
+    e-mail is configured, the applicant's invitation e-mail is queued too."""
     if starts.tzinfo is None:
         raise BadRequest("give the start time with its time zone, e.g. 2026-12-01T14:00Z")
     ends = starts + timedelta(hours=hours or settings.invite_window_hours)
@@ -139,8 +154,9 @@ async def invite(
     interview_id = await store.interviews.schedule(
         application_id, mode, starts, ends, token_hash(token.reveal()), actor="operator:invite"
     )
+    emailed = await queue_invitation(store, settings, interview_id)
     return Invitation(
-        interview_id, Secret(f"{settings.public_url}/i/{token.reveal()}"), starts, ends
+        interview_id, Secret(f"{settings.public_url}/i/{token.reveal()}"), starts, ends, emailed
     )
 
 

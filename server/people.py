@@ -58,7 +58,7 @@ class People:
         try:
             if role == Role.APPLICANT:
                 return await self._applicant(rest)
-            if role in (Role.OFFICER, Role.AUDITOR):
+            if role in (Role.OFFICER, Role.AUDITOR, Role.OPERATOR):
                 number = rest.partition(":")[0]
                 if number.isascii() and number.isdigit():
                     return await self.account(int(number))

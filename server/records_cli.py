@@ -7,20 +7,24 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from common.errors import BadRequest
 from recordings.closed_sessions import CLOSED_SESSIONS, check_record, read_closed_sessions
 from recordings.export import Exported, export_session
 from recordings.keys import HOLDERS, Identity, read_identity_file, write_identity_file
-from recordings.session_record import SessionLog, Verification, verify_session
-from recordings.shredding import shred
+from recordings.session_record import Verification, verify_session
 from recordings.tlog import LogError, NoteVerifier
 from recordings.witness import cosign_session, generate_cosigner, read_cosigner
 from recordings.witness_keys import WitnessKey, parse_witness_key
 
+from .operations_log import OperationsLog, cli_actor
 from .progress import progress_bar
+from .retention import REASON, RetentionPolicy, run_retention, shred_claimed
 from .session_records import SessionRecords
 from .settings import Settings
+from .store import Store
+from .types import utc_now
 
 Group = Callable[[str, str], "argparse._SubParsersAction[argparse.ArgumentParser]"]
 AGENCY_HOLDERS = ("cbsa", "cbp")
@@ -90,8 +94,24 @@ def add_commands(group: Group, flags: argparse.ArgumentParser) -> None:
         "shred", help="destroy a session's key material (retention)", parents=[flags]
     )
     sub.add_argument("interview_id", help="the interview whose record to shred")
-    sub.add_argument("--reason", default="retention period expired")
+    sub.add_argument("--reason", default=REASON)
     sub.set_defaults(run=_records_shred)
+    sub = records.add_parser(
+        "hold", help="keep a session record past retention (legal hold)", parents=[flags]
+    )
+    sub.add_argument("interview_id", help="the interview whose record to keep")
+    sub.add_argument("--reason", required=True, help="why: a case, an order, a request")
+    sub.set_defaults(run=_records_hold)
+    sub = records.add_parser("release", help="lift a legal hold", parents=[flags])
+    sub.add_argument("interview_id", help="the interview whose hold to lift")
+    sub.set_defaults(run=_records_release)
+    sub = records.add_parser(
+        "retention",
+        help="shred every record past its agencies' retention and under no hold",
+        parents=[flags],
+    )
+    sub.add_argument("--dry-run", action="store_true", help="list them, shred nothing")
+    sub.set_defaults(run=_records_retention)
 
     keys = group("keys", "key material for agencies and the audit body")
     sub = keys.add_parser("generate", help="write a new age identity file", parents=[flags])
@@ -225,36 +245,73 @@ def _cut_short(item: Exported, result: Verification) -> str:
     return f" ({names} was cut short by a crash: recovered up to it)"
 
 
-def _records_shred(args: argparse.Namespace, settings: Settings) -> int:
+async def _records_shred(args: argparse.Namespace, settings: Settings) -> int:
     records = SessionRecords(settings)
-    session = records.directory / args.interview_id
-    if not (session / "events.jsonl").is_file():
-        raise BadRequest(
-            "no session record for {interview} in {directory}",
-            interview=args.interview_id,
-            directory=records.directory,
-        )
-    # the shred events go on under the record's own origin and key, or nobody could
-    # check them with the rest; and signing a record that does not verify would vouch
-    # for whatever was done to it
-    result = verify_session(session, [NoteVerifier.parse(records.signer.verifier_key)])
-    if result.failed or not result.origin:
-        raise BadRequest(
-            "not shredding {interview}: its record does not verify with this server's "
-            "checkpoint key ({problems})",
-            interview=args.interview_id,
-            problems="; ".join(result.problems) or "it has no signed checkpoint",
-        )
-    log = SessionLog(session, result.origin, records.signer)
+    store = await Store(settings.database_path, settings=settings).open()
     try:
-        shredded = shred(session, log, args.reason)
+        shredded = await shred_claimed(store, records, args.interview_id, args.reason)
     finally:
-        log.close_file()
+        await store.close()
     print(
         f"shredded the key material of {len(shredded)} file(s) of {args.interview_id}; "
         "they can no longer be decrypted by anyone, and the log records it"
     )
     return 0
+
+
+async def _records_hold(args: argparse.Namespace, settings: Settings) -> int:
+    reason = args.reason.strip()
+    if not 1 <= len(reason) <= 500:
+        raise BadRequest("a legal hold needs a reason of 1 to 500 characters (--reason)")
+    store = await Store(settings.database_path, settings=settings).open()
+    try:
+        placed = await store.retention.hold(args.interview_id, reason, cli_actor())
+    finally:
+        await store.close()
+    print(
+        f"{args.interview_id} is under a legal hold: its record is kept past retention"
+        if placed
+        else f"{args.interview_id} was already under a legal hold (kept as it was)"
+    )
+    return 0
+
+
+async def _records_release(args: argparse.Namespace, settings: Settings) -> int:
+    store = await Store(settings.database_path, settings=settings).open()
+    try:
+        released = await store.retention.release(args.interview_id)
+    finally:
+        await store.close()
+    print(
+        f"the legal hold on {args.interview_id} is lifted: retention applies again"
+        if released
+        else f"{args.interview_id} was not under a legal hold"
+    )
+    return 0
+
+
+async def _records_retention(args: argparse.Namespace, settings: Settings) -> int:
+    policy = RetentionPolicy.of(settings)
+    store = await Store(settings.database_path, settings=settings).open()
+    try:
+        operations = OperationsLog(settings.data_dir, urlsplit(settings.public_url).netloc)
+        expired = await run_retention(
+            store, SessionRecords(settings), operations, policy, utc_now(), args.dry_run
+        )
+    finally:
+        await store.close()
+    verb = "would shred" if args.dry_run else "shredded"
+    for item in expired:
+        began = item.began.strftime("%Y-%m-%d")
+        if item.problem:
+            print(f"{item.interview_id} (retention from {began}): NOT shredded: {item.problem}")
+        elif args.dry_run:
+            print(f"{item.interview_id} (retention from {began}): {verb}")
+        else:
+            print(f"{item.interview_id} (retention from {began}): {verb} {item.files} file(s)")
+    kept = policy.longest
+    print(f"{len(expired)} record(s) past {kept} years of retention; {verb} those listed")
+    return 1 if any(item.problem for item in expired) else 0
 
 
 def _outside_data_dir(out: Path, settings: Settings) -> Path:

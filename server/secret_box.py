@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from common.errors import NexusError
 from common.secret import Secret
+from recordings.private_files import create_once
 
 SEALED_PREFIX = "sealed:v1:"
 KEY_BYTES = 32
@@ -46,12 +47,9 @@ class SecretBox:
             return cls(Secret(key))
         if not create:
             raise SecretBoxError(f"there is no secret-box key at {path}")
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        key = os.urandom(KEY_BYTES)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(base64.urlsafe_b64encode(key))
-        return cls(Secret(key))
+        # two processes starting at once both make one: the first to land is the key
+        held = create_once(path, base64.urlsafe_b64encode(os.urandom(KEY_BYTES)))
+        return cls(Secret(base64.urlsafe_b64decode(held.strip())))
 
     def seal(self, value: Secret[str], context: str) -> str:
         nonce = os.urandom(NONCE_BYTES)

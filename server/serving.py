@@ -21,7 +21,7 @@ import contextlib
 import logging
 import signal
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -196,9 +196,11 @@ def serve(
     port: int,
     event_loop: str = "asyncio",
     ssl_context: ssl.SSLContext | None = None,
+    drain: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Serve ``app`` (over TLS with ``ssl_context``) on ``event_loop`` (see
-    `loop_factory`) until SIGINT or SIGTERM, then
+    `loop_factory`) until SIGINT or SIGTERM, then ``drain`` it (a second signal cuts the
+    drain short), then
     shut it down while everything it runs is still alive: an interview's step under way
     (journaled, not yet stored) completes before the store closes, rather than being
     cancelled with every other task."""
@@ -206,19 +208,34 @@ def serve(
         contextlib.suppress(KeyboardInterrupt),
         asyncio.Runner(loop_factory=loop_factory(event_loop)) as loop,
     ):
-        loop.run(_serve_until_stopped(app, host, port, ssl_context))
+        loop.run(_serve_until_stopped(app, host, port, ssl_context, drain))
 
 
 async def _serve_until_stopped(
-    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None
+    app: web.Application,
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    drain: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     started = await start(app, host, port, ssl_context=ssl_context)
-    stopping = asyncio.Event()
+    stopping, forced = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def signalled() -> None:
+        (forced if stopping.is_set() else stopping).set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
+        loop.add_signal_handler(signum, signalled)
     try:
         await stopping.wait()
+        if drain is not None:
+            draining = asyncio.ensure_future(drain())
+            cut_short = asyncio.ensure_future(forced.wait())
+            await asyncio.wait((draining, cut_short), return_when=asyncio.FIRST_COMPLETED)
+            for task in (draining, cut_short):
+                task.cancel()
+            await asyncio.gather(draining, cut_short, return_exceptions=True)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

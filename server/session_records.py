@@ -40,7 +40,10 @@ from recordings.closed_sessions import CLOSED_SESSIONS, ClosedSessionsLog
 from recordings.errors import RecordingError
 from recordings.group_commit import GroupCommit
 from recordings.keys import Recipient
-from recordings.private_files import private_directory, private_opener, replace_privately
+from recordings.private_files import (
+    create_once,
+    replace_privately,
+)
 from recordings.record_completeness import AFTER_FINAL, FINAL_EVENTS
 from recordings.recorder import FileOutputs, MediaProgress, Recorder, SegmentInfo
 from recordings.session_record import (
@@ -62,15 +65,15 @@ _TAIL_BYTES = 64 * 1024
 def checkpoint_signer(path: Path, name: str = SIGNER_NAME) -> NoteSigner:
     """An Ed25519 checkpoint key (the server's, by default), made on first start (0600)."""
     if path.exists():
-        key = load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError(f"{path} does not hold an Ed25519 key")
-    else:
-        key = Ed25519PrivateKey.generate()
-        private_directory(path.parent)
-        pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-        with open(path, "xb", opener=private_opener) as handle:
-            handle.write(pem)
+        pem = path.read_bytes()
+    else:  # two processes starting at once both make one: the first to land is the key
+        fresh = Ed25519PrivateKey.generate()
+        pem = create_once(
+            path, fresh.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        )
+    key = load_pem_private_key(pem, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} does not hold an Ed25519 key")
     return NoteSigner(name, key)
 
 

@@ -8,180 +8,21 @@ and the README's table lists them (a test keeps the two in step).
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
-import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from common.errors import SettingError
 from common.secret import Secret
 from media.address_policy import Network, parse_networks
+from signalling.waiting_room import DEFAULT_INTERVIEW_SECONDS
 
-from .witnessing import parse_witnesses
+from . import setting_casts as cast
 
 ENV_PREFIX = "NEXUS_"
-
-
-def _int_between(low: int, high: int) -> Callable[[str], int]:
-    def cast(raw: str) -> int:
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise ValueError(f"expected a whole number between {low} and {high}") from None
-        if not low <= value <= high:
-            raise ValueError(f"expected a whole number between {low} and {high}")
-        return value
-
-    return cast
-
-
-def _bool(raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("expected true or false (also accepted: 1/0, yes/no, on/off)")
-
-
-def _host(raw: str) -> str:
-    value = raw.strip()
-    if value == "localhost":
-        return value
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise ValueError("expected an IP address to bind to, such as 127.0.0.1") from None
-    return value
-
-
-def _url(raw: str) -> str:
-    value = raw.strip().rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ValueError("expected an absolute http:// or https:// address")
-    return value
-
-
-def _path(raw: str) -> Path:
-    if not raw.strip():
-        raise ValueError("expected a file system path")
-    return Path(raw.strip()).expanduser()
-
-
-def _optional_path(raw: str) -> Path | None:
-    return _path(raw) if raw.strip() else None
-
-
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-
-def _log_level(raw: str) -> str:
-    value = raw.strip().upper()
-    if value not in _LOG_LEVELS:
-        raise ValueError(f"expected one of {', '.join(_LOG_LEVELS)}")
-    return value
-
-
-EVENT_LOOPS = ("asyncio", "uvloop")
-
-
-def _event_loop(raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in EVENT_LOOPS:
-        raise ValueError(f"expected one of {', '.join(EVENT_LOOPS)}")
-    return value
-
-
-def _stun_urls(raw: str) -> tuple[str, ...]:
-    urls = tuple(part.strip() for part in raw.split(",") if part.strip())
-    for url in urls:
-        if not re.fullmatch(r"stuns?:[A-Za-z0-9.-]+(:\d{1,5})?", url):
-            raise ValueError(f"{url!r} is not a STUN URL such as stun:stun.example.org:3478")
-    return urls
-
-
-# RFC 7065: turn:host[:port][?transport=udp|tcp], turns:host[:port][?transport=tcp]
-# (browsers do not speak TURN over DTLS, so turns: is TCP only).
-_TURN_URL = re.compile(
-    r"(?P<scheme>turns?):(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:(?P<port>\d{1,5}))?"
-    r"(\?transport=(?P<transport>udp|tcp))?"
-)
-
-
-def _turn_urls(raw: str) -> tuple[str, ...]:
-    urls = tuple(part.strip() for part in raw.split(",") if part.strip())
-    for url in urls:
-        match = _TURN_URL.fullmatch(url)
-        if match is None:
-            raise ValueError(
-                f"{url!r} is not a TURN URL such as turn:turn.example.org:3478?transport=udp "
-                "or turns:turn.example.org:443?transport=tcp"
-            )
-        if match["port"] is not None and not 1 <= int(match["port"]) <= 65535:
-            raise ValueError(f"{url!r}: a port is between 1 and 65535")
-        if match["scheme"] == "turns" and match["transport"] == "udp":
-            raise ValueError(f"{url!r}: browsers speak turns: over TCP only (transport=tcp)")
-    return urls
-
-
-def _turn_secret(raw: str) -> Secret[str]:
-    value = raw.strip()
-    if value and len(value) < 32:
-        raise ValueError("expected at least 32 characters (such as `openssl rand -hex 32`)")
-    return Secret(value)
-
-
-def _worker_count(raw: str) -> int:
-    """``auto``: one media worker per core of this machine."""
-    if raw.strip().lower() == "auto":
-        return os.cpu_count() or 1
-    return _int_between(0, 256)(raw)
-
-
-def _worker_secret(raw: str) -> Secret[str]:
-    value = raw.strip()
-    if value and len(value) < 32:
-        raise ValueError("expected at least 32 characters (such as `openssl rand -hex 32`)")
-    return Secret(value)
-
-
-def _time_of_day(raw: str) -> time:
-    try:
-        return time.fromisoformat(raw.strip())
-    except ValueError:
-        raise ValueError("expected a time of day as HH:MM, such as 17:00") from None
-
-
-def _time_zone(raw: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(raw.strip())
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError("expected an IANA time zone name, such as America/Toronto") from None
-
-
-def _witnesses(raw: str) -> str:
-    try:
-        parse_witnesses(raw)
-    except SettingError as exc:
-        raise ValueError(exc.message) from None
-    return raw.strip()
-
-
-_AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
-
-
-def _recipient(raw: str) -> str:
-    value = raw.strip()
-    if value and not _AGE_RECIPIENT.fullmatch(value):
-        raise ValueError("expected an age X25519 recipient (age1…, 62 characters) or nothing")
-    return value
 
 
 @dataclass(frozen=True)
@@ -219,35 +60,35 @@ def _setting(default: str, help: str, cast: Callable[[str], Any], secret: bool =
 
 @dataclass(frozen=True)
 class Settings:
-    host: str = _setting("127.0.0.1", "Address the server binds to.", _host)
-    port: int = _setting("8080", "TCP port the server listens on.", _int_between(1, 65535))
+    host: str = _setting("127.0.0.1", "Address the server binds to.", cast.bind_host)
+    port: int = _setting("8080", "TCP port the server listens on.", cast.int_between(1, 65535))
     public_url: str = _setting(
         "http://127.0.0.1:8080",
         "Address applicants and officers use; applicant links start with it.",
-        _url,
+        cast.http_url,
     )
     data_dir: Path = _setting(
         "nexus-data",
         "Directory for the database, the session key and recordings. Never holds a "
         "recipient's private key.",
-        _path,
+        cast.file_path,
     )
     database: Path | None = _setting(
-        "", "SQLite database file; empty means DATA_DIR/nexus.sqlite3.", _optional_path
+        "", "SQLite database file; empty means DATA_DIR/nexus.sqlite3.", cast.optional_path
     )
     cookie_secure: bool = _setting(
         "true",
         "Mark session cookies Secure (browsers still accept them on http://localhost).",
-        _bool,
+        cast.yes_no,
     )
     tls_cert: Path | None = _setting(
         "",
         "Certificate chain (PEM) that `serve` and `audit-console` answer HTTPS with, given "
         "with its key; empty: plain HTTP (for a reverse proxy that terminates TLS, such as "
         "deploy/nginx.conf).",
-        _optional_path,
+        cast.optional_path,
     )
-    tls_key: Path | None = _setting("", "Private key (PEM) of `tls_cert`.", _optional_path)
+    tls_key: Path | None = _setting("", "Private key (PEM) of `tls_cert`.", cast.optional_path)
     trusted_proxies: tuple[Network, ...] = _setting(
         "",
         "Comma-separated networks of the reverse proxies in front of the server (such as "
@@ -258,90 +99,198 @@ class Settings:
     session_max_age: int = _setting(
         "28800",
         "Seconds a sign-in lasts before it must be repeated.",
-        _int_between(60, 7 * 24 * 3600),
+        cast.int_between(60, 7 * 24 * 3600),
     )
     session_idle_seconds: int = _setting(
         "1800",
         "Seconds without any activity (pages, API, an open call's socket) after which a "
         "sign-in ends.",
-        _int_between(60, 24 * 3600),
+        cast.int_between(60, 24 * 3600),
     )
     max_body_bytes: int = _setting(
-        "65536", "Largest request body accepted, in bytes.", _int_between(1024, 64 * 1024 * 1024)
+        "65536",
+        "Largest request body accepted, in bytes.",
+        cast.int_between(1024, 64 * 1024 * 1024),
     )
     login_max_failures: int = _setting(
-        "5", "Wrong sign-ins in a row before an account is locked.", _int_between(1, 100)
+        "5", "Wrong sign-ins in a row before an account is locked.", cast.int_between(1, 100)
     )
     login_lockout_seconds: int = _setting(
-        "900", "How long a locked account stays locked, in seconds.", _int_between(1, 86400)
+        "900", "How long a locked account stays locked, in seconds.", cast.int_between(1, 86400)
     )
     login_attempts_per_minute: int = _setting(
-        "20", "Sign-in attempts allowed per client address per minute.", _int_between(1, 10000)
+        "20", "Sign-in attempts allowed per client address per minute.", cast.int_between(1, 10000)
     )
     password_checks_pending: int = _setting(
         "8",
         "Password checks that may wait or run at once (all addresses together); beyond, a "
         "sign-in is told to retry shortly.",
-        _int_between(1, 1000),
+        cast.int_between(1, 1000),
     )
     dob_max_failures: int = _setting(
-        "5", "Wrong dates of birth before an applicant link locks.", _int_between(1, 100)
+        "5", "Wrong dates of birth before an applicant link locks.", cast.int_between(1, 100)
     )
     invite_window_hours: int = _setting(
         "72",
         "Default length of an interview window from `invite`, in hours.",
-        _int_between(1, 24 * 90),
+        cast.int_between(1, 24 * 90),
     )
     check_in_opens_minutes: int = _setting(
         "15",
         "Minutes before an interview's window starts that its link opens check-in (date "
         "of birth, consent, waiting room); earlier, the link says when to come back.",
-        _int_between(0, 7 * 24 * 60),
+        cast.int_between(0, 7 * 24 * 60),
     )
     no_show_minutes: int = _setting(
         "15",
         "Minutes after an interview's appointment (the start of its window) after which "
         "an applicant who has not joined a call is a no-show (the program office can invite "
         "them again).",
-        _int_between(1, 7 * 24 * 60),
+        cast.int_between(1, 7 * 24 * 60),
+    )
+    no_show_rule: str = _setting(
+        "return",
+        "What becomes of an applicant who missed their interview: `return` (the "
+        "application goes back to the queue, pending, for the next `schedule`) or "
+        "`re-invite` (a new appointment in the next free slot, up to NO_SHOW_RE_INVITES "
+        "times, then back to the queue).",
+        cast.no_show_rule,
+    )
+    no_show_re_invites: int = _setting(
+        "1",
+        "How many times one application is re-invited after missing an interview, when "
+        "NO_SHOW_RULE is `re-invite`.",
+        cast.int_between(0, 10),
+    )
+    slot_minutes: int = _setting(
+        str(DEFAULT_INTERVIEW_SECONDS // 60),
+        "Length of one officer's interview slot in minutes: `schedule` books each joint "
+        "interview into one slot of a CBSA and one of a CBP officer (two-step: a CBSA slot, "
+        "then the CBP slot after it).",
+        cast.int_between(5, 240),
+    )
+    appointment_grace_minutes: int = _setting(
+        "60",
+        "Minutes a scheduled appointment's link stays open after its slot ends, for "
+        "officers running late.",
+        cast.int_between(0, 24 * 60),
+    )
+    applicant_time_zone: ZoneInfo = _setting(
+        "America/Toronto",
+        "Applicants' time zone (IANA name) when their application gives none: their "
+        "appointment's times are shown in it.",
+        cast.time_zone,
+    )
+    mail_from: str = _setting(
+        "",
+        "Sender address of the applicants' invitation and reminder e-mails; empty: no "
+        "e-mail is sent (`invite` prints the link only).",
+        cast.mail_address,
+    )
+    bounce_address: str = _setting(
+        "",
+        "Envelope sender (Return-Path) of the e-mails, where the mail system returns those "
+        "it cannot deliver; deliver that mailbox to `nexus-interview invitations bounce` "
+        "to mark them bounced. Empty: the sender address.",
+        cast.mail_address,
+    )
+    smtp_host: str = _setting(
+        "",
+        "SMTP server the e-mails go through; empty: they are written to a Maildir, "
+        "DATA_DIR/mail, and nothing leaves the machine.",
+        str.strip,
+    )
+    smtp_port: int = _setting("587", "The SMTP server's TCP port.", cast.int_between(1, 65535))
+    smtp_tls: str = _setting(
+        "starttls",
+        "How the SMTP connection is secured: starttls (upgrade after connecting, usually "
+        "port 587), tls (TLS from the start, usually port 465) or none.",
+        cast.smtp_tls,
+    )
+    smtp_ca_file: Path | None = _setting(
+        "",
+        "CA certificates (PEM) the SMTP server's certificate must chain to, for a relay "
+        "with a certificate of a private CA; empty: the system's trusted CAs.",
+        cast.optional_path,
+    )
+    smtp_username: str = _setting(
+        "", "User name for the SMTP server; empty: no authentication.", str.strip
+    )
+    smtp_password: Secret[str] = _setting(
+        "", "Password for the SMTP user name.", Secret, secret=True
+    )
+    mail_attempts: int = _setting(
+        "5",
+        "Tries per e-mail while the SMTP server answers 'try again later' (4xx) or cannot "
+        "be reached, with waits growing between them; then it is marked failed.",
+        cast.int_between(1, 20),
+    )
+    reminder_hours: int = _setting(
+        "24",
+        "Hours before an appointment that a reminder e-mail is sent (0: none).",
+        cast.int_between(0, 24 * 14),
+    )
+    schedule_notice_hours: int = _setting(
+        "24",
+        "`schedule` books appointments no sooner than this many hours ahead, so that the "
+        "invitation gives the applicant notice (a no-show's re-invitation too).",
+        cast.int_between(0, 24 * 14),
+    )
+    change_until_hours: int = _setting(
+        "24",
+        "Applicants may reschedule or cancel their appointment from their link until this "
+        "many hours before it.",
+        cast.int_between(0, 24 * 30),
+    )
+    max_reschedules: int = _setting(
+        "2",
+        "How many times an applicant may move their appointment from their link (0: never).",
+        cast.int_between(0, 20),
+    )
+    reschedule_days: int = _setting(
+        "14",
+        "How many days ahead an applicant's link offers free slots to move to.",
+        cast.int_between(1, 90),
     )
     decision_due_time: time = _setting(
         "17:00",
         "End of the officers' working day (HH:MM, office time): a decision still missing "
         "then, for a call that ended before it, is offered to the agency's other officers.",
-        _time_of_day,
+        cast.time_of_day,
     )
     office_time_zone: ZoneInfo = _setting(
         "America/Toronto",
         "The offices' time zone (IANA name), for the end of the working day.",
-        _time_zone,
+        cast.time_zone,
     )
     outage_wait_seconds: int = _setting(
         "600",
         "After a server restart, seconds an interrupted call waits for its participants "
         "to come back before the interview is marked interrupted.",
-        _int_between(1, 24 * 3600),
+        cast.int_between(1, 24 * 3600),
     )
     witnesses: str = _setting(
         "",
         "The agencies' witnesses that cosign each session record's checkpoints as the "
         "interview goes: comma-separated name=url=key, the key as `nexus-interview witness` "
         "prints it; empty: none (records are then witnessed offline, `records cosign`).",
-        _witnesses,
+        cast.witness_list,
     )
-    cbsa_recipient: str = _setting("", "CBSA's age recipient (public key).", _recipient)
-    cbp_recipient: str = _setting("", "CBP's age recipient (public key).", _recipient)
-    audit_recipient: str = _setting("", "The audit body's age recipient (public key).", _recipient)
+    cbsa_recipient: str = _setting("", "CBSA's age recipient (public key).", cast.age_recipient)
+    cbp_recipient: str = _setting("", "CBP's age recipient (public key).", cast.age_recipient)
+    audit_recipient: str = _setting(
+        "", "The audit body's age recipient (public key).", cast.age_recipient
+    )
     reconnect_grace_seconds: int = _setting(
         "30",
         "How long a participant whose connection failed keeps their seat, in seconds.",
-        _int_between(1, 600),
+        cast.int_between(1, 600),
     )
     ice_servers: tuple[str, ...] = _setting(
         "",
         "Comma-separated STUN server URLs for the server's peer connections; empty means "
         "host candidates only (an unreachable STUN server costs each join up to 5 s).",
-        _stun_urls,
+        cast.stun_urls,
     )
     turn_urls: tuple[str, ...] = _setting(
         "",
@@ -349,20 +298,20 @@ class Settings:
         "turns:turn.example.org:443?transport=tcp, for networks that allow only TCP 443); "
         "empty: no relay. Needs the TURN secret; a relay on a private address must also be "
         "in the media peer networks.",
-        _turn_urls,
+        cast.turn_urls,
     )
     turn_secret: Secret[str] = _setting(
         "",
         "The TURN server's static-auth-secret (at least 32 characters): each join gets "
         "credentials made with it (`nexus-interview turn-config` writes coturn's side).",
-        _turn_secret,
+        cast.turn_secret,
         secret=True,
     )
     turn_credential_seconds: int = _setting(
         "600",
         "Seconds a participant's TURN credentials may open a relay (a relay opened in "
         "time lasts the whole call).",
-        _int_between(60, 86400),
+        cast.int_between(60, 86400),
     )
     media_turn: bool = _setting(
         "false",
@@ -371,7 +320,7 @@ class Settings:
         "that browsers cannot reach directly (behind NAT, or a firewall that only the relay "
         "crosses). Needs the TURN URLs and secret, and a relay that may send to the "
         "browsers (`nexus-interview turn-config --public-peers`).",
-        _bool,
+        cast.yes_no,
     )
     media_peer_networks: tuple[Network, ...] = _setting(
         "",
@@ -385,50 +334,95 @@ class Settings:
         "Media worker processes `serve` starts on this machine (auto: one per core); 0 "
         "keeps the media in the server's own process, or, with a media worker secret set, "
         "leaves it all to workers on other machines.",
-        _worker_count,
+        cast.worker_count,
     )
     media_plane_host: str = _setting(
         "127.0.0.1",
         "Address the server listens on for media workers (another machine's workers need "
         "an address they can reach).",
-        _host,
+        cast.bind_host,
     )
     media_plane_port: int = _setting(
         "0",
         "TCP port for media workers; 0 picks a free one (enough when every worker runs on "
         "this machine).",
-        _int_between(0, 65535),
+        cast.int_between(0, 65535),
     )
     media_worker_secret: Secret[str] = _setting(
         "",
         "Shared secret media workers on other machines prove they hold (at least 32 "
         "characters); empty: a new one at each start, known only to this machine's workers.",
-        _worker_secret,
+        cast.worker_secret,
         secret=True,
     )
     media_plane_cert: Path | None = _setting(
         "",
         "Certificate (PEM) for the media workers' channel; with its key, workers connect "
         "over TLS (wss://).",
-        _optional_path,
+        cast.optional_path,
     )
     media_plane_key: Path | None = _setting(
-        "", "Private key (PEM) of `media_plane_cert`.", _optional_path
+        "", "Private key (PEM) of `media_plane_cert`.", cast.optional_path
     )
     audit_port: int = _setting(
-        "8081", "TCP port of the audit console (`audit-console`).", _int_between(1, 65535)
+        "8081", "TCP port of the audit console (`audit-console`).", cast.int_between(1, 65535)
     )
     audit_dir: Path = _setting(
         "nexus-audit",
         "The audit console's own directory: its session key, signing key and access log.",
-        _path,
+        cast.file_path,
     )
-    log_level: str = _setting("INFO", "Logging level: DEBUG, INFO, WARNING or ERROR.", _log_level)
+    retention_years_cbsa: int = _setting(
+        "5",
+        "Years CBSA keeps a session record after the interview's decisions (or its end, "
+        "without decisions). A record is crypto-shredded once every agency's period has "
+        "passed and no legal hold is on it.",
+        cast.int_between(1, 100),
+    )
+    retention_years_cbp: int = _setting(
+        "5",
+        "Years CBP keeps a session record after the interview's decisions (or its end).",
+        cast.int_between(1, 100),
+    )
+    retention_sweep_hours: int = _setting(
+        "24",
+        "How often `serve` looks for records past retention and shreds them "
+        "(`records retention` runs the same at once).",
+        cast.int_between(1, 24 * 7),
+    )
+    log_level: str = _setting(
+        "INFO", "Logging level: DEBUG, INFO, WARNING or ERROR.", cast.log_level
+    )
+    log_format: str = _setting(
+        "text",
+        "Log lines as text, or json: one JSON object a line with time, level, logger, "
+        "message, and the request and interview ids when known.",
+        cast.log_format,
+    )
+    metrics_listen: tuple[str, int] | None = _setting(
+        "",
+        "host:port of the operations listener (Prometheus /metrics, /healthz, /readyz, "
+        "POST /drain), never the pages' port; empty: none.",
+        cast.host_port,
+    )
+    metrics_networks: tuple[Network, ...] = _setting(
+        "127.0.0.1,::1",
+        "Comma-separated networks whose clients the operations listener answers (others "
+        "are refused with 403).",
+        parse_networks,
+    )
+    drain_seconds: int = _setting(
+        "0",
+        "On SIGTERM, `serve` drains first: no new calls (/readyz answers 503 at once), "
+        "and it waits up to this many seconds for the calls on to end before stopping "
+        "(a second SIGTERM stops at once).",
+        cast.int_between(0, 24 * 3600),
+    )
     event_loop: str = _setting(
         "uvloop",
         "The event loop the servers run on: uvloop (libuv; less CPU per media packet) or "
         "asyncio (the standard library's).",
-        _event_loop,
+        cast.event_loop,
     )
 
     def __post_init__(self) -> None:
@@ -444,6 +438,13 @@ class Settings:
             raise SettingError(
                 "NEXUS_MEDIA_TURN needs NEXUS_TURN_URLS and NEXUS_TURN_SECRET: the media "
                 "workers relay through the same TURN server as the browsers"
+            )
+
+        # Logging in on a connection without TLS would send the password in clear.
+        if self.smtp_username and self.smtp_tls == "none":
+            raise SettingError(
+                "NEXUS_SMTP_USERNAME with NEXUS_SMTP_TLS=none would send the SMTP password "
+                "in clear: use starttls or tls"
             )
 
         # One without the other would quietly serve plain HTTP, or fail deep in OpenSSL.

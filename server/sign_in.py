@@ -55,6 +55,10 @@ class StaffSignIn:
         self._checks = checks
         self._clock = clock
         self._roles = roles
+        self.failures = 0
+        """Attempts refused since the server started (for the metrics)."""
+        self.lockouts = 0
+        """Accounts locked by a failure since the server started."""
 
     async def attempt(self, username: str, password: Secret[str], code: str) -> Attempt:
         name = username.strip()[:64]
@@ -90,19 +94,21 @@ class StaffSignIn:
         locked_until = await self._store.guards.failed(name)
         if locked_until is None:
             return self._refused(name, account, outcome, Unauthorized(WRONG_CREDENTIALS))
+        self.lockouts += 1
         ended: list[bytes] = []
         if account is not None:  # whoever is guessing may hold the password: sign it out
             ended = await self._store.sessions.end_for_account(account.id)
         return self._refused(name, account, outcome, _locked(locked_until), tuple(ended))
 
-    @staticmethod
     def _refused(
+        self,
         name: str,
         account: Account | None,
         outcome: Outcome,
         error: NexusError,
         ended: tuple[bytes, ...] = (),
     ) -> Attempt:
+        self.failures += 1
         if account is None:
             return Attempt(f"unknown:{name}", "-", outcome, None, error, ended)
         return Attempt(account.label, account.role, outcome, account, error, ended)

@@ -272,8 +272,8 @@ def coturn_config(
     lines += [f"allowed-peer-ip={_peer_range(peer)}" for peer in media_peers]
     lines += [
         "",
-        "# Logs to stdout (journald), without 'verbose': sessions and usernames, never",
-        "# passwords or the secret.",
+        "# Logs to stdout (journald), without 'verbose': its start-up, then each session",
+        "# as it ends; never a password or the secret.",
         "log-file=stdout",
         "simple-log",
     ]

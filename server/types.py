@@ -41,6 +41,7 @@ class Role(StrEnum):
     APPLICANT = "applicant"
     OFFICER = "officer"
     AUDITOR = "auditor"
+    OPERATOR = "operator"
 
 
 class InterviewMode(StrEnum):

@@ -34,12 +34,14 @@ class WorkerProcesses:
         secret: Secret[str],
         event_loop: str = "uvloop",
         log_level: str = "INFO",
+        log_format: str = "text",
     ) -> None:
         self._count = count
         self._url = control_url
         self._secret = secret
         self._event_loop = event_loop
         self._log_level = log_level
+        self._log_format = log_format
         self._processes: dict[str, asyncio.subprocess.Process] = {}
         self._keepers: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -69,6 +71,8 @@ class WorkerProcesses:
                 self._event_loop,
                 "--log-level",
                 self._log_level,
+                "--log-format",
+                self._log_format,
                 env={**os.environ, SECRET_ENV: self._secret.reveal()},
                 stdin=asyncio.subprocess.DEVNULL,
                 # Out of the terminal's process group: a Ctrl-C reaches the server alone,

@@ -66,7 +66,17 @@ class Need(StrEnum):
         return bool(set(self.agencies) & set(other.agencies))
 
 
+Priority = tuple[int, date, date]
 QueueKey = tuple[datetime, int, date, date, str]
+
+
+def priority(applied_on: date, card_expiry: date | None) -> Priority:
+    """Who goes first among applicants due at the same time (smaller first): renewals
+    before new applications, renewals by soonest card expiry and new applications by
+    application date. The scheduler books appointments in this order too."""
+    if card_expiry is not None:
+        return (0, card_expiry, applied_on)
+    return (1, applied_on, applied_on)
 
 
 @dataclass(frozen=True)
@@ -79,14 +89,7 @@ class WaitingApplicant:
 
     @property
     def key(self) -> QueueKey:
-        renewal = self.card_expiry is not None
-        return (
-            self.scheduled,
-            0 if renewal else 1,
-            self.card_expiry if self.card_expiry is not None else self.applied_on,
-            self.applied_on,
-            self.interview_id,
-        )
+        return (self.scheduled, *priority(self.applied_on, self.card_expiry), self.interview_id)
 
 
 @dataclass(frozen=True)

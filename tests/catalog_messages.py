@@ -11,9 +11,13 @@ import re
 from pathlib import Path
 
 import web
+from server.backlog import BacklogState
 from server.reason_codes import REASON_CODES
+from server.store.invitations import InvitationStatus
 from server.types import ApplicationStatus, ApplicationType, InterviewMode, Verdict
 from server.views.audit_console import ACTIONS, OUTCOMES, STATUSES
+from server.views.operator_actions import NOTICES
+from server.views.operator_console import CHART_TITLES
 
 TEMPLATE_PATTERNS = (
     re.compile(r'\b(?:T|_)\(\s*"((?:[^"\\]|\\.)*)"'),
@@ -32,7 +36,7 @@ NOT_MESSAGES = frozenset({"Content-Type", "X-CSRF-Token"})
 
 def template_messages() -> set[str]:
     found: set[str] = set()
-    for path in web.TEMPLATES.glob("*.html"):
+    for path in [*web.TEMPLATES.glob("*.html"), *web.TEMPLATES.glob("mail/*")]:
         text = path.read_text("utf-8")
         for pattern in TEMPLATE_PATTERNS:
             found |= set(pattern.findall(text))
@@ -49,11 +53,14 @@ def script_messages() -> set[str]:
 
 
 def server_word_messages() -> set[str]:
-    """Reason-code texts; verdict, status and application-type words the scripts translate."""
+    """Reason-code texts; verdict, status and application-type words the scripts translate;
+    the operator console's state names and chart titles."""
     codes = {text for codes in REASON_CODES.values() for text in codes.values()}
     words = {v.value for v in Verdict} | {s.value for s in ApplicationStatus}
     audit = {*ACTIONS, *STATUSES, *OUTCOMES, *(mode.value for mode in InterviewMode)}
-    return codes | words | audit | {kind.value for kind in ApplicationType}
+    operator = {state.label for state in BacklogState} | set(CHART_TITLES) | set(NOTICES)
+    operator |= {status.value for status in InvitationStatus}
+    return codes | words | audit | operator | {kind.value for kind in ApplicationType}
 
 
 def all_messages() -> set[str]:
@@ -61,4 +68,4 @@ def all_messages() -> set[str]:
 
 
 def source_files() -> list[Path]:
-    return [*web.TEMPLATES.glob("*.html"), *web.STATIC.glob("*.js")]
+    return [*web.TEMPLATES.glob("*.html"), *web.TEMPLATES.glob("mail/*"), *web.STATIC.glob("*.js")]

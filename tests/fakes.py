@@ -127,6 +127,13 @@ class World:
         )
         return Account(username, password, enrolment.totp_secret)
 
+    async def add_operator(self, username: str) -> Account:
+        password = Secret(f"{username}-password-long")
+        enrolment = await operator.add_operator(
+            self.store, self.passwords, username, username.title(), password
+        )
+        return Account(username, password, enrolment.totp_secret)
+
     async def invite(
         self, app_id: str, mode: InterviewMode = InterviewMode.JOINT, hours: int = 8
     ) -> tuple[InterviewId, str]:

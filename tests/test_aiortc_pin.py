@@ -299,3 +299,16 @@ async def test_the_fields_the_direct_receive_reads_exist() -> None:
     finally:
         await pc.close()
         await asyncio.sleep(0)
+
+
+async def test_the_fields_the_workers_traffic_report_reads_exist() -> None:
+    # media/worker.py: round-trip time from the sender's RTCP, NACKs by wrapping the
+    # sender's retransmission (a missing field would report nothing, not fail)
+    pc = RTCPeerConnection()
+    try:
+        sender = pc.addTransceiver("video").sender
+        assert hasattr(sender, "_RTCRtpSender__rtt")
+        assert asyncio.iscoroutinefunction(sender._retransmit)
+    finally:
+        await pc.close()
+        await asyncio.sleep(0)

@@ -27,6 +27,7 @@ ROLES = (
     "cbp_assigned",
     "unassigned_officer",
     "auditor",
+    "operator",
 )
 
 
@@ -36,9 +37,19 @@ def by_role(
     officers: tuple[int, int, int],
     auditor: int,
     other_applicant: int | None = None,
+    operator: int | None = None,
 ) -> dict[str, int]:
+    """``operator``: unless given, what every other role gets when they all get the same
+    (a page open to all, a form that runs for all), else 403 (the operator reads no
+    interview and acts for no one in it)."""
     cbsa, cbp, unassigned = officers
+    same = {anonymous, applicant, cbsa, cbp, unassigned, auditor} | (
+        set() if other_applicant is None else {other_applicant}
+    )
+    if operator is None:
+        operator = same.pop() if len(same) == 1 else 403
     return {
+        "operator": operator,
         "anonymous": anonymous,
         "applicant": applicant,
         "other_applicant": applicant if other_applicant is None else other_applicant,
@@ -66,6 +77,11 @@ EXPECTED: dict[str, dict[str, int]] = {
     "GET /api/session": EVERYONE_200,
     "GET /i/{token}": EVERYONE_200,
     "POST /i/{token}": by_role(303, 303, (303, 303, 303), 303),
+    # The link is the key; the interview here was invited, not booked into a slot: the
+    # page says it cannot be changed, and a post without its form is refused.
+    "GET /i/{token}/appointment": EVERYONE_200,
+    "POST /i/{token}/appointment": by_role(400, 400, (400, 400, 400), 400),
+    "POST /i/{token}/cancel": by_role(400, 400, (400, 400, 400), 400),
     "GET /api/invitations/{token}/relays": EVERYONE_200,
     "GET /interview": by_role(401, 200, (403, 403, 403), 403),
     "GET /api/applicant/interview": by_role(401, 200, (403, 403, 403), 403),
@@ -84,6 +100,10 @@ EXPECTED: dict[str, dict[str, int]] = {
     "GET /audit": by_role(303, 403, (403, 403, 403), 200),
     "GET /api/audit/interviews": AUDITOR_ONLY,
     "GET /api/audit/access-log": AUDITOR_ONLY,
+    "GET /operator": by_role(303, 403, (403, 403, 403), 403, operator=200),
+    "POST /operator/schedule": by_role(401, 403, (403, 403, 403), 403, operator=303),
+    "GET /operator/schedule/status": by_role(303, 403, (403, 403, 403), 403, operator=200),
+    "GET /operator/figures/{figure}.csv": by_role(303, 403, (403, 403, 403), 403, operator=200),
 }
 
 
@@ -109,6 +129,7 @@ async def matrix(world: World) -> AsyncIterator[Matrix]:
         "cbp_assigned": await world.add_officer("cbp.assigned", Agency.CBP),
         "unassigned_officer": await world.add_officer("cbsa.other", Agency.CBSA),
         "auditor": await world.add_auditor("auditor.one"),
+        "operator": await world.add_operator("operator.one"),
     }
     sessions: dict[str, Session] = {}
     for role, account in accounts.items():
@@ -164,6 +185,7 @@ FORMS = {
     "POST /login": {"username": "nobody", "password": "x" * 12, "code": "000000"},
     "POST /i/{token}": {"date_of_birth": "1980-05-17"},
     "POST /language": {"language": "fr", "next": "/"},
+    "POST /operator/schedule": {"days": "1", "mode": "joint", "dry_run": "1"},
 }
 IMAGES = frozenset({"POST /api/interviews/{interview_id}/stills"})
 
@@ -197,7 +219,9 @@ def _form(route: Route, role: str) -> dict[str, str] | None:
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda route: route.name)
 async def test_route_answers_each_role_as_expected(matrix: Matrix, route: Route) -> None:
-    path = route.path.format(interview_id=matrix.interview_id, token=matrix.token, number=1)
+    path = route.path.format(
+        interview_id=matrix.interview_id, token=matrix.token, number=1, figure="backlog"
+    )
     seen: dict[str, int] = {}
     for role in ROLES:
         client = await matrix.world.client(matrix.sessions[role])

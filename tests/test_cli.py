@@ -195,3 +195,19 @@ def test_keys_are_never_written_into_the_server_data_directory(tmp_path: Path) -
     assert done.returncode == 1
     assert "must never hold a private key" in done.stderr
     assert not out.exists()
+
+
+def test_an_operator_is_enrolled_and_can_be_disabled_like_other_staff(tmp_path: Path) -> None:
+    added = run(
+        tmp_path,
+        *("operators", "add", "--username", "op.one", "--name", "Olive Operator"),
+        "--password-stdin",
+        stdin="a-long-password-1\n",
+    )
+    assert added.returncode == 0, added.stderr
+    assert "otpauth://totp/NEXUS%20interview:op.one?secret=" in added.stdout
+    disabled = run(tmp_path, "operators", "disable", "op.one")
+    assert disabled.returncode == 0, disabled.stderr
+    # the name is an operator's: it is not found among the officers
+    wrong_role = run(tmp_path, "officers", "disable", "op.one")
+    assert wrong_role.returncode == 1 and "Traceback" not in wrong_role.stderr

@@ -8,6 +8,8 @@ import os
 import random
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -320,3 +322,70 @@ async def test_a_new_database_and_its_directory_are_readable_by_their_owner_only
         "nexus.sqlite3-wal": 0o600,
         "nexus.sqlite3-shm": 0o600,
     }
+
+
+OPEN_AT_ONCE = """
+import asyncio, sys, time
+from pathlib import Path
+from server.store import Store
+
+Path(sys.argv[3]).touch()  # imported: ready
+barrier_file = Path(sys.argv[2])
+while not barrier_file.exists():  # every process is ready before any opens
+    time.sleep(0.005)
+
+async def main() -> None:
+    store = await Store(Path(sys.argv[1])).open()
+    await store.close()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.timeout(300)  # eighteen Python processes start, on a machine maybe busy
+def test_processes_opening_a_new_data_directory_at_once_all_open_it(tmp_path: Path) -> None:
+    # The CLI and the server may start together on a new data directory: each migration
+    # is applied once, and each key made once, whoever comes first.
+    for attempt in range(3):
+        data = tmp_path / f"data-{attempt}"
+        go = tmp_path / f"go-{attempt}"
+        ready = [tmp_path / f"ready-{attempt}-{n}" for n in range(6)]
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", OPEN_AT_ONCE, str(data / "nexus.sqlite3"), str(go), str(r)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for r in ready
+        ]
+        deadline = time.monotonic() + 120
+        while not all(r.exists() for r in ready) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        go.touch()
+        results = [p.communicate(timeout=120) for p in processes]
+        assert [p.returncode for p in processes] == [0] * 6, [err for _, err in results]
+        versions = sqlite3.connect(data / "nexus.sqlite3").execute(
+            "SELECT version, count(*) FROM schema_migrations GROUP BY version"
+        )
+        assert all(count == 1 for _, count in versions)
+
+
+def test_a_database_that_will_not_open_is_an_error_and_the_process_ends(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "nexus.sqlite3").write_bytes(b"this is not a database" * 100)
+    script = (
+        "import asyncio, sys; from pathlib import Path; from server.store import Store; "
+        "asyncio.run(Store(Path(sys.argv[1])).open())"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(data / "nexus.sqlite3")],
+        capture_output=True,
+        text=True,
+        timeout=60,  # a connection left open would keep the process alive: this would expire
+    )
+
+    assert done.returncode == 1
+    assert "StoreError: cannot open the database" in done.stderr

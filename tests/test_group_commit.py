@@ -101,8 +101,8 @@ async def test_a_caller_is_answered_only_once_the_checkpoint_covering_its_event_
 async def test_fsync_and_signing_never_run_on_the_event_loop(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    records = SessionRecords(settings)  # its key made (and fsynced) once, at start
     threads = instrument_fsync(monkeypatch)
-    records = SessionRecords(settings)
     await records.append(ROOM, "consent", **CONSENT)
     join(records, 1)
     await records.append(ROOM, "decision", agency="CBSA", verdict="approve", reason_codes=[])

@@ -10,7 +10,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 from common.names import Agency
-from server.i18n import Catalogs, Translator, preferred_language
+from server.i18n import Catalogs, Translator, page_language, preferred_language
 from web import LOCALE
 
 from .catalog_messages import all_messages, source_files
@@ -85,6 +85,24 @@ def test_the_browser_language_is_used_until_one_is_chosen(
     header: str | None, expected: str
 ) -> None:
     assert preferred_language(header) == expected
+
+
+@pytest.mark.parametrize(
+    ("chosen", "known", "header", "expected"),
+    [
+        ("en", "fr", "fr", "en"),  # chosen on a page: always
+        (None, "fr", "en", "fr"),  # else the application's
+        (None, "en", "fr-CA", "en"),
+        (None, None, "fr-CA", "fr"),  # else the browser's
+        (None, None, None, "en"),
+        ("xx", "fr", "en", "fr"),  # a session value that is not a language is no choice
+        (7, None, "fr", "fr"),
+    ],
+)
+def test_a_page_language_is_the_chosen_then_the_known_then_the_browsers(
+    chosen: object, known: str | None, header: str | None, expected: str
+) -> None:
+    assert page_language(chosen, known, header) == expected
 
 
 async def test_a_chosen_language_holds_for_the_session_and_survives_signing_in(

@@ -49,7 +49,7 @@ def test_reads_csv_and_jsonl_alike(tmp_path: Path) -> None:
     jsonl_rows = [{k: v for k, v in row.items() if v} for row in (GOOD, RENEWAL)]
     from_jsonl = read_applications(write_jsonl(tmp_path / "a.jsonl", jsonl_rows))
     assert from_csv == from_jsonl
-    assert from_csv[1][1][-1] == "2023-01-31"
+    assert from_csv[1][1][COLUMNS.index("card_expiry") - 1] == "2023-01-31"
 
 
 @pytest.mark.parametrize(
@@ -64,6 +64,9 @@ def test_reads_csv_and_jsonl_alike(tmp_path: Path) -> None:
         ({"email": "not-an-email"}, "email: expected `str` matching regex"),
         ({"surname": ""}, "object missing required field `surname`"),
         ({"id": "x"}, "id: expected `str` matching regex"),
+        ({"language": "de"}, "language must be en or fr (English, French), or empty when not"),
+        ({"time_zone": "Toronto"}, "time_zone 'Toronto' is not an IANA time zone name"),
+        ({"time_zone": "../etc/passwd"}, "is not an IANA time zone name"),
     ],
 )
 def test_each_kind_of_bad_row_is_named(tmp_path: Path, change: dict[str, str], reason: str) -> None:
@@ -112,7 +115,9 @@ def test_jsonl_reports_broken_json_unknown_fields_and_wrong_types(tmp_path: Path
 
 
 def test_csv_header_must_match(tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "a.csv", [GOOD], header=(*COLUMNS[:-2], "nickname"))
+    path = write_csv(
+        tmp_path / "a.csv", [GOOD], header=(*(c for c in COLUMNS if c != "applied_on"), "nickname")
+    )
     with pytest.raises(
         ImportRejected, match=r"unknown column.*nickname.*missing column.*applied_on"
     ):
@@ -176,3 +181,59 @@ async def test_progress_is_reported_up_to_the_total(store: Store, tmp_path: Path
     )
     assert seen[0] == (0, 50)
     assert sum(stored for stored, _ in seen) == 50
+
+
+async def test_a_missing_or_blank_language_is_stored_as_not_known(
+    store: Store, tmp_path: Path
+) -> None:
+    without = tuple(c for c in COLUMNS if c not in ("language", "time_zone"))
+    await operator.import_applications(store, write_csv(tmp_path / "a.csv", [GOOD], without))
+    plain = await store.applications.get("NX-0001")
+    assert (plain.language, plain.time_zone) == (None, None)
+    blank = {**RENEWAL, "language": "  "}
+    await operator.import_applications(store, write_csv(tmp_path / "b.csv", [blank]))
+    assert (await store.applications.get("FT-0002")).language is None
+    from_jsonl = {**{k: v for k, v in GOOD.items() if v}, "id": "NX-0003", "language": None}
+    await operator.import_applications(store, write_jsonl(tmp_path / "c.jsonl", [from_jsonl]))
+    assert (await store.applications.get("NX-0003")).language is None
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [("FR ", "fr"), (" en", "en"), ("French", "fr"), ("Français", "fr"), ("ENGLISH", "en")],
+)
+async def test_a_known_language_is_stored_as_its_code(
+    store: Store, tmp_path: Path, given: str, stored: str
+) -> None:
+    chosen = {**RENEWAL, "language": given, "time_zone": "America/Vancouver"}
+    await operator.import_applications(store, write_csv(tmp_path / "a.csv", [chosen]))
+    renewal = await store.applications.get("FT-0002")
+    assert (renewal.language, renewal.time_zone) == (stored, "America/Vancouver")
+
+
+async def test_a_file_with_an_unknown_language_is_refused_by_row_and_imports_nothing(
+    store: Store, tmp_path: Path
+) -> None:
+    rows = [GOOD, {**RENEWAL, "language": "Deutsch"}]
+    with pytest.raises(ImportRejected) as caught:
+        await operator.import_applications(store, write_csv(tmp_path / "a.csv", rows))
+    assert caught.value.problems == [
+        (
+            3,
+            "language must be en or fr (English, French), or empty when not known; not 'Deutsch'",
+        )
+    ]
+    assert "line 3:" in caught.value.message
+    assert await store.applications.count() == 0
+
+
+async def test_reimporting_without_a_language_forgets_the_known_one(
+    store: Store, tmp_path: Path
+) -> None:
+    """The file is the source of a known application's personal fields, language included."""
+    await operator.import_applications(
+        store, write_csv(tmp_path / "a.csv", [{**GOOD, "language": "fr"}])
+    )
+    again = await operator.import_applications(store, write_csv(tmp_path / "b.csv", [GOOD]))
+    assert again.updated == 1
+    assert (await store.applications.get("NX-0001")).language is None

@@ -22,6 +22,7 @@ from recordings.witness_protocol import CosignatureVerifier, Cosigner, cosignatu
 from server import serving
 from server.app import create_app
 from server.appkeys import LIVES, RECORDS, WITNESSING
+from server.operations_log import OperationsLog
 from server.session_records import checkpoint_signer
 from server.settings import Settings
 from server.witness_app import WitnessConfig, create_witness_app
@@ -49,17 +50,23 @@ def unreachable(keys: dict[str, Cosigner]) -> str:
 async def witnesses(
     settings: Settings, state: Path, keys: dict[str, Cosigner]
 ) -> AsyncIterator[dict[str, str]]:
-    """Both agencies' witnesses, trusting this server's checkpoint key for its logs;
-    yields each one's ``name=url=key`` entry."""
+    """Both agencies' witnesses, trusting this server's checkpoint key for its logs and
+    its operators' log key, as docs/deploy.md has them started; yields each one's
+    ``name=url=key`` entry."""
     server_key = checkpoint_signer(settings.data_dir / "checkpoint-signing.pem")
-    prefix = witness_prefix(urlsplit(settings.public_url).netloc)
+    log_name = urlsplit(settings.public_url).netloc
+    operations_key = NoteVerifier.parse(OperationsLog(settings.data_dir, log_name).verifier_key)
+    prefix = witness_prefix(log_name)
     runners: list[web.AppRunner] = []
     entries = {}
     try:
         for agency in AGENCIES:
             cosigner = keys[agency]
             config = WitnessConfig(
-                cosigner, [NoteVerifier.parse(server_key.verifier_key)], [prefix], state / agency
+                cosigner,
+                [NoteVerifier.parse(server_key.verifier_key), operations_key],
+                [prefix],
+                state / agency,
             )
             runner = await serving.start(create_witness_app(config), "127.0.0.1", 0)
             runners.append(runner)

@@ -4,7 +4,9 @@ write: sessions and sign-in guards. The audit console opens the first read-only.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from ..secret_box import SecretBox
 from ..settings import Settings, load_settings
@@ -12,13 +14,21 @@ from ..types import Clock, utc_now
 from .access_log import AccessLog
 from .accounts import AccountStore
 from .applications import ApplicationStore
+from .backlog import BacklogStore
+from .bookings import BookingStore
 from .database import Database
 from .decisions import DecisionStore
 from .drafts import DraftStore
 from .events import EventStore
 from .interviews import InterviewStore
+from .invitations import InvitationStore
+from .record_checks import RecordCheckStore
+from .retention import RetentionStore
+from .rosters import RosterStore
 from .sessions import SessionLimits, SessionStore
 from .sign_in_guards import GuardLimits, SignInGuards
+
+T = TypeVar("T")
 
 AUTH_MIGRATIONS_PACKAGE = "server.store.auth_migrations"
 AUTH_DATABASE_NAME = "auth.sqlite3"
@@ -46,10 +56,20 @@ class Store:
         self.applications = ApplicationStore(database, clock)
         self.accounts = AccountStore(database, clock, box)
         self.interviews = InterviewStore(database, self.applications, clock)
+        self.invitations = InvitationStore(database, clock)
         self.decisions = DecisionStore(database, self.applications, clock)
         self.drafts = DraftStore(database, clock)
         self.access_log = AccessLog(database, clock)
         self.events = EventStore(database)
+        # The console's counts scan the whole backlog: on a connection of their own
+        # (read-only; SQLite's WAL lets it read while the other writes), an interview's
+        # writes never wait for them.
+        self.reports = Database(path, read_only=True)
+        self.backlog = BacklogStore(self.reports)
+        self.retention = RetentionStore(database, clock)
+        self.record_checks = RecordCheckStore(database, clock)
+        self.rosters = RosterStore(database, clock)
+        self.bookings = BookingStore(database, self.rosters, self.interviews, self.invitations)
         self.sessions = SessionStore(
             self.auth_database,
             clock,
@@ -62,16 +82,33 @@ class Store:
         )
 
     async def open(self) -> Store:
-        await self.database.open()
-        await self.auth_database.open()
-        if not self.database.read_only:
-            await self.accounts.seal_totp_secrets()
+        """Open both databases; on any failure, close what was opened (an open connection's
+        thread would keep the process alive after the error)."""
+        try:
+            await self.database.open()
+            await self.reports.open()
+            await self.auth_database.open()
+            if not self.database.read_only:
+                await self.accounts.seal_totp_secrets()
+        except BaseException:
+            await self.close()
+            raise
         return self
 
     async def close(self) -> None:
         """Safe to call twice."""
         await self.auth_database.close()
+        await self.reports.close()
         await self.database.close()
 
 
-__all__ = ["Store"]
+async def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the store of ``settings``, do ``work`` with it, close it: a command's lifetime."""
+    store = await Store(settings.database_path, settings=settings).open()
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+__all__ = ["Store", "with_store"]

@@ -1,4 +1,5 @@
-"""Staff accounts: officers (agency, working country, availability) and auditors."""
+"""Staff accounts: officers (agency, working country, availability), auditors and
+operators."""
 
 from __future__ import annotations
 
@@ -106,6 +107,14 @@ class AccountStore:
                 (account_id, organisation),
             )
         return account_id
+
+    async def add_operator(
+        self, username: str, display_name: str, password_hash: str, totp_secret: Secret[str]
+    ) -> AccountId:
+        async with self._database.transaction() as db:
+            return await self._insert(
+                db, username, display_name, Role.OPERATOR, password_hash, totp_secret
+            )
 
     async def _insert(
         self,

@@ -26,7 +26,10 @@ PERSONAL_FIELDS = (
     "email",
     "applied_on",
     "card_expiry",
+    "language",
+    "time_zone",
 )
+LANGUAGES = ("en", "fr")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,11 @@ class Application:
     applied_on: date
     card_expiry: date | None
     status: ApplicationStatus
+    language: str | None = None
+    """One of LANGUAGES; None: not known (messages go in every language, pages follow the
+    browser)."""
+    time_zone: str | None = None
+    """An IANA name; None: the operator's default (`Settings.applicant_time_zone`)."""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Application:
@@ -57,6 +65,8 @@ class Application:
             applied_on=date.fromisoformat(row["applied_on"]),
             card_expiry=date.fromisoformat(row["card_expiry"]) if row["card_expiry"] else None,
             status=ApplicationStatus(row["status"]),
+            language=row["language"],
+            time_zone=row["time_zone"],
         )
 
     def public_record(self) -> dict[str, object]:
@@ -84,7 +94,7 @@ class ImportCounts:
     unchanged: int
 
 
-PersonalValues = tuple[str, str, str, str, str, str, str, str, str | None]
+PersonalValues = tuple[str, str, str, str, str, str, str, str, str | None, str | None, str | None]
 """The stored text of PERSONAL_FIELDS, in that order, for one application."""
 
 
@@ -112,6 +122,24 @@ class ApplicationStore:
         return [
             StatusChange(ApplicationStatus(r[0]) if r[0] else None, ApplicationStatus(r[1]), *r[2:])
             for r in rows
+        ]
+
+    async def pending(self) -> list[tuple[ApplicationId, date, date | None]]:
+        """Every application waiting for an interview to be scheduled, as (id, applied on,
+        card expiry): what the waiting room's order needs, and no more, for a whole backlog
+        at once. In no order: the caller orders them by that rule."""
+        async with self._database.transaction() as db:
+            rows = await db.execute_fetchall(
+                "SELECT id, applied_on, card_expiry FROM applications WHERE status = ?",
+                (ApplicationStatus.PENDING,),
+            )
+        return [
+            (
+                ApplicationId(row[0]),
+                date.fromisoformat(row[1]),
+                date.fromisoformat(row[2]) if row[2] else None,
+            )
+            for row in rows
         ]
 
     async def count(self) -> int:

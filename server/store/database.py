@@ -71,14 +71,25 @@ class Database:
             )
         try:
             connection = await aiosqlite.connect(target, isolation_level=None, uri=self.read_only)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the database {self.path}: {exc}") from exc
+        try:
             connection.row_factory = sqlite3.Row
             for pragma in pragmas:
                 await connection.execute(pragma)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the database {self.path}: {exc}") from exc
+        except BaseException as exc:
+            await connection.close()  # its thread would keep the process alive
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot open the database {self.path}: {exc}") from exc
+            raise
         self._connection = connection
         if not self.read_only:
-            await self.migrate()
+            try:
+                await self.migrate()
+            except BaseException:
+                # the connection's thread would keep the process alive after the error
+                await self.close()
+                raise
 
     async def migrate(self) -> list[int]:
         """Apply the migrations not yet applied, each in its own transaction."""
@@ -98,6 +109,12 @@ class Database:
             await self._pragma("foreign_keys", "OFF")
             try:
                 async with self.transaction() as db:
+                    # another process opening the same database may have applied it since
+                    # (the transaction holds the write lock: one applies, the rest see it)
+                    if await db.execute_fetchall(
+                        "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+                    ):
+                        continue
                     for statement in _statements(sql):
                         await db.execute(statement)
                     broken = list(await db.execute_fetchall("PRAGMA foreign_key_check"))

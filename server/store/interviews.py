@@ -1,4 +1,9 @@
-"""Interviews: the window, the hashed invitation token, and the interview's life.
+"""Interviews: the window, the hashed links (tokens), and the interview's life.
+
+An interview has one link per message that carried one (each invitation and reminder
+mints its own); only their hashes are stored, in ``interview_links``. Whether a link
+still opens anything is the lifecycle's say, read by the applicant's views: a cancelled
+interview's links are not found, a finished one's show that it is over.
 
 The life (`server.lifecycle`) is the one state; the columns that queries use (state, phase,
 step, the two officers) are copies of it, written with it in one statement by `save_life`."""
@@ -7,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -19,6 +24,7 @@ from common.names import Agency
 from server.types import (
     AccountId,
     ApplicationId,
+    ApplicationStatus,
     Clock,
     InterviewId,
     InterviewMode,
@@ -149,40 +155,83 @@ class InterviewStore:
         window_end: datetime,
         token_hash: bytes,
         actor: str,
+        rule: Callable[[ApplicationStatus], ApplicationStatus] = status_after_invite,
     ) -> InterviewId:
         """A new interview for the application. Links of its earlier open interviews stop
-        working: an operator asks for a new link when the old one is lost."""
+        working: an operator asks for a new link when the old one is lost. ``rule``: which
+        statuses the application may be in (`application_status`), checked in the same
+        transaction."""
+        async with self._database.transaction() as db:
+            return await self.create(
+                db, application_id, mode, window_start, window_end, token_hash, actor, rule
+            )
+
+    async def create(
+        self,
+        db: aiosqlite.Connection,
+        application_id: str,
+        mode: InterviewMode,
+        window_start: datetime,
+        window_end: datetime,
+        token_hash: bytes,
+        actor: str,
+        rule: Callable[[ApplicationStatus], ApplicationStatus],
+    ) -> InterviewId:
+        """`schedule` inside the caller's transaction (a booking writes its appointment
+        and messages in the same one)."""
         if window_end <= window_start:
             raise Conflict("the interview window must end after it starts")
         interview_id = InterviewId("iv_" + secrets.token_hex(8))
         now = iso(self._clock())
-        async with self._database.transaction() as db:
-            await self._applications.change_status(
-                db, application_id, status_after_invite, "interview scheduled", actor
-            )
-            rows = await db.execute_fetchall(
-                "SELECT * FROM interviews WHERE application_id = ? AND phase IN (?, ?)",
-                (application_id, Phase.SCHEDULED, Phase.WAITING),
-            )
-            for row in rows:
-                await self._cancel(db, Interview.from_row(row))
-            await db.execute(
-                "INSERT INTO interviews (id, application_id, mode, window_start, window_end,"
-                " token_hash, created_at, updated_at, life)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    interview_id,
-                    application_id,
-                    mode,
-                    iso(window_start),
-                    iso(window_end),
-                    token_hash,
-                    now,
-                    now,
-                    interview_state.encode(Life(mode)),
-                ),
-            )
+        await self._applications.change_status(
+            db, application_id, rule, "interview scheduled", actor
+        )
+        rows = await db.execute_fetchall(
+            "SELECT * FROM interviews WHERE application_id = ? AND phase IN (?, ?)",
+            (application_id, Phase.SCHEDULED, Phase.WAITING),
+        )
+        for row in rows:
+            await self._cancel(db, Interview.from_row(row))
+        await db.execute(
+            "INSERT INTO interviews (id, application_id, mode, window_start, window_end,"
+            " token_hash, created_at, updated_at, life)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                interview_id,
+                application_id,
+                mode,
+                iso(window_start),
+                iso(window_end),
+                token_hash,
+                now,
+                now,
+                interview_state.encode(Life(mode)),
+            ),
+        )
+        await db.execute(
+            "INSERT INTO interview_links (token_hash, interview_id, created_at) VALUES (?, ?, ?)",
+            (token_hash, interview_id, now),
+        )
         return interview_id
+
+    async def add_link(self, interview_id: str, token_hash: bytes) -> None:
+        """Another link to the interview, for a message about to be sent. Refused (Conflict)
+        once the interview has ended or begun: no message should invite to it then."""
+        async with self._database.transaction() as db:
+            rows = list(
+                await db.execute_fetchall(
+                    "SELECT phase FROM interviews WHERE id = ?", (interview_id,)
+                )
+            )
+            if not rows:
+                raise NotFound(f"no interview with id {interview_id!r}")
+            if rows[0]["phase"] not in (Phase.SCHEDULED, Phase.WAITING):
+                raise Conflict("interview {id} is no longer open to invite to", id=interview_id)
+            await db.execute(
+                "INSERT INTO interview_links (token_hash, interview_id, created_at)"
+                " VALUES (?, ?, ?)",
+                (token_hash, interview_id, iso(self._clock())),
+            )
 
     async def _cancel(self, db: aiosqlite.Connection, earlier: Interview) -> None:
         """The earlier link stops working, unless its interview has begun."""
@@ -224,7 +273,12 @@ class InterviewStore:
         return interview
 
     async def by_token_hash(self, token_hash: bytes) -> Interview | None:
-        return await self._one("SELECT * FROM interviews WHERE token_hash = ?", (token_hash,))
+        """The interview any of whose links hashes to ``token_hash``, whatever its state."""
+        return await self._one(
+            "SELECT i.* FROM interview_links l JOIN interviews i ON i.id = l.interview_id"
+            " WHERE l.token_hash = ?",
+            (token_hash,),
+        )
 
     async def _one(self, sql: str, params: tuple[object, ...]) -> Interview | None:
         async with self._database.transaction() as db:

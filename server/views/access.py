@@ -3,7 +3,8 @@ applies it before the handler runs, so a handler never forgets a check.
 
 Roles (PRODUCT.md): an applicant reaches only their own interview; an officer only
 interviews assigned to them or waiting in their agency's queue; an auditor reads but never
-changes anything; the operator works from the CLI and has no web role.
+changes anything; the operator runs the programme (imports, invitations, staff) from the
+CLI and watches it on their console, and reads no interview.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ PUBLIC = Access("public", None)
 APPLICANT = Access("applicant", frozenset({Role.APPLICANT}))
 OFFICER = Access("officer", frozenset({Role.OFFICER}))
 AUDITOR = Access("auditor", frozenset({Role.AUDITOR}))
+OPERATOR = Access("operator", frozenset({Role.OPERATOR}))
 PARTICIPANT = Access("participant", frozenset({Role.APPLICANT, Role.OFFICER}))
 INTERVIEW_READER = Access(
     "interview reader", frozenset({Role.OFFICER, Role.AUDITOR}), _officer_may_see

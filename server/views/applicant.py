@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 import msgspec
@@ -13,14 +14,17 @@ from common.errors import BadRequest, Conflict, Gone, Locked, NexusError, NotFou
 from common.names import Agency
 from server.types import InterviewMode, InterviewState, Role
 
+from .. import appointments
 from ..appkeys import CLOCK, LIVES, SETTINGS, STORE
 from ..auth import Principal, token_hash
 from ..client_address import client_address
-from ..interview_actions import CheckIn, Consent
+from ..interview_actions import Cancel, CheckIn, Consent
 from ..interview_state import Life, Phase
+from ..invitations import queue_cancellation
+from ..letters import applicant_zone
 from ..settings import Settings
 from ..store.interviews import Interview
-from .http import current, json_ok, read_form, read_json, sign_in, translator_of
+from .http import current, json_ok, know_language, read_form, read_json, sign_in, translator_of
 from .seats import seated_officers
 
 TOKEN_LENGTH = 43  # 32 random bytes, base64url without padding
@@ -35,9 +39,18 @@ async def invited_interview(request: web.Request) -> Interview:
         interview = await request.app[STORE].interviews.by_token_hash(token_hash(token))
     if interview is not None and await request.app[LIVES].settled(interview.id):
         interview = await request.app[STORE].interviews.get(interview.id)
+    if interview is not None:
+        await use_application_language(request, interview)
     if interview is None or interview.state is InterviewState.CANCELLED:
         raise NotFound("this interview link is not valid; use the newest link you were sent")
     return interview
+
+
+async def use_application_language(request: web.Request, interview: Interview) -> None:
+    """This request's pages and refusals about ``interview`` are in its application's
+    language, when known, until the applicant chooses one on a page (`page_language`)."""
+    application = await request.app[STORE].applications.get(interview.application_id)
+    await know_language(request, application.language)
 
 
 def may_still_open(request: web.Request, interview: Interview) -> None:
@@ -101,7 +114,7 @@ def _come_back_later(
     return aiohttp_jinja2.render_template(
         "invitation_early.html",
         request,
-        {"schedule": schedule(interview, settings)},
+        {"schedule": schedule(interview, settings), "invitation": request.path},
         status=status,
     )
 
@@ -185,6 +198,7 @@ async def _own_interview(request: web.Request) -> Interview:
     interview_id = current(request).own_interview()
     await request.app[LIVES].settled(interview_id)
     interview = await request.app[STORE].interviews.get(interview_id)
+    await use_application_language(request, interview)
     if interview.state is InterviewState.CANCELLED:
         raise Gone("this interview was replaced by a newer one; use the newest link you were sent")
     return interview
@@ -255,3 +269,135 @@ async def consent(request: web.Request) -> web.StreamResponse:
     # the others, and any repeat, change nothing. An interview that ended refuses.
     await request.app[LIVES].act(interview.id, Consent(), detail=detail)
     return json_ok({"recorded": True}, status=201)
+
+
+# --- changing the appointment from the link -------------------------------------------------
+
+OFFERED_TIMES = 48
+"""The free times a page offers at most, earliest first: enough to choose from."""
+
+
+def _local_text(moment: datetime, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") + f" ({zone.key})"
+
+
+async def _appointment_page(
+    request: web.Request,
+    interview: Interview,
+    error: NexusError | None = None,
+    notice: str | None = None,
+) -> web.StreamResponse:
+    """The appointment, and what the applicant may change: free times to move to and a
+    cancel button, or why nothing can be changed now. Times are shown in the applicant's
+    time zone."""
+    store, settings = request.app[STORE], request.app[SETTINGS]
+    application = await store.applications.get(interview.application_id)
+    zone = applicant_zone(application, settings)
+    translate = await translator_of(request)
+    context: dict[str, object] = {
+        "current": _local_text(interview.window_start, zone),
+        "error": translate.error(error) if error else None,
+        "notice": notice,
+        "invitation": request.path.rsplit("/", 1)[0],
+        "options": None,
+        "refusal": None,
+    }
+    try:
+        options = await appointments.change_options(
+            store, settings, interview, request.app[CLOCK]()
+        )
+    except Conflict as exc:
+        context["refusal"] = translate.error(exc)
+    else:
+        context["options"] = {
+            "left": options.reschedules_left,
+            "free": [
+                {"value": moment.isoformat(), "text": _local_text(moment, zone)}
+                for moment in options.free[:OFFERED_TIMES]
+            ],
+        }
+    return aiohttp_jinja2.render_template(
+        "appointment.html", request, context, status=error.status if error else 200
+    )
+
+
+async def _changeable(request: web.Request) -> Interview:
+    interview = await invited_interview(request)
+    if over_for_applicant(interview):
+        raise Gone("this interview is over; it can no longer be changed")
+    may_still_open(request, interview)
+    return interview
+
+
+async def appointment_page(request: web.Request) -> web.StreamResponse:
+    return await _appointment_page(request, await _changeable(request))
+
+
+async def reschedule(request: web.Request) -> web.StreamResponse:
+    """Move the appointment to a free time; the same request again changes nothing."""
+    interview = await _changeable(request)
+    form = await read_form(request, {"starts": 40})
+    try:
+        to = datetime.fromisoformat(form["starts"])
+    except ValueError:
+        raise BadRequest("choose one of the times offered") from None
+    if to.tzinfo is None:
+        raise BadRequest("choose one of the times offered")
+    store, settings, now = request.app[STORE], request.app[SETTINGS], request.app[CLOCK]()
+    try:
+        await appointments.reschedule(store, settings, interview, to, now)
+    except Conflict as exc:
+        return await _appointment_page(request, interview, error=exc)
+    await store.access_log.append(
+        f"applicant:{interview.id}",
+        Role.APPLICANT,
+        "reschedule",
+        interview.id,
+        "allowed",
+        client_address(request),
+    )
+    moved = await store.interviews.get(interview.id)
+    translate = await translator_of(request)
+    return await _appointment_page(
+        request, moved, notice=translate("Your appointment has been moved.")
+    )
+
+
+async def cancel_appointment(request: web.Request) -> web.StreamResponse:
+    """Cancel the appointment: the application goes back to the queue. A repeat (a second
+    click, a reload) finds it cancelled and says so again."""
+    token = request.match_info["token"]
+    store = request.app[STORE]
+    await read_form(request, {"confirm": 3})
+    found = (
+        await store.interviews.by_token_hash(token_hash(token))
+        if len(token) == TOKEN_LENGTH
+        else None
+    )
+    if found is not None:
+        await use_application_language(request, found)
+    cancelled = found is not None and found.state is InterviewState.CANCELLED
+    if found is not None and cancelled and await store.rosters.appointment_of(found.id):
+        # a repeat: the queue step again, in case a failure came between the two the first
+        # time (it changes nothing when done already)
+        await appointments.return_to_queue(
+            store, found.application_id, "appointment cancelled by the applicant", "applicant"
+        )
+        await queue_cancellation(store, request.app[SETTINGS], found.id)
+        return aiohttp_jinja2.render_template("appointment_cancelled.html", request, {})
+    interview = await _changeable(request)
+    await appointments.change_options(store, request.app[SETTINGS], interview, request.app[CLOCK]())
+    await request.app[LIVES].act(interview.id, Cancel(), detail={"by": "applicant"})
+    await appointments.return_to_queue(
+        store, interview.application_id, "appointment cancelled by the applicant", "applicant"
+    )
+    await queue_cancellation(store, request.app[SETTINGS], interview.id)
+    await store.access_log.append(
+        f"applicant:{interview.id}",
+        Role.APPLICANT,
+        "cancel",
+        interview.id,
+        "allowed",
+        client_address(request),
+    )
+    return aiohttp_jinja2.render_template("appointment_cancelled.html", request, {})

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from common.errors import Conflict, Forbidden, NexusError
+from common.logs import interview_context
 from common.names import Agency, ParticipantId, RoomId, Seat
 from media.interview import InterviewEvent
 from signalling import messages as m
@@ -38,6 +39,7 @@ from ..appkeys import (
 from ..auth import Principal
 from ..interview_state import Life, Party, Phase
 from ..lives import Lives, need_of
+from ..logs import loggable_interview_id
 from ..media_plane import (
     MediaMoved,
     MediaPlane,
@@ -52,6 +54,7 @@ from ..settings import Settings
 from ..store import Store
 from ..store.sessions import session_hash
 from ..types import InterviewMode, Role, utc_now
+from .applicant import use_application_language
 from .http import current, session_id_of, session_of, translator_of
 
 log = logging.getLogger(__name__)
@@ -125,6 +128,8 @@ class Connection:
                 # A report racing the call's end is no error: the page measured it in good
                 # faith, and the seats still in the room (none, once it ended) hear of it.
                 self._rooms.broadcast_state(self.room.id, SeatPath(self.seat, path, protocol))
+                # for whoever keeps the service up: how often calls need the relay
+                log.info("the %s's media goes %s (%s)", self.seat, path, protocol or "-")
             case m.Leave():
                 if self.room is None:
                     raise NotInRoom("join an interview first")
@@ -141,6 +146,14 @@ class Connection:
                 self._officer_in_lobby = (account_id, agency)
                 await self._learn_interview_lengths()
                 await self._lobby.officer_available(account_id, agency, available, self.queue)
+
+    def about(self, message: m.ClientMessage) -> str | None:
+        """The interview ``message`` is about, for the lines logged while it is handled:
+        the one it names (if that has an interview id's form), else this socket's call."""
+        named = getattr(message, "interview_id", None)
+        if isinstance(named, str):
+            return loggable_interview_id(named)
+        return self.room.id if self.room is not None else None
 
     async def _allowed(self, interview_id: str, action: interview_actions.Action) -> Life:
         """The interview's life, if ``action`` may happen now; else a 409 that says why."""
@@ -368,6 +381,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     principal = current(request)
     if not _same_origin(request):
         raise Forbidden("this socket must be opened from our own pages")
+    if principal.role is Role.APPLICANT:
+        own = await request.app[STORE].interviews.get(principal.own_interview())
+        await use_application_language(request, own)
     translate = await translator_of(request)  # the page's language when it connected
     # A frame up to 4x the limit still gets a readable error from decode_client.
     ws = web.WebSocketResponse(max_msg_size=4 * m.MAX_MESSAGE_BYTES, heartbeat=20)
@@ -424,14 +440,16 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 if isinstance(message, m.Language):
                     translate = catalogs.translator(message.language)
                     continue
-                await connection.handle(message)
+                with interview_context(connection.about(message)):
+                    await connection.handle(message)
             except NexusError as exc:
                 errors += 1
                 text = translate.error(exc)
                 await connection.send(m.Error(code=exc.code, message=text))
             except Exception:
                 errors += 1
-                log.exception("signalling message failed for %s", principal.label)
+                with interview_context(connection.about(message)):
+                    log.exception("signalling message failed for %s", principal.label)
                 text = translate("something went wrong on our side")
                 await connection.send(m.Error(code="internal_error", message=text))
             if errors >= MAX_ERRORS:

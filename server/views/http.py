@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any, TypeVar
 
+import aiohttp_jinja2
 import msgspec
 from aiohttp import web
 from aiohttp_session import Session, get_session
@@ -14,7 +15,7 @@ from common.errors import BadRequest, PayloadTooLarge, Unauthorized
 from ..appkeys import CATALOGS, PRINCIPAL, SETTINGS, STORE
 from ..auth import Principal
 from ..client_address import client_address
-from ..i18n import LANGUAGES, SESSION_LANGUAGE, Translator, preferred_language
+from ..i18n import LANGUAGES, SESSION_LANGUAGE, Translator, page_language
 from ..people import signed_in_as
 
 T = TypeVar("T")
@@ -23,6 +24,7 @@ CSRF_FIELD = "csrf_token"
 SESSION_ID = "sid"
 """The cookie's key for the server-side session's id; who it is lies in the store."""
 _LOOKED_UP: web.RequestKey[tuple[Principal | None]] = web.RequestKey("looked_up")
+_KNOWN_LANGUAGE: web.RequestKey[dict[str, str | None]] = web.RequestKey("known_language")
 
 
 async def session_of(request: web.Request) -> Session:
@@ -68,23 +70,47 @@ async def csrf_token(request: web.Request) -> str:
     return token
 
 
+def share_known_language(request: web.Request) -> None:
+    """Room for `know_language` that copies of this request share (the handler gets one
+    when a form is read first), so that an error page rendered outside speaks it too."""
+    request[_KNOWN_LANGUAGE] = {}
+
+
+async def know_language(request: web.Request, language: str | None) -> None:
+    """The language known for the person this request's page is for (None: not known),
+    weighed by `page_language`'s rule from here on, in the page being rendered too (its
+    context was made before the handler ran)."""
+    if _KNOWN_LANGUAGE not in request:
+        share_known_language(request)
+    request[_KNOWN_LANGUAGE]["language"] = language
+    context = request.get(aiohttp_jinja2.REQUEST_CONTEXT_KEY)
+    if isinstance(context, dict):
+        context.update(await _language_context(request))
+
+
 async def translator_of(request: web.Request) -> Translator:
-    """The language chosen in this session, else the browser's preference."""
+    """The request's language, by `page_language`'s rule."""
     chosen = (await session_of(request)).get(SESSION_LANGUAGE)
-    if not isinstance(chosen, str):
-        chosen = preferred_language(request.headers.get("Accept-Language"))
-    return request.app[CATALOGS].translator(chosen)
+    known = request.get(_KNOWN_LANGUAGE, {}).get("language")
+    language = page_language(chosen, known, request.headers.get("Accept-Language"))
+    return request.app[CATALOGS].translator(language)
 
 
 async def page_context(request: web.Request) -> dict[str, object]:
     """What every page's template may use: the caller, CSRF token and language tools."""
-    translate = await translator_of(request)
     principal = await principal_of(request)
     return {
         "request": request,
         "principal": principal,
         "signed_in_as": await signed_in_as(request.app[STORE], principal),
         "csrf_token": await csrf_token(request),
+        **await _language_context(request),
+    }
+
+
+async def _language_context(request: web.Request) -> dict[str, object]:
+    translate = await translator_of(request)
+    return {
         "language": translate.language,
         "languages": LANGUAGES,
         "messages": translate.messages,

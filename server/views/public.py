@@ -28,7 +28,12 @@ from .http import (
     translator_of,
 )
 
-HOME_OF = {Role.OFFICER: "/officer", Role.AUDITOR: "/audit", Role.APPLICANT: "/interview"}
+HOME_OF = {
+    Role.OFFICER: "/officer",
+    Role.AUDITOR: "/audit",
+    Role.OPERATOR: "/operator",
+    Role.APPLICANT: "/interview",
+}
 LOGIN_FIELDS = {"username": 64, "password": 256, "code": 12}
 
 

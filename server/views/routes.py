@@ -11,7 +11,18 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from . import access, applicant, auditor, call_socket, device_check, officer, public, stills
+from . import (
+    access,
+    applicant,
+    auditor,
+    call_socket,
+    device_check,
+    officer,
+    operator_actions,
+    operator_console,
+    public,
+    stills,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -39,6 +50,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/session", public.session_info, access.PUBLIC),
     Route("GET", "/i/{token}", applicant.invitation_page, access.PUBLIC),
     Route("POST", "/i/{token}", applicant.confirm_identity, access.PUBLIC),
+    Route("GET", "/i/{token}/appointment", applicant.appointment_page, access.PUBLIC),
+    Route("POST", "/i/{token}/appointment", applicant.reschedule, access.PUBLIC),
+    Route("POST", "/i/{token}/cancel", applicant.cancel_appointment, access.PUBLIC),
     # The link is the key, as for the two above: the check runs before the date of birth.
     Route("GET", "/api/invitations/{token}/relays", device_check.relays, access.PUBLIC),
     Route("GET", "/interview", applicant.interview_page, access.APPLICANT),
@@ -71,6 +85,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/audit", auditor.console_page, access.AUDITOR),
     Route("GET", "/api/audit/interviews", auditor.interviews, access.AUDITOR),
     Route("GET", "/api/audit/access-log", auditor.access_log, access.AUDITOR),
+    Route("GET", "/operator", operator_console.console_page, access.OPERATOR),
+    Route("POST", "/operator/schedule", operator_actions.schedule, access.OPERATOR),
+    Route("GET", "/operator/schedule/status", operator_actions.schedule_status, access.OPERATOR),
+    Route("GET", "/operator/figures/{figure}.csv", operator_console.figure_csv, access.OPERATOR),
 )
 
 STATIC_PREFIX = "/static"

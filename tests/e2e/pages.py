@@ -38,7 +38,8 @@ async def screen(page: Page, name: str) -> None:
     assert not failing, f"accessibility problems on {name}: {failing}"
 
 
-async def sign_in_officer(page: Page, world: World, account: Account) -> None:
+async def sign_in_staff(page: Page, world: World, account: Account, home: str = "/officer") -> None:
+    """Sign in as a member of staff, who lands on ``home``."""
     base = base_url(world)
     await page.goto(f"{base}/login")
     await page.get_by_label("Username").fill(account.username)
@@ -47,7 +48,7 @@ async def sign_in_officer(page: Page, world: World, account: Account) -> None:
     world.clock.advance(30)  # the next sign-in needs a fresh code
     await page.get_by_label("One-time code").fill(code)
     await page.get_by_role("button", name="Sign in").click()
-    await expect(page).to_have_url(f"{base}/officer")
+    await expect(page).to_have_url(f"{base}{home}")
 
 
 async def check_in(

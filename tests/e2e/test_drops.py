@@ -17,7 +17,7 @@ from server.settings import Settings
 from ..calls import join_and_call, open_socket
 from ..fakes import World, add_applications, application
 from ..media import SyntheticParticipant, wait_for
-from .pages import check_in, consent, screen, sign_in_officer, videos_playing
+from .pages import check_in, consent, screen, sign_in_staff, videos_playing
 from .test_interview import report
 
 GRACE = 8  # seconds: time to read the drop in both languages before it becomes `left`
@@ -48,7 +48,7 @@ async def test_an_empty_seat_and_a_closed_tab_show_as_not_connected_on_the_offic
     # the CBSA officer, in Chromium, takes the interview before the applicant is there
     cbsa = await (await browser.new_context()).new_page()
     cbsa.on("pageerror", partial(report, errors, "cbsa"))
-    await sign_in_officer(cbsa, world, await world.add_officer("cbsa.one", Agency.CBSA))
+    await sign_in_staff(cbsa, world, await world.add_officer("cbsa.one", Agency.CBSA))
     await cbsa.get_by_role("button", name="Take").click()
     await expect(cbsa.locator("#call-view")).to_be_visible()
     try:

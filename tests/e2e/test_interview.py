@@ -18,7 +18,7 @@ from server.types import ApplicationStatus
 
 from ..fakes import World, add_applications, application
 from ..media import wait_for
-from .pages import base_url, check_in, consent, screen, sign_in_officer, videos_playing
+from .pages import base_url, check_in, consent, screen, sign_in_staff, videos_playing
 
 PHONE = ViewportSize(width=390, height=844)
 DESK = ViewportSize(width=1280, height=900)
@@ -68,7 +68,7 @@ async def test_an_applicant_and_two_officers_complete_an_interview_in_the_browse
 
     # the officers sign in and make themselves available
     for seat in ("cbsa", "cbp"):
-        await sign_in_officer(pages[seat], world, accounts[seat])
+        await sign_in_staff(pages[seat], world, accounts[seat])
         await expect(pages[seat].locator("#queue-status")).not_to_have_text("Loading the queue…")
         await pages[seat].locator("#availability").click()
         await expect(pages[seat].locator("#availability")).to_have_attribute("aria-pressed", "true")
@@ -106,7 +106,12 @@ async def test_an_applicant_and_two_officers_complete_an_interview_in_the_browse
     await expect(cbp.locator("#call-view")).to_be_visible()
     await videos_playing(cbp, ["applicant", "cbsa"])
 
-    # an ID still, captured by CBSA, shows on both officers' pages
+    # an ID still, captured by CBSA, shows on both officers' pages at the camera's full
+    # resolution: the applicant's camera keeps its resolution when the browser is short of
+    # CPU (three browsers and the server share this machine) and gives up frame rate
+    own_video = applicant.locator(".tile.self video")
+    hint = "v => v.srcObject.getVideoTracks()[0].contentHint"
+    assert await own_video.evaluate(hint) == "detail"
     await cbsa.locator("#capture").click()
     for page in (cbsa, cbp):
         await expect(page.locator("#stills img")).to_have_count(1, timeout=10_000)

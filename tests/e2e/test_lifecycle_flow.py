@@ -18,7 +18,7 @@ from server.types import ApplicationStatus
 
 from ..calls import applicant_in_call
 from ..fakes import World, add_applications, application
-from .pages import check_in, consent, screen, sign_in_officer, videos_playing
+from .pages import check_in, consent, screen, sign_in_staff, videos_playing
 from .test_interview import decide, report
 
 CALL_STARTS_WITHIN_MS = 1_500
@@ -38,7 +38,7 @@ async def pages_of(browser: Browser, errors: list[str]) -> dict[str, Page]:
 
 async def sign_in_both(world: World, pages: dict[str, Page], available: bool) -> None:
     for seat, agency in (("cbsa", Agency.CBSA), ("cbp", Agency.CBP)):
-        await sign_in_officer(pages[seat], world, await world.add_officer(f"{seat}.one", agency))
+        await sign_in_staff(pages[seat], world, await world.add_officer(f"{seat}.one", agency))
         await expect(pages[seat].locator("#queue-status")).not_to_have_text("Loading the queue…")
         if available:
             await pages[seat].locator("#availability").click()
@@ -180,7 +180,7 @@ async def test_a_decision_left_overdue_is_offered_to_another_officer_who_takes_i
         left_by = (await world.store.interviews.get(interview_id)).officer_for(Agency.CBP)
         page = await (await browser.new_context()).new_page()
         page.on("pageerror", partial(report, errors, "cbp.two"))
-        await sign_in_officer(page, world, await world.add_officer("cbp.two", Agency.CBP))
+        await sign_in_staff(page, world, await world.add_officer("cbp.two", Agency.CBP))
 
         offered = page.locator("#offered tbody tr", has_text=interview_id)
         await expect(offered).to_be_visible(timeout=10_000)

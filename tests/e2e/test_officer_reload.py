@@ -12,7 +12,7 @@ from common.names import Agency
 from server.appkeys import STILLS
 
 from ..fakes import World, add_applications, application
-from .pages import check_in, consent, screen, sign_in_officer, videos_playing
+from .pages import check_in, consent, screen, sign_in_staff, videos_playing
 from .test_interview import decide, report
 
 NOTES = "Photo page looks re-laminated."
@@ -28,7 +28,7 @@ async def in_a_call(world: World, browser: Browser, errors: list[str]) -> tuple[
         pages[seat] = await (await browser.new_context()).new_page()
         pages[seat].on("pageerror", partial(report, errors, seat))
     for seat, agency in (("cbsa", Agency.CBSA), ("cbp", Agency.CBP)):
-        await sign_in_officer(pages[seat], world, await world.add_officer(f"{seat}.one", agency))
+        await sign_in_staff(pages[seat], world, await world.add_officer(f"{seat}.one", agency))
         await expect(pages[seat].locator("#queue-status")).not_to_have_text("Loading the queue…")
         await pages[seat].locator("#availability").click()
         await expect(pages[seat].locator("#availability")).to_have_attribute("aria-pressed", "true")

@@ -20,7 +20,7 @@ from ..audit_scene import audit_scene
 from ..calls import Seated, join_and_call, officer_who_took, open_socket
 from ..fakes import Client, World, add_applications, application
 from ..media import SyntheticParticipant
-from .pages import base_url, check_in, screen, sign_in_officer, videos_playing
+from .pages import base_url, check_in, screen, sign_in_staff, videos_playing
 from .test_audit_console import console_sign_in
 
 
@@ -30,7 +30,7 @@ async def test_the_officer_and_the_auditor_see_names_not_labels(
     world, keys = recorded
     officer = await world.add_officer("jane.doe", Agency.CBSA)
     page = await browser.new_page()
-    await sign_in_officer(page, world, officer)
+    await sign_in_staff(page, world, officer)
     await expect(page.locator("header .who")).to_have_text("Jane.Doe (CBSA)")
 
     async with audit_scene(world, keys, tmp_path) as scene:

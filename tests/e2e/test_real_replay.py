@@ -29,7 +29,7 @@ from server.audit_app import create_audit_app
 from ..audit_scene import AuditScene
 from ..fakes import World, add_applications, application, fast_passwords
 from ..media import wait_for
-from .pages import base_url, check_in, consent, sign_in_officer, videos_playing
+from .pages import base_url, check_in, consent, sign_in_staff, videos_playing
 from .test_audit_console import console_sign_in
 from .test_interview import decide, record_finished
 
@@ -49,7 +49,7 @@ async def hold_an_interview(world: World, browser: Browser) -> Path:
     pages = {seat: await context.new_page() for seat, context in zip(SEATS, contexts, strict=True)}
     try:
         for seat in ("cbsa", "cbp"):
-            await sign_in_officer(pages[seat], world, accounts[seat])
+            await sign_in_staff(pages[seat], world, accounts[seat])
             await pages[seat].locator("#availability").click()
             await expect(pages[seat].locator("#availability")).to_have_attribute(
                 "aria-pressed", "true"

@@ -29,7 +29,7 @@ import shutil
 import ssl
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,12 @@ PORT = 8080
 PAGES_NAME = "interviews.nexus.test"
 TURN_NAME = "turn.nexus.test"
 FRAMES = 30
+# The call's TURN credentials expire this soon after the join, and coturn grants new
+# allocations this long: Chromium refreshes an allocation of under two minutes half-way
+# through and a longer one a minute before its end, so its first refresh comes about 70 s
+# after it allocated, once the credential it holds has expired.
+CREDENTIAL_SECONDS = 60
+ALLOCATION_SECONDS = 130
 
 # Wraps the page's RTCPeerConnection: keeps each one for the test to read its stats, and
 # (when asked) forces relay-only ICE, as a browser policy or extension might.
@@ -103,6 +109,22 @@ async () => {
 }
 """
 
+# The frames each other seat's video has shown so far, by seat.
+FRAMES_SHOWN = """
+(seats) => Object.fromEntries(seats.map((seat) => {
+  const video = document.querySelector(`.tile[data-seat="${seat}"] video`);
+  return [seat, video ? video.getVideoPlaybackQuality().totalVideoFrames : 0];
+}))
+"""
+
+# The TURN username of the call's peer connection (its credential's expiry, and who).
+RELAY_USERNAME = """
+() => {
+  const pc = window.__pcs[window.__pcs.length - 1];
+  return pc.getConfiguration().iceServers[0].username;
+}
+"""
+
 
 @dataclass
 class Site:
@@ -116,6 +138,7 @@ class Site:
     spki: str  # the pages' and the relay's keys, for Chromium to trust
     invitations: list[tuple[str, str]]  # (interview id, link token), one per test
     totp: dict[str, str]  # by officer's username
+    coturn_log: Path  # verbose: it names each allocation's requests, by username
     base: str = f"https://{PAGES_NAME}"
 
 
@@ -210,7 +233,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         if shutil.which(tool) is None:
             pytest.fail(f"these tests need {tool}: `make heavy` installs it from Debian")
     directory = tmp_path_factory.mktemp("relay-only")
-    recipients, invitations, totp = asyncio.run(_prepare(directory / "data", 5))
+    recipients, invitations, totp = asyncio.run(_prepare(directory / "data", 6))
     ca = TestCA.create(directory / "ca")
     pages, relay = ca.issue("pages", PAGES_NAME), ca.issue("turn", TURN_NAME)
     with Network() as network:
@@ -223,7 +246,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         # cut-off's network sends the relay's name elsewhere (to the relay's own address,
         # which its firewall blocks), as a network that filters by destination does
         cut_off.resolve(TURN_NAME, turn.address)
-        start_coturn(turn, directory, SECRET, TURN_NAME, server.address, relay)
+        options = [f"--max-allocate-lifetime={ALLOCATION_SECONDS}", "--verbose"]
+        coturn_log = start_coturn(
+            turn, directory, SECRET, TURN_NAME, server.address, relay, options
+        )
         env = {
             **os.environ,
             "NEXUS_DATA_DIR": str(directory / "data"),
@@ -238,6 +264,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 f"turn:{TURN_NAME}:3478?transport=udp,turns:{TURN_NAME}:443?transport=tcp"
             ),
             "NEXUS_TURN_SECRET": SECRET,
+            "NEXUS_TURN_CREDENTIAL_SECONDS": str(CREDENTIAL_SECONDS),
             **{f"NEXUS_{name.upper()}": value for name, value in recipients.items()},
         }
         with open(directory / "server.log", "ab") as log:
@@ -262,7 +289,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         for address, port in ((server.address, PORT), (turn.address, 443), (turn.address, 3478)):
             assert in_namespace(applicant, _refused, address, port)
         spki = f"{pages.spki_pin()},{relay.spki_pin()}"
-        yield Site(network, server, turn, officers, applicant, cut_off, ca, spki, invitations, totp)
+        yield Site(
+            network, server, turn, officers, applicant, cut_off, ca, spki, invitations, totp,
+            coturn_log,
+        )  # fmt: skip
 
 
 async def _officers_take(site: Site, interview_id: str, n: int) -> dict[Seat, Browser]:
@@ -361,6 +391,11 @@ class Applicant:
         selected: dict[str, Any] = await self.page.evaluate(SELECTED_PAIR)
         return selected
 
+    async def relay_username(self) -> str:
+        """The TURN username of the call's peer connection: ``<expiry>:<who>``."""
+        username: str = await self.page.evaluate(RELAY_USERNAME)
+        return username
+
     async def done(self) -> None:
         await expect(self.page.locator("#step-done")).to_be_visible(timeout=20_000)
 
@@ -416,10 +451,27 @@ class OfficerDesks:
     async def end(self) -> None:
         await self.pages[Seat.CBSA].locator("#end").click()
 
+    async def applicant_frames(self) -> dict[Seat, int]:
+        """The frames of the applicant's video each console has shown so far."""
+        return {
+            seat: (await page.evaluate(FRAMES_SHOWN, ["applicant"]))["applicant"]
+            for seat, page in self.pages.items()
+        }
+
     async def close(self) -> None:
         if hasattr(self, "_browser"):
             await self._browser.close()
             await self._playwright.stop()
+
+
+async def _close_officers(
+    people: dict[Seat, SyntheticParticipant], browsers: dict[Seat, Browser]
+) -> None:
+    """The officers' synthetic media and their aiohttp sessions, on their machine's thread."""
+    for person in people.values():
+        await person.close()
+    for browser in browsers.values():
+        await browser.close()
 
 
 def _interview_over_relay(
@@ -440,14 +492,7 @@ def _interview_over_relay(
         assert applicant.errors == []
         return selected, path
     finally:
-
-        async def close_officers() -> None:
-            for person in people.values():
-                await person.close()
-            for browser in browsers.values():
-                await browser.close()
-
-        officers_thread.submit(close_officers()).result(timeout=30)
+        officers_thread.submit(_close_officers(people, browsers)).result(timeout=30)
         applicant_thread.submit(applicant.close()).result(timeout=30)
         officers_thread.close()
         applicant_thread.close()
@@ -491,6 +536,96 @@ def test_an_applicant_forced_to_relay_only_completes_an_interview_over_turn_tls(
     assert selected["type"] == "relay", selected
     assert selected["protocol"] == "tls", selected
     assert path == m.PeerPath(seat="applicant", path="relayed", protocol="tls")
+
+
+async def _frames_while(
+    read: Callable[[], Awaitable[Mapping[str, int]]], going: Callable[[], bool], within: float
+) -> float:
+    """Read the frames shown (by video) twice a second while ``going()``, for at most
+    ``within`` seconds; the longest any video went without a new frame, in seconds."""
+    last = await read()
+    since = {video: time.monotonic() for video in last}
+    longest, deadline = 0.0, time.monotonic() + within
+    while going() and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        now, shown = time.monotonic(), await read()
+        for video, frames in shown.items():
+            if frames > last[video]:
+                since[video] = now
+            longest = max(longest, now - since[video])
+        last = shown
+    return longest
+
+
+def _allocation(log: Path, username: str) -> tuple[int | None, int | None]:
+    """When (coturn's seconds since start) ``username``'s allocation was made, and when
+    coturn first refreshed it (not a release: lifetime above 0), from coturn's log."""
+    made = refreshed = None
+    for line in log.read_text("utf-8", errors="replace").splitlines():
+        at, _, rest = line.partition(": : ")
+        if f"username=<{username}>" not in rest or not at.isdigit():
+            continue
+        if ": new," in rest and made is None:
+            made = int(at)
+        elif ": refreshed," in rest and "lifetime=0," not in rest and refreshed is None:
+            refreshed = int(at)
+    return made, refreshed
+
+
+@pytest.mark.timeout(360)  # the call lasts until the browser has refreshed its relay
+def test_a_relayed_call_outlives_its_turn_credentials(site: Site) -> None:
+    _, token = site.invitations[5]
+    officers_thread, applicant_thread = site.officers.thread(), site.applicant.thread()
+    desks, applicant = OfficerDesks(site, 5), Applicant(site, force_relay=True)
+    try:
+        officers_thread.submit(desks.available()).result(timeout=120)
+        started = time.time()
+        applicant_thread.submit(applicant.open(token)).result(timeout=120)
+        officers_thread.submit(desks.in_call()).result(timeout=120)
+        applicant_thread.submit(applicant.in_call()).result(timeout=120)
+        joined = time.time()
+        username = applicant_thread.submit(applicant.relay_username()).result(timeout=30)
+        expiry = int(username.split(":")[0])
+        page = applicant.page
+
+        def not_refreshed() -> bool:
+            return _allocation(site.coturn_log, username)[1] is None
+
+        async def applicant_sees() -> Mapping[str, int]:
+            shown: dict[str, int] = await page.evaluate(FRAMES_SHOWN, ["cbsa", "cbp"])
+            return shown
+
+        async def officers_see() -> Mapping[str, int]:
+            return {str(seat): n for seat, n in (await desks.applicant_frames()).items()}
+
+        within = ALLOCATION_SECONDS + 30
+        seen = applicant_thread.submit(_frames_while(applicant_sees, not_refreshed, within))
+        seen_by_officers = officers_thread.submit(
+            _frames_while(officers_see, not_refreshed, within)
+        )
+        stalls = (seen.result(timeout=300), seen_by_officers.result(timeout=300))
+        time.sleep(5)  # the call goes on past the refresh
+        after = applicant_thread.submit(applicant.in_call()).result(timeout=60)
+        officers_thread.submit(desks.in_call()).result(timeout=60)
+        officers_thread.submit(desks.end()).result(timeout=30)
+        applicant_thread.submit(applicant.done()).result(timeout=30)
+    finally:
+        officers_thread.submit(desks.close()).result(timeout=30)
+        applicant_thread.submit(applicant.close()).result(timeout=30)
+        officers_thread.close()
+        applicant_thread.close()
+
+    # the call's credentials were this join's own, and short-lived
+    assert started + CREDENTIAL_SECONDS - 1 <= expiry <= joined + CREDENTIAL_SECONDS
+    # coturn refreshed the allocation when its credential had expired: the allocation
+    # was made after `started`, the refresh came (refreshed - made) seconds later
+    made, refreshed = _allocation(site.coturn_log, username)
+    assert made is not None and refreshed is not None, "coturn never refreshed the relay"
+    assert started + (refreshed - made) > expiry
+    # and media kept flowing both ways through the relay: no video stood still for 1 s
+    assert max(stalls) < 1.0, stalls
+    assert after["type"] == "relay" and after["protocol"] == "tls", after
+    assert applicant.errors == [] and desks.errors == []
 
 
 async def _firefox_applicant(
@@ -542,14 +677,7 @@ def test_an_applicant_in_firefox_allowed_only_tcp_443_completes_an_interview_ove
         officers_thread.submit(browsers[Seat.CBSA].end()).result(timeout=30)
         devices, in_call, events = flow.result(timeout=180)
     finally:
-
-        async def close_officers() -> None:
-            for person in people.values():
-                await person.close()
-            for browser in browsers.values():
-                await browser.close()
-
-        officers_thread.submit(close_officers()).result(timeout=30)
+        officers_thread.submit(_close_officers(people, browsers)).result(timeout=30)
         officers_thread.close()
         applicant_thread.close()
 

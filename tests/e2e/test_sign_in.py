@@ -9,7 +9,7 @@ from playwright.async_api import Browser, Error, expect
 from common.names import Agency
 
 from ..fakes import World, add_applications, application
-from .pages import base_url, check_in, sign_in_officer
+from .pages import base_url, check_in, sign_in_staff
 
 
 async def test_officer_signs_in_sees_the_queue_and_marks_available(
@@ -67,7 +67,7 @@ async def test_signing_out_in_another_tab_sends_the_console_back_to_the_sign_in(
     officer = await world.add_officer("cbsa.one", Agency.CBSA)
     context = await browser.new_context()
     console = await context.new_page()
-    await sign_in_officer(console, world, officer)
+    await sign_in_staff(console, world, officer)
     toggle = console.locator("#availability")
     await toggle.click()
     await expect(toggle).to_have_attribute("aria-pressed", "true")  # its socket is open

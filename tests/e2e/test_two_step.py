@@ -18,7 +18,7 @@ from server.types import ApplicationStatus, InterviewMode
 
 from ..fakes import World, add_applications, application
 from ..media import wait_for
-from .pages import check_in, consent, sign_in_officer, videos_playing
+from .pages import check_in, consent, sign_in_staff, videos_playing
 from .test_interview import decide, record_finished
 
 
@@ -33,7 +33,7 @@ async def test_a_two_step_interview_runs_cbsa_then_cbp_in_one_record(
         pages[seat] = await (await browser.new_context()).new_page()
     applicant, cbsa, cbp = pages["applicant"], pages["cbsa"], pages["cbp"]
     for seat, agency in (("cbsa", Agency.CBSA), ("cbp", Agency.CBP)):
-        await sign_in_officer(pages[seat], world, await world.add_officer(f"{seat}.two", agency))
+        await sign_in_staff(pages[seat], world, await world.add_officer(f"{seat}.two", agency))
         await expect(pages[seat].locator("#queue-status")).not_to_have_text("Loading the queue…")
         await pages[seat].locator("#availability").click()
         await expect(pages[seat].locator("#availability")).to_have_attribute("aria-pressed", "true")

@@ -14,7 +14,7 @@ from common.names import Agency
 from server.types import InterviewMode
 
 from ..fakes import World, add_applications, application
-from .pages import check_in, consent, screen, sign_in_officer, videos_playing
+from .pages import check_in, consent, screen, sign_in_staff, videos_playing
 from .test_interview import decide, report
 
 STILL_AND_LIST = """
@@ -39,7 +39,7 @@ async def test_the_cbp_officer_sees_the_cbsa_steps_still_and_no_cbsa_tile(
     names = {"cbsa": "Cbsa.Stepone", "cbp": "Cbp.Steptwo"}  # display names of the accounts
     for seat, agency in (("cbsa", Agency.CBSA), ("cbp", Agency.CBP)):
         account = await world.add_officer(names[seat].lower(), agency)
-        await sign_in_officer(pages[seat], world, account)
+        await sign_in_staff(pages[seat], world, account)
         await expect(pages[seat].locator("#queue-status")).not_to_have_text("Loading the queue…")
         await pages[seat].locator("#availability").click()
         await expect(pages[seat].locator("#availability")).to_have_attribute("aria-pressed", "true")

@@ -88,7 +88,7 @@ function onTrack(seat, stream) {
 async function enterCall(state) {
   let stream;
   try {
-    stream = await openDevices();
+    stream = await openDevices({ forDocuments: true });
   } catch (error) {
     show("devices");
     showHelp($("device-help"), error);

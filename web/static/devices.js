@@ -30,11 +30,19 @@ const HELP = {
 export const browserSupported = () =>
   Boolean(navigator.mediaDevices?.getUserMedia && window.RTCPeerConnection && window.WebSocket);
 
-export function openDevices() {
-  return navigator.mediaDevices.getUserMedia({
+/**
+ * The camera and microphone. With `forDocuments` (the applicant, who holds identity
+ * documents up to the camera) the video is marked as detail: when the sending browser is
+ * short of CPU or bandwidth it lowers the frame rate and keeps the resolution, so the
+ * officers' ID stills stay readable.
+ */
+export async function openDevices({ forDocuments = false } = {}) {
+  const stream = await navigator.mediaDevices.getUserMedia({
     audio: { echoCancellation: true, noiseSuppression: true },
     video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
   });
+  if (forDocuments) for (const track of stream.getVideoTracks()) track.contentHint = "detail";
+  return stream;
 }
 
 function problemOf(error) {
