@@ -19,7 +19,8 @@ from .fakes import nexus_interview
 
 LOG_NAME = "127.0.0.1:8080"  # the default public URL's host, as the CLI names the log
 # Commands that only read, run a service (whose own actions are logged where they happen),
-# or run at an agency on its own keys.
+# run at an agency on its own keys, or are the mail system reporting a delivery (a late
+# bounce is a message's status, as the server's own sending is, not an operator's act).
 NOT_OPERATIONS = frozenset(
     {
         "serve",
@@ -37,6 +38,7 @@ NOT_OPERATIONS = frozenset(
         "roster list",
         "staffing",
         "invitations list",
+        "invitations bounce",
         "operations list",
         "operations verify",
     }
