@@ -23,7 +23,7 @@ from common.errors import BadRequest, NexusError
 from common.logs import configure_logging
 from recordings.keys import read_identity_file
 from recordings.tlog import LogError, NoteVerifier
-from server.types import InterviewMode, utc_now
+from server.types import InterviewMode, aware_datetime, utc_now
 
 from . import (
     health,
@@ -163,12 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _aware_datetime(raw: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not an ISO 8601 date and time") from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{raw!r} needs a time zone, e.g. Z or -05:00")
-    return moment
+        return aware_datetime(raw)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

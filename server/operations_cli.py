@@ -28,6 +28,7 @@ from .operations_log import DIRECTORY, KIND, SIGNER_NAME, SIGNING_KEY
 from .operations_witnessing import WATCH_SECONDS
 from .session_records import checkpoint_signer
 from .settings import Settings
+from .types import aware_datetime
 from .witnessing import newest_checkpoint
 
 Group = Callable[[str, str], "argparse._SubParsersAction[argparse.ArgumentParser]"]
@@ -72,12 +73,9 @@ def add_commands(group: Group, flags: argparse.ArgumentParser) -> None:
 
 def _aware(raw: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not an ISO 8601 date and time") from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{raw!r} needs a time zone, e.g. Z or -05:00")
-    return moment
+        return aware_datetime(raw)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _logged(directory: Path) -> list[dict[str, Any]]:

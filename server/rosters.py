@@ -15,7 +15,7 @@ from common.errors import BadRequest, ImportRejected, NotFound
 from .store import Store
 from .store.accounts import Account
 from .store.rosters import StoredWindow
-from .types import Role
+from .types import Role, aware_datetime
 
 ROSTER_COLUMNS = ("officer", "starts", "ends")
 
@@ -31,12 +31,9 @@ class WindowRow:
 def aware(raw: str, name: str) -> datetime:
     """An ISO 8601 date and time with its zone, or BadRequest naming ``name``."""
     try:
-        moment = datetime.fromisoformat(raw.strip())
-    except ValueError:
-        raise BadRequest(f"{name}: {raw!r} is not an ISO 8601 date and time") from None
-    if moment.tzinfo is None:
-        raise BadRequest(f"{name}: {raw!r} needs a time zone, e.g. Z or -05:00")
-    return moment
+        return aware_datetime(raw)
+    except ValueError as error:
+        raise BadRequest(f"{name}: {error}") from None
 
 
 async def officer(store: Store, username: str) -> Account:

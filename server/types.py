@@ -27,6 +27,19 @@ def parse_iso(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
+def aware_datetime(text: str) -> datetime:
+    """A date and time a person typed (ISO 8601) with its zone, or ValueError saying what
+    to change. A bare time is refused: officers in two countries would read it as two
+    different moments."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 date and time") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} needs a time zone, e.g. Z or -05:00")
+    return moment
+
+
 class Program(StrEnum):
     NEXUS = "NEXUS"
     FAST = "FAST"

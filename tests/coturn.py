@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
+from aioice import stun
+from aioice.turn import TurnClientUdpProtocol
+
 from .certificates import Issued
 from .netns import Machine
 
@@ -93,3 +96,25 @@ class Inbox(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.received.put_nowait((data, addr))
+
+
+async def permission_codes(
+    protocol: TurnClientUdpProtocol, peers: Sequence[str], port: int
+) -> dict[str, int | None]:
+    """Per peer address, the error code coturn answers a CreatePermission for it with (None:
+    granted), all on the one allocation, which is released afterwards."""
+    codes: dict[str, int | None] = {}
+    try:
+        for peer in peers:
+            request = stun.Message(
+                message_method=stun.Method.CREATE_PERMISSION, message_class=stun.Class.REQUEST
+            )
+            request.attributes["XOR-PEER-ADDRESS"] = (peer, port)
+            try:
+                await protocol.request_with_retry(request)
+                codes[peer] = None
+            except stun.TransactionFailed as refused:
+                codes[peer] = refused.response.error_code
+    finally:
+        await protocol.delete()
+    return codes

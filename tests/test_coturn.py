@@ -24,7 +24,7 @@ from aioice.turn import TurnClientUdpProtocol, create_turn_endpoint
 from common.secret import Secret
 from server.turn import TurnCredential, mint
 from tests.certificates import TestCA
-from tests.coturn import ECHO_PORT, Inbox, echo, listening, start_coturn
+from tests.coturn import ECHO_PORT, Inbox, echo, listening, permission_codes, start_coturn
 from tests.netns import Machine, Network, in_namespace
 
 SECRET = "coturn-test-secret-" + os.urandom(16).hex()
@@ -171,21 +171,7 @@ async def _permissions(relay: Relay, peers: list[str], wait: float = 0) -> dict[
     credential = mint(Secret(SECRET), "who", _now(), 2 if wait else 600)
     protocol = await _allocate(relay, credential.username, credential.password.reveal())
     await asyncio.sleep(wait)
-    codes: dict[str, int | None] = {}
-    try:
-        for peer in peers:
-            request = stun.Message(
-                message_method=stun.Method.CREATE_PERMISSION, message_class=stun.Class.REQUEST
-            )
-            request.attributes["XOR-PEER-ADDRESS"] = (peer, ECHO_PORT)
-            try:
-                await protocol.request_with_retry(request)
-                codes[peer] = None
-            except stun.TransactionFailed as refused:
-                codes[peer] = refused.response.error_code
-    finally:
-        await protocol.delete()
-    return codes
+    return await permission_codes(protocol, peers, ECHO_PORT)
 
 
 def test_the_relay_reaches_the_media_workers_and_nothing_else(relay: Relay) -> None:

@@ -32,7 +32,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from aioice import stun
 from aioice.turn import TurnClientUdpProtocol
 from aiortc.sdp import SessionDescription
 from yarl import URL
@@ -42,7 +41,7 @@ from common.secret import Secret
 from server.turn import mint
 from signalling import messages as m
 
-from .coturn import listening, turn_config
+from .coturn import listening, permission_codes, turn_config
 from .media import SyntheticParticipant, wait_for
 from .netns import Machine, NamespaceThread, Network, in_namespace
 from .served import Browser, Scene, all_see_all, call_started, make_scenes, stop, up
@@ -283,21 +282,7 @@ async def _permissions(turn: Machine, peers: list[str]) -> dict[str, int | None]
         remote_addr=server,
     )
     await protocol.connect()
-    codes: dict[str, int | None] = {}
-    try:
-        for peer in peers:
-            request = stun.Message(
-                message_method=stun.Method.CREATE_PERMISSION, message_class=stun.Class.REQUEST
-            )
-            request.attributes["XOR-PEER-ADDRESS"] = (peer, 9)
-            try:
-                await protocol.request_with_retry(request)
-                codes[peer] = None
-            except stun.TransactionFailed as refused:
-                codes[peer] = refused.response.error_code
-    finally:
-        await protocol.delete()
-    return codes
+    return await permission_codes(protocol, peers, 9)
 
 
 def test_public_peers_reach_public_addresses_and_the_listed_ones_but_no_private_one(
