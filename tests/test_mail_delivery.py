@@ -109,6 +109,32 @@ async def test_try_again_later_is_retried_then_sent(
     assert len(smtp[0].messages) == 1
 
 
+async def test_a_retry_waits_longer_after_each_try_again_later(
+    store: Store, clock: FakeClock, tmp_path: Path, smtp: tuple[Inbox, int]
+) -> None:
+    settings = settings_for(tmp_path, smtp[1])
+    interview_id = await scheduled(store, settings, clock, "NX-1")
+    smtp[0].data_answers.extend(["451 4.3.0 busy", "451 4.3.0 still busy"])
+    letters = Letters(Catalogs(web.LOCALE), settings)
+    sender = Outbox(store, settings, letters, postman_for(settings), clock, backoff_seconds=30)
+
+    await sender.drain()  # first try: 451, again in 30 s
+    clock.advance(29)
+    await sender.drain()
+    assert (await invitation_of(store, interview_id))[:2] == (InvitationStatus.QUEUED, 1)
+    clock.advance(1)
+    await sender.drain()  # second try: 451, again in 60 s
+    assert (await invitation_of(store, interview_id))[:2] == (InvitationStatus.QUEUED, 2)
+    clock.advance(59)
+    await sender.drain()
+    assert (await invitation_of(store, interview_id))[:2] == (InvitationStatus.QUEUED, 2)
+    assert smtp[0].messages == []
+    clock.advance(1)
+    await sender.drain()
+    assert (await invitation_of(store, interview_id))[:2] == (InvitationStatus.SENT, 3)
+    assert len(smtp[0].messages) == 1
+
+
 async def test_a_refused_message_fails_with_the_servers_reason(
     store: Store, clock: FakeClock, tmp_path: Path, smtp: tuple[Inbox, int]
 ) -> None:
