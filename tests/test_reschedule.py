@@ -4,6 +4,7 @@ nothing twice, and the page in French too."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 from dataclasses import dataclass
@@ -95,6 +96,31 @@ async def test_the_applicant_moves_the_appointment_once_and_a_repeat_changes_not
     # The time given up is free again; the time taken is not offered.
     again = offered(await (await booking.applicant.get(f"/i/{booking.token}/appointment")).text())
     assert booking.first_slot.isoformat() in again and times[1] not in again
+
+
+async def test_two_tabs_moving_at_once_move_the_appointment_once(world: World) -> None:
+    booking = await booked(world)
+    page = await (await booking.applicant.get(f"/i/{booking.token}/appointment")).text()
+    times = offered(page)
+
+    answers = await asyncio.gather(
+        post(world, booking, "appointment", {"starts": times[1]}),
+        post(world, booking, "appointment", {"starts": times[2]}),
+    )
+
+    assert all(status < 500 for status, _ in answers), answers
+    assert sum("Your appointment has been moved." in body for _, body in answers) >= 1
+    appointment = await world.store.rosters.appointment_of(booking.interview_id)
+    assert appointment is not None and appointment.reschedules == 1
+    events = await world.store.events.for_interview(booking.interview_id)
+    [moved] = [e for e in events if e.kind == "rescheduled"]
+    # the appointment is where its one move took it, and the other time is still free
+    interview = await world.store.interviews.get(booking.interview_id)
+    assert iso(interview.window_start) == moved.detail["to"]
+    again = offered(await (await booking.applicant.get(f"/i/{booking.token}/appointment")).text())
+    kept = datetime.fromisoformat(times[1]) == interview.window_start
+    assert (times[2] if kept else times[1]) in again
+    assert booking.first_slot.isoformat() in again
 
 
 async def test_a_time_that_is_not_free_or_not_a_time_is_refused_and_changes_nothing(
