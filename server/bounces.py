@@ -31,8 +31,7 @@ class Returned:
     """One recipient a notification reports as failed."""
 
     message_id: str
-    """The Message-ID of the message returned."""
-    recipient: str
+    """The Message-ID of the message returned (each of ours has one recipient)."""
     reason: str
     """The remote server's words (Diagnostic-Code), else the status code."""
 
@@ -73,11 +72,10 @@ def returned(raw: bytes) -> list[Returned]:
             continue
         if str(recipient.get("Action", "")).strip().lower() != "failed":
             continue
-        address = _address(recipient.get("Final-Recipient") or recipient.get("Original-Recipient"))
         diagnostic = _unfold(recipient.get("Diagnostic-Code"))
         code = _unfold(recipient.get("Status"))
         reason = diagnostic.split(";", 1)[-1].strip() if diagnostic else f"status {code}"
-        found.append(Returned(message_id, address, reason or "returned undelivered"))
+        found.append(Returned(message_id, reason or "returned undelivered"))
     return found
 
 
@@ -95,8 +93,3 @@ async def record(store: Store, raw: bytes) -> list[Invitation]:
 
 def _unfold(value: object) -> str:
     return " ".join(str(value).split()) if value else ""
-
-
-def _address(value: object) -> str:
-    """``rfc822; someone@example.org`` -> ``someone@example.org``."""
-    return _unfold(value).split(";", 1)[-1].strip()
